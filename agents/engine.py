@@ -1,0 +1,310 @@
+"""The SPARC engine: runs one agent task durably, phase by phase.
+
+``Runner.execute`` is everything a Celery task needs to do with a task id:
+take the lease, respect the agent's concurrency limit, claim the row, run
+the phases that are not yet in ``agent_states`` (so a restarted task resumes
+after its last written phase), write each phase as it finishes, and end the
+row completed, retrying, failed or cancelled.  It returns a ``Decision``; the
+caller (a Celery task) only turns "retry in N seconds" into a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from pydantic import ValidationError
+from sqlalchemy import Connection, Engine, text
+
+from agents import leases, lifecycle
+from agents.base import PHASES, AgentKind, Phase, PhaseContext, PhaseOutcome, Usage
+from agents.registry import get_kind
+from models.errors import (
+    RedeliveryExceeded,
+    RetryableError,
+    TaskCancelled,
+    TaskTimeout,
+    ToolboxError,
+    ValidationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_BASE_SECONDS = 1.0
+RETRY_CAP_SECONDS = 300.0
+SLOT_WAIT_SECONDS = (0.2, 1.0)
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Literal["done", "skip", "retry"]
+    countdown: float = 0.0
+    reason: str = ""
+
+
+Publisher = Callable[[uuid.UUID, dict[str, Any]], None]
+ModelFactory = Callable[[str], BaseChatModel]
+
+
+def backoff(retry_count: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with equal jitter, never shorter than ``retry_after``."""
+    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**retry_count)
+    delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+    return float(max(delay, retry_after or 0.0))
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, ToolboxError):
+        return isinstance(exc, RetryableError)
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or type(exc.orig).__name__ in {
+            "OperationalError",
+            "SerializationFailure",
+            "DeadlockDetected",
+        }
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+class Runner:
+    """Executes agent tasks against one engine; one instance per worker process."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        hostname: str,
+        max_deliveries: int,
+        publish: Publisher,
+        model_factory: ModelFactory,
+        timeout_errors: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        self.engine = engine
+        self.hostname = hostname
+        self.max_deliveries = max_deliveries
+        self.publish = publish
+        self.model_factory = model_factory
+        self.timeout_errors = timeout_errors
+
+    def execute(self, task_id: uuid.UUID) -> Decision:
+        with self.engine.connect() as lease_connection:
+            lease = lease_connection.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                if not leases.try_lease(lease, task_id):
+                    return Decision("skip", reason="another worker holds this task")
+                return self._with_lease(lease, task_id)
+            finally:
+                leases.release_all(lease)
+
+    def _with_lease(self, lease: Connection, task_id: uuid.UUID) -> Decision:
+        with self.engine.begin() as connection:
+            task = lifecycle.load(connection, task_id)
+        if task is None:
+            return Decision("skip", reason="no such task")
+        if task.status in lifecycle.TERMINAL:
+            return Decision("skip", reason=f"task already {task.status}")
+        slot = leases.try_slot(
+            lease, task.agent_id, task.max_concurrent_tasks, random.randrange(1 << 16)
+        )
+        if slot is None:
+            return Decision("retry", random.uniform(*SLOT_WAIT_SECONDS), "no concurrency slot")
+        with self.engine.begin() as connection:
+            deliveries = lifecycle.claim(connection, task_id, self.hostname)
+        if deliveries is None:
+            return Decision("skip", reason="task finished meanwhile")
+        try:
+            if deliveries > self.max_deliveries:
+                raise RedeliveryExceeded(
+                    f"delivered {deliveries} times without finishing (limit "
+                    f"{self.max_deliveries}); the worker probably crashes on it"
+                )
+            if task.cancel_requested_at is not None:
+                raise TaskCancelled("cancelled before it started")
+            self._run_phases(task)
+        except BaseException as exc:
+            return self._failed(task, exc)
+        return Decision("done")
+
+    def _run_phases(self, task: lifecycle.TaskRow) -> None:
+        kind = get_kind(task.agent_type)
+        try:
+            payload = kind.input_schema.model_validate(task.input_data)
+        except ValidationError as exc:
+            raise ValidationFailed(errors=_field_errors(exc)) from None
+        with self.engine.begin() as connection:
+            finished = lifecycle.finished_phases(connection, task.id)
+        previous = {name: dict(data.get("output", {})) for name, data in finished.items()}
+        model = self.model_factory(task.agent_type) if kind.uses_model else None
+        model_name = _model_name(model)
+        usage, phase_ms, quality = Usage(), {}, None
+        started = time.perf_counter()
+        for index, phase in enumerate(PHASES, start=1):
+            if phase.value in previous:
+                continue
+            ctx = PhaseContext(
+                task_id=str(task.id),
+                workflow_id=str(task.workflow_id),
+                agent_type=task.agent_type,
+                payload=payload,
+                previous=previous,
+                model=model,
+                attempt=task.retry_count,
+            )
+            phase_started = time.perf_counter()
+            outcome = kind.run_phase(phase, ctx)
+            phase_ms[phase.value] = (time.perf_counter() - phase_started) * 1000
+            usage.add(outcome.usage)
+            if phase is Phase.CONTEXT:
+                quality = outcome.quality_score
+            cancel = self._record(task, phase, outcome, phase_ms[phase.value], model_name, index)
+            previous[phase.value] = outcome.data
+            if cancel is not None and index < len(PHASES):
+                raise TaskCancelled(f"cancelled after the {phase.value} phase")
+        final = PhaseContext(
+            task_id=str(task.id),
+            workflow_id=str(task.workflow_id),
+            agent_type=task.agent_type,
+            payload=payload,
+            previous=previous,
+            model=model,
+            attempt=task.retry_count,
+        )
+        elapsed = time.perf_counter() - started
+        self._complete(task, kind, final, usage, phase_ms, elapsed, quality)
+
+    def _record(
+        self,
+        task: lifecycle.TaskRow,
+        phase: Phase,
+        outcome: PhaseOutcome,
+        duration_ms: float,
+        model_name: str | None,
+        index: int,
+    ) -> Any:
+        state_data = {
+            "output": outcome.data,
+            "duration_ms": round(duration_ms, 3),
+            "model": model_name,
+            "usage": vars(outcome.usage),
+        }
+        progress = index * 100 // len(PHASES) if index < len(PHASES) else 99
+        with self.engine.begin() as connection:
+            # A lost phase after a database crash is re-run, not corrupted: the
+            # final completion commit stays synchronous.
+            connection.execute(text("SET LOCAL synchronous_commit = off"))
+            cancel = lifecycle.record_phase(
+                connection,
+                task,
+                phase.value,
+                state_data,
+                (outcome.quality_score, outcome.confidence_score),
+                progress,
+            )
+        self.publish(
+            task.workflow_id,
+            {
+                "task_id": str(task.id),
+                "phase": phase.value,
+                "progress": progress,
+                "status": "running",
+                "agent_type": task.agent_type,
+            },
+        )
+        return cancel
+
+    def _complete(
+        self,
+        task: lifecycle.TaskRow,
+        kind: AgentKind,
+        ctx: PhaseContext,
+        usage: Usage,
+        phase_ms: dict[str, float],
+        elapsed: float,
+        quality: float | None,
+    ) -> None:
+        metrics = [
+            _metric("execution_time", elapsed, unit="seconds"),
+            _metric("success", 1),
+            _metric("tokens_input", usage.input_tokens),
+            _metric("tokens_output", usage.output_tokens),
+            _metric("model_calls", usage.model_calls),
+            *(_metric("phase_time", ms, phase=name, unit="ms") for name, ms in phase_ms.items()),
+        ]
+        if quality is not None:
+            metrics.append(_metric("quality_score", quality))
+        with self.engine.begin() as connection:
+            lifecycle.complete(connection, task, kind.output(ctx), metrics)
+        self.publish(
+            task.workflow_id,
+            {
+                "task_id": str(task.id),
+                "progress": 100,
+                "status": "completed",
+                "agent_type": task.agent_type,
+            },
+        )
+
+    def _failed(self, task: lifecycle.TaskRow, exc: BaseException) -> Decision:
+        if isinstance(exc, self.timeout_errors):
+            exc = TaskTimeout(f"soft time limit of {task.timeout_seconds}s reached")
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise exc
+        retryable = is_retryable(exc)
+        details = lifecycle.error_details(exc, retryable=retryable)
+        with self.engine.begin() as connection:
+            if isinstance(exc, TaskCancelled):
+                lifecycle.finish_unsuccessfully(connection, task.id, "cancelled", details)
+                status, decision = "cancelled", Decision("done", reason=str(exc))
+            elif retryable and task.retry_count < task.retry_budget:
+                delay = backoff(task.retry_count, getattr(exc, "retry_after", None))
+                lifecycle.schedule_retry(connection, task.id, delay, details)
+                status, decision = "retrying", Decision("retry", delay, str(exc))
+            else:
+                if retryable:
+                    details["message"] = f"retry budget of {task.retry_budget} spent: {exc}"
+                lifecycle.finish_unsuccessfully(connection, task.id, "failed", details)
+                lifecycle.write_metrics(connection, task, [_metric("success", 0)])
+                status, decision = "failed", Decision("done", reason=str(exc))
+        log.warning(
+            "agent task %s %s: %s",
+            task.id,
+            status,
+            details["type"],
+            extra={"task_id": str(task.id), "workflow_id": str(task.workflow_id)},
+        )
+        self.publish(
+            task.workflow_id,
+            {
+                "task_id": str(task.id),
+                "status": status,
+                "agent_type": task.agent_type,
+                "error": details["type"],
+            },
+        )
+        return decision
+
+
+def _metric(metric_type: str, value: float, **context: Any) -> dict[str, Any]:
+    return {"metric_type": metric_type, "value": round(float(value), 4), "context": context}
+
+
+def _model_name(model: BaseChatModel | None) -> str | None:
+    if model is None:
+        return None
+    name = getattr(model, "model_name", None) or getattr(model, "model", None)
+    return str(name) if name else type(model).__name__
+
+
+def _field_errors(exc: ValidationError) -> list[str]:
+    return [
+        f"{'.'.join(str(part) for part in error['loc']) or 'input'}: {error['msg']}"
+        for error in exc.errors()
+    ]

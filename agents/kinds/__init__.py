@@ -1,0 +1,1 @@
+"""The agent kinds, one module per kind."""

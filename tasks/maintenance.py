@@ -1,0 +1,50 @@
+"""Periodic upkeep of the task table: the relay and the reaper (beat-driven)."""
+
+from __future__ import annotations
+
+import logging
+
+from agents import recovery
+from workers import dispatch
+from workers.app import app
+from workers.db import get_engine
+from workers.schedule import try_job_lock
+from workers.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+RELAY_AFTER_SECONDS = 3.0
+LOST_AFTER_SECONDS = 900.0
+
+
+@app.task(name="toolbox.maintenance.relay", ignore_result=True)
+def relay() -> dict[str, int]:
+    """Send messages for committed rows that never got one (or whose message was lost)."""
+    with get_engine().begin() as connection:
+        if not try_job_lock(connection, "relay"):
+            return {"skipped": 1}
+        ids = recovery.undispatched(connection, older_than=RELAY_AFTER_SECONDS)
+        lost = recovery.lost_in_broker(connection, older_than=LOST_AFTER_SECONDS)
+        sent = dispatch.dispatch(connection, ids + lost)
+    if sent:
+        log.info("relay sent %d agent task message(s)", len(sent))
+    return {"sent": len(sent), "undispatched": len(ids), "lost": len(lost)}
+
+
+@app.task(name="toolbox.maintenance.reaper", ignore_result=True)
+def reaper() -> dict[str, int]:
+    """Recover rows left ``running`` by a dead worker: run them again, or fail crash loops."""
+    engine = get_engine()
+    with engine.connect() as lease_connection, engine.begin() as connection:
+        lease = lease_connection.execution_options(isolation_level="AUTOCOMMIT")
+        if not try_job_lock(connection, "reaper"):
+            return {"skipped": 1}
+        found = recovery.orphans(connection, lease, max_deliveries=get_settings().max_deliveries)
+        sent = dispatch.dispatch(connection, found.redispatch)
+    if found.redispatch or found.failed:
+        log.warning(
+            "reaper re-sent %d and failed %d task(s) left running by dead workers",
+            len(sent),
+            len(found.failed),
+        )
+    return {"redispatched": len(sent), "failed": len(found.failed)}

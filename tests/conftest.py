@@ -1,0 +1,142 @@
+"""Real PostgreSQL and Redis for every test tier.
+
+``TOOLBOX_TEST_DATABASE_URL`` (an admin URL: the tests create databases) and
+``TOOLBOX_TEST_REDIS_URL`` (a Redis database the tests FLUSH) point at
+servers; without them the session starts embedded ones in a temporary folder.
+The schema is migrated once into a template database; each test that asks
+for ``database_url`` gets a fresh copy of it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import Engine, create_engine, make_url, pool, text
+from sqlalchemy.orm import Session
+
+from workers import migrate
+from workers.db import reset_engine
+from workers.embedded import resolve_servers
+from workers.redis import client_url
+from workers.settings import Settings, get_settings
+
+pytest_plugins = ["tests.workers"]
+
+
+@dataclass(frozen=True)
+class TestServers:
+    admin_url: str
+    redis_url: str
+
+
+def _admin(url: str) -> Engine:
+    return create_engine(url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServers]:
+    db = os.environ.get("TOOLBOX_TEST_DATABASE_URL")
+    broker = os.environ.get("TOOLBOX_TEST_REDIS_URL")
+    handles = None
+    if not (db and broker):
+        data_dir = tmp_path_factory.mktemp("embedded")
+        data_dir.chmod(0o755)
+        handles = resolve_servers(
+            Settings(data_dir=data_dir, database_url=db or None, redis_url=broker or None),
+            export=False,
+        )
+        db, broker = handles.database_url, handles.redis_url
+    admin = make_url(Settings(database_url=db).database_url or "").set(database="postgres")
+    yield TestServers(admin.render_as_string(hide_password=False), broker)
+    if handles is not None:
+        handles.close()
+
+
+@pytest.fixture(scope="session")
+def template_database(servers: TestServers) -> Iterator[str]:
+    name = f"toolbox_tpl_{uuid.uuid4().hex[:10]}"
+    admin = _admin(servers.admin_url)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(servers.admin_url).set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url)
+    yield name
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(servers: TestServers, template_database: str) -> Iterator[str]:
+    """A fresh database migrated to head, dropped after the test."""
+    name = f"toolbox_t_{uuid.uuid4().hex[:12]}"
+    admin = _admin(servers.admin_url)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
+    yield make_url(servers.admin_url).set(database=name).render_as_string(hide_password=False)
+    reset_engine()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def empty_database_url(servers: TestServers) -> Iterator[str]:
+    """A fresh database with no schema (for migration tests)."""
+    name = f"toolbox_e_{uuid.uuid4().hex[:12]}"
+    admin = _admin(servers.admin_url)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(servers.admin_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine) as session:
+        yield session
+
+
+@pytest.fixture
+def redis_url(servers: TestServers) -> Iterator[str]:
+    """The test Redis database, flushed before the test."""
+    client = redis.Redis.from_url(client_url(servers.redis_url))
+    client.flushdb()
+    yield servers.redis_url
+    client.close()
+
+
+@pytest.fixture
+def toolbox_env(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: str, tmp_path: Path
+) -> Iterator[dict[str, str]]:
+    """Point settings (this process and child processes) at the test servers."""
+    env = {
+        "TOOLBOX_ENV": "test",
+        "TOOLBOX_DATABASE_URL": database_url,
+        "TOOLBOX_REDIS_URL": redis_url,
+        "TOOLBOX_DATA_DIR": str(tmp_path / "data"),
+        "TOOLBOX_LOG_JSON": "true",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    reset_engine()
+    yield env
+    reset_engine()
+    get_settings.cache_clear()

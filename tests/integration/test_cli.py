@@ -1,0 +1,95 @@
+"""The ``toolbox`` command as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.workers import StartWorker
+
+TOOLBOX = str(Path(sys.executable).parent / "toolbox")
+
+
+def toolbox(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TOOLBOX, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+def test_config_masks_secrets() -> None:
+    result = toolbox(
+        "config", "--json",
+        env={"TOOLBOX_SECRET_KEYS": "key-one", "TOOLBOX_DATABASE_URL": "postgresql://u:pw9@h/d"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["secret_keys"] == ["**********"]
+    assert "pw9" not in result.stdout and "key-one" not in result.stdout
+
+
+def test_bad_setting_is_one_line_naming_the_variable() -> None:
+    result = toolbox("config", env={"TOOLBOX_REDIS_URL": "http://nope"})
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: TOOLBOX_REDIS_URL: must be a redis://")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_production_refuses_to_start_without_secrets() -> None:
+    result = toolbox("migrate", env={"TOOLBOX_ENV": "production"})
+    assert result.returncode == 2
+    assert "TOOLBOX_SECRET_KEYS is required in production" in result.stderr
+
+
+@pytest.mark.worker
+def test_task_commands_end_to_end(start_worker: StartWorker, toolbox_env: dict[str, str]) -> None:
+    start_worker()
+    submitted = toolbox(
+        "task",
+        "submit",
+        "echo",
+        "--input",
+        '{"message": "cli"}',
+        "--wait",
+        "--json",
+        env=toolbox_env,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    view = json.loads(submitted.stdout)
+    assert view["status"] == "completed" and len(view["states"]) == 5
+    shown = toolbox("task", "show", view["id"], env=toolbox_env)
+    assert shown.returncode == 0 and "SPARC states" in shown.stdout and "completed" in shown.stdout
+    listed = toolbox("task", "list", "--agent", "echo", "--json", env=toolbox_env)
+    assert [t["id"] for t in json.loads(listed.stdout)] == [view["id"]]
+    cancelled = toolbox("task", "cancel", view["id"], env=toolbox_env)
+    assert cancelled.returncode == 0 and "completed" in cancelled.stdout
+
+
+def test_task_submit_rejects_bad_input(toolbox_env: dict[str, str]) -> None:
+    bad_json = toolbox("task", "submit", "echo", "--input", "{nope", env=toolbox_env)
+    assert bad_json.returncode == 2 and "--input is not valid JSON" in bad_json.stderr
+    bad_field = toolbox(
+        "task", "submit", "echo", "--input", '{"phase_seconds": "slow"}', env=toolbox_env
+    )
+    assert bad_field.returncode == 2 and "phase_seconds" in bad_field.stderr
+    unknown = toolbox("task", "submit", "painter", env=toolbox_env)
+    assert unknown.returncode == 2 and "unknown agent 'painter'" in unknown.stderr
+
+
+def test_db_check_reports_match_and_drift(toolbox_env: dict[str, str], database_url: str) -> None:
+    ok = toolbox("db", "check", env=toolbox_env)
+    assert ok.returncode == 0 and "schema matches the models" in ok.stdout
+    from sqlalchemy import create_engine, pool, text
+
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE users DROP COLUMN bio"))
+    engine.dispose()
+    drift = toolbox("db", "check", env=toolbox_env)
+    assert drift.returncode == 1 and "bio" in drift.stdout

@@ -1,0 +1,85 @@
+"""Settings give one clear line naming the variable, and refuse placeholders in production."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.errors import ConfigurationError
+from workers.settings import load_settings, mask_url
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("TOOLBOX_"):
+            monkeypatch.delenv(key)
+
+
+def test_defaults_use_embedded_servers() -> None:
+    settings = load_settings()
+    assert settings.database_url is None and settings.redis_url is None
+    assert settings.env == "development"
+    assert settings.model_for("content") == "offline"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("TOOLBOX_DATABASE_URL", "mysql://db/x", "TOOLBOX_DATABASE_URL: must be a postgresql://"),
+        ("TOOLBOX_REDIS_URL", "http://x", "TOOLBOX_REDIS_URL: must be a redis://"),
+        ("TOOLBOX_ENV", "staging", "TOOLBOX_ENV: Input should be"),
+        ("TOOLBOX_FLOWER_PORT", "0", "TOOLBOX_FLOWER_PORT"),
+        ("TOOLBOX_AGENT_MODELS", "painter=openai:x", "TOOLBOX_AGENT_MODELS: unknown agent kind"),
+        ("TOOLBOX_FLOWER_BASIC_AUTH", "nopassword", "TOOLBOX_FLOWER_BASIC_AUTH: each entry"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as error:
+        load_settings()
+    assert expected in error.value.message
+    assert "\n" not in error.value.message
+
+
+def test_production_refuses_missing_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLBOX_ENV", "production")
+    with pytest.raises(ConfigurationError, match="TOOLBOX_SECRET_KEYS is required"):
+        load_settings()
+
+
+def test_production_refuses_placeholder_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLBOX_ENV", "production")
+    monkeypatch.setenv("TOOLBOX_SECRET_KEYS", "changeme")
+    with pytest.raises(ConfigurationError, match="TOOLBOX_SECRET_KEYS holds a placeholder"):
+        load_settings()
+
+
+def test_production_accepts_real_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLBOX_ENV", "production")
+    monkeypatch.setenv("TOOLBOX_SECRET_KEYS", "k" * 44)
+    monkeypatch.setenv("TOOLBOX_FLOWER_BASIC_AUTH", "ops:s3cret-Pass")
+    monkeypatch.setenv("TOOLBOX_DATABASE_URL", "postgresql://app:pw@db:5432/toolbox")
+    monkeypatch.setenv("TOOLBOX_REDIS_URL", "redis://redis:6379/0")
+    settings = load_settings()
+    assert settings.database_url == "postgresql+psycopg://app:pw@db:5432/toolbox"
+
+
+def test_masked_output_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLBOX_SECRET_KEYS", "first-key,second-key")
+    monkeypatch.setenv("TOOLBOX_FLOWER_BASIC_AUTH", "ops:hunter22")
+    monkeypatch.setenv("TOOLBOX_DATABASE_URL", "postgresql://app:topsecret@db/toolbox")
+    shown = str(load_settings().masked())
+    for secret in ("first-key", "second-key", "hunter22", "topsecret"):
+        assert secret not in shown
+    assert mask_url("redis://:pw@h:6379/0") == "redis://:****@h:6379/0"
+
+
+def test_agent_models_accepts_pairs_and_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLBOX_AGENT_MODELS", "content=openai:gpt-4o-mini, quiz=ollama:llama3")
+    assert load_settings().model_for("quiz") == "ollama:llama3"
+    monkeypatch.setenv("TOOLBOX_AGENT_MODELS", '{"script": "anthropic:claude-x"}')
+    assert load_settings().model_for("script") == "anthropic:claude-x"

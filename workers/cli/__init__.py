@@ -1,0 +1,31 @@
+"""The ``toolbox`` command line; every command prints one clear line on error."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from models.errors import ToolboxError
+from workers.cli import core
+from workers.cli.tasks import task_app
+from workers.logs import configure_logging
+
+app = typer.Typer(
+    name="toolbox",
+    help="ToolboxAI worker: agent tasks, workflows and LMS sync on Celery + PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+core.register(app)
+app.add_typer(task_app, name="task")
+
+
+def main() -> None:
+    configure_logging("WARNING", json_output=False)
+    try:
+        app()
+    except ToolboxError as exc:
+        typer.secho(f"error: {exc.message}", fg="red", err=True)
+        sys.exit(2)

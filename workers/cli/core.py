@@ -1,0 +1,106 @@
+"""``toolbox up | migrate | db check | config``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from workers import migrate as schema
+from workers.embedded import resolve_servers
+from workers.flower import flower_launch
+from workers.procs import PROCESSES, process_env
+from workers.settings import get_settings
+
+console = Console()
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+
+
+def up(
+    processes: Annotated[
+        str, typer.Option(help="Comma-separated processes to run: " + ", ".join(PROCESSES))
+    ] = ",".join(PROCESSES),
+) -> None:
+    """Start the worker stack in the foreground (embedded servers when no URLs are set)."""
+    from honcho.manager import Manager
+
+    names = [name.strip() for name in processes.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(PROCESSES))
+    if unknown:
+        raise typer.BadParameter(f"unknown process(es) {unknown}; known: {list(PROCESSES)}")
+    servers = resolve_servers()
+    where = ", ".join(servers.embedded) or "none"
+    console.print(f"[bold]toolbox[/bold] embedded servers: {where}")
+    schema.upgrade(servers.database_url)
+    console.print(f"schema at {schema.current_revision(servers.database_url)}")
+    settings = get_settings()
+    env = process_env()
+    env.setdefault("TOOLBOX_DATA_DIR", str(settings.data_dir))
+    manager = Manager()
+    for name in names:
+        manager.add_process(name, PROCESSES[name], env=env, quiet=False)
+    signal.signal(signal.SIGTERM, lambda *_: manager.terminate())
+    manager.loop()
+    sys.exit(manager.returncode or 0)
+
+
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
+    """Upgrade the database schema and seed the default agents."""
+    servers = resolve_servers()
+    schema.upgrade(servers.database_url, revision)
+    console.print(f"schema at {schema.current_revision(servers.database_url)}")
+
+
+def db_check() -> None:
+    """Report whether the database schema matches the models (exit 1 if not)."""
+    servers = resolve_servers()
+    current = schema.current_revision(servers.database_url)
+    head = schema.head_revision()
+    problems: list[str] = []
+    if current != head:
+        problems.append(f"database at revision {current}, code at {head}: run `toolbox migrate`")
+    else:
+        problems.extend(schema.schema_drift(servers.database_url))
+    if problems:
+        for line in problems:
+            console.print(f"[red]drift[/red] {line}")
+        raise typer.Exit(1)
+    console.print(f"schema matches the models (revision {head})")
+
+
+def config(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Print the effective settings, secrets masked."""
+    shown = get_settings().masked()
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2, default=str))
+        return
+    table = Table("setting", "value")
+    for name, value in shown.items():
+        table.add_row(f"TOOLBOX_{name.upper()}", "(embedded)" if value is None else str(value))
+    console.print(table)
+
+
+def flower() -> None:
+    """Run Flower with basic auth from TOOLBOX_FLOWER_BASIC_AUTH and persistent state."""
+    resolve_servers()
+    launch = flower_launch(get_settings())
+    os.execvpe(launch.argv[0], launch.argv, launch.env)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(up)
+    app.command()(flower)
+    app.command()(migrate)
+    app.command()(config)
+    db_app.command("check")(db_check)
+    app.add_typer(db_app, name="db")

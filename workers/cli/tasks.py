@@ -1,0 +1,136 @@
+"""``toolbox task submit | show | list | cancel``: the enqueue API on the command line."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from models.errors import ValidationFailed
+from workers import client
+from workers.embedded import resolve_servers
+from workers.views import TaskView
+
+console = Console()
+task_app = typer.Typer(help="Submit and follow agent tasks.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+def _task_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValidationFailed(f"not a task id: {value!r}") from None
+
+
+def _print_json(view: TaskView | list[TaskView]) -> None:
+    if isinstance(view, list):
+        typer.echo(json.dumps([v.model_dump(mode="json") for v in view], indent=2))
+    else:
+        typer.echo(view.model_dump_json(indent=2))
+
+
+def _show(view: TaskView) -> None:
+    table = Table(show_header=False, box=None)
+    rows: list[tuple[str, Any]] = [
+        ("task", view.id), ("agent", view.agent_type), ("status", view.status),
+        ("progress", f"{view.progress_percentage}%"), ("priority", view.priority),
+        ("retries", view.retry_count), ("deliveries", view.delivery_count),
+        ("workflow", view.workflow_id), ("created", view.created_at),
+        ("started", view.started_at), ("completed", view.completed_at),
+        ("duration", f"{view.duration_seconds}s" if view.duration_seconds is not None else None),
+        ("error", view.error_message),
+    ]  # fmt: skip
+    for name, value in rows:
+        if value is not None:
+            table.add_row(f"[bold]{name}[/bold]", str(value))
+    console.print(table)
+    if view.states:
+        states = Table("#", "phase", "quality", "confidence", "ms", title="SPARC states")
+        for state in view.states:
+            states.add_row(
+                str(state.sequence_number), state.state_type, _score(state.quality_score),
+                _score(state.confidence_score), str(state.state_data.get("duration_ms", "")),
+            )  # fmt: skip
+        console.print(states)
+    if view.output_data is not None:
+        console.print_json(json.dumps(view.output_data))
+
+
+def _score(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+@task_app.command("submit")
+def submit(
+    agent: Annotated[str, typer.Argument(help="Agent type, e.g. echo, content, quiz")],
+    input_json: Annotated[str, typer.Option("--input", help="Input payload as JSON")] = "{}",
+    priority: Annotated[int | None, typer.Option(help="0 (lowest) .. 9 (highest)")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Same key, same task")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it finishes")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait")] = 300.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Submit an agent task; prints its id (or the task as JSON)."""
+    try:
+        payload = json.loads(input_json)
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed(f"--input is not valid JSON: {exc.msg} at {exc.pos}") from None
+    if not isinstance(payload, dict):
+        raise ValidationFailed("--input must be a JSON object")
+    resolve_servers()
+    task_id = client.submit(agent, payload, priority=priority, idempotency_key=idempotency_key)
+    if wait:
+        view = client.wait(task_id, timeout=timeout)
+        _print_json(view) if as_json else _show(view)
+        if view.status != "completed":
+            raise typer.Exit(1)
+    elif as_json:
+        _print_json(client.get_task(task_id))
+    else:
+        typer.echo(str(task_id))
+
+
+@task_app.command("show")
+def show(task_id: str, as_json: JsonFlag = False) -> None:
+    """Status, progress, timings, retries, error and SPARC states of a task."""
+    resolve_servers()
+    view = client.get_task(_task_id(task_id))
+    _print_json(view) if as_json else _show(view)
+
+
+@task_app.command("list")
+def list_(
+    status: Annotated[str | None, typer.Option(help="Filter by status")] = None,
+    agent: Annotated[str | None, typer.Option(help="Filter by agent type")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """The most recent tasks, newest first."""
+    resolve_servers()
+    views = client.list_tasks(status=status, agent_type=agent, limit=limit)
+    if as_json:
+        _print_json(views)
+        return
+    table = Table("id", "agent", "status", "progress", "retries", "created", "error")
+    for view in views:
+        table.add_row(
+            str(view.id), view.agent_type, view.status, f"{view.progress_percentage}%",
+            str(view.retry_count), view.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            (view.error_message or "")[:60],
+        )  # fmt: skip
+    console.print(table)
+
+
+@task_app.command("cancel")
+def cancel(task_id: str) -> None:
+    """Cancel a task: at once if it has not started, else at its next phase boundary."""
+    resolve_servers()
+    view = client.cancel(_task_id(task_id))
+    note = " (stops at its next phase)" if view.status == "running" else ""
+    typer.echo(f"{view.id} {view.status}{note}")

@@ -1,0 +1,96 @@
+"""Send agent-task messages for committed rows, and mark them dispatched.
+
+A row is the truth; the message is only a wake-up call.  If the broker is
+down the rows stay ``pending`` with ``dispatched_at`` NULL and the relay
+(``toolbox.maintenance.relay``) sends them later.  Sending twice is
+harmless: the worker's claim lets one delivery run.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
+from sqlalchemy import Connection, text
+
+from workers.celeryconfig import AGENT_QUEUE, HARD_LIMIT_GRACE_SECONDS, broker_priority
+
+log = logging.getLogger(__name__)
+AGENT_TASK = "toolbox.agent.run"
+BROKER_ERRORS = (KombuOperationalError, RedisError, OSError)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What a message needs: the id plus the agent's limits and priority."""
+
+    task_id: uuid.UUID
+    priority: int
+    timeout_seconds: int
+
+
+def envelopes(connection: Connection, ids: Sequence[uuid.UUID]) -> list[Envelope]:
+    rows = connection.execute(
+        text(
+            "SELECT t.id, t.priority, a.timeout_seconds FROM agent_tasks t"
+            " JOIN ai_agents a ON a.id = t.agent_id WHERE t.id = ANY(:ids)"
+            " ORDER BY t.priority DESC, t.created_at"
+        ),
+        {"ids": list(ids)},
+    ).all()
+    return [Envelope(row.id, row.priority, row.timeout_seconds) for row in rows]
+
+
+def send(batch: Sequence[Envelope]) -> list[uuid.UUID]:
+    """Publish messages; stop at the first broker error and return what was sent."""
+    from workers.app import app
+
+    sent: list[uuid.UUID] = []
+    if not batch:
+        return sent
+    try:
+        with app.producer_or_acquire() as producer:
+            for envelope in batch:
+                app.send_task(
+                    AGENT_TASK,
+                    args=[str(envelope.task_id)],
+                    task_id=str(envelope.task_id),
+                    queue=AGENT_QUEUE,
+                    routing_key=AGENT_QUEUE,
+                    priority=broker_priority(envelope.priority),
+                    soft_time_limit=envelope.timeout_seconds,
+                    time_limit=envelope.timeout_seconds + HARD_LIMIT_GRACE_SECONDS,
+                    producer=producer,
+                )
+                sent.append(envelope.task_id)
+    except BROKER_ERRORS as exc:
+        log.warning(
+            "broker unavailable after %d of %d messages (%s); the relay will send the rest",
+            len(sent),
+            len(batch),
+            type(exc).__name__,
+        )
+    return sent
+
+
+def mark_dispatched(connection: Connection, ids: Sequence[uuid.UUID]) -> None:
+    if ids:
+        connection.execute(
+            text(
+                "UPDATE agent_tasks SET dispatched_at = now(),"
+                " status = CASE WHEN status = 'pending' THEN 'queued' ELSE status END"
+                " WHERE id = ANY(:ids)"
+            ),
+            {"ids": list(ids)},
+        )
+
+
+def dispatch(connection: Connection, ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """Send messages for committed rows ``ids`` and record it; returns the ids sent."""
+    sent = send(envelopes(connection, ids))
+    mark_dispatched(connection, sent)
+    return sent

@@ -1,0 +1,49 @@
+"""Flower with authentication from settings, persistent state, and no secrets on argv.
+
+Credentials travel in ``FLOWER_BASIC_AUTH`` (environment), never on the command
+line where ``ps`` would show them.  Outside development Flower refuses to
+start without credentials; in development without them it listens on
+127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.errors import ConfigurationError
+from workers.procs import process_env
+from workers.settings import ENV_PREFIX, Settings
+
+
+@dataclass(frozen=True)
+class FlowerLaunch:
+    argv: list[str]
+    env: dict[str, str]
+
+
+def flower_launch(settings: Settings, *, address: str | None = None) -> FlowerLaunch:
+    env = process_env()
+    for key in [k for k in env if k.startswith("FLOWER_")]:
+        del env[key]
+    if settings.flower_basic_auth:
+        pairs = (pair.get_secret_value() for pair in settings.flower_basic_auth)
+        env["FLOWER_BASIC_AUTH"] = ",".join(pairs)
+        bind = address or "0.0.0.0"
+    elif settings.env == "development":
+        env["FLOWER_UNAUTHENTICATED_API"] = "true"
+        bind = "127.0.0.1"
+    else:
+        raise ConfigurationError(
+            f"{ENV_PREFIX}FLOWER_BASIC_AUTH is required to start Flower outside development"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        "celery", "-A", "workers.app", "flower",
+        f"--port={settings.flower_port}",
+        f"--address={bind}",
+        "--persistent=True",
+        f"--db={settings.data_dir / 'flower.db'}",
+        "--state_save_interval=60000",
+        "--max_tasks=50000",
+    ]  # fmt: skip
+    return FlowerLaunch(argv, env)

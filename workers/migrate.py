@@ -1,0 +1,68 @@
+"""Schema management: Alembic upgrade/downgrade/check and the default agent rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, pool
+
+import migrations
+import models
+from workers.seed import seed_agents
+
+SCRIPT_LOCATION = Path(migrations.__file__).resolve().parent
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def _engine(url: str) -> Engine:
+    return create_engine(url, poolclass=pool.NullPool)
+
+
+def upgrade(url: str, revision: str = "head", *, seed: bool = True) -> None:
+    """Migrate to ``revision`` and (re)seed the default agents; safe to run twice."""
+    command.upgrade(alembic_config(url), revision)
+    if seed:
+        engine = _engine(url)
+        with engine.begin() as connection:
+            seed_agents(connection)
+        engine.dispose()
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def current_revision(url: str) -> str | None:
+    engine = _engine(url)
+    with engine.connect() as connection:
+        revision = MigrationContext.configure(connection).get_current_revision()
+    engine.dispose()
+    return revision
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
+
+
+def schema_drift(url: str) -> list[str]:
+    """Differences between the models and the database (empty when they match)."""
+    engine = _engine(url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": True}
+        )
+        diffs = compare_metadata(context, models.Base.metadata)
+    engine.dispose()
+    return [str(diff) for diff in diffs]

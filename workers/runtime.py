@@ -1,0 +1,51 @@
+"""Per-process objects of a worker: the SPARC runner and its collaborators."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from langchain_core.language_models import BaseChatModel
+
+from agents.engine import Runner
+from workers.db import get_engine
+from workers.redis import get_redis, progress_channel
+from workers.settings import get_settings
+
+log = logging.getLogger(__name__)
+_runners: dict[tuple[int, str], Runner] = {}
+
+
+def publish_progress(workflow_id: uuid.UUID, event: dict[str, Any]) -> None:
+    """Best effort: a dashboard missing one event must not fail the task."""
+    try:
+        get_redis().publish(progress_channel(workflow_id), json.dumps(event))
+    except Exception as exc:
+        log.debug("progress event not published: %s", type(exc).__name__)
+
+
+def chat_model(agent_type: str) -> BaseChatModel:
+    from agents.providers import make_chat_model
+
+    return make_chat_model(get_settings().model_for(agent_type))
+
+
+def get_runner(hostname: str) -> Runner:
+    key = (os.getpid(), hostname)
+    runner = _runners.get(key)
+    if runner is None:
+        runner = Runner(
+            get_engine(),
+            hostname=hostname,
+            max_deliveries=get_settings().max_deliveries,
+            publish=publish_progress,
+            model_factory=chat_model,
+            timeout_errors=(SoftTimeLimitExceeded,),
+        )
+        _runners.clear()
+        _runners[key] = runner
+    return runner

@@ -1,0 +1,194 @@
+"""The one settings class of the worker (environment variables ``TOOLBOX_*``).
+
+Settings are read when first asked for (``get_settings()``), never at import
+time, so forked worker processes and tests can change the environment first.
+A bad value becomes one ``ConfigurationError`` line naming the variable.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from models.errors import ConfigurationError
+
+ENV_PREFIX = "TOOLBOX_"
+PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "password", "placeholder", "xxx"})
+AGENT_KINDS = ("supervisor", "content", "quiz", "terrain", "script", "review", "echo")
+
+
+def _normalise_database_url(value: str) -> str:
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    if scheme in {"postgres", "postgresql", "postgresql+psycopg"}:
+        rest = value.split("://", 1)[1]
+        if not parts.hostname and "host=" not in parts.query:
+            raise ValueError("needs a host (or ?host=/socket/dir)")
+        return f"postgresql+psycopg://{rest}"
+    raise ValueError(f"must be a postgresql:// URL, got scheme {scheme or 'none'!r}")
+
+
+def _check_redis_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"redis", "rediss", "redis+socket"}:
+        raise ValueError(f"must be a redis://, rediss:// or redis+socket:// URL, got {value!r}")
+    if parts.scheme != "redis+socket" and not parts.hostname:
+        raise ValueError("needs a host")
+    if parts.scheme == "redis+socket" and not parts.path:
+        raise ValueError("needs a socket path")
+    return value
+
+
+class Settings(BaseSettings):
+    """Effective configuration; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", env_file=None, validate_default=True
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str | None = Field(default=None, description="PostgreSQL; embedded if unset")
+    redis_url: str | None = Field(default=None, description="Redis broker; embedded if unset")
+    data_dir: Path = Field(default=Path(".toolbox"), description="embedded servers' data")
+    secret_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Fernet keys for LMS secrets, newest first"
+    )
+    flower_basic_auth: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="user:password pairs, comma separated"
+    )
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    concurrency: int = Field(default=2, ge=1, le=64, description="processes per worker")
+    max_deliveries: int = Field(default=5, ge=1, description="claims before a task is failed")
+    default_model: str = Field(default="offline", description="chat model for every agent kind")
+    agent_models: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="per-kind model, e.g. content=openai:gpt-4o-mini"
+    )
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    stale_after_seconds: float = Field(default=120.0, gt=0)
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url(cls, value: Any) -> Any:
+        if value in (None, ""):
+            return None
+        return _normalise_database_url(str(value))
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url(cls, value: Any) -> Any:
+        if value in (None, ""):
+            return None
+        return _check_redis_url(str(value))
+
+    @field_validator("secret_keys", "flower_basic_auth", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("agent_models", mode="before")
+    @classmethod
+    def _agent_models(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.strip().startswith("{"):
+                return json.loads(value)
+            pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError("expected kind=provider:model pairs separated by commas")
+            return {kind.strip(): spec.strip() for kind, spec in pairs}
+        return value
+
+    @field_validator("agent_models")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(AGENT_KINDS))
+        if unknown:
+            raise ValueError(f"unknown agent kind(s) {unknown}; known: {list(AGENT_KINDS)}")
+        return value
+
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _user_password(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for pair in value:
+            user, sep, password = pair.get_secret_value().partition(":")
+            if not (user and sep and password):
+                raise ValueError("each entry must be user:password")
+        return value
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Settings:
+        if self.env != "production":
+            return self
+        if not self.secret_keys:
+            raise ValueError(f"{ENV_PREFIX}SECRET_KEYS is required in production")
+        if any(k.get_secret_value().lower() in PLACEHOLDERS for k in self.secret_keys):
+            raise ValueError(f"{ENV_PREFIX}SECRET_KEYS holds a placeholder value")
+        if not self.flower_basic_auth:
+            raise ValueError(f"{ENV_PREFIX}FLOWER_BASIC_AUTH is required in production")
+        for pair in self.flower_basic_auth:
+            if pair.get_secret_value().partition(":")[2].lower() in PLACEHOLDERS:
+                raise ValueError(f"{ENV_PREFIX}FLOWER_BASIC_AUTH holds a placeholder password")
+        if self.database_url is None or self.redis_url is None:
+            raise ValueError(
+                f"{ENV_PREFIX}DATABASE_URL and {ENV_PREFIX}REDIS_URL are required in production "
+                "(embedded servers are for development)"
+            )
+        return self
+
+    def model_for(self, agent_type: str) -> str:
+        return self.agent_models.get(agent_type, self.default_model)
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting as a string, secrets and URL passwords masked."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, list) and value and isinstance(value[0], SecretStr):
+                shown[name] = ["**********"] * len(value)
+            elif name.endswith("_url") and value:
+                shown[name] = mask_url(value)
+            else:
+                shown[name] = value if not isinstance(value, Path) else str(value)
+        return shown
+
+
+def mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}: {message}" if field else message)
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (plus ``overrides``); raise one readable error."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{ENV_PREFIX}AGENT_MODELS: invalid JSON ({exc.msg})") from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return load_settings()
