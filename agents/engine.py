@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, text
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection, Engine
 
 from agents import leases, lifecycle
-from agents.base import PHASES, AgentKind, Phase, PhaseContext, PhaseOutcome, Usage
+from agents.base import PHASES, Phase, PhaseContext, PhaseOutcome, Usage
 from agents.registry import get_kind
 from models.errors import (
     RedeliveryExceeded,
@@ -95,31 +95,28 @@ class Runner:
         self.timeout_errors = timeout_errors
 
     def execute(self, task_id: uuid.UUID) -> Decision:
-        with self.engine.connect() as lease_connection:
-            lease = lease_connection.execution_options(isolation_level="AUTOCOMMIT")
+        with self.engine.connect() as raw:
+            connection = raw.execution_options(isolation_level="AUTOCOMMIT")
             try:
-                if not leases.try_lease(lease, task_id):
-                    return Decision("skip", reason="another worker holds this task")
-                return self._with_lease(lease, task_id)
+                return self._with_connection(connection, task_id)
             finally:
-                leases.release_all(lease)
+                lifecycle.release(connection)
 
-    def _with_lease(self, lease: Connection, task_id: uuid.UUID) -> Decision:
-        with self.engine.begin() as connection:
-            task = lifecycle.load(connection, task_id)
+    def _with_connection(self, connection: Connection, task_id: uuid.UUID) -> Decision:
+        leased, task = lifecycle.lease_and_load(connection, task_id, leases.task_key(task_id))
         if task is None:
             return Decision("skip", reason="no such task")
         if task.status in lifecycle.TERMINAL:
             return Decision("skip", reason=f"task already {task.status}")
-        slot = leases.try_slot(
-            lease, task.agent_id, task.max_concurrent_tasks, random.randrange(1 << 16)
-        )
-        if slot is None:
+        if not leased:
+            return Decision("skip", reason="another worker holds this task")
+        start = random.randrange(task.max_concurrent_tasks)
+        if leases.try_slot(connection, task.agent_id, task.max_concurrent_tasks, start) is None:
             return Decision("retry", random.uniform(*SLOT_WAIT_SECONDS), "no concurrency slot")
-        with self.engine.begin() as connection:
-            deliveries = lifecycle.claim(connection, task_id, self.hostname)
-        if deliveries is None:
+        claimed = lifecycle.claim(connection, task_id, self.hostname)
+        if claimed is None:
             return Decision("skip", reason="task finished meanwhile")
+        deliveries, finished = claimed
         try:
             if deliveries > self.max_deliveries:
                 raise RedeliveryExceeded(
@@ -128,19 +125,19 @@ class Runner:
                 )
             if task.cancel_requested_at is not None:
                 raise TaskCancelled("cancelled before it started")
-            self._run_phases(task)
+            self._run_phases(connection, task, finished)
         except BaseException as exc:
             return self._failed(task, exc)
         return Decision("done")
 
-    def _run_phases(self, task: lifecycle.TaskRow) -> None:
+    def _run_phases(
+        self, connection: Connection, task: lifecycle.TaskRow, finished: dict[str, Any]
+    ) -> None:
         kind = get_kind(task.agent_type)
         try:
             payload = kind.input_schema.model_validate(task.input_data)
         except ValidationError as exc:
             raise ValidationFailed(errors=_field_errors(exc)) from None
-        with self.engine.begin() as connection:
-            finished = lifecycle.finished_phases(connection, task.id)
         previous = {name: dict(data.get("output", {})) for name, data in finished.items()}
         model = self.model_factory(task.agent_type) if kind.uses_model else None
         model_name = _model_name(model)
@@ -149,26 +146,45 @@ class Runner:
         for index, phase in enumerate(PHASES, start=1):
             if phase.value in previous:
                 continue
-            ctx = PhaseContext(
-                task_id=str(task.id),
-                workflow_id=str(task.workflow_id),
-                agent_type=task.agent_type,
-                payload=payload,
-                previous=previous,
-                model=model,
-                attempt=task.retry_count,
-            )
+            ctx = self._context(task, payload, previous, model)
             phase_started = time.perf_counter()
             outcome = kind.run_phase(phase, ctx)
             phase_ms[phase.value] = (time.perf_counter() - phase_started) * 1000
             usage.add(outcome.usage)
             if phase is Phase.CONTEXT:
                 quality = outcome.quality_score
-            cancel = self._record(task, phase, outcome, phase_ms[phase.value], model_name, index)
+            cancel = self._record(
+                connection, task, phase, outcome, phase_ms[phase.value], model_name, index
+            )
             previous[phase.value] = outcome.data
             if cancel is not None and index < len(PHASES):
                 raise TaskCancelled(f"cancelled after the {phase.value} phase")
-        final = PhaseContext(
+        final = self._context(task, payload, previous, model)
+        metrics = [
+            _metric("execution_time", time.perf_counter() - started, unit="seconds"),
+            _metric("success", 1),
+            _metric("tokens_input", usage.input_tokens),
+            _metric("tokens_output", usage.output_tokens),
+            _metric("model_calls", usage.model_calls),
+            *(_metric("phase_time", ms, phase=name, unit="ms") for name, ms in phase_ms.items()),
+        ]
+        if quality is not None:
+            metrics.append(_metric("quality_score", quality))
+        lifecycle.complete(connection, task, kind.output(final), metrics)
+        self.publish(
+            task.workflow_id,
+            {"task_id": str(task.id), "progress": 100, "status": "completed",
+             "agent_type": task.agent_type},
+        )  # fmt: skip
+
+    @staticmethod
+    def _context(
+        task: lifecycle.TaskRow,
+        payload: BaseModel,
+        previous: dict[str, dict[str, Any]],
+        model: BaseChatModel | None,
+    ) -> PhaseContext:
+        return PhaseContext(
             task_id=str(task.id),
             workflow_id=str(task.workflow_id),
             agent_type=task.agent_type,
@@ -177,11 +193,10 @@ class Runner:
             model=model,
             attempt=task.retry_count,
         )
-        elapsed = time.perf_counter() - started
-        self._complete(task, kind, final, usage, phase_ms, elapsed, quality)
 
     def _record(
         self,
+        connection: Connection,
         task: lifecycle.TaskRow,
         phase: Phase,
         outcome: PhaseOutcome,
@@ -196,61 +211,20 @@ class Runner:
             "usage": vars(outcome.usage),
         }
         progress = index * 100 // len(PHASES) if index < len(PHASES) else 99
-        with self.engine.begin() as connection:
-            # A lost phase after a database crash is re-run, not corrupted: the
-            # final completion commit stays synchronous.
-            connection.execute(text("SET LOCAL synchronous_commit = off"))
-            cancel = lifecycle.record_phase(
-                connection,
-                task,
-                phase.value,
-                state_data,
-                (outcome.quality_score, outcome.confidence_score),
-                progress,
-            )
+        cancel = lifecycle.record_phase(
+            connection,
+            task,
+            phase.value,
+            state_data,
+            (outcome.quality_score, outcome.confidence_score),
+            progress,
+        )
         self.publish(
             task.workflow_id,
-            {
-                "task_id": str(task.id),
-                "phase": phase.value,
-                "progress": progress,
-                "status": "running",
-                "agent_type": task.agent_type,
-            },
-        )
+            {"task_id": str(task.id), "phase": phase.value, "progress": progress,
+             "status": "running", "agent_type": task.agent_type},
+        )  # fmt: skip
         return cancel
-
-    def _complete(
-        self,
-        task: lifecycle.TaskRow,
-        kind: AgentKind,
-        ctx: PhaseContext,
-        usage: Usage,
-        phase_ms: dict[str, float],
-        elapsed: float,
-        quality: float | None,
-    ) -> None:
-        metrics = [
-            _metric("execution_time", elapsed, unit="seconds"),
-            _metric("success", 1),
-            _metric("tokens_input", usage.input_tokens),
-            _metric("tokens_output", usage.output_tokens),
-            _metric("model_calls", usage.model_calls),
-            *(_metric("phase_time", ms, phase=name, unit="ms") for name, ms in phase_ms.items()),
-        ]
-        if quality is not None:
-            metrics.append(_metric("quality_score", quality))
-        with self.engine.begin() as connection:
-            lifecycle.complete(connection, task, kind.output(ctx), metrics)
-        self.publish(
-            task.workflow_id,
-            {
-                "task_id": str(task.id),
-                "progress": 100,
-                "status": "completed",
-                "agent_type": task.agent_type,
-            },
-        )
 
     def _failed(self, task: lifecycle.TaskRow, exc: BaseException) -> Decision:
         if isinstance(exc, self.timeout_errors):

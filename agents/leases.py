@@ -60,10 +60,6 @@ def try_slot(connection: Connection, agent_id: uuid.UUID, slots: int, start: int
     return None
 
 
-def release_all(connection: Connection) -> None:
-    connection.execute(text("SELECT pg_advisory_unlock_all()"))
-
-
 def slots_in_use(connection: Connection, agent_id: uuid.UUID) -> int:
     return int(
         connection.execute(

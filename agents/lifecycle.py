@@ -1,7 +1,9 @@
 """Row transitions of ``agent_tasks``: claim, phase written, done, retry, fail.
 
-Every function takes a connection inside the caller's transaction and never
-commits; the runner (``agents.engine``) decides where transactions end.
+Every function takes a connection and never commits; the runner
+(``agents.engine``) decides where transactions end.  The hot path (lease,
+claim, each phase, completion) is one statement per step, so on the
+runner's autocommit connection each step is one atomic round trip.
 Each UPDATE is guarded by the status it expects, so a late or duplicate
 caller changes nothing.
 """
@@ -40,58 +42,98 @@ class TaskRow:
     agent_active: bool
 
 
+_TASK_COLUMNS = (
+    "t.id, t.agent_id, a.agent_type, t.status, t.input_data,"
+    " coalesce(t.workflow_id, t.id) AS workflow_id, t.parent_task_id, t.retry_count,"
+    " t.delivery_count, t.cancel_requested_at, t.not_before, a.max_concurrent_tasks,"
+    " a.retry_count AS retry_budget, a.timeout_seconds, a.is_active AS agent_active"
+)
+
+
 def load(connection: Connection, task_id: uuid.UUID) -> TaskRow | None:
-    row = (
-        connection.execute(
-            text(
-                "SELECT t.id, t.agent_id, a.agent_type, t.status, t.input_data,"
-                " coalesce(t.workflow_id, t.id) AS workflow_id, t.parent_task_id, t.retry_count,"
-                " t.delivery_count, t.cancel_requested_at, t.not_before, a.max_concurrent_tasks,"
-                " a.retry_count AS retry_budget, a.timeout_seconds, a.is_active AS agent_active"
-                " FROM agent_tasks t JOIN ai_agents a ON a.id = t.agent_id WHERE t.id = :id"
-            ),
-            {"id": task_id},
-        )
-        .mappings()
-        .one_or_none()
-    )
+    row = connection.execute(
+        text(f"SELECT {_TASK_COLUMNS} FROM agent_tasks t JOIN ai_agents a ON a.id = t.agent_id"
+             " WHERE t.id = :id"),
+        {"id": task_id},
+    ).mappings().one_or_none()  # fmt: skip
     return None if row is None else TaskRow(**row)
 
 
-def claim(connection: Connection, task_id: uuid.UUID, hostname: str) -> int | None:
-    """Mark the task running; return its delivery count, or None if it is finished.
+def lease_and_load(
+    connection: Connection, task_id: uuid.UUID, lease_key: int
+) -> tuple[bool, TaskRow | None]:
+    """Try the task's lease and read the row in one round trip: (leased, row).
 
-    Only the holder of the task's lease calls this, so ``running`` is a
-    claimable status: its previous runner is dead.
+    It also turns ``synchronous_commit`` off for this session (``release``
+    restores it): a phase lost to a PostgreSQL crash is simply run again,
+    while the completion statement asks for a synchronous commit itself.
     """
-    count = connection.execute(
+    row = connection.execute(
+        text(f"SELECT pg_try_advisory_lock(:key) AS leased,"
+             f" set_config('synchronous_commit', 'off', false) AS sync_commit, {_TASK_COLUMNS}"
+             " FROM agent_tasks t JOIN ai_agents a ON a.id = t.agent_id WHERE t.id = :id"),
+        {"id": task_id, "key": lease_key},
+    ).mappings().one_or_none()  # fmt: skip
+    if row is None:
+        return False, None
+    values = dict(row)
+    leased = bool(values.pop("leased"))
+    values.pop("sync_commit")
+    return leased, TaskRow(**values)
+
+
+def release(connection: Connection) -> None:
+    """Drop every advisory lock of this session and restore its commit mode."""
+    connection.execute(
+        text("SELECT pg_advisory_unlock_all(), set_config('synchronous_commit', 'on', false)")
+    )
+
+
+def claim(
+    connection: Connection, task_id: uuid.UUID, hostname: str
+) -> tuple[int, dict[str, dict[str, Any]]] | None:
+    """Mark the task running; return its delivery count and the phases already written.
+
+    None when the task finished meanwhile.  Only the holder of the task's
+    lease calls this, so ``running`` is a claimable status: its previous
+    runner is dead.
+    """
+    row = connection.execute(
         text(
-            "UPDATE agent_tasks SET status = 'running', delivery_count = delivery_count + 1,"
-            " assigned_at = coalesce(assigned_at, now()), started_at = coalesce(started_at, now()),"
-            " worker_hostname = :host, heartbeat_at = now(), not_before = NULL"
+            "WITH claimed AS (UPDATE agent_tasks SET status = 'running',"
+            " delivery_count = delivery_count + 1, assigned_at = coalesce(assigned_at, now()),"
+            " started_at = coalesce(started_at, now()), worker_hostname = :host,"
+            " heartbeat_at = now(), not_before = NULL"
             " WHERE id = :id AND status IN ('pending', 'queued', 'retrying', 'running')"
-            " RETURNING delivery_count"
+            " RETURNING delivery_count)"
+            " SELECT delivery_count, (SELECT coalesce(jsonb_object_agg(state_type, state_data),"
+            " '{}'::jsonb) FROM agent_states WHERE task_id = :id) AS finished FROM claimed"
         ),
         {"id": task_id, "host": hostname},
-    ).scalar_one_or_none()
-    return None if count is None else int(count)
+    ).one_or_none()
+    return None if row is None else (int(row.delivery_count), dict(row.finished))
 
 
-def finished_phases(connection: Connection, task_id: uuid.UUID) -> dict[str, dict[str, Any]]:
-    rows = connection.execute(
-        text("SELECT state_type, state_data FROM agent_states WHERE task_id = :id"),
-        {"id": task_id},
-    ).all()
-    return dict(rows)
+_RECORD_PHASE = text(
+    "WITH state AS (INSERT INTO agent_states (agent_id, task_id, workflow_id, state_type,"
+    " state_data, sequence_number, quality_score, confidence_score)"
+    " SELECT :agent, :task, :workflow, :state_type, :data,"
+    " coalesce(max(sequence_number), 0) + 1, :quality, :confidence"
+    " FROM agent_states WHERE workflow_id = :workflow"
+    " ON CONFLICT DO NOTHING RETURNING id)"
+    " UPDATE agent_tasks SET progress_percentage = greatest(progress_percentage, :progress),"
+    " intermediate_results = coalesce(intermediate_results, '{}'::jsonb)"
+    " || jsonb_build_object('last_phase', CAST(:state_type AS text)), heartbeat_at = now()"
+    " WHERE id = :task RETURNING cancel_requested_at, (SELECT count(*) FROM state) AS written"
+).bindparams(bindparam("data", type_=JSONB))
 
-
-_INSERT_STATE = text(
+_INSERT_STATE_LOCKED = text(
     "INSERT INTO agent_states (agent_id, task_id, workflow_id, state_type, state_data,"
     " sequence_number, quality_score, confidence_score)"
     " SELECT :agent, :task, :workflow, :state_type, :data,"
     " coalesce(max(sequence_number), 0) + 1, :quality, :confidence"
     " FROM agent_states WHERE workflow_id = :workflow"
-    " ON CONFLICT DO NOTHING RETURNING id"
+    " ON CONFLICT (task_id, state_type) DO NOTHING"
 ).bindparams(bindparam("data", type_=JSONB))
 
 
@@ -105,9 +147,10 @@ def record_phase(
 ) -> dt.datetime | None:
     """Write one finished phase and the task's progress; return a pending cancel request.
 
-    Sequence numbers run per workflow; parallel tasks of one workflow may
-    race for the same number, so the insert is retried under a
-    per-workflow transaction lock when that happens.
+    One statement, so it is atomic on an autocommit connection.  Sequence
+    numbers run per workflow and parallel tasks of one workflow may race for
+    the same number; then (rarely) the insert is redone in a transaction
+    under a per-workflow lock.
     """
     params = {
         "agent": task.agent_id,
@@ -117,52 +160,43 @@ def record_phase(
         "data": state_data,
         "quality": scores[0],
         "confidence": scores[1],
+        "progress": progress,
     }
-    if connection.execute(_INSERT_STATE, params).scalar_one_or_none() is None:
-        written = connection.execute(
-            text("SELECT 1 FROM agent_states WHERE task_id = :task AND state_type = :state_type"),
-            params,
-        ).scalar_one_or_none()
-        if written is None:
-            connection.execute(
+    row = connection.execute(_RECORD_PHASE, params).one()
+    if row.written == 0:
+        with connection.engine.begin() as locked:
+            locked.execute(
                 text("SELECT pg_advisory_xact_lock(hashtextextended(:w, 7))"),
                 {"w": str(task.workflow_id)},
             )
-            connection.execute(_INSERT_STATE, params).scalar_one()
-    return connection.execute(
-        text(
-            "UPDATE agent_tasks SET progress_percentage = greatest(progress_percentage, :progress),"
-            " intermediate_results = coalesce(intermediate_results, '{}'::jsonb)"
-            " || jsonb_build_object('last_phase', CAST(:phase AS text)), heartbeat_at = now()"
-            " WHERE id = :task RETURNING cancel_requested_at"
-        ),
-        {"task": task.id, "progress": progress, "phase": phase},
-    ).scalar_one_or_none()
+            locked.execute(_INSERT_STATE_LOCKED, params)
+    cancel: dt.datetime | None = row.cancel_requested_at
+    return cancel
 
 
 def complete(
     connection: Connection, task: TaskRow, output: dict[str, Any], metrics: list[dict[str, Any]]
 ) -> bool:
+    """Mark the task completed, write its metrics and the agent's health, in one statement."""
     done = connection.execute(
         text(
-            "UPDATE agent_tasks SET status = 'completed', output_data = :output,"
+            "WITH durable AS (SELECT set_config('synchronous_commit', 'on', true)),"
+            " done AS (UPDATE agent_tasks SET status = 'completed', output_data = :output,"
             " completed_at = now(), progress_percentage = 100, error_message = NULL,"
             " duration_seconds = ceil(extract(epoch FROM now() - started_at))::int"
-            " WHERE id = :id AND status = 'running' RETURNING id"
-        ).bindparams(bindparam("output", type_=JSONB)),
-        {"id": task.id, "output": output},
-    ).scalar_one_or_none()
-    if done is None:
-        return False
-    write_metrics(connection, task, metrics)
-    connection.execute(
-        text(
-            "UPDATE ai_agents SET last_health_check = now() WHERE id = :agent"
-            " AND (last_health_check IS NULL OR last_health_check < now() - interval '5 seconds')"
-        ),
-        {"agent": task.agent_id},
-    )
-    return True
+            " WHERE id = :id AND status = 'running' RETURNING id, agent_id),"
+            " metrics AS (INSERT INTO agent_metrics (agent_id, task_id, metric_type, metric_value,"
+            " context) SELECT done.agent_id, done.id, m.metric_type, m.value, m.context"
+            " FROM done, jsonb_to_recordset(:metrics) AS m(metric_type text, value numeric,"
+            " context jsonb) RETURNING 1),"
+            " agent AS (UPDATE ai_agents SET last_health_check = now()"
+            " WHERE id IN (SELECT agent_id FROM done) AND (last_health_check IS NULL"
+            " OR last_health_check < now() - interval '5 seconds') RETURNING 1)"
+            " SELECT count(*) FROM done, durable"
+        ).bindparams(bindparam("output", type_=JSONB), bindparam("metrics", type_=JSONB)),
+        {"id": task.id, "output": output, "metrics": metrics},
+    ).scalar_one()
+    return bool(done)
 
 
 def write_metrics(connection: Connection, task: TaskRow, metrics: list[dict[str, Any]]) -> None:

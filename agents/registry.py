@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 from agents.base import AgentKind
+from agents.kinds.content import ContentAgent
 from agents.kinds.echo import EchoAgent
+from agents.kinds.quiz import QuizAgent
+from agents.kinds.review import ReviewAgent
+from agents.kinds.script import ScriptAgent
+from agents.kinds.supervisor import SupervisorAgent
+from agents.kinds.terrain import TerrainAgent
 from models.errors import AgentUnavailable
 
-_KINDS: dict[str, AgentKind] = {kind.agent_type: kind for kind in (EchoAgent(),)}
+_KINDS: dict[str, AgentKind] = {
+    kind.agent_type: kind
+    for kind in (
+        SupervisorAgent(),
+        ContentAgent(),
+        QuizAgent(),
+        TerrainAgent(),
+        ScriptAgent(),
+        ReviewAgent(),
+        EchoAgent(),
+    )
+}
 
 
 def get_kind(agent_type: str) -> AgentKind:

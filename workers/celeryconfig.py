@@ -46,7 +46,6 @@ def build_config(settings: Settings) -> dict[str, Any]:
             "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
             "queue_order_strategy": "priority",
             "priority_steps": PRIORITY_STEPS,
-            "sep": ":",
             "socket_timeout": 10,
             "socket_connect_timeout": 5,
             "health_check_interval": 25,

@@ -1,0 +1,245 @@
+"""Chat model wiring: build a model from a settings string, call it for structured output.
+
+Specs are ``provider:model`` (``openai:gpt-4o-mini``, ``anthropic:claude-3-5-haiku-latest``,
+``ollama:llama3``) or ``offline`` for the deterministic default.  Provider
+errors are mapped onto the worker's error tree here, by exception class and
+status code, so retry policy never has to look at a provider's message text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any, TypeVar, cast
+
+from langchain.chat_models import init_chat_model
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from pydantic import BaseModel, ValidationError
+
+from agents.base import Usage
+from agents.offline import OFFLINE_MODEL_NAME, OfflineChatModel
+from models.errors import (
+    ConfigurationError,
+    ModelError,
+    NotSupported,
+    PermanentError,
+    ToolboxError,
+    ValidationFailed,
+)
+
+T = TypeVar("T", bound=BaseModel)
+
+EXTRAS = {
+    "openai": "openai",
+    "azure_openai": "openai",
+    "anthropic": "anthropic",
+    "ollama": "ollama",
+}
+_SPEC = re.compile(r"^(?P<provider>[a-z][a-z0-9_]*):(?P<model>\S.*)$", re.IGNORECASE)
+_OFFLINE_IGNORED = frozenset(
+    {"temperature", "top_p", "max_tokens", "timeout", "max_retries", "seed"}
+)
+_RETRYABLE_CLASSES = frozenset(
+    {
+        "RateLimitError",
+        "APITimeoutError",
+        "APIConnectionError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "OverloadedError",
+        "TimeoutException",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "WriteTimeout",
+        "PoolTimeout",
+        "ConnectError",
+        "ReadError",
+        "WriteError",
+        "RemoteProtocolError",
+        "NetworkError",
+        "ServerError",
+        "DeadlineExceeded",
+        "ResourceExhausted",
+        "ServiceUnavailable",
+        "TooManyRequests",
+        "ThrottlingException",
+    }
+)
+_CREDENTIAL_CLASSES = frozenset(
+    {
+        "AuthenticationError",
+        "PermissionDeniedError",
+        "Unauthenticated",
+        "PermissionDenied",
+    }
+)
+_REJECTED_CLASSES = frozenset({"BadRequestError", "UnprocessableEntityError", "InvalidArgument"})
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+_PROGRAMMING_ERRORS = (TypeError, AttributeError, KeyError, IndexError, NameError)
+_LAST_RESORT = re.compile(
+    r"rate.?limit|too many requests|timed? ?out|temporarily unavailable|overloaded|"
+    r"connection (reset|refused|aborted)",
+    re.IGNORECASE,
+)
+
+
+def make_chat_model(spec: str, **kwargs: Any) -> BaseChatModel:
+    """The chat model named by ``spec``; ``kwargs`` go to the provider's class.
+
+    The offline model accepts and ignores sampling options (temperature, ...):
+    its output is deterministic by design.
+    """
+    spec = spec.strip()
+    if spec.lower() in ("offline", OFFLINE_MODEL_NAME):
+        options = {k: v for k, v in kwargs.items() if k not in _OFFLINE_IGNORED}
+        try:
+            return OfflineChatModel(**options)
+        except ValidationError as exc:
+            raise ConfigurationError(f"invalid options for the offline model: {exc}") from exc
+    match = _SPEC.match(spec)
+    if match is None:
+        raise ConfigurationError(
+            f"model spec {spec!r} is not 'offline' or 'provider:model' (e.g. 'openai:gpt-4o-mini')"
+        )
+    provider, model = match["provider"].lower(), match["model"].strip()
+    if provider == "offline":
+        raise ConfigurationError(f"unknown offline model {model!r}; use {OFFLINE_MODEL_NAME!r}")
+    try:
+        chat_model: BaseChatModel = init_chat_model(model, model_provider=provider, **kwargs)
+    except ImportError as exc:
+        extra = EXTRAS.get(provider)
+        hint = (
+            f"pip install 'toolboxai-worker[{extra}]'"
+            if extra
+            else f"pip install langchain-{provider.replace('_', '-')}"
+        )
+        raise ConfigurationError(
+            f"model provider {provider!r} is not installed: {hint}", provider=provider
+        ) from exc
+    except Exception as exc:
+        raise ConfigurationError(
+            f"cannot build chat model {spec!r}: {exc}", provider=provider
+        ) from exc
+    return chat_model
+
+
+def _status_code(exc: BaseException) -> int | None:
+    for holder in (exc, getattr(exc, "response", None)):
+        for attr in ("status_code", "status", "code"):
+            value = getattr(holder, attr, None)
+            if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+                return value
+    return None
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    value = getattr(exc, "retry_after", None)
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    if value is None and headers is not None and hasattr(headers, "get"):
+        value = headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _by_status(exc: BaseException, status: int, text: str) -> ToolboxError:
+    if status in _RETRYABLE_STATUS or status >= 500:
+        return ModelError(text, retry_after=_retry_after(exc), status_code=status)
+    if status in (401, 403):
+        return ConfigurationError(f"model credentials refused: {text}", status_code=status)
+    if status == 404:
+        return ConfigurationError(f"model or endpoint not found: {text}", status_code=status)
+    return ValidationFailed(f"model request rejected: {text}", errors=[text])
+
+
+def classify_model_error(exc: BaseException) -> ToolboxError:
+    """Map a provider exception onto the error tree.
+
+    Order: our own errors as they are; the HTTP status code (on the exception or
+    its ``response``); the exception's class names (SDKs share names such as
+    ``RateLimitError`` or httpx's ``ConnectTimeout``); builtin timeouts and
+    connection errors.  Only an exception none of these identify is matched on
+    its message text, as a last resort; anything left is permanent.
+    """
+    if isinstance(exc, ToolboxError):
+        return exc
+    text = f"{type(exc).__name__}: {exc}"
+    status = _status_code(exc)
+    if status is not None:
+        return _by_status(exc, status, text)
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & _RETRYABLE_CLASSES or isinstance(exc, (TimeoutError, ConnectionError)):
+        return ModelError(text, retry_after=_retry_after(exc))
+    if names & _CREDENTIAL_CLASSES:
+        return ConfigurationError(f"model credentials refused: {text}")
+    if names & _REJECTED_CLASSES:
+        return ValidationFailed(f"model request rejected: {text}", errors=[text])
+    if isinstance(exc, NotImplementedError):
+        return NotSupported(f"the chat model does not support this call: {text}")
+    if not isinstance(exc, _PROGRAMMING_ERRORS) and _LAST_RESORT.search(str(exc)):
+        return ModelError(text)
+    return PermanentError(f"unclassified model failure: {text}")
+
+
+def usage_of(message: BaseMessage | None) -> Usage:
+    """Token usage of one model response (``usage_metadata``, else OpenAI-style metadata)."""
+    if isinstance(message, AIMessage) and message.usage_metadata:
+        meta = message.usage_metadata
+        return Usage(meta["input_tokens"], meta["output_tokens"], 1)
+    raw = getattr(message, "response_metadata", {}).get("token_usage") or {}
+    return Usage(int(raw.get("prompt_tokens", 0)), int(raw.get("completion_tokens", 0)), 1)
+
+
+def _describe(error: object, raw: BaseMessage | None) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in error.errors()[:20]
+        )
+    if error is not None:
+        return str(error)[:2000]
+    calls = getattr(raw, "tool_calls", None)
+    return "the answer did not call the tool" if not calls else "the answer could not be parsed"
+
+
+def invoke_structured(
+    model: BaseChatModel, schema: type[T], messages: Sequence[BaseMessage]
+) -> tuple[T, Usage]:
+    """Ask ``model`` for a ``schema`` instance; re-ask once with the validation errors.
+
+    A second invalid answer raises ``ModelError``, which is retryable: invalid
+    structured output is a sampling accident of the model, not a property of the
+    input (the input was validated before), so a later attempt within the retry
+    budget usually succeeds, and the engine re-runs only this phase.
+    """
+    usage = Usage()
+    conversation = list(messages)
+    problem = ""
+    for _attempt in range(2):
+        try:
+            runnable = model.with_structured_output(schema, include_raw=True)
+            answer = cast(dict[str, Any], runnable.invoke(conversation))
+        except Exception as exc:
+            raise classify_model_error(exc) from exc
+        raw = answer.get("raw")
+        usage.add(usage_of(raw))
+        parsed = answer.get("parsed")
+        if isinstance(parsed, schema) and answer.get("parsing_error") is None:
+            return parsed, usage
+        problem = _describe(answer.get("parsing_error"), raw)
+        previous = [c.get("args") for c in getattr(raw, "tool_calls", None) or []]
+        conversation = [
+            *messages,
+            HumanMessage(
+                content=f"Your previous answer did not validate against `{schema.__name__}`: "
+                f"{problem}\nPrevious answer: {json.dumps(previous, default=str)[:4000]}\n"
+                f"Call the `{schema.__name__}` tool again with every field valid."
+            ),
+        ]
+    raise ModelError(
+        f"{schema.__name__}: invalid structured output after one re-ask: {problem}",
+        schema=schema.__name__,
+        usage=usage.__dict__,
+    )

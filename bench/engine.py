@@ -1,0 +1,113 @@
+"""Agent task engine vs raw Celery, same broker, database and machine, one run.
+
+    python -m bench.engine [--tasks 3000] [--rate 100] [--seconds 10]
+
+(a) raw Celery no-op tasks per second (bare app, same reliability options;
+    the task only increments a Redis counter so the run knows when it ended);
+(b) echo agent tasks per second through the whole lifecycle (row insert,
+    dispatch, lease, slot, claim, five SPARC states, metrics, completion),
+    submitted one at a time and in batches (``submit_many``);
+then the ratio b/a, and submit -> running latency (``started_at -
+created_at``) percentiles at a fixed offered rate.  Workers: prefork -c 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+
+import redis
+from sqlalchemy import text
+
+from bench.harness import percentile, scratch_stack, servers, wait_until, worker
+from workers import client
+from workers.db import get_engine
+from workers.redis import client_url
+
+
+def completed(ids_since: float) -> int:
+    with get_engine().connect() as connection:
+        return int(connection.execute(
+            text("SELECT count(*) FROM agent_tasks WHERE status = 'completed'"
+                 " AND created_at >= to_timestamp(:since)"),
+            {"since": ids_since},
+        ).scalar_one())  # fmt: skip
+
+
+def raw_rate(env: dict[str, str], tasks: int) -> float:
+    from bench import raw_app
+
+    counter = redis.Redis.from_url(client_url(env["TOOLBOX_REDIS_URL"]))
+    with worker("bench.raw_app", "raw", env):
+        for round_tasks in (200, tasks):
+            counter.set("bench:noop:done", 0)
+            started = time.perf_counter()
+            with raw_app.app.producer_or_acquire() as producer:
+                for _ in range(round_tasks):
+                    raw_app.noop.apply_async(producer=producer)
+            wait_until(lambda n=round_tasks: int(counter.get("bench:noop:done") or 0) >= n, 600)
+            elapsed = time.perf_counter() - started
+    return tasks / elapsed
+
+
+def agent_rate(tasks: int, *, batch: int) -> float:
+    since = time.time() - 1
+    started = time.perf_counter()
+    if batch == 1:
+        for _ in range(tasks):
+            client.submit("echo", {})
+    else:
+        for offset in range(0, tasks, batch):
+            client.submit_many("echo", [{}] * min(batch, tasks - offset))
+    wait_until(lambda: completed(since) >= tasks, 600)
+    return tasks / (time.perf_counter() - started)
+
+
+def latency(rate: float, seconds: float) -> dict[str, float]:
+    count = int(rate * seconds)
+    ids: list[uuid.UUID] = []
+    started = time.perf_counter()
+    for index in range(count):
+        delay = started + index / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        ids.append(client.submit("echo", {}))
+    wait_until(lambda: all(client.get_task(i, states=False).finished for i in ids[-20:]), 120)
+    with get_engine().connect() as connection:
+        waits = [
+            float(ms) for ms in connection.execute(
+                text("SELECT extract(epoch FROM started_at - created_at) * 1000"
+                     " FROM agent_tasks WHERE id = ANY(:ids)"),
+                {"ids": ids},
+            ).scalars()
+        ]  # fmt: skip
+    achieved = count / (time.perf_counter() - started)
+    return {"offered": rate, "achieved": achieved, "p50": percentile(waits, 50),
+            "p95": percentile(waits, 95), "p99": percentile(waits, 99)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    with servers() as (admin_url, redis_url), scratch_stack(admin_url, redis_url) as env:
+        raw = raw_rate(env, args.tasks)
+        with worker("workers.app", "agents", env):
+            agent_rate(200, batch=100)  # warm-up: connections, imports, caches
+            single = agent_rate(args.tasks, batch=1)
+            batched = agent_rate(args.tasks, batch=100)
+            lat = latency(args.rate, args.seconds)
+    print(f"raw Celery no-op              {raw:8.1f} tasks/s")
+    print(f"agent tasks, submit()         {single:8.1f} tasks/s   ratio {single / raw:.2f}")
+    print(f"agent tasks, submit_many(100) {batched:8.1f} tasks/s   ratio {batched / raw:.2f}")
+    print(
+        f"submit -> running at {lat['offered']:.0f}/s offered ({lat['achieved']:.0f}/s achieved):"
+        f" p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

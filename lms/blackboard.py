@@ -1,0 +1,283 @@
+"""Blackboard Learn REST API client.
+
+Learn authenticates an application with OAuth2 client credentials (the REST
+application key and secret sent as HTTP Basic) and issues one-hour tokens.
+Collections page through ``paging.nextPage`` in the body, a host-relative URL
+that already carries the offset, so it is followed verbatim.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+from urllib.parse import quote, urljoin
+
+import httpx
+
+from lms.auth import TokenProvider, client_secret_provider
+from lms.base import (
+    Assignment,
+    ConnectionConfig,
+    Course,
+    EnrollmentState,
+    GradeOutcome,
+    GradeSubmission,
+    LMSClient,
+    RosterEntry,
+    RosterRole,
+)
+from lms.http import LMSHttp
+from models.errors import LMSRequestRejected, ValidationFailed
+
+TOKEN_PATH = "/learn/api/public/v1/oauth2/token"
+COURSES_PATH = "/learn/api/public/v3/courses"
+MEMBERSHIPS_PATH = "/learn/api/public/v1/courses/{course}/users"
+COLUMNS_PATH = "/learn/api/public/v2/courses/{course}/gradebook/columns"
+GRADE_PATH = COLUMNS_PATH + "/{column}/users/{user}"
+# Scores travel as JSON floats, so a scaled 2/3 comes back rounded.
+SCORE_TOLERANCE = Decimal("0.000001")
+
+# Course roles that ship with Learn; institution-defined roles fall back to
+# "observer" so an unknown role never gets grading rights by accident.
+ROLE_MAP: Mapping[str, RosterRole] = {
+    "Student": "student",
+    "Instructor": "teacher",
+    "TeachingAssistant": "ta",
+    "Grader": "ta",
+    "CourseBuilder": "ta",
+    "Guest": "observer",
+}
+AVAILABILITY_MAP: Mapping[str, EnrollmentState] = {
+    "Yes": "active",
+    "No": "inactive",
+    "Disabled": "dropped",
+}
+
+
+class BlackboardClient(LMSClient):
+    """Courses, memberships and gradebook columns of one Learn server."""
+
+    platform: ClassVar[str] = "blackboard"
+
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(config)
+        token_url = config.token_endpoint or urljoin(config.base_url, TOKEN_PATH)
+        self.tokens: TokenProvider = client_secret_provider(
+            token_url,
+            config.credentials.client_id,
+            config.credentials.client_secret,
+            method="basic",
+            timeout=config.timeout_seconds,
+            sleep=sleep,
+            clock=clock,
+            transport=transport,
+        )
+        self.http = LMSHttp(
+            config.base_url,
+            timeout=config.timeout_seconds,
+            max_retries=config.max_retries,
+            auth=self.tokens.auth(),
+            on_unauthorized=self.tokens.invalidate,
+            sleep=sleep,
+            transport=transport,
+        )
+        self._column_points: dict[tuple[str, str], Decimal | None] = {}
+
+    def list_courses(self) -> Iterator[Course]:
+        for item in self._pages(COURSES_PATH, {"fields": _COURSE_FIELDS}):
+            if item.get("organization") is True:
+                continue  # organizations are communities, not classes
+            yield _course(item, COURSES_PATH)
+
+    def list_roster(self, course_external_id: str) -> Iterator[RosterEntry]:
+        url = MEMBERSHIPS_PATH.format(course=_seg(course_external_id))
+        for item in self._pages(url, {"expand": "user"}):
+            yield _member(item, url)
+
+    def list_assignments(self, course_external_id: str) -> Iterator[Assignment]:
+        url = COLUMNS_PATH.format(course=_seg(course_external_id))
+        for item in self._pages(url, None):
+            grading = _mapping(item.get("grading"))
+            if grading.get("type") == "Calculated":
+                continue  # totals and weighted columns cannot take a passed-back grade
+            assignment = _assignment(item, url)
+            self._column_points[(course_external_id, assignment.external_id)] = (
+                assignment.points_possible
+            )
+            yield assignment
+
+    def submit_grade(self, grade: GradeSubmission) -> GradeOutcome:
+        """PATCH the score unless Learn already holds it; re-checked before any retry.
+
+        Learn keeps no score timestamp, so ordering between two different
+        grades for the same column and user is the passback queue's job.
+        """
+        url = GRADE_PATH.format(
+            course=_seg(grade.course_external_id),
+            column=_seg(grade.assignment_external_id),
+            user=_seg(grade.external_user_id),
+        )
+        score = _scaled(grade, self._points(grade))
+        body: dict[str, Any] = {"score": _number(score)}
+        if grade.comment:
+            body["feedback"] = grade.comment
+
+        def check() -> GradeOutcome | None:
+            current = self._current_score(url)
+            if current is not None and abs(current - score) <= SCORE_TOLERANCE:
+                return GradeOutcome(already_applied=True, detail="Learn already holds this score")
+            return None
+
+        def write() -> GradeOutcome:
+            self.http.send_json("PATCH", url, json=body)
+            return GradeOutcome()
+
+        return self.http.checked_write(check, write)
+
+    def close(self) -> None:
+        self.http.close()
+        self.tokens.close()
+
+    def _pages(self, url: str, params: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
+        seen: set[str] = set()
+        next_url: str | None = url
+        while next_url is not None:
+            if next_url in seen:
+                raise ValidationFailed(f"{next_url}: paging.nextPage repeats a page")
+            seen.add(next_url)
+            body = _mapping(self.http.get_json(next_url, params=params), next_url, "body")
+            results = body.get("results")
+            if not isinstance(results, list):
+                raise ValidationFailed(f"{next_url}: 'results' is missing or not a list")
+            for item in results:
+                yield _mapping(item, next_url, "results[]")
+            paging = _mapping(body.get("paging"))
+            nxt = paging.get("nextPage")
+            next_url = nxt if isinstance(nxt, str) and nxt else None
+            params = None  # nextPage already carries every query parameter
+
+    def _points(self, grade: GradeSubmission) -> Decimal | None:
+        key = (grade.course_external_id, grade.assignment_external_id)
+        if key not in self._column_points:
+            url = COLUMNS_PATH.format(course=_seg(key[0])) + f"/{_seg(key[1])}"
+            column = _mapping(self.http.get_json(url), url, "body")
+            self._column_points[key] = _decimal(_mapping(column.get("score")).get("possible"))
+        return self._column_points[key]
+
+    def _current_score(self, url: str) -> Decimal | None:
+        try:
+            body = self.http.get_json(url)
+        except LMSRequestRejected as exc:
+            if exc.status_code == 404:
+                return None  # no grade recorded yet
+            raise
+        return _decimal(_mapping(body).get("score"))
+
+
+_COURSE_FIELDS = "id,courseId,externalId,name,description,organization,availability"
+
+
+def _course(item: Mapping[str, Any], url: str) -> Course:
+    duration = _mapping(_mapping(item.get("availability")).get("duration"))
+    return Course(
+        external_id=_required_str(item, "id", url),
+        title=_required_str(item, "name", url),
+        description=item.get("description") or None,
+        start_date=_date(duration.get("start")),
+        end_date=_date(duration.get("end")),
+        raw=item,
+    )
+
+
+def _member(item: Mapping[str, Any], url: str) -> RosterEntry:
+    user = _mapping(item.get("user"))
+    name = _mapping(user.get("name"))
+    contact = _mapping(user.get("contact"))
+    role_id = _required_str(item, "courseRoleId", url)
+    available = _mapping(item.get("availability")).get("available", "Yes")
+    return RosterEntry(
+        external_user_id=_required_str(item, "userId", url),
+        role=ROLE_MAP.get(role_id, "observer"),
+        state=AVAILABILITY_MAP.get(str(available), "inactive"),
+        given_name=name.get("given"),
+        family_name=name.get("family"),
+        email=contact.get("email"),
+        username=user.get("userName"),
+        raw=item,
+    )
+
+
+def _assignment(item: Mapping[str, Any], url: str) -> Assignment:
+    grading = _mapping(item.get("grading"))
+    return Assignment(
+        external_id=_required_str(item, "id", url),
+        title=_required_str(item, "name", url),
+        description=item.get("description") or None,
+        assignment_type=grading.get("type"),
+        points_possible=_decimal(_mapping(item.get("score")).get("possible")),
+        due_at=_datetime(grading.get("due")),
+        raw=item,
+    )
+
+
+def _scaled(grade: GradeSubmission, target: Decimal | None) -> Decimal:
+    """The score in the column's points, which may differ from our quiz's."""
+    if target is None or grade.points_possible <= 0 or target == grade.points_possible:
+        return grade.score
+    return grade.score * target / grade.points_possible
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe=":")  # Learn ids such as "courseId:BIO-101" keep their colon
+
+
+def _mapping(value: Any, url: str | None = None, what: str = "") -> Mapping[str, Any]:
+    if isinstance(value, Mapping):
+        return value
+    if url is not None:
+        raise ValidationFailed(f"{url}: {what} is not a JSON object")
+    return {}
+
+
+def _required_str(item: Mapping[str, Any], key: str, url: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValidationFailed(f"{url}: field '{key}' is missing or not a string")
+    return value
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _datetime(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _date(value: Any) -> dt.date | None:
+    moment = _datetime(value)
+    return moment.date() if moment else None

@@ -1,0 +1,433 @@
+"""The HTTP layer every LMS client shares: retries, throttling, paging, errors.
+
+Clients speak platform shapes; this module speaks HTTP.  It owns the policy
+that keeps a sync safe to rerun and polite to a school's LMS: bounded retries
+with full-jitter backoff that honour ``Retry-After``, one token renewal on
+401, a pause when Canvas says its cost bucket is nearly empty, and error
+messages that name the URL but never a secret.  ``request`` retries every
+method; grade writes go through ``checked_write``, which re-reads the LMS
+before trying a write again, because a write whose answer was lost may have
+landed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import httpx
+
+from models.errors import LMSRequestRejected, LMSUnavailable, ValidationFailed
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Query and form parameters whose values are secrets, redacted from messages.
+SECRET_PARAMS = frozenset(
+    "access_token api_key apikey client_secret oauth_signature password refresh_token secret"
+    " token wstoken".split()
+)
+REDACTED = "REDACTED"
+_CANVAS_THROTTLED = "Rate Limit Exceeded"
+_LINK = re.compile(r"<([^>]*)>([^<]*)")
+_REL = re.compile(r"""\brel\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s;,]+))""", re.IGNORECASE)
+_SNIPPET = 200
+
+
+def parse_link_header(value: str) -> dict[str, str]:
+    """Map each ``rel`` of an RFC 8288 ``Link`` header to its URL (first wins)."""
+    links: dict[str, str] = {}
+    for match in _LINK.finditer(value):
+        url, attributes = match.group(1).strip(), match.group(2)
+        for rel_match in _REL.finditer(attributes):
+            rels = next(group for group in rel_match.groups() if group is not None)
+            for rel in rels.split():
+                links.setdefault(rel.lower(), url)
+    return links
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds the server asked us to wait, from delta-seconds or an HTTP date."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = (when - dt.datetime.now(dt.UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def redact_url(url: httpx.URL | str) -> str:
+    """The URL with user info dropped and secret query values replaced."""
+    parsed = httpx.URL(url)
+    if parsed.userinfo:
+        parsed = parsed.copy_with(userinfo=b"")
+    if parsed.query:
+        params = [
+            (key, REDACTED if key.lower() in SECRET_PARAMS else value)
+            for key, value in parsed.params.multi_items()
+        ]
+        parsed = parsed.copy_with(params=params)
+    return str(parsed)
+
+
+def require_object(value: Any, where: str, *keys: str) -> dict[str, Any]:
+    """``value`` as a JSON object holding ``keys``, else ``ValidationFailed`` naming ``where``."""
+    if not isinstance(value, dict):
+        raise ValidationFailed(f"{where}: expected a JSON object, got {type(value).__name__}")
+    missing = [key for key in keys if value.get(key) is None]
+    if missing:
+        raise ValidationFailed(f"{where}: object without {', '.join(missing)}")
+    return value
+
+
+def lms_message(response: httpx.Response) -> str:
+    """The LMS's own explanation from the common error shapes, else the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:_SNIPPET] or response.reason_phrase
+    return _message_from(body) or response.text.strip()[:_SNIPPET] or response.reason_phrase
+
+
+def _message_from(body: Any) -> str | None:
+    if isinstance(body, str | list) or not isinstance(body, dict):
+        items = [body] if isinstance(body, str) else body if isinstance(body, list) else []
+        parts = [item if isinstance(item, str) else _message_from(item) for item in items]
+        return "; ".join(part for part in parts if part) or None
+    errors = body.get("errors")
+    found = _message_from(list(errors.values()) if isinstance(errors, dict) else errors)
+    message = body.get("message") or body.get("detail")
+    if found or isinstance(message, str):
+        return found or str(message)
+    error, description = body.get("error"), body.get("error_description")
+    if isinstance(description, str):
+        return f"{error}: {description}" if isinstance(error, str) else description
+    return _message_from(error)
+
+
+def _secrets_of(request: httpx.Request | None, extra: Iterable[str]) -> list[str]:
+    """Values that must never appear in a message about ``request``."""
+    found = [value for value in extra if value]
+    if request is not None:
+        for name in ("Authorization", "Proxy-Authorization"):
+            value = request.headers.get(name)
+            if value:
+                found.append(value)
+                found.extend(value.split(" ", 1)[1:])
+        for key, value in request.url.params.multi_items():
+            if key.lower() in SECRET_PARAMS:
+                found.append(value)
+    return sorted({value for value in found if len(value) >= 4}, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of each secret replaced."""
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+class LMSHttp:
+    """One connection pool to one LMS, with the retry and paging policy.
+
+    One instance per client and run; it is not meant to be shared across threads.
+    ``throttle_threshold`` turns on the pause for ``X-Rate-Limit-Remaining``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        auth: httpx.Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        on_unauthorized: Callable[[], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        throttle_threshold: int | None = None,
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        self.base_url = base_url
+        self._client = httpx.Client(
+            base_url=base_url, timeout=timeout, auth=auth, headers=headers, transport=transport
+        )
+        self._max_retries = max_retries
+        self._on_unauthorized = on_unauthorized
+        self._sleep = sleep
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._throttle_threshold = throttle_threshold
+        self._pending_pause = 0.0
+        self._single_attempt = False
+
+    def __repr__(self) -> str:
+        return f"LMSHttp(base_url={redact_url(self.base_url)!r})"
+
+    def __enter__(self) -> LMSHttp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send with retries; return a 2xx response or raise an ``LMS*`` error."""
+        form_secrets = [
+            str(value) for key, value in (data or {}).items() if key.lower() in SECRET_PARAMS
+        ]
+        attempts = 0
+        renewed = False
+        while True:
+            self._pause_if_throttled()
+            request = self._client.build_request(
+                method, url, params=params, json=json, data=data, headers=headers
+            )
+            response, reason = self._send(request, form_secrets)
+            retry_after: float | None = None
+            if response is not None:
+                self._note_budget(response)
+                if response.status_code == 401 and not renewed and self._on_unauthorized:
+                    renewed = True
+                    log.info("%s %s: 401, renewing credentials", method, redact_url(request.url))
+                    self._on_unauthorized()
+                    continue
+                transient = _transient_reason(response)
+                if transient is None:
+                    if response.status_code >= 300:
+                        raise self._rejected(response, form_secrets)
+                    return response
+                reason, retry_after = transient, retry_after_seconds(response)
+            attempts += 1
+            delay = self._delay(attempts, retry_after)
+            if self._single_attempt or attempts > self._max_retries or delay is None:
+                raise self._unavailable(request, reason, attempts, retry_after)
+            delay, self._pending_pause = max(delay, self._pending_pause), 0.0
+            where = f"{method} {redact_url(request.url)}"
+            log.warning("%s: %s; retry %d in %.2fs", where, reason, attempts, delay)
+            self._sleep(delay)
+
+    def checked_write(self, check: Callable[[], T | None], write: Callable[[], T]) -> T:
+        """Run ``write`` unless ``check`` finds it done; before any retry, ``check`` again.
+
+        Each ``write`` gets one attempt: when it fails transiently (a timeout
+        may hide a write that landed), the retry starts with ``check``, so a
+        grade lands once however its answers get lost.
+        """
+        attempts = 0
+        while True:
+            done = check()
+            if done is not None:
+                return done
+            self._single_attempt = True
+            try:
+                return write()
+            except LMSUnavailable as exc:
+                attempts += 1
+                delay = self._delay(attempts, exc.details.get("server_retry_after"))
+                if attempts > self._max_retries or delay is None:
+                    raise
+                log.warning("write failed (%s); re-checking in %.2fs", exc.message, delay)
+                self._sleep(delay)
+            finally:
+                self._single_attempt = False
+
+    def get_json(self, url: str, *, params: Mapping[str, Any] | None = None) -> Any:
+        """GET and parse a JSON body (an empty body is malformed here)."""
+        return self.decode(self.request("GET", url, params=params), allow_empty=False)
+
+    def send_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send a write and parse its body if there is one, else ``None``."""
+        response = self.request(method, url, json=json, data=data, headers=headers)
+        return self.decode(response, allow_empty=True)
+
+    def decode(self, response: httpx.Response, *, allow_empty: bool = False) -> Any:
+        """The JSON body of ``response``, or ``ValidationFailed`` naming its URL."""
+        if allow_empty and not response.content.strip():
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            secrets = _secrets_of(response.request, ())
+            snippet = scrub(response.text[:_SNIPPET], secrets)
+            raise ValidationFailed(
+                f"{response.request.method} {redact_url(response.request.url)} returned a body "
+                f"that is not JSON (HTTP {response.status_code}, Content-Type "
+                f"{response.headers.get('Content-Type', 'none')!r}): {snippet!r}"
+            ) from None
+
+    def iter_link_pages(
+        self, url: str, *, params: Mapping[str, Any] | None = None
+    ) -> Iterator[list[Any]]:
+        """Yield JSON-list pages, following ``Link: rel="next"`` until it is absent.
+
+        ``rel="last"`` is never needed: Canvas leaves it out when counting is costly.
+        """
+        next_url: str | None = url
+        page_params = params
+        seen: set[str] = set()
+        while next_url is not None:
+            response = self.request("GET", next_url, params=page_params)
+            where = f"GET {redact_url(response.request.url)}"
+            page = self.decode(response)
+            if not isinstance(page, list):
+                raise ValidationFailed(
+                    f"{where}: expected a JSON list page, got {type(page).__name__}"
+                )
+            yield page
+            seen.add(str(response.request.url))
+            following = parse_link_header(response.headers.get("Link", "")).get("next")
+            if following is not None:
+                following = str(response.request.url.join(following))
+                if following in seen:
+                    raise ValidationFailed(f"{where}: rel=next points back to a page already read")
+            next_url, page_params = following, None
+
+    def iter_offset_pages(
+        self,
+        url: str,
+        *,
+        items_key: str | None,
+        params: Mapping[str, Any] | None = None,
+        limit: int = 100,
+        limit_param: str = "limit",
+        offset_param: str = "offset",
+        total_header: str | None = "X-Total-Count",
+    ) -> Iterator[list[Any]]:
+        """Yield pages of ``limit``/``offset`` paging until the data runs out.
+
+        Stops on an empty page or once ``offset`` reaches the total header; a
+        short page ends paging only when there is no total, because a server
+        may cap ``limit`` below what was asked.
+        """
+        offset = 0
+        while True:
+            query = {**(params or {}), limit_param: limit, offset_param: offset}
+            response = self.request("GET", url, params=query)
+            items = self._page_items(response, items_key)
+            if not items:
+                return
+            yield items
+            offset += len(items)
+            total = response.headers.get(total_header or "", "")
+            if offset >= int(total) if total.isdigit() else len(items) < limit:
+                return
+
+    def _page_items(self, response: httpx.Response, items_key: str | None) -> list[Any]:
+        body = self.decode(response)
+        where = f"GET {redact_url(response.request.url)}"
+        if items_key is not None:
+            body = require_object(body, where).get(items_key, [])
+        if not isinstance(body, list):
+            raise ValidationFailed(
+                f"{where}: expected a JSON list of items, got {type(body).__name__}"
+            )
+        return body
+
+    def _send(
+        self, request: httpx.Request, form_secrets: list[str]
+    ) -> tuple[httpx.Response | None, str]:
+        """The response, or ``None`` and why the exchange failed (scrubbed)."""
+        try:
+            return self._client.send(request), ""
+        except httpx.TransportError as exc:
+            detail = scrub(str(exc), _secrets_of(request, form_secrets))
+            return None, f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+    def _pause_if_throttled(self) -> None:
+        if self._pending_pause > 0:
+            pause, self._pending_pause = self._pending_pause, 0.0
+            log.info("LMS rate-limit budget is low; pausing %.2fs", pause)
+            self._sleep(pause)
+
+    def _note_budget(self, response: httpx.Response) -> None:
+        """Plan a pause when Canvas's cost bucket runs low (a little, scaled by the shortfall)."""
+        if self._throttle_threshold is None or self._throttle_threshold <= 0:
+            return
+        try:
+            remaining = float(response.headers["X-Rate-Limit-Remaining"])
+        except (KeyError, ValueError):
+            return
+        if remaining < self._throttle_threshold:
+            shortfall = min(1.0, (self._throttle_threshold - remaining) / self._throttle_threshold)
+            self._pending_pause = min(self._backoff_cap, self._backoff_base * (1.0 + shortfall))
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float | None:
+        """Full-jitter backoff; ``None`` when the server wants longer than we wait in-process."""
+        ceiling = min(self._backoff_cap, self._backoff_base * 2 ** min(attempt - 1, 32))
+        delay = random.uniform(0.0, ceiling)
+        if retry_after is not None:
+            if retry_after > self._backoff_cap:
+                return None
+            delay = max(delay, retry_after)
+        return delay
+
+    def _rejected(self, response: httpx.Response, form_secrets: list[str]) -> LMSRequestRejected:
+        secrets = _secrets_of(response.request, form_secrets)
+        message = scrub(lms_message(response), secrets)
+        return LMSRequestRejected(
+            f"{response.request.method} {redact_url(response.request.url)} was rejected "
+            f"with HTTP {response.status_code}: {message}",
+            status_code=response.status_code,
+        )
+
+    def _unavailable(
+        self, request: httpx.Request, reason: str, attempts: int, retry_after: float | None
+    ) -> LMSUnavailable:
+        """``retry_after`` is the server's wish, else the next backoff ceiling, as a hint."""
+        hint = min(self._backoff_cap, self._backoff_base * 2 ** min(attempts, 32))
+        return LMSUnavailable(
+            f"{request.method} {redact_url(request.url)} failed after {attempts} "
+            f"attempt(s): {reason}",
+            retry_after=hint if retry_after is None else retry_after,
+            server_retry_after=retry_after,
+        )
+
+
+def _transient_reason(response: httpx.Response) -> str | None:
+    """Why ``response`` is worth retrying, or ``None`` when it is final."""
+    status = response.status_code
+    if status in (408, 429) or status >= 500:
+        return f"HTTP {status} {response.reason_phrase}".strip()
+    if status == 403 and _CANVAS_THROTTLED in response.text:
+        return "HTTP 403 Rate Limit Exceeded"
+    return None

@@ -1,0 +1,318 @@
+"""LTI 1.3 Advantage client: rosters by NRPS, assignments and scores by AGS.
+
+LTI has no "list courses" call: a platform only tells a tool about a context
+(course) when it is launched there, and the launch carries that context's
+NRPS memberships URL and AGS line items URL.  The integration therefore lists
+its contexts in ``ConnectionConfig.options["contexts"]``, filled from
+launches, e.g.::
+
+    {"contexts": [{"id": "ctx-1", "title": "Biology",
+                   "memberships_url": "https://lms/.../memberships",
+                   "lineitems_url": "https://lms/.../lineitems"}],
+     "key_id": "tool-key-2024"}
+
+Other options: ``key_id`` (the ``kid`` of the tool's JWKS key), ``scopes``
+and ``token_audience`` (when the platform wants an ``aud`` other than its
+token URL).  Scores carry the grade's fixed timestamp; the platform must not
+apply one that is not newer than what it holds, and such a refusal (409, or a
+400/422 that names the timestamp) means the grade or a newer one is already
+there.  A platform that silently ignores a stale score answers 2xx, which
+cannot be told apart from an applied one and is reported as applied; the
+platform still keeps the newer grade.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from lms.auth import LTI_SCOPES, JWTAssertionGrant, TokenProvider
+from lms.base import (
+    Assignment,
+    ConnectionConfig,
+    Course,
+    EnrollmentState,
+    GradeOutcome,
+    GradeSubmission,
+    LMSClient,
+    RosterEntry,
+    RosterRole,
+)
+from lms.http import LMSHttp, parse_link_header
+from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
+
+NRPS_MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
+LINEITEMS_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+SCORE_MEDIA_TYPE = "application/vnd.ims.lis.v1.score+json"
+
+_LIS = "http://purl.imsglobal.org/vocab/lis/v2/"
+# Context roles by their last segment; a sub-role such as
+# membership/Instructor#TeachingAssistant is looked up by the part after "#".
+_CONTEXT_ROLES: Mapping[str, RosterRole] = {
+    "Learner": "student",
+    "Member": "student",
+    "Instructor": "teacher",
+    "TeachingAssistant": "ta",
+    "Grader": "ta",
+    "ContentDeveloper": "ta",
+    "Administrator": "admin",
+    "Manager": "admin",
+    "Mentor": "observer",
+}
+_ROLE_PRIORITY: tuple[RosterRole, ...] = ("ta", "teacher", "admin", "student", "observer")
+_STATUS_MAP: Mapping[str, EnrollmentState] = {
+    "Active": "active",
+    "Inactive": "inactive",
+    "Deleted": "dropped",
+}
+# HTTP statuses with which platforms refuse a score whose timestamp is not
+# newer than the stored one: 409 is what the AGS spec suggests; others use a
+# 400/422 that says so.
+_STALE_STATUS = 409
+_STALE_MESSAGE_STATUSES = frozenset({400, 422})
+
+
+class LTIAdvantageClient(LMSClient):
+    """NRPS and AGS services of the contexts an LTI 1.3 tool was launched in."""
+
+    platform: ClassVar[str] = "lti"
+
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(config)
+        self.contexts = _contexts(config.options)
+        creds = config.credentials
+        if not config.token_endpoint:
+            raise ConfigurationError("token_endpoint is required for LTI Advantage")
+        if not creds.client_id:
+            raise ConfigurationError("credentials.client_id is required for LTI Advantage")
+        if not creds.private_key_pem:
+            raise ConfigurationError("credentials.private_key_pem is required for LTI Advantage")
+        grant = JWTAssertionGrant(
+            client_id=creds.client_id,
+            private_key_pem=creds.private_key_pem,
+            key_id=_opt_str(config.options, "key_id"),
+            audience=_opt_str(config.options, "token_audience"),
+        )
+        self.tokens = TokenProvider(
+            config.token_endpoint,
+            grant,
+            scopes=config.options.get("scopes") or LTI_SCOPES,
+            timeout=config.timeout_seconds,
+            sleep=sleep,
+            clock=clock,
+            transport=transport,
+        )
+        self.http = LMSHttp(
+            config.base_url,
+            timeout=config.timeout_seconds,
+            max_retries=config.max_retries,
+            auth=self.tokens.auth(),
+            on_unauthorized=self.tokens.invalidate,
+            sleep=sleep,
+            transport=transport,
+        )
+
+    def list_courses(self) -> Iterator[Course]:
+        for context in self.contexts.values():
+            title = context.get("title") or context.get("label") or context["id"]
+            yield Course(external_id=context["id"], title=str(title), raw=context)
+
+    def list_roster(self, course_external_id: str) -> Iterator[RosterEntry]:
+        url = self._service_url(course_external_id, "memberships_url")
+        for page_url, body in self._link_pages(url, NRPS_MEDIA_TYPE):
+            members = _mapping(body, page_url).get("members")
+            if not isinstance(members, list):
+                raise ValidationFailed(f"{page_url}: 'members' is missing or not a list")
+            for member in members:
+                entry = _member(_mapping(member, page_url), page_url)
+                if entry is not None:
+                    yield entry
+
+    def list_assignments(self, course_external_id: str) -> Iterator[Assignment]:
+        url = self._service_url(course_external_id, "lineitems_url")
+        for page_url, body in self._link_pages(url, LINEITEMS_MEDIA_TYPE):
+            if not isinstance(body, list):
+                raise ValidationFailed(f"{page_url}: the line item container is not a list")
+            for item in body:
+                yield _line_item(_mapping(item, page_url), page_url)
+
+    def submit_grade(self, grade: GradeSubmission) -> GradeOutcome:
+        """POST one score; a refusal for an old timestamp means it is already there.
+
+        The timestamp is never moved forward to get past the refusal: the
+        platform already holds this grade or a newer one.
+        """
+        if grade.timestamp.utcoffset() is None:
+            raise ValidationFailed("GradeSubmission.timestamp must carry a UTC offset")
+        score: dict[str, Any] = {
+            "userId": grade.external_user_id,
+            "scoreGiven": _number(grade.score),
+            "scoreMaximum": _number(grade.points_possible),
+            "activityProgress": "Completed",
+            "gradingProgress": "FullyGraded",
+            "timestamp": grade.timestamp.isoformat(),
+        }
+        if grade.comment:
+            score["comment"] = grade.comment
+        url = scores_url(grade.assignment_external_id)
+        try:
+            self.http.request("POST", url, json=score, headers={"Content-Type": SCORE_MEDIA_TYPE})
+        except LMSRequestRejected as exc:
+            if _is_stale_refusal(exc):
+                return GradeOutcome(already_applied=True, detail=exc.message)
+            raise
+        return GradeOutcome()
+
+    def close(self) -> None:
+        self.http.close()
+        self.tokens.close()
+
+    def _service_url(self, context_id: str, key: str) -> str:
+        context = self.contexts.get(context_id)
+        if context is None:
+            raise ConfigurationError(f"options.contexts has no context {context_id!r}")
+        url = context.get(key)
+        if not isinstance(url, str) or not url:
+            raise ConfigurationError(f"options.contexts[{context_id!r}].{key} is not configured")
+        return url
+
+    def _link_pages(self, url: str, media_type: str) -> Iterator[tuple[str, Any]]:
+        """Follow ``Link: <...>; rel="next"``; the services need their own Accept."""
+        seen: set[str] = set()
+        next_url: str | None = url
+        while next_url is not None:
+            if next_url in seen:
+                raise ValidationFailed(f"{next_url}: Link rel=next repeats a page")
+            seen.add(next_url)
+            response = self.http.request("GET", next_url, headers={"Accept": media_type})
+            yield next_url, self.http.decode(response)
+            following = parse_link_header(response.headers.get("Link", "")).get("next")
+            next_url = str(response.request.url.join(following)) if following else None
+
+
+def scores_url(lineitem_url: str) -> str:
+    """``{lineitem}/scores``, keeping any query string of the line item URL (AGS 3.4)."""
+    parts = urlsplit(lineitem_url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/scores"))
+
+
+def map_roles(roles: list[Any]) -> RosterRole | None:
+    """The course role from IMS role URIs (or short names), most specific first.
+
+    A TA carries both ``membership#Instructor`` and the sub-role
+    ``membership/Instructor#TeachingAssistant``, so the sub-role wins.
+    """
+    found: set[RosterRole] = set()
+    for role in roles:
+        if not isinstance(role, str):
+            continue
+        if role.startswith(_LIS + "institution/"):
+            if role.endswith("#Administrator"):
+                found.add("admin")
+            continue  # other institution roles say nothing about this course
+        name = role.rsplit("#", 1)[-1] if "#" in role else role.rsplit("/", 1)[-1]
+        mapped = _CONTEXT_ROLES.get(name)
+        if mapped is not None:
+            found.add(mapped)
+    return next((role for role in _ROLE_PRIORITY if role in found), None)
+
+
+def _is_stale_refusal(exc: LMSRequestRejected) -> bool:
+    if exc.status_code == _STALE_STATUS:
+        return True
+    return exc.status_code in _STALE_MESSAGE_STATUSES and "timestamp" in exc.message.lower()
+
+
+def _member(member: Mapping[str, Any], url: str) -> RosterEntry | None:
+    user_id = member.get("user_id")
+    if not isinstance(user_id, str) or not user_id:
+        raise ValidationFailed(f"{url}: a member has no 'user_id'")
+    roles = member.get("roles")
+    if not isinstance(roles, list):
+        raise ValidationFailed(f"{url}: member {user_id!r} has no 'roles' list")
+    role = map_roles(roles)
+    if role is None:
+        return None  # only roles that mean nothing for a course
+    status = str(member.get("status") or "Active")
+    return RosterEntry(
+        external_user_id=user_id,
+        role=role,
+        state=_STATUS_MAP.get(status, "inactive"),
+        given_name=member.get("given_name"),
+        family_name=member.get("family_name"),
+        email=member.get("email"),
+        username=member.get("lis_person_sourcedid") or None,
+        raw=member,
+    )
+
+
+def _line_item(item: Mapping[str, Any], url: str) -> Assignment:
+    item_id = item.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise ValidationFailed(f"{url}: a line item has no 'id'")
+    label = item.get("label")
+    if not isinstance(label, str):
+        raise ValidationFailed(f"{url}: line item {item_id!r} has no 'label'")
+    maximum = item.get("scoreMaximum")
+    try:
+        points = Decimal(str(maximum)) if maximum is not None else None
+    except InvalidOperation:
+        raise ValidationFailed(f"{url}: line item {item_id!r} has a bad 'scoreMaximum'") from None
+    return Assignment(
+        external_id=item_id,
+        title=label,
+        assignment_type=item.get("tag") or None,
+        points_possible=points,
+        unlock_at=_datetime(item.get("startDateTime")),
+        due_at=_datetime(item.get("endDateTime")),
+        raw=item,
+    )
+
+
+def _contexts(options: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    raw = options.get("contexts")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigurationError("options.contexts must list the launched LTI contexts")
+    contexts: dict[str, Mapping[str, Any]] = {}
+    for index, context in enumerate(raw):
+        if not isinstance(context, Mapping) or not isinstance(context.get("id"), str):
+            raise ConfigurationError(f"options.contexts[{index}].id is missing")
+        contexts[context["id"]] = context
+    return contexts
+
+
+def _opt_str(options: Mapping[str, Any], key: str) -> str | None:
+    value = options.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _mapping(value: Any, url: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValidationFailed(f"{url}: expected a JSON object")
+    return value
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _datetime(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -1,0 +1,330 @@
+"""Schoology over its REST API (``/v1``), signed with two-legged OAuth 1.0a.
+
+Sections are the courses (``/v1/users/{uid}/sections`` of the API user named
+by ``options["user_id"]``).  Lists page with ``start``/``limit`` and follow
+``links.next`` in the body.  Grades are keyed by enrollment id, so the client
+looks up the student's enrollment in the section; it reads the grade first and
+writes only when Schoology holds neither this score nor a newer grade.
+
+authlib's httpx integration binds to the separate ``httpx2`` package whenever
+that is installed (langsmith pulls it in), so its ``OAuth1Auth`` cannot sign an
+``httpx`` request.  ``OAuth1Signer`` is a thin ``httpx.Auth`` over authlib's own
+``ClientAuth``: the signing stays authlib's.  Schoology signs the method and
+URL only; JSON bodies are not part of the signature.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, ClassVar
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+from authlib.oauth1 import ClientAuth
+
+from lms.base import (
+    Assignment,
+    ConnectionConfig,
+    Course,
+    EnrollmentState,
+    GradeOutcome,
+    GradeSubmission,
+    LMSClient,
+    RosterEntry,
+)
+from lms.http import LMSHttp, require_object
+from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+PAGE_LIMIT = 200  # Schoology's maximum page size
+STATUSES: Mapping[str, EnrollmentState] = {
+    "1": "active",
+    "2": "inactive",  # expired
+    "3": "invited",  # invite pending
+    "4": "invited",  # request pending
+    "5": "completed",  # archived
+}
+SCORE_TOLERANCE = Decimal("0.005")
+_OK_CODES = frozenset({200, 201, 204})
+
+
+class OAuth1Signer(httpx.Auth):
+    """Two-legged OAuth 1.0a (HMAC-SHA1) for ``httpx``, signed by authlib."""
+
+    def __init__(self, consumer_key: str, consumer_secret: str) -> None:
+        self.consumer_key = consumer_key
+        self._client_auth = ClientAuth(consumer_key, consumer_secret)
+
+    def __repr__(self) -> str:
+        return f"OAuth1Signer(consumer_key={self.consumer_key!r})"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        headers: dict[str, str] = {}
+        if "Content-Type" in request.headers:
+            headers["Content-Type"] = request.headers["Content-Type"]
+        _, signed, _ = self._client_auth.prepare(
+            request.method, str(request.url), headers, request.content
+        )
+        request.headers["Authorization"] = signed["Authorization"]
+        yield request
+
+
+class SchoologyClient(LMSClient):
+    """Sections, enrollments, assignments and grades visible to one API user."""
+
+    platform: ClassVar[str] = "schoology"
+
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(config)
+        key, secret = config.credentials.client_id, config.credentials.client_secret
+        if not key:
+            raise ConfigurationError("Schoology needs credentials.client_id (the consumer key)")
+        if not secret:
+            raise ConfigurationError("Schoology needs credentials.client_secret (consumer secret)")
+        user_id = config.options.get("user_id")
+        if not user_id:
+            raise ConfigurationError("Schoology needs options.user_id (the API user's uid)")
+        self.user_id = str(user_id)
+        try:
+            self.timezone = ZoneInfo(str(config.options.get("timezone") or "UTC"))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigurationError("Schoology options.timezone is not a known zone") from None
+        base_url = config.base_url.rstrip("/").removesuffix("/v1")
+        self.http = LMSHttp(
+            base_url,
+            timeout=config.timeout_seconds,
+            max_retries=config.max_retries,
+            auth=OAuth1Signer(key, secret),
+            headers={"Accept": "application/json"},
+            sleep=sleep,
+            transport=transport,
+        )
+        self._enrollments: dict[str, dict[str, str]] = {}
+        self._points: dict[tuple[str, str], Decimal | None] = {}
+
+    def close(self) -> None:
+        self.http.close()
+
+    def list_courses(self) -> Iterator[Course]:
+        for item in self._pages(f"/v1/users/{_seg(self.user_id)}/sections", "section"):
+            title = str(item.get("course_title") or item["id"])
+            if item.get("section_title"):
+                title = f"{title}: {item['section_title']}"
+            yield Course(
+                external_id=str(item["id"]),
+                title=title,
+                description=item.get("description") or None,
+                raw=item,
+            )
+
+    def list_roster(self, course_external_id: str) -> Iterator[RosterEntry]:
+        ids: dict[str, str] = {}
+        for item in self._pages(
+            f"/v1/sections/{_seg(course_external_id)}/enrollments", "enrollment"
+        ):
+            uid = str(item.get("uid") or "")
+            state = STATUSES.get(str(item.get("status")))
+            if not uid or state is None:
+                log.warning(
+                    "skipping Schoology enrollment %s: status %r", item["id"], item.get("status")
+                )
+                continue
+            ids[uid] = str(item["id"])
+            yield RosterEntry(
+                external_user_id=uid,
+                role="teacher" if str(item.get("admin")) == "1" else "student",
+                state=state,
+                given_name=item.get("name_first_preferred") or item.get("name_first") or None,
+                family_name=item.get("name_last") or None,
+                email=item.get("primary_email") or None,
+                username=item.get("username") or item.get("school_uid") or None,
+                raw=item,
+            )
+        self._enrollments[course_external_id] = ids
+
+    def list_assignments(self, course_external_id: str) -> Iterator[Assignment]:
+        path = f"/v1/sections/{_seg(course_external_id)}/assignments"
+        for item in self._pages(path, "assignment"):
+            assignment = self._assignment(item, path)
+            self._points[(course_external_id, assignment.external_id)] = assignment.points_possible
+            yield assignment
+
+    def submit_grade(self, grade: GradeSubmission) -> GradeOutcome:
+        """PUT the grade unless Schoology already holds it, or a newer grade."""
+        section, assignment_id = grade.course_external_id, grade.assignment_external_id
+        enrollment_id = self._enrollment_id(section, grade.external_user_id)
+        target = _scaled(grade, self._assignment_points(section, assignment_id))
+        path = f"/v1/sections/{_seg(section)}/grades"
+
+        def check() -> GradeOutcome | None:
+            query = {"assignment_id": assignment_id, "enrollment_id": enrollment_id}
+            body = self.http.get_json(path, params=query)
+            row = _grade_row(body, path, assignment_id, enrollment_id) or {}
+            held = _decimal(row.get("grade"), path)
+            changed = _timestamp(row.get("timestamp"), path)
+            if held is not None and abs(held - target) <= SCORE_TOLERANCE:
+                return GradeOutcome(
+                    already_applied=True, detail="Schoology already holds this grade"
+                )
+            if held is not None and changed is not None and changed > _utc(grade.timestamp):
+                return GradeOutcome(
+                    already_applied=True, detail="Schoology holds a newer grade; kept"
+                )
+            return None
+
+        def write() -> GradeOutcome:
+            item: dict[str, Any] = {
+                "type": "assignment",
+                "assignment_id": assignment_id,
+                "enrollment_id": enrollment_id,
+                "grade": float(target),
+            }
+            if grade.comment:
+                item["comment"] = grade.comment
+            result = self.http.send_json("PUT", path, json={"grades": {"grade": [item]}})
+            _check_put(result, path)
+            return GradeOutcome(detail=f"graded {_plain(target)}")
+
+        return self.http.checked_write(check, write)
+
+    def _pages(self, path: str, key: str) -> Iterator[dict[str, Any]]:
+        """Items of a ``start``/``limit`` list, following ``links.next`` until ``total``."""
+        url, where, seen = path, f"GET {path}", 0
+        params: dict[str, int] | None = {"start": 0, "limit": PAGE_LIMIT}
+        while True:
+            body = require_object(self.http.get_json(url, params=params), where)
+            items = body.get(key) or []
+            if not isinstance(items, list):
+                raise ValidationFailed(f"{where}: {key!r} is not a list")
+            for item in items:
+                yield require_object(item, where, "id")
+            seen += len(items)
+            links = body.get("links")
+            links = links if isinstance(links, dict) else {}
+            next_url, total = links.get("next"), str(body.get("total"))
+            if not items or not next_url or (total.isdigit() and seen >= int(total)):
+                return
+            url, params = str(next_url), None
+
+    def _assignment(self, item: Mapping[str, Any], path: str) -> Assignment:
+        return Assignment(
+            external_id=str(item["id"]),
+            title=str(item.get("title") or item["id"]),
+            description=item.get("description") or None,
+            assignment_type=item.get("type") or None,
+            points_possible=_decimal(item.get("max_points"), path),
+            due_at=self._local_time(item.get("due"), path),
+            raw=item,
+        )
+
+    def _local_time(self, value: Any, where: str) -> dt.datetime | None:
+        """Schoology writes ``YYYY-MM-DD HH:MM:SS`` in the school's zone (``options.timezone``)."""
+        if not value:
+            return None
+        try:
+            parsed = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ValidationFailed(f"{where}: unreadable time {value!r}") from None
+        return parsed.replace(tzinfo=self.timezone) if parsed.tzinfo is None else parsed
+
+    def _enrollment_id(self, section: str, uid: str) -> str:
+        """The student's enrollment id in ``section``, listing the section once if needed."""
+        if uid not in self._enrollments.get(section, {}):
+            for _ in self.list_roster(section):
+                pass
+        enrollment_id = self._enrollments.get(section, {}).get(uid)
+        if enrollment_id is None:
+            raise LMSRequestRejected(
+                f"Schoology section {section} has no enrollment for user {uid}"
+            )
+        return enrollment_id
+
+    def _assignment_points(self, section: str, assignment_id: str) -> Decimal | None:
+        key = (section, assignment_id)
+        if key not in self._points:
+            path = f"/v1/sections/{_seg(section)}/assignments/{_seg(assignment_id)}"
+            item = require_object(self.http.get_json(path), f"GET {path}", "id")
+            self._points[key] = _decimal(item.get("max_points"), path)
+        return self._points[key]
+
+
+def _grade_row(
+    body: Any, path: str, assignment_id: str, enrollment_id: str
+) -> dict[str, Any] | None:
+    grades = require_object(body, f"GET {path}").get("grades") or {}
+    rows = grades.get("grade") if isinstance(grades, dict) else None
+    for row in rows or []:
+        if (
+            isinstance(row, dict)
+            and str(row.get("assignment_id")) == assignment_id
+            and str(row.get("enrollment_id")) == enrollment_id
+        ):
+            return row
+    return None
+
+
+def _check_put(result: Any, path: str) -> None:
+    """Schoology answers per grade; a refused item is a refused request."""
+    if result is None:
+        return
+    grades = require_object(result, f"PUT {path}").get("grades")
+    rows = grades.get("grade") if isinstance(grades, dict) else None
+    for row in rows if isinstance(rows, list) else []:
+        code = str(row.get("response_code", "200")) if isinstance(row, dict) else "200"
+        if code.isdigit() and int(code) not in _OK_CODES:
+            message = row.get("message") or "no message"
+            raise LMSRequestRejected(
+                f"PUT {path}: Schoology refused the grade: {message}", status_code=int(code)
+            )
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _decimal(value: Any, where: str) -> Decimal | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ValidationFailed(f"{where}: expected a number, got {value!r}") from None
+
+
+def _timestamp(value: Any, where: str) -> dt.datetime | None:
+    if value in (None, "", 0, "0"):
+        return None
+    try:
+        return dt.datetime.fromtimestamp(int(value), dt.UTC)
+    except (TypeError, ValueError, OverflowError):
+        raise ValidationFailed(f"{where}: expected a Unix time, got {value!r}") from None
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _scaled(grade: GradeSubmission, lms_points: Decimal | None) -> Decimal:
+    """The score on Schoology's scale when its max points differ from ours."""
+    if not lms_points or lms_points <= 0 or grade.points_possible <= 0:
+        return grade.score
+    if lms_points == grade.points_possible:
+        return grade.score
+    scaled = grade.score * lms_points / grade.points_possible
+    return scaled.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")

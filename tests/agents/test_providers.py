@@ -1,0 +1,222 @@
+"""Model specs, provider error mapping and structured output with one re-ask."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, Field
+
+import agents.providers as providers
+from agents.offline import OfflineChatModel
+from agents.providers import classify_model_error, invoke_structured, make_chat_model
+from models.errors import (
+    ConfigurationError,
+    ModelError,
+    NotSupported,
+    PermanentError,
+    RetryableError,
+    ValidationFailed,
+)
+
+
+@pytest.mark.parametrize("spec", ["offline", " OFFLINE ", "offline:toolbox-deterministic-v1"])
+def test_offline_specs(spec: str) -> None:
+    model = make_chat_model(spec, temperature=0.7, max_retries=3)
+    assert isinstance(model, OfflineChatModel)
+
+
+@pytest.mark.parametrize("spec", ["", "gpt-4o", ":gpt-4o", "openai:", "Open AI:x", "offline:v2"])
+def test_malformed_specs(spec: str) -> None:
+    with pytest.raises(ConfigurationError):
+        make_chat_model(spec)
+
+
+def test_unknown_provider() -> None:
+    with pytest.raises(ConfigurationError, match="nosuchprovider"):
+        make_chat_model("nosuchprovider:some-model")
+
+
+@pytest.mark.parametrize(
+    ("spec", "modules"),
+    [
+        ("openai:gpt-4o-mini", ["langchain_openai"]),
+        ("anthropic:claude-3-5-haiku-latest", ["langchain_anthropic"]),
+        ("ollama:llama3", ["langchain_ollama", "langchain_community"]),
+    ],
+)
+def test_missing_extra_names_it(
+    spec: str, modules: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)
+    provider = spec.split(":")[0]
+    with pytest.raises(ConfigurationError) as caught:
+        make_chat_model(spec)
+    assert f"pip install 'toolboxai-worker[{provider}]'" in str(caught.value)
+
+
+def test_provider_specs_reach_init_chat_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def fake_init(model: str, **kwargs: Any) -> BaseChatModel:
+        calls.append((model, kwargs))
+        return OfflineChatModel()
+
+    monkeypatch.setattr(providers, "init_chat_model", fake_init)
+    make_chat_model("openai:gpt-4o-mini", temperature=0)
+    make_chat_model("Ollama:llama3:8b")
+    assert calls == [
+        ("gpt-4o-mini", {"model_provider": "openai", "temperature": 0}),
+        ("llama3:8b", {"model_provider": "ollama"}),
+    ]
+
+
+def _named(name: str, base: type[Exception] = Exception, **attrs: Any) -> Exception:
+    cls: type[Exception] = type(name, (base,), {})
+    exc = cls("provider said no")
+    for key, value in attrs.items():
+        setattr(exc, key, value)
+    return exc
+
+
+class _Response:
+    def __init__(self, status_code: int, headers: dict[str, str]) -> None:
+        self.status_code = status_code
+        self.headers = headers
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (_named("RateLimitError"), ModelError),
+        (_named("APITimeoutError"), ModelError),
+        (_named("APIConnectionError"), ModelError),
+        (_named("ConnectTimeout"), ModelError),
+        (_named("InternalServerError"), ModelError),
+        (TimeoutError("slow"), ModelError),
+        (ConnectionRefusedError("down"), ModelError),
+        (_named("APIStatusError", status_code=503), ModelError),
+        (_named("APIStatusError", status_code=529), ModelError),
+        (_named("HTTPStatusError", response=_Response(429, {})), ModelError),
+        (_named("AuthenticationError"), ConfigurationError),
+        (_named("APIStatusError", status_code=401), ConfigurationError),
+        (_named("APIStatusError", status_code=404), ConfigurationError),
+        (_named("BadRequestError"), ValidationFailed),
+        (_named("APIStatusError", status_code=400), ValidationFailed),
+        (NotImplementedError("no tools"), NotSupported),
+        (ValueError("bad value"), PermanentError),
+        (RuntimeError("Rate limit exceeded, slow down"), ModelError),
+        (TypeError("timeout must be a float"), PermanentError),
+    ],
+)
+def test_classify_model_error(exc: Exception, expected: type[Exception]) -> None:
+    error = classify_model_error(exc)
+    assert type(error) is expected
+    assert isinstance(error, RetryableError) == (expected is ModelError)
+
+
+def test_retry_after_is_kept() -> None:
+    exc = _named("RateLimitError", response=_Response(429, {"retry-after": "7"}))
+    error = classify_model_error(exc)
+    assert isinstance(error, ModelError) and error.retry_after == 7.0
+
+
+def test_own_errors_pass_through() -> None:
+    error = ValidationFailed(errors=["x"])
+    assert classify_model_error(error) is error
+
+
+class Answer(BaseModel):
+    """A number that must not be negative."""
+
+    value: int = Field(ge=0)
+
+
+class ScriptedModel(BaseChatModel):
+    """Answers with the scripted messages in turn and records what it was asked."""
+
+    script: list[Callable[[], AIMessage]]
+    seen: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        return self.bind(tool_choice=tool_choice, **kwargs)
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        self.seen.append(list(messages))
+        return ChatResult(generations=[ChatGeneration(message=self.script[len(self.seen) - 1]())])
+
+
+def _call(value: int) -> Callable[[], AIMessage]:
+    usage = UsageMetadata(input_tokens=10, output_tokens=5, total_tokens=15)
+    return lambda: AIMessage(
+        content="",
+        tool_calls=[{"name": "Answer", "args": {"value": value}, "id": f"c{value}"}],
+        usage_metadata=usage,
+    )
+
+
+def _raise(exc: Exception) -> Callable[[], AIMessage]:
+    def fail() -> AIMessage:
+        raise exc
+
+    return fail
+
+
+PROMPT = [HumanMessage(content="Give me a number.")]
+
+
+def test_valid_answer_first_time() -> None:
+    model = ScriptedModel(script=[_call(3)])
+    answer, usage = invoke_structured(model, Answer, PROMPT)
+    assert answer == Answer(value=3)
+    assert (usage.input_tokens, usage.output_tokens, usage.model_calls) == (10, 5, 1)
+
+
+def test_invalid_answer_is_re_asked_with_the_error() -> None:
+    model = ScriptedModel(script=[_call(-1), _call(4)])
+    answer, usage = invoke_structured(model, Answer, PROMPT)
+    assert answer.value == 4 and usage.model_calls == 2 and usage.input_tokens == 20
+    re_ask = model.seen[1][-1].text
+    assert "value" in re_ask and "greater than or equal to 0" in re_ask and "-1" in re_ask
+
+
+def test_missing_tool_call_is_re_asked() -> None:
+    model = ScriptedModel(script=[lambda: AIMessage(content="I'd rather not."), _call(1)])
+    assert invoke_structured(model, Answer, PROMPT)[0].value == 1
+    assert "did not call the tool" in model.seen[1][-1].text
+
+
+def test_second_invalid_answer_is_a_retryable_model_error() -> None:
+    model = ScriptedModel(script=[_call(-1), _call(-2)])
+    with pytest.raises(ModelError, match="Answer: invalid structured output") as caught:
+        invoke_structured(model, Answer, PROMPT)
+    assert isinstance(caught.value, RetryableError)
+    assert len(model.seen) == 2
+
+
+def test_provider_errors_are_classified() -> None:
+    model = ScriptedModel(script=[_raise(_named("RateLimitError"))])
+    with pytest.raises(ModelError):
+        invoke_structured(model, Answer, PROMPT)
+    model = ScriptedModel(script=[_raise(_named("AuthenticationError"))])
+    with pytest.raises(ConfigurationError):
+        invoke_structured(model, Answer, PROMPT)

@@ -1,0 +1,135 @@
+"""Fault drills: crashed workers, a broker that is down, duplicate messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.workers import StartWorker, wait_for
+from workers import client, dispatch
+
+pytestmark = [pytest.mark.worker, pytest.mark.slow]
+
+
+def states_written(engine: Engine, task_id: object) -> list[tuple[str, dt.datetime]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT state_type, created_at FROM agent_states WHERE task_id = :id"
+                " ORDER BY sequence_number"
+            ),
+            {"id": task_id},
+        ).all()
+    return [(row.state_type, row.created_at) for row in rows]
+
+
+def phase_metrics(engine: Engine, task_id: object) -> list[str]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(
+                text(
+                    "SELECT context->>'phase' FROM agent_metrics WHERE task_id = :id"
+                    " AND metric_type = 'phase_time'"
+                ),
+                {"id": task_id},
+            ).scalars()
+        )
+
+
+def test_killed_pool_child_resumes_after_its_last_phase_and_completes_once(
+    start_worker: StartWorker, engine: Engine
+) -> None:
+    worker = start_worker(concurrency=1)
+    task_id = client.submit("echo", {"message": "survivor", "phase_seconds": 0.6})
+    wait_for(lambda: len(states_written(engine, task_id)) >= 2, timeout=30)
+    done_before = {phase for phase, _ in states_written(engine, task_id)}
+    for child in worker.pool_children():
+        child.send_signal(signal.SIGKILL)
+    view = client.wait(task_id, timeout=60)
+    assert view.status == "completed", view.error_message
+    assert view.delivery_count == 2
+    assert [s.state_type for s in view.states] == [
+        "situation",
+        "problem",
+        "action",
+        "result",
+        "context",
+    ]
+    rerun = set(phase_metrics(engine, task_id))
+    assert rerun and not (rerun & done_before), "finished phases must not run again"
+    assert rerun | done_before == {"situation", "problem", "action", "result", "context"}
+
+
+def test_a_task_that_keeps_killing_its_worker_fails_with_a_clear_reason(
+    start_worker: StartWorker, engine: Engine
+) -> None:
+    worker = start_worker(concurrency=1, extra_env={"TOOLBOX_MAX_DELIVERIES": "1"})
+    task_id = client.submit("echo", {"phase_seconds": 0.6})
+    wait_for(lambda: len(states_written(engine, task_id)) >= 1, timeout=30)
+    for child in worker.pool_children():
+        child.send_signal(signal.SIGKILL)
+    view = client.wait(task_id, timeout=60)
+    assert view.status == "failed"
+    assert view.error_details is not None and view.error_details["type"] == "RedeliveryExceeded"
+    assert "delivered 2 times without finishing (limit 1)" in (view.error_message or "")
+
+
+def test_whole_worker_killed_the_reaper_runs_the_task_again(
+    start_worker: StartWorker, engine: Engine
+) -> None:
+    first = start_worker(concurrency=1)
+    task_id = client.submit("echo", {"phase_seconds": 0.5})
+    wait_for(lambda: len(states_written(engine, task_id)) >= 1, timeout=30)
+    first.kill()
+    assert client.get_task(task_id).status == "running"
+    start_worker(concurrency=1, beat=True)
+    view = client.wait(task_id, timeout=90)
+    assert view.status == "completed"
+    assert view.delivery_count == 2
+    assert len(view.states) == 5
+
+
+def test_broker_down_at_submit_the_relay_dispatches_once_it_is_back(
+    start_worker: StartWorker, engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    down = {**os.environ, **toolbox_env, "TOOLBOX_REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "from workers import client; print(client.submit('echo', {'message': 'late'}))"],
+        env=down, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "the relay will send the rest" in result.stderr
+    task_id = result.stdout.strip()
+    row = client.get_task(__import__("uuid").UUID(task_id))
+    assert row.status == "pending"
+    start_worker(beat=True)
+    view = client.wait(row.id, timeout=60)
+    assert view.status == "completed"
+    assert view.delivery_count == 1
+
+
+def test_the_same_message_delivered_twice_runs_once(
+    start_worker: StartWorker, engine: Engine
+) -> None:
+    start_worker(concurrency=2)
+    task_id = client.submit("echo", {"phase_seconds": 0.2})
+    with engine.begin() as connection:
+        envelope = dispatch.envelopes(connection, [task_id])
+    assert dispatch.send(envelope * 2) == [task_id, task_id]
+    view = client.wait(task_id, timeout=30)
+    assert view.status == "completed" and view.delivery_count == 1
+    with engine.connect() as connection:
+        successes = connection.execute(
+            text(
+                "SELECT count(*) FROM agent_metrics WHERE task_id = :id AND metric_type = 'success'"
+            ),
+            {"id": task_id},
+        ).scalar_one()
+    assert successes == 1

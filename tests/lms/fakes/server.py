@@ -1,0 +1,333 @@
+"""A small real HTTP server that fake LMS platforms build on.
+
+It runs ``ThreadingHTTPServer`` on 127.0.0.1 with an ephemeral port in a
+thread, records every request, and injects the faults a real LMS produces
+(throttling, 5xx storms, Canvas's 403 throttle, lost responses, malformed
+JSON, expired tokens) so clients are tested over real sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar, Self
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server saw it (header names lower-cased)."""
+
+    method: str
+    path: str
+    query_string: str
+    headers: dict[str, str]
+    body: bytes
+    host: str
+
+    @property
+    def url(self) -> str:
+        """The absolute URL the client addressed (what OAuth 1.0a signs)."""
+        query = f"?{self.query_string}" if self.query_string else ""
+        return f"http://{self.host}{self.path}{query}"
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(self.query_string, keep_blank_values=True)
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        """First value of a query parameter."""
+        return self.query.get(name, [default])[0]
+
+    def form(self) -> dict[str, list[str]]:
+        if "application/x-www-form-urlencoded" not in self.headers.get("content-type", ""):
+            return {}
+        return parse_qs(self.body.decode(), keep_blank_values=True)
+
+    def form_pairs(self) -> list[tuple[str, str]]:
+        if "application/x-www-form-urlencoded" not in self.headers.get("content-type", ""):
+            return []
+        return parse_qsl(self.body.decode(), keep_blank_values=True)
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Reply:
+    """What the fake answers; ``body`` that is not bytes or str is sent as JSON."""
+
+    status: int = 200
+    body: Any = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+        return cls(status, payload, {"Content-Type": "application/json", **(headers or {})})
+
+    @classmethod
+    def text(cls, text: str, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+        return cls(status, text, {"Content-Type": "text/plain; charset=utf-8", **(headers or {})})
+
+    def encoded(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode()
+        return json.dumps(self.body).encode()
+
+
+@dataclass
+class Fault:
+    """Answer the next ``times`` matching requests with ``reply`` instead of the fake.
+
+    With ``delay`` set and no reply, the fake handles the request (writes
+    land) and then holds the response for ``delay`` seconds: a lost response.
+    """
+
+    times: int = 1
+    reply: Reply | None = None
+    delay: float = 0.0
+    match: Callable[[RecordedRequest], bool] | None = None
+
+    def matches(self, request: RecordedRequest) -> bool:
+        return self.times > 0 and (self.match is None or self.match(request))
+
+
+Route = tuple[str, re.Pattern[str], Callable[..., Reply]]
+
+
+def path_matcher(
+    prefix: str | None, method: str | None
+) -> Callable[[RecordedRequest], bool] | None:
+    if prefix is None and method is None:
+        return None
+    return lambda request: (
+        (prefix is None or request.path.startswith(prefix))
+        and (method is None or request.method == method.upper())
+    )
+
+
+class FakeLMSServer:
+    """Base of the fakes: start/stop, request log, faults, tokens and routing.
+
+    Subclasses fill ``routes`` with ``(METHOD, regex, handler)``; handlers get
+    the request and the regex groups as keyword arguments and return a Reply.
+    """
+
+    name: ClassVar[str] = "fake-lms"
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.faults: list[Fault] = []
+        self.tokens: set[str] = set()
+        self.handler_errors: list[BaseException] = []
+        self.routes: list[Route] = []
+        self.lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle ------------------------------------------------------------
+
+    def start(self) -> Self:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self._server = server
+        self._stopping.clear()
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server, self._thread = None, None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError(f"{self.name} is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # tokens ---------------------------------------------------------------
+
+    def issue_token(self, token: str | None = None) -> str:
+        token = token or secrets.token_urlsafe(24)
+        self.tokens.add(token)
+        return token
+
+    def expire_token(self, token: str) -> None:
+        """The token stops working, as when it expires or is revoked."""
+        self.tokens.discard(token)
+
+    # faults ---------------------------------------------------------------
+
+    def inject(self, fault: Fault) -> Fault:
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def throttle(
+        self,
+        times: int = 1,
+        *,
+        retry_after: str | None = "1",
+        path: str | None = None,
+        method: str | None = None,
+    ) -> Fault:
+        """HTTP 429, optionally with ``Retry-After`` (seconds or an HTTP date)."""
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        reply = Reply.json({"errors": [{"message": "Too Many Requests"}]}, 429, headers)
+        return self.inject(Fault(times, reply, match=path_matcher(path, method)))
+
+    def server_errors(
+        self,
+        times: int = 1,
+        *,
+        status: int = 503,
+        path: str | None = None,
+        method: str | None = None,
+    ) -> Fault:
+        """5xx answered before the fake sees the request (nothing is applied)."""
+        reply = Reply.text(f"{status} upstream unavailable", status)
+        return self.inject(Fault(times, reply, match=path_matcher(path, method)))
+
+    def rate_limit_exceeded(
+        self, times: int = 1, *, path: str | None = None, method: str | None = None
+    ) -> Fault:
+        """Canvas's throttle: HTTP 403 whose body says ``Rate Limit Exceeded``."""
+        reply = Reply.text(
+            "403 Forbidden (Rate Limit Exceeded)", 403, {"X-Rate-Limit-Remaining": "0"}
+        )
+        return self.inject(Fault(times, reply, match=path_matcher(path, method)))
+
+    def malformed_json(
+        self, times: int = 1, *, path: str | None = None, method: str | None = None
+    ) -> Fault:
+        reply = Reply(200, b'{"truncated": [1, 2', {"Content-Type": "application/json"})
+        return self.inject(Fault(times, reply, match=path_matcher(path, method)))
+
+    def delay_response(
+        self, seconds: float, times: int = 1, *, path: str | None = None, method: str | None = None
+    ) -> Fault:
+        """Handle the request, then hold the answer longer than the client waits."""
+        return self.inject(Fault(times, delay=seconds, match=path_matcher(path, method)))
+
+    # requests -------------------------------------------------------------
+
+    def requests_to(self, path_prefix: str, method: str | None = None) -> list[RecordedRequest]:
+        return [
+            request
+            for request in list(self.requests)
+            if request.path.startswith(path_prefix) and (method is None or request.method == method)
+        ]
+
+    def handle(self, request: RecordedRequest) -> Reply:
+        """Route ``request``; override for platform-wide checks such as auth."""
+        for method, pattern, handler in self.routes:
+            matched = pattern.fullmatch(request.path)
+            if matched and method == request.method:
+                return handler(request, **matched.groupdict())
+        return self.not_found(request)
+
+    def not_found(self, request: RecordedRequest) -> Reply:
+        return Reply.json({"message": f"no route for {request.method} {request.path}"}, 404)
+
+    def add_routes(self, routes: Iterable[tuple[str, str, Callable[..., Reply]]]) -> None:
+        self.routes.extend((method, re.compile(path), handler) for method, path, handler in routes)
+
+    # serving --------------------------------------------------------------
+
+    def _take_fault(self, request: RecordedRequest) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(request):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        parts = urlsplit(handler.path)
+        request = RecordedRequest(
+            method=handler.command,
+            path=parts.path,
+            query_string=parts.query,
+            headers={key.lower(): value for key, value in handler.headers.items()},
+            body=body,
+            host=handler.headers.get("Host", ""),
+        )
+        with self.lock:
+            self.requests.append(request)
+        fault = self._take_fault(request)
+        if fault is not None and fault.reply is not None:
+            reply = fault.reply
+        else:
+            reply = self._handle_safely(request)
+            if fault is not None and fault.delay:
+                self._stopping.wait(fault.delay)
+        _write(handler, reply)
+
+    def _handle_safely(self, request: RecordedRequest) -> Reply:
+        try:
+            with self.lock:
+                return self.handle(request)
+        except Exception as exc:  # a bug in a fake must show up in the test, not hang it
+            self.handler_errors.append(exc)
+            return Reply.text(f"fake handler error: {exc!r}", 500)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeLMSServer
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients that hang up mid-response (timeouts) are expected here."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
+    timeout = 30
+    server: _Server
+
+    def _dispatch(self) -> None:
+        self.server.fake._serve(self)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output clean."""
+
+
+def _write(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+    payload = reply.encoded()
+    try:
+        handler.send_response(reply.status)
+        for name, value in reply.headers.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+    except (BrokenPipeError, ConnectionResetError):
+        handler.close_connection = True

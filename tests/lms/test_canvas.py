@@ -1,0 +1,334 @@
+"""CanvasClient against the fake Canvas over real HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from lms.base import ConnectionConfig, Credentials, GradeSubmission
+from lms.canvas import CanvasClient
+from models.errors import (
+    ConfigurationError,
+    LMSRequestRejected,
+    LMSUnavailable,
+    ValidationFailed,
+)
+from tests.lms.fakes import Dataset, FakeCanvas
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture
+def data() -> Dataset:
+    return Dataset.generate(courses=3, students_per_course=4, assignments_per_course=2)
+
+
+@pytest.fixture
+def canvas(data: Dataset) -> Iterator[FakeCanvas]:
+    with FakeCanvas(data) as server:
+        yield server
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def connect(canvas: FakeCanvas, sleeps: list[float]) -> Iterator[Callable[..., CanvasClient]]:
+    clients: list[CanvasClient] = []
+
+    def make(
+        token: str | None = None, *, sleep: Callable[[float], None] | None = None, **config: Any
+    ) -> CanvasClient:
+        config.setdefault("timeout_seconds", 2.0)
+        settings = ConnectionConfig(
+            "canvas", canvas.base_url, Credentials(api_key=token or canvas.token), **config
+        )
+        client = CanvasClient(settings, sleep=sleep or sleeps.append)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def first_student(data: Dataset, course_id: str) -> str:
+    return next(e.user_id for e in data.course_enrollments(course_id) if e.role == "student")
+
+
+def grade_for(
+    data: Dataset, score: str = "8.5", *, at: dt.datetime = NOW, comment: str | None = None
+) -> GradeSubmission:
+    course_id = next(iter(data.courses))
+    assignment = data.course_assignments(course_id)[0]
+    return GradeSubmission(
+        course_external_id=course_id,
+        assignment_external_id=assignment.id,
+        external_user_id=first_student(data, course_id),
+        score=Decimal(score),
+        points_possible=assignment.points_possible,
+        timestamp=at,
+        sourced_id="passback-1",
+        comment=comment,
+    )
+
+
+# listing -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("include_last_link", [True, False])
+def test_courses_page_through_link_headers(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient], include_last_link: bool
+) -> None:
+    canvas.data = Dataset.generate(courses=250, students_per_course=1, assignments_per_course=0)
+    canvas.include_last_link = include_last_link
+    courses = list(connect().list_courses())
+    assert len(courses) == 250
+    assert len({course.external_id for course in courses}) == 250
+    assert len(canvas.requests_to("/api/v1/courses")) == 3
+    first = canvas.requests_to("/api/v1/courses")[0]
+    assert first.query["per_page"] == ["100"]
+    assert "term" in first.query["include[]"]
+    course = courses[0]
+    assert course.title == "Course 1"
+    assert course.instructor_name == "Teacher Of1"
+    assert course.start_date == dt.date(2025, 8, 25)
+    assert course.description == "Generated course 1"
+
+
+def test_account_courses_when_an_account_is_configured(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    assert len(list(connect(options={"account_id": "1"}).list_courses())) == 3
+    assert canvas.requests_to("/api/v1/accounts/1/courses")
+
+
+def test_roster_maps_types_and_states(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    data = canvas.data
+    course = data.add_course("Roles")
+    people = {name: data.add_user(name, "Person") for name in ("s", "t", "ta", "o", "d", "x")}
+    data.enroll(course.id, people["s"].id, "student", "active")
+    data.enroll(course.id, people["s"].id, "student", "completed")  # a second section
+    data.enroll(course.id, people["t"].id, "teacher", "invited")
+    data.enroll(course.id, people["ta"].id, "ta", "inactive")
+    data.enroll(course.id, people["o"].id, "observer", "completed")
+    data.enroll(course.id, people["d"].id, "designer", "active")
+    data.enroll(course.id, people["x"].id, "student", "deleted")
+    roster = {entry.external_user_id: entry for entry in connect().list_roster(course.id)}
+    assert {uid: (e.role, e.state) for uid, e in roster.items()} == {
+        people["s"].id: ("student", "active"),
+        people["t"].id: ("teacher", "invited"),
+        people["ta"].id: ("ta", "inactive"),
+        people["o"].id: ("observer", "completed"),
+        people["d"].id: ("admin", "active"),
+        people["x"].id: ("student", "dropped"),
+    }
+    student = roster[people["s"].id]
+    assert (student.given_name, student.family_name, student.username) == (
+        "s",
+        "Person",
+        "s.person",
+    )
+
+
+def test_roster_pages_through_many_enrollments(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    canvas.data = Dataset.generate(courses=1, students_per_course=450, assignments_per_course=0)
+    course_id = next(iter(canvas.data.courses))
+    assert len(list(connect().list_roster(course_id))) == 451
+    assert len(canvas.requests_to(f"/api/v1/courses/{course_id}/enrollments")) == 5
+
+
+def test_assignments_map_fields(canvas: FakeCanvas, connect: Callable[..., CanvasClient]) -> None:
+    course_id = next(iter(canvas.data.courses))
+    assignments = list(connect().list_assignments(course_id))
+    assert [a.points_possible for a in assignments] == [Decimal(10), Decimal(20)]
+    first = assignments[0]
+    assert first.title == "Assignment 1 of course 1"
+    assert first.due_at == dt.datetime(2025, 8, 25, 23, 59, tzinfo=dt.UTC)
+    assert first.assignment_type == "online_upload"
+
+
+def test_unknown_course_is_rejected(connect: Callable[..., CanvasClient]) -> None:
+    with pytest.raises(LMSRequestRejected, match="does not exist") as caught:
+        list(connect().list_assignments("999999"))
+    assert caught.value.status_code == 404
+
+
+# auth and failures -----------------------------------------------------------------------
+
+
+def test_invalid_token_is_rejected_without_leaking_it(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    secret = "7~not-a-real-canvas-token-abcdef"
+    with pytest.raises(LMSRequestRejected, match="Invalid access token") as caught:
+        list(connect(secret).list_courses())
+    assert caught.value.status_code == 401
+    for text in (str(caught.value), repr(caught.value)):
+        assert secret not in text
+
+
+def test_expired_token_is_rejected(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    client = connect()
+    assert list(client.list_courses())
+    canvas.expire_token(canvas.token)
+    with pytest.raises(LMSRequestRejected) as caught:
+        list(client.list_courses())
+    assert caught.value.status_code == 401
+    assert canvas.token not in str(caught.value)
+
+
+def test_missing_token_is_a_configuration_error() -> None:
+    config = ConnectionConfig("canvas", "https://canvas.test", Credentials())
+    with pytest.raises(ConfigurationError, match=r"credentials\.api_key"):
+        CanvasClient(config)
+
+
+def test_throttling_is_ridden_out(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient], sleeps: list[float]
+) -> None:
+    canvas.throttle(times=3, retry_after="2")
+    canvas.rate_limit_exceeded(times=2)
+    assert len(list(connect().list_courses())) == 3
+    assert len(sleeps) == 5
+    assert sum(1 for pause in sleeps if pause >= 2) >= 3
+
+
+def test_cost_bucket_pauses_before_it_runs_dry(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient], sleeps: list[float]
+) -> None:
+    canvas.data = Dataset.generate(courses=30, students_per_course=0, assignments_per_course=0)
+    canvas.max_per_page = 5
+    canvas.request_cost, canvas.leak_rate = 200.0, 0.0
+
+    def wait(seconds: float) -> None:
+        sleeps.append(seconds)
+        canvas.remaining = canvas.bucket_size  # time passes, the bucket drains
+
+    assert len(list(connect(sleep=wait).list_courses())) == 30
+    assert len(sleeps) == 1  # after page 3 left 100 units, below the threshold of 150
+    assert len(canvas.requests_to("/api/v1/courses")) == 6  # and no 403 to retry
+
+
+def test_5xx_storm_exhausts_the_budget(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    canvas.server_errors(times=20, status=500)
+    with pytest.raises(LMSUnavailable, match="after 3 attempt"):
+        list(connect(max_retries=2).list_courses())
+
+
+def test_malformed_json_names_the_url(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    canvas.malformed_json(times=1)
+    with pytest.raises(ValidationFailed, match=r"/api/v1/courses\?.*not JSON"):
+        list(connect().list_courses())
+
+
+def test_timeout_then_success(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient], sleeps: list[float]
+) -> None:
+    canvas.delay_response(1.5, path="/api/v1/courses")
+    assert len(list(connect(timeout_seconds=0.3).list_courses())) == 3
+    assert len(sleeps) == 1
+
+
+# grades -------------------------------------------------------------------------------
+
+
+def test_grade_is_posted_once(canvas: FakeCanvas, connect: Callable[..., CanvasClient]) -> None:
+    grade = grade_for(canvas.data, "8.5", comment="Well done")
+    client = connect()
+    first = client.submit_grade(grade)
+    second = client.submit_grade(grade)
+    assert (first.already_applied, second.already_applied) == (False, True)
+    writes = canvas.data.api_writes()
+    assert [(w.score, w.comment) for w in writes] == [(Decimal("8.5"), "Well done")]
+    state = canvas.data.grade(grade.assignment_external_id, grade.external_user_id)
+    assert state is not None and state.attempts == 1  # grading opened no student attempt
+    put = canvas.requests_to("/api/v1/courses", "PUT")[0]
+    assert put.form()["submission[posted_grade]"] == ["8.5"]
+
+
+def test_lost_response_still_applies_once(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient], sleeps: list[float]
+) -> None:
+    canvas.delay_response(1.5, method="PUT", path="/api/v1/courses")
+    outcome = connect(timeout_seconds=0.3).submit_grade(grade_for(canvas.data, comment="hi"))
+    assert outcome.already_applied  # the re-check found the write that had landed
+    assert len(canvas.data.api_writes()) == 1
+    assert len(canvas.requests_to("/api/v1/courses", "PUT")) == 1
+
+
+def test_failed_write_is_retried_after_a_recheck(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    canvas.server_errors(times=2, path="/api/v1/courses/", method="PUT")
+    outcome = connect().submit_grade(grade_for(canvas.data))
+    assert not outcome.already_applied
+    assert len(canvas.data.api_writes()) == 1
+    assert len(canvas.requests_to("/api/v1/courses/", "PUT")) == 3
+    assert len(canvas.requests_to("/api/v1/courses/", "GET")) == 3  # a re-check before each
+
+
+def test_newer_grade_is_never_replaced(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    grade = grade_for(canvas.data, "3", at=NOW - dt.timedelta(hours=2))
+    canvas.data.set_grade(grade.assignment_external_id, grade.external_user_id, 9, at=NOW)
+    outcome = connect().submit_grade(grade)
+    assert outcome.already_applied and "newer" in (outcome.detail or "")
+    assert canvas.data.api_writes() == []
+    state = canvas.data.grade(grade.assignment_external_id, grade.external_user_id)
+    assert state is not None and state.score == 9
+
+
+def test_older_grade_is_replaced(canvas: FakeCanvas, connect: Callable[..., CanvasClient]) -> None:
+    grade = grade_for(canvas.data, "7")
+    earlier = NOW - dt.timedelta(days=1)
+    canvas.data.set_grade(grade.assignment_external_id, grade.external_user_id, 2, at=earlier)
+    assert not connect().submit_grade(grade).already_applied
+    assert [w.score for w in canvas.data.api_writes()] == [Decimal(7)]
+
+
+def test_grade_is_scaled_to_canvas_points(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    grade = grade_for(canvas.data, "50")  # the assignment is worth 10 in Canvas
+    scaled = GradeSubmission(**{**grade.__dict__, "points_possible": Decimal(100)})
+    connect().submit_grade(scaled)
+    assert [w.score for w in canvas.data.api_writes()] == [Decimal(5)]
+
+
+def test_grade_for_a_non_student_is_rejected(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    grade = grade_for(canvas.data)
+    stranger = GradeSubmission(**{**grade.__dict__, "external_user_id": "424242"})
+    with pytest.raises(LMSRequestRejected) as caught:
+        connect().submit_grade(stranger)
+    assert caught.value.status_code == 404
+    assert canvas.data.api_writes() == []
+
+
+def test_benchmark_scale_sync(canvas: FakeCanvas, connect: Callable[..., CanvasClient]) -> None:
+    canvas.data = Dataset.generate(courses=200, students_per_course=30, assignments_per_course=10)
+    client = connect()
+    courses = list(client.list_courses())
+    roster = sum(len(list(client.list_roster(c.external_id))) for c in courses)
+    assignments = sum(len(list(client.list_assignments(c.external_id))) for c in courses)
+    assert (len(courses), roster, assignments) == (200, 200 * 31, 2000)
+    assert canvas.handler_errors == []
