@@ -10,6 +10,7 @@ caller (a Celery task) only turns "retry in N seconds" into a message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -21,8 +22,9 @@ from typing import Any, Literal
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
-from agents import leases, lifecycle
+from agents import leases, lifecycle, workflow
 from agents.base import PHASES, Phase, PhaseContext, PhaseOutcome, Usage
 from agents.registry import get_kind
 from models.errors import (
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 300.0
 SLOT_WAIT_SECONDS = (0.2, 1.0)
+PROGRESS_EVENT_INTERVAL = 0.25
+"""Phase events are sent at most four times a second per process; the final event always."""
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 
 
@@ -49,7 +53,21 @@ class Decision:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class TaskFailure:
+    """What an error reporter (``error_logs``) learns about a failed attempt."""
+
+    task_id: uuid.UUID
+    agent_id: uuid.UUID
+    workflow_id: uuid.UUID
+    agent_type: str
+    status: str
+    details: dict[str, Any]
+
+
 Publisher = Callable[[uuid.UUID, dict[str, Any]], None]
+Dispatcher = Callable[[list[uuid.UUID]], None]
+ErrorReporter = Callable[[TaskFailure], None]
 ModelFactory = Callable[[str], BaseChatModel]
 
 
@@ -86,8 +104,15 @@ class Runner:
         publish: Publisher,
         model_factory: ModelFactory,
         timeout_errors: tuple[type[BaseException], ...] = (),
+        report_error: ErrorReporter | None = None,
+        dispatch: Dispatcher | None = None,
     ) -> None:
+        self.dispatch = dispatch
+        self._conn: Connection | None = None
+        self._last_event = 0.0
+        self._released = False
         self.engine = engine
+        self.report_error = report_error
         self.hostname = hostname
         self.max_deliveries = max_deliveries
         self.publish = publish
@@ -95,28 +120,70 @@ class Runner:
         self.timeout_errors = timeout_errors
 
     def execute(self, task_id: uuid.UUID) -> Decision:
-        with self.engine.connect() as raw:
-            connection = raw.execution_options(isolation_level="AUTOCOMMIT")
+        """Run the task if this delivery should; never raises for database outages."""
+        try:
+            connection = self._connection()
+            self._released = False
             try:
                 return self._with_connection(connection, task_id)
             finally:
-                lifecycle.release(connection)
+                if not self._released:
+                    lifecycle.release(connection)
+        except DBAPIError as exc:
+            self._drop_connection()
+            log.warning("database unavailable for task %s: %s", task_id, type(exc.orig).__name__)
+            return Decision("retry", random.uniform(1.0, 3.0), "database unavailable")
+
+    def _connection(self) -> Connection:
+        """The runner's own autocommit connection, kept across tasks (no pool round trips).
+
+        Advisory locks live on it while a task runs and are all released after.
+        """
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.invalidate()
+                self._conn.close()
+        self._conn = None
 
     def _with_connection(self, connection: Connection, task_id: uuid.UUID) -> Decision:
-        leased, task = lifecycle.lease_and_load(connection, task_id, leases.task_key(task_id))
+        start = random.randrange(1 << 16)
+        fast = lifecycle.fast_claim(
+            connection, task_id, self.hostname, leases.task_key(task_id), start
+        )
+        if fast is not None:
+            return self._claimed(connection, *fast)
+        loaded = lifecycle.lease_and_load(connection, task_id, leases.task_key(task_id), start)
+        task = loaded.task
         if task is None:
             return Decision("skip", reason="no such task")
         if task.status in lifecycle.TERMINAL:
             return Decision("skip", reason=f"task already {task.status}")
-        if not leased:
+        if not loaded.leased:
             return Decision("skip", reason="another worker holds this task")
-        start = random.randrange(task.max_concurrent_tasks)
-        if leases.try_slot(connection, task.agent_id, task.max_concurrent_tasks, start) is None:
+        slots = task.max_concurrent_tasks
+        if not loaded.slot_taken and slots > 1:
+            loaded_slot = leases.try_slot(connection, task.agent_id, slots, start + 1)
+        else:
+            loaded_slot = 0 if loaded.slot_taken else None
+        if loaded_slot is None:
             return Decision("retry", random.uniform(*SLOT_WAIT_SECONDS), "no concurrency slot")
         claimed = lifecycle.claim(connection, task_id, self.hostname)
         if claimed is None:
             return Decision("skip", reason="task finished meanwhile")
-        deliveries, finished = claimed
+        return self._claimed(connection, task, *claimed)
+
+    def _claimed(
+        self,
+        connection: Connection,
+        task: lifecycle.TaskRow,
+        deliveries: int,
+        finished: dict[str, Any],
+    ) -> Decision:
         try:
             if deliveries > self.max_deliveries:
                 raise RedeliveryExceeded(
@@ -170,7 +237,18 @@ class Runner:
         ]
         if quality is not None:
             metrics.append(_metric("quality_score", quality))
-        lifecycle.complete(connection, task, kind.output(final), metrics)
+        output = kind.output(final)
+        if workflow.involved(task):
+            with self.engine.begin() as transaction:
+                created = (
+                    workflow.on_completed(transaction, task, output)
+                    if lifecycle.complete(transaction, task, output, metrics)
+                    else []
+                )
+            self._send(created)
+        else:
+            lifecycle.complete(connection, task, output, metrics, release_locks=True)
+            self._released = True
         self.publish(
             task.workflow_id,
             {"task_id": str(task.id), "progress": 100, "status": "completed",
@@ -219,12 +297,25 @@ class Runner:
             (outcome.quality_score, outcome.confidence_score),
             progress,
         )
-        self.publish(
-            task.workflow_id,
-            {"task_id": str(task.id), "phase": phase.value, "progress": progress,
-             "status": "running", "agent_type": task.agent_type},
-        )  # fmt: skip
+        now = time.monotonic()
+        if now - self._last_event >= PROGRESS_EVENT_INTERVAL:
+            self._last_event = now
+            self.publish(
+                task.workflow_id,
+                {"task_id": str(task.id), "phase": phase.value, "progress": progress,
+                 "status": "running", "agent_type": task.agent_type},
+            )  # fmt: skip
         return cancel
+
+    def _send(self, created: list[uuid.UUID]) -> None:
+        """Messages for tasks written by a workflow step; the relay covers a failure here."""
+        if created and self.dispatch is not None:
+            try:
+                self.dispatch(created)
+            except Exception:
+                log.exception(
+                    "could not dispatch %d workflow task(s); the relay will", len(created)
+                )
 
     def _failed(self, task: lifecycle.TaskRow, exc: BaseException) -> Decision:
         if isinstance(exc, self.timeout_errors):
@@ -236,6 +327,8 @@ class Runner:
         with self.engine.begin() as connection:
             if isinstance(exc, TaskCancelled):
                 lifecycle.finish_unsuccessfully(connection, task.id, "cancelled", details)
+                if workflow.involved(task):
+                    workflow.on_ended_unsuccessfully(connection, task, "cancelled", str(exc))
                 status, decision = "cancelled", Decision("done", reason=str(exc))
             elif retryable and task.retry_count < task.retry_budget:
                 delay = backoff(task.retry_count, getattr(exc, "retry_after", None))
@@ -245,8 +338,18 @@ class Runner:
                 if retryable:
                     details["message"] = f"retry budget of {task.retry_budget} spent: {exc}"
                 lifecycle.finish_unsuccessfully(connection, task.id, "failed", details)
+                if workflow.involved(task):
+                    workflow.on_ended_unsuccessfully(connection, task, "failed", details["message"])
                 lifecycle.write_metrics(connection, task, [_metric("success", 0)])
                 status, decision = "failed", Decision("done", reason=str(exc))
+        if self.report_error is not None and status != "cancelled":
+            failure = TaskFailure(
+                task.id, task.agent_id, task.workflow_id, task.agent_type, status, details
+            )
+            try:
+                self.report_error(failure)
+            except Exception:
+                log.exception("could not record the failure of task %s", task.id)
         log.warning(
             "agent task %s %s: %s",
             task.id,

@@ -59,10 +59,24 @@ def load(connection: Connection, task_id: uuid.UUID) -> TaskRow | None:
     return None if row is None else TaskRow(**row)
 
 
+@dataclass(frozen=True)
+class Loaded:
+    leased: bool
+    slot_taken: bool
+    task: TaskRow | None
+
+
+_AGENT_KEY_SQL = "('x' || left(replace(a.id::text, '-', ''), 8))::bit(32)::int"
+"""``agents.leases.agent_key`` computed by PostgreSQL (first four bytes, signed)."""
+
+
 def lease_and_load(
-    connection: Connection, task_id: uuid.UUID, lease_key: int
-) -> tuple[bool, TaskRow | None]:
-    """Try the task's lease and read the row in one round trip: (leased, row).
+    connection: Connection, task_id: uuid.UUID, lease_key: int, slot_start: int
+) -> Loaded:
+    """Try the task's lease and one concurrency slot, and read the row: one round trip.
+
+    The slot tried is ``slot_start`` modulo the agent's slot count; the caller
+    tries the others only if that one is taken.
 
     It also turns ``synchronous_commit`` off for this session (``release``
     restores it): a phase lost to a PostgreSQL crash is simply run again,
@@ -70,16 +84,18 @@ def lease_and_load(
     """
     row = connection.execute(
         text(f"SELECT pg_try_advisory_lock(:key) AS leased,"
+             f" pg_try_advisory_lock({_AGENT_KEY_SQL}, :slot % a.max_concurrent_tasks)"
+             " AS slot_taken,"
              f" set_config('synchronous_commit', 'off', false) AS sync_commit, {_TASK_COLUMNS}"
              " FROM agent_tasks t JOIN ai_agents a ON a.id = t.agent_id WHERE t.id = :id"),
-        {"id": task_id, "key": lease_key},
+        {"id": task_id, "key": lease_key, "slot": slot_start},
     ).mappings().one_or_none()  # fmt: skip
     if row is None:
-        return False, None
+        return Loaded(False, False, None)
     values = dict(row)
-    leased = bool(values.pop("leased"))
+    leased, slot_taken = bool(values.pop("leased")), bool(values.pop("slot_taken"))
     values.pop("sync_commit")
-    return leased, TaskRow(**values)
+    return Loaded(leased, slot_taken, TaskRow(**values))
 
 
 def release(connection: Connection) -> None:
@@ -112,6 +128,50 @@ def claim(
         {"id": task_id, "host": hostname},
     ).one_or_none()
     return None if row is None else (int(row.delivery_count), dict(row.finished))
+
+
+_FAST_CLAIM_COLUMNS = _TASK_COLUMNS.replace("t.status,", "'running'::text AS status,")
+
+
+def fast_claim(
+    connection: Connection, task_id: uuid.UUID, hostname: str, lease_key: int, slot_start: int
+) -> tuple[TaskRow, int, dict[str, dict[str, Any]]] | None:
+    """Lease, slot, claim and resume in one round trip, for the common case.
+
+    The row is claimed only if the task is claimable AND this session got
+    both the task's lease and a concurrency slot; any lock taken by a
+    statement that then claimed nothing is released with the others when
+    the runner finishes.  None means "look closer" (``lease_and_load``):
+    finished, held by another worker, or no slot at ``slot_start``.
+    """
+    row = (
+        connection.execute(
+            text(
+                "WITH claimed AS (UPDATE agent_tasks t SET status = 'running',"
+                " delivery_count = t.delivery_count + 1,"
+                " assigned_at = coalesce(t.assigned_at, now()),"
+                " started_at = coalesce(t.started_at, now()), worker_hostname = :host,"
+                " heartbeat_at = now(), not_before = NULL FROM ai_agents a"
+                " WHERE a.id = t.agent_id AND t.id = :id"
+                " AND t.status IN ('pending', 'queued', 'retrying', 'running')"
+                " AND pg_try_advisory_lock(:key)"
+                f" AND pg_try_advisory_lock({_AGENT_KEY_SQL}, :slot % a.max_concurrent_tasks)"
+                " AND set_config('synchronous_commit', 'off', false) = 'off'"
+                f" RETURNING {_FAST_CLAIM_COLUMNS})"
+                " SELECT claimed.*, (SELECT coalesce(jsonb_object_agg(state_type, state_data),"
+                " '{}'::jsonb) FROM agent_states WHERE task_id = :id) AS finished FROM claimed"
+            ),
+            {"id": task_id, "host": hostname, "key": lease_key, "slot": slot_start},
+        )
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        return None
+    values = dict(row)
+    finished = dict(values.pop("finished"))
+    task = TaskRow(**values)
+    return task, task.delivery_count, finished
 
 
 _RECORD_PHASE = text(
@@ -175,9 +235,24 @@ def record_phase(
 
 
 def complete(
-    connection: Connection, task: TaskRow, output: dict[str, Any], metrics: list[dict[str, Any]]
+    connection: Connection,
+    task: TaskRow,
+    output: dict[str, Any],
+    metrics: list[dict[str, Any]],
+    *,
+    release_locks: bool = False,
 ) -> bool:
-    """Mark the task completed, write its metrics and the agent's health, in one statement."""
+    """Mark the task completed, write its metrics and the agent's health, in one statement.
+
+    With ``release_locks`` the same statement drops the session's advisory
+    locks (saving the runner a round trip); a second delivery that slips in
+    before the commit still waits on the row and then finds it completed.
+    """
+    release = (
+        ", pg_advisory_unlock_all(), set_config('synchronous_commit', 'on', false)"
+        if release_locks
+        else ""
+    )
     done = connection.execute(
         text(
             "WITH durable AS (SELECT set_config('synchronous_commit', 'on', true)),"
@@ -192,11 +267,11 @@ def complete(
             " agent AS (UPDATE ai_agents SET last_health_check = now()"
             " WHERE id IN (SELECT agent_id FROM done) AND (last_health_check IS NULL"
             " OR last_health_check < now() - interval '5 seconds') RETURNING 1)"
-            " SELECT count(*) FROM done, durable"
+            f" SELECT count(*){release} FROM done, durable"
         ).bindparams(bindparam("output", type_=JSONB), bindparam("metrics", type_=JSONB)),
         {"id": task.id, "output": output, "metrics": metrics},
-    ).scalar_one()
-    return bool(done)
+    ).first()
+    return bool(done and done[0])
 
 
 def write_metrics(connection: Connection, task: TaskRow, metrics: list[dict[str, Any]]) -> None:

@@ -16,7 +16,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from random import Random
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -157,6 +157,9 @@ class OfflineChatModel(BaseChatModel):
     """A deterministic chat model that writes ToolboxAI artifacts without a network."""
 
     model_name: str = OFFLINE_MODEL_NAME
+    drill: Literal["", "unparseable-scripts"] = ""
+    """Fault drill: ``unparseable-scripts`` writes Luau that does not parse on the first
+    script request (repairs come out right), to exercise the parser gate end to end."""
 
     @property
     def _llm_type(self) -> str:
@@ -197,6 +200,8 @@ class OfflineChatModel(BaseChatModel):
         ).digest()
         artifact = _GENERATORS[schema_name](task, Random(int.from_bytes(digest[:8], "big")))
         args = artifact.model_dump(mode="json")
+        if self.drill == "unparseable-scripts" and task.toolbox_task == "script":
+            args["scripts"][0]["content"] += "\nlocal function broken(\n"
         output_text = json.dumps(args, ensure_ascii=False)
         usage = UsageMetadata(
             input_tokens=sum(estimate_tokens(m.text) for m in messages),

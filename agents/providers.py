@@ -85,6 +85,10 @@ _LAST_RESORT = re.compile(
 )
 
 
+DRILL_UNPARSEABLE = "unparseable-scripts"
+"""``offline:unparseable-scripts``: the offline model with a parser-gate fault drill."""
+
+
 def make_chat_model(spec: str, **kwargs: Any) -> BaseChatModel:
     """The chat model named by ``spec``; ``kwargs`` go to the provider's class.
 
@@ -104,6 +108,10 @@ def make_chat_model(spec: str, **kwargs: Any) -> BaseChatModel:
             f"model spec {spec!r} is not 'offline' or 'provider:model' (e.g. 'openai:gpt-4o-mini')"
         )
     provider, model = match["provider"].lower(), match["model"].strip()
+    if provider == "offline" and model == DRILL_UNPARSEABLE:
+        return OfflineChatModel(
+            model_name=f"{OFFLINE_MODEL_NAME}+{DRILL_UNPARSEABLE}", drill=DRILL_UNPARSEABLE
+        )
     if provider == "offline":
         raise ConfigurationError(f"unknown offline model {model!r}; use {OFFLINE_MODEL_NAME!r}")
     try:

@@ -2,8 +2,11 @@
 
 - *Undispatched*: committed rows whose message was never sent (broker down,
   process killed between commit and send).
-- *Lost in the broker*: rows queued or retrying for far longer than any
-  queue wait, whose message Redis lost (it may keep nothing on disk).
+- *Lost in the broker*: rows queued or retrying for longer than the
+  redispatch age, whose message Redis lost (it may keep nothing on disk) or
+  a killed worker had reserved without starting.  Each re-send moves
+  ``dispatched_at``, so a long backlog costs at most one extra message per
+  row and age; the claim makes the duplicate harmless.
 - *Orphaned*: rows ``running`` whose lease is free: their worker died and
   the broker did not hand the message to anyone else yet.
 """

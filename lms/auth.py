@@ -26,7 +26,12 @@ import httpx
 import jwt
 
 from lms.http import redact_url, retry_after_seconds
-from models.errors import ConfigurationError, LMSRequestRejected, LMSUnavailable, ValidationFailed
+from models.errors import (
+    ConfigurationError,
+    LMSAuthRejected,
+    LMSUnavailable,
+    ValidationFailed,
+)
 
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -241,7 +246,7 @@ class TokenProvider:
             error = str(body.get("error") or f"HTTP {response.status_code}")
             description = body.get("error_description")
             detail = f"{error}: {description}" if description else error
-            raise LMSRequestRejected(
+            raise LMSAuthRejected(
                 f"token request to {self._where} rejected ({response.status_code}): "
                 f"{self._scrub(detail)}",
                 status_code=response.status_code,

@@ -287,12 +287,12 @@ class LMSHttp:
         try:
             return response.json()
         except ValueError:
-            secrets = _secrets_of(response.request, ())
-            snippet = scrub(response.text[:_SNIPPET], secrets)
+            # The body is not quoted: a broken roster page may hold students' names, and
+            # this message ends up in logs and lms_integrations.sync_error_message.
             raise ValidationFailed(
-                f"{response.request.method} {redact_url(response.request.url)} returned a body "
-                f"that is not JSON (HTTP {response.status_code}, Content-Type "
-                f"{response.headers.get('Content-Type', 'none')!r}): {snippet!r}"
+                f"{response.request.method} {redact_url(response.request.url)} returned "
+                f"{len(response.content)} bytes that are not JSON (HTTP {response.status_code}, "
+                f"Content-Type {response.headers.get('Content-Type', 'none')!r})"
             ) from None
 
     def iter_link_pages(

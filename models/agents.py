@@ -113,7 +113,7 @@ class AgentTask(Base):
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), index=True)
     assigned_at: Mapped[timestamptz | None]
     started_at: Mapped[timestamptz | None]
-    completed_at: Mapped[timestamptz | None]
+    completed_at: Mapped[timestamptz | None] = mapped_column(index=True)
     duration_seconds: Mapped[int | None]
     retry_count: Mapped[int] = mapped_column(server_default=text("0"))
     error_message: Mapped[text_ | None]

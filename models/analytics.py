@@ -74,7 +74,7 @@ class UsageAnalytics(Base):
     database_query_time_ms: Mapped[int | None]
     ai_processing_time_ms: Mapped[int | None]
 
-    recorded_at: Mapped[timestamptz_now]
+    recorded_at: Mapped[timestamptz_now] = mapped_column(index=True)
 
 
 class EducationalAnalytics(Base):
@@ -159,7 +159,7 @@ class ErrorLog(Base):
     resolution_notes: Mapped[text_ | None]
 
     first_seen: Mapped[timestamptz_now]
-    last_seen: Mapped[timestamptz_now]
+    last_seen: Mapped[timestamptz_now] = mapped_column(index=True)
     occurrence_count: Mapped[int] = mapped_column(server_default=text("1"))
 
     created_at: Mapped[created_at]
@@ -197,4 +197,4 @@ class SystemHealthCheck(Base):
     error_messages: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     warnings: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
 
-    checked_at: Mapped[timestamptz_now]
+    checked_at: Mapped[timestamptz_now] = mapped_column(index=True)

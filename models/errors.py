@@ -13,6 +13,7 @@ tree lives here::
     │   ├── TaskCancelled           the task was cancelled by a user
     │   ├── RedeliveryExceeded      a message came back too often (crash loop)
     │   └── LMSRequestRejected      the LMS refused the request (4xx other than throttling)
+    │       └── LMSAuthRejected     the LMS refused our credentials (token endpoint, 401)
     ├── WaitTimeout                 a caller stopped waiting; the task goes on
     └── RetryableError              transient; retry with backoff within the budget
         ├── TaskTimeout             the soft time limit was reached
@@ -91,6 +92,10 @@ class LMSRequestRejected(PermanentError):
     def __init__(self, message: str | None = None, *, status_code: int | None = None) -> None:
         super().__init__(message, status_code=status_code)
         self.status_code = status_code
+
+
+class LMSAuthRejected(LMSRequestRejected):
+    """The LMS refused the integration's credentials."""
 
 
 class TaskTimeout(RetryableError):

@@ -140,7 +140,8 @@ class LMSAssignment(Base):
 
     id: Mapped[uuid_pk]
     lms_course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lms_courses.id"), index=True)
-    external_assignment_id: Mapped[str100]
+    external_assignment_id: Mapped[str500]
+    """500 wide: LTI identifies line items by URL."""
     title: Mapped[str200]
     description: Mapped[text_ | None]
     assignment_type: Mapped[str50 | None]

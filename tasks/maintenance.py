@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 
 from agents import recovery
+from models.errors import RedeliveryExceeded
 from workers import dispatch
 from workers.app import app
 from workers.db import get_engine
+from workers.jobs.errors import record_exception
 from workers.schedule import try_job_lock
 from workers.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 RELAY_AFTER_SECONDS = 3.0
-LOST_AFTER_SECONDS = 900.0
 
 
 @app.task(name="toolbox.maintenance.relay", ignore_result=True)
@@ -24,7 +25,9 @@ def relay() -> dict[str, int]:
         if not try_job_lock(connection, "relay"):
             return {"skipped": 1}
         ids = recovery.undispatched(connection, older_than=RELAY_AFTER_SECONDS)
-        lost = recovery.lost_in_broker(connection, older_than=LOST_AFTER_SECONDS)
+        lost = recovery.lost_in_broker(
+            connection, older_than=get_settings().redispatch_after_seconds
+        )
         sent = dispatch.dispatch(connection, ids + lost)
     if sent:
         log.info("relay sent %d agent task message(s)", len(sent))
@@ -41,6 +44,13 @@ def reaper() -> dict[str, int]:
             return {"skipped": 1}
         found = recovery.orphans(connection, lease, max_deliveries=get_settings().max_deliveries)
         sent = dispatch.dispatch(connection, found.redispatch)
+    for task_id in found.failed:
+        record_exception(
+            engine,
+            RedeliveryExceeded("a worker died on every delivery of this task"),
+            service="toolbox.agent.run",
+            celery_task_id=str(task_id),
+        )
     if found.redispatch or found.failed:
         log.warning(
             "reaper re-sent %d and failed %d task(s) left running by dead workers",

@@ -12,7 +12,7 @@ from workers import signals
 from workers.celeryconfig import build_config
 from workers.settings import get_settings
 
-TASK_MODULES = ["tasks.agent", "tasks.maintenance"]
+TASK_MODULES = ["tasks.agent", "tasks.maintenance", "tasks.platform", "tasks.lms"]
 
 app = Celery("toolbox", include=TASK_MODULES)
 app.add_defaults(lambda: build_config(get_settings()))

@@ -100,7 +100,7 @@ def _insert(
     agent: str | uuid.UUID,
     inputs: Sequence[Mapping[str, Any] | BaseModel],
     options: SubmitOptions,
-) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+) -> tuple[list[uuid.UUID], list[dispatcher.Envelope]]:
     """Insert rows; return (all task ids, ids that are new and need a message)."""
     priority, idempotency_key = options.priority, options.idempotency_key
     parent_task_id, workflow_id = options.parent_task_id, options.workflow_id
@@ -117,24 +117,23 @@ def _insert(
         ).scalar_one_or_none()
         if workflow_id is None:
             raise NotFound(f"parent task {parent_task_id} does not exist")
-    ids, new = [], []
+    ids: list[uuid.UUID] = []
+    new: list[dispatcher.Envelope] = []
     for payload in payloads:
         task_id = uuid.uuid4()
-        inserted = connection.execute(
-            _INSERT,
-            {
-                "id": task_id,
-                "agent_id": row["id"],
-                "parent_task_id": parent_task_id,
-                "workflow_id": workflow_id or task_id,
-                "task_type": row["agent_type"],
-                "task_name": options.task_name or f"{row['agent_type']} task",
-                "input_data": payload,
-                "priority": row["priority"] if priority is None else priority,
-                "created_by": options.created_by,
-                "idempotency_key": idempotency_key,
-            },
-        ).scalar_one_or_none()
+        values = {
+            "id": task_id,
+            "agent_id": row["id"],
+            "parent_task_id": parent_task_id,
+            "workflow_id": workflow_id or task_id,
+            "task_type": row["agent_type"],
+            "task_name": options.task_name or f"{row['agent_type']} task",
+            "input_data": payload,
+            "priority": row["priority"] if priority is None else priority,
+            "created_by": options.created_by,
+            "idempotency_key": idempotency_key,
+        }
+        inserted = connection.execute(_INSERT, values).scalar_one_or_none()
         if inserted is None:
             existing = connection.execute(
                 text("SELECT id FROM agent_tasks WHERE idempotency_key = :key"),
@@ -143,11 +142,24 @@ def _insert(
             ids.append(existing)
         else:
             ids.append(task_id)
-            new.append(task_id)
+            new.append(
+                dispatcher.Envelope(
+                    task_id,
+                    values["priority"],
+                    row["timeout_seconds"],
+                    row["agent_type"],
+                    values["workflow_id"],
+                )
+            )
     return ids, new
 
 
 def _dispatch_after_commit(session: Session, ids: list[uuid.UUID]) -> None:
+    """Send after the session's transaction commits.
+
+    Ids of rows a rollback removed are simply not found at dispatch time
+    (the envelope query reads committed rows only), so nothing is sent for them.
+    """
     pending: list[uuid.UUID] = session.info.setdefault(_PENDING, [])
     if not pending:
         bind = session.get_bind()
@@ -158,11 +170,7 @@ def _dispatch_after_commit(session: Session, ids: list[uuid.UUID]) -> None:
                 with bind.engine.begin() as connection:
                     dispatcher.dispatch(connection, todo)
 
-        def after_rollback(rolled_back: Session) -> None:
-            rolled_back.info.pop(_PENDING, None)
-
         event.listen(session, "after_commit", after_commit, once=True)
-        event.listen(session, "after_soft_rollback", lambda s, _t: after_rollback(s), once=True)
     pending.extend(ids)
 
 
@@ -189,14 +197,16 @@ def submit_many(
     )
     if session is not None:
         ids, new = _insert(session.connection(), agent, inputs, options)
-        _dispatch_after_commit(session, new)
+        _dispatch_after_commit(session, [envelope.task_id for envelope in new])
         return ids
     engine = get_engine()
     with engine.begin() as connection:
         ids, new = _insert(connection, agent, inputs, options)
-    if new:
-        with engine.begin() as connection:
-            dispatcher.dispatch(connection, new)
+    sent = dispatcher.send(new)
+    if sent:
+        with engine.connect() as connection:
+            autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+            dispatcher.mark_dispatched(autocommit, sent)
     return ids
 
 

@@ -31,18 +31,32 @@ class Envelope:
     task_id: uuid.UUID
     priority: int
     timeout_seconds: int
+    agent_type: str
+    workflow_id: uuid.UUID
+
+    def argsrepr(self) -> str:
+        """What Flower shows as the arguments: ids and the agent kind, never the payload."""
+        parts = [f"task_id={self.task_id}", f"agent={self.agent_type}"]
+        if self.workflow_id != self.task_id:
+            parts.append(f"workflow={self.workflow_id}")
+        return " ".join(parts)
+
+
+_ENVELOPES = (
+    "SELECT t.id, t.priority, a.timeout_seconds, a.agent_type,"
+    " coalesce(t.workflow_id, t.id) AS workflow_id FROM agent_tasks t"
+    " JOIN ai_agents a ON a.id = t.agent_id WHERE t.id = ANY(:ids)"
+)
 
 
 def envelopes(connection: Connection, ids: Sequence[uuid.UUID]) -> list[Envelope]:
     rows = connection.execute(
-        text(
-            "SELECT t.id, t.priority, a.timeout_seconds FROM agent_tasks t"
-            " JOIN ai_agents a ON a.id = t.agent_id WHERE t.id = ANY(:ids)"
-            " ORDER BY t.priority DESC, t.created_at"
-        ),
-        {"ids": list(ids)},
+        text(f"{_ENVELOPES} ORDER BY t.priority DESC, t.created_at"), {"ids": list(ids)}
     ).all()
-    return [Envelope(row.id, row.priority, row.timeout_seconds) for row in rows]
+    return [
+        Envelope(row.id, row.priority, row.timeout_seconds, row.agent_type, row.workflow_id)
+        for row in rows
+    ]
 
 
 def send(batch: Sequence[Envelope]) -> list[uuid.UUID]:
@@ -58,6 +72,9 @@ def send(batch: Sequence[Envelope]) -> list[uuid.UUID]:
                 app.send_task(
                     AGENT_TASK,
                     args=[str(envelope.task_id)],
+                    argsrepr=envelope.argsrepr(),
+                    kwargsrepr="{}",
+                    headers={"workflow_id": str(envelope.workflow_id)},
                     task_id=str(envelope.task_id),
                     queue=AGENT_QUEUE,
                     routing_key=AGENT_QUEUE,

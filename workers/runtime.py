@@ -11,8 +11,9 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from langchain_core.language_models import BaseChatModel
 
-from agents.engine import Runner
+from agents.engine import Runner, TaskFailure
 from workers.db import get_engine
+from workers.dispatch import dispatch
 from workers.redis import get_redis, progress_channel
 from workers.settings import get_settings
 
@@ -26,6 +27,17 @@ def publish_progress(workflow_id: uuid.UUID, event: dict[str, Any]) -> None:
         get_redis().publish(progress_channel(workflow_id), json.dumps(event))
     except Exception as exc:
         log.debug("progress event not published: %s", type(exc).__name__)
+
+
+def dispatch_tasks(task_ids: list[uuid.UUID]) -> None:
+    with get_engine().begin() as connection:
+        dispatch(connection, task_ids)
+
+
+def report_failure(failure: TaskFailure) -> None:
+    from workers.jobs.errors import record_task_failure
+
+    record_task_failure(get_engine(), failure)
 
 
 def chat_model(agent_type: str) -> BaseChatModel:
@@ -45,6 +57,8 @@ def get_runner(hostname: str) -> Runner:
             publish=publish_progress,
             model_factory=chat_model,
             timeout_errors=(SoftTimeLimitExceeded,),
+            report_error=report_failure,
+            dispatch=dispatch_tasks,
         )
         _runners.clear()
         _runners[key] = runner

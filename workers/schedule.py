@@ -16,6 +16,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 SCHEDULE: dict[str, tuple[str, float]] = {
     "relay": ("toolbox.maintenance.relay", 5.0),
     "reaper": ("toolbox.maintenance.reaper", 15.0),
+    "health": ("toolbox.maintenance.health", 60.0),
+    "sessions": ("toolbox.maintenance.sessions", 60.0),
+    "progress": ("toolbox.maintenance.progress", 300.0),
+    "retention": ("toolbox.maintenance.retention", 3600.0),
+    "lms-sync": ("toolbox.lms.schedule_syncs", 60.0),
+    "lms-passback": ("toolbox.lms.drain_passbacks", 120.0),
 }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.errors import ConfigurationError
@@ -45,11 +45,44 @@ def _check_redis_url(value: str) -> str:
     return value
 
 
+class RetentionPolicy(BaseModel):
+    """``TOOLBOX_RETENTION_*``: ages in days before a retention rule applies."""
+
+    usage_anonymise_days: float = Field(default=30, gt=0)
+    usage_days: float = Field(default=180, gt=0)
+    error_logs_resolved_days: float = Field(default=30, gt=0)
+    error_logs_days: float = Field(default=180, gt=0)
+    health_checks_days: float = Field(default=14, gt=0)
+    job_runs_days: float = Field(default=14, gt=0)
+    task_payload_days: float = Field(default=30, gt=0)
+    task_rows_days: float = Field(default=365, gt=0)
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    max_batches: int = Field(default=200, ge=1)
+    step_seconds: float = Field(default=20, gt=0)
+    """Per rule and run: at most ``max_batches`` or ``step_seconds``; the next run goes on."""
+
+
+class SessionPolicy(BaseModel):
+    """``TOOLBOX_SESSIONS_*``: when something left open counts as abandoned."""
+
+    plugin_heartbeat_seconds: float = Field(default=300, gt=0)
+    socket_ping_seconds: float = Field(default=120, gt=0)
+    game_idle_seconds: float = Field(default=1800, gt=0)
+    game_max_hours: float = Field(default=12, gt=0)
+    player_max_hours: float = Field(default=12, gt=0)
+    collaboration_idle_seconds: float = Field(default=7200, gt=0)
+
+
 class Settings(BaseSettings):
     """Effective configuration; see the README's configuration table."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", env_file=None, validate_default=True
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        env_file=None,
+        validate_default=True,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
     )
 
     env: Literal["development", "test", "production"] = "development"
@@ -71,8 +104,11 @@ class Settings(BaseSettings):
     agent_models: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="per-kind model, e.g. content=openai:gpt-4o-mini"
     )
-    heartbeat_seconds: float = Field(default=10.0, gt=0)
-    stale_after_seconds: float = Field(default=120.0, gt=0)
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    sessions: SessionPolicy = Field(default_factory=SessionPolicy)
+    redispatch_after_seconds: float = Field(
+        default=300.0, ge=1, description="re-send queued tasks not started after this long"
+    )
 
     @field_validator("database_url", mode="before")
     @classmethod
@@ -156,6 +192,8 @@ class Settings(BaseSettings):
                 shown[name] = ["**********"] * len(value)
             elif name.endswith("_url") and value:
                 shown[name] = mask_url(value)
+            elif isinstance(value, BaseModel):
+                shown[name] = value.model_dump()
             else:
                 shown[name] = value if not isinstance(value, Path) else str(value)
         return shown
@@ -172,7 +210,7 @@ def mask_url(url: str) -> str:
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else ""
+        field = "_".join(str(part) for part in item["loc"])
         name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
         message = str(item["msg"]).removeprefix("Value error, ")
         lines.append(f"{name}: {message}" if field else message)

@@ -1,15 +1,32 @@
-"""Process lifecycle hooks: fresh engine per pool child, logging setup."""
+"""Process lifecycle hooks: fresh engine per pool child, logging setup, failures recorded."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery import Celery
-from celery.signals import setup_logging, worker_process_init
+from celery import Celery, current_task
+from celery.signals import setup_logging, task_failure, worker_process_init
 
-from workers.db import reset_engine
+from workers.db import get_engine, reset_engine
 from workers.logs import configure_logging
 from workers.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+class TaskLogFilter(logging.Filter):
+    """Adds the running task's id, name and workflow id (a message header) to records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if current_task and current_task.request.id:
+            fields = record.__dict__
+            fields.setdefault("task_id", current_task.request.id)
+            fields.setdefault("task", current_task.name)
+            workflow = getattr(current_task.request, "workflow_id", None)
+            if workflow:
+                fields.setdefault("workflow_id", str(workflow))
+        return True
 
 
 def _child_started(**_: Any) -> None:
@@ -19,9 +36,36 @@ def _child_started(**_: Any) -> None:
 def _setup_logging(**_: Any) -> None:
     settings = get_settings()
     configure_logging(settings.log_level, json_output=settings.log_json)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(TaskLogFilter())
+
+
+def _task_failed(
+    sender: Any = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    einfo: Any = None,
+    **_: Any,
+) -> None:
+    """A task that raised lands in ``error_logs`` (agent failures come from the engine)."""
+    if sender is None or exception is None:
+        return
+    from workers.jobs.errors import record_exception  # the agent engine: only when needed
+
+    try:
+        record_exception(
+            get_engine(),
+            exception,
+            service=str(sender.name),
+            celery_task_id=task_id,
+            stack_trace=None if einfo is None else str(einfo.traceback),
+        )
+    except Exception as exc:
+        log.warning("could not record the failure of %s: %s", sender.name, type(exc).__name__)
 
 
 def connect(app: Celery) -> None:
     del app  # signals are global in Celery; the argument documents who calls this
     worker_process_init.connect(_child_started, weak=False)
     setup_logging.connect(_setup_logging, weak=False)
+    task_failure.connect(_task_failed, weak=False)

@@ -46,6 +46,7 @@ class TaskView(BaseModel):
     error_details: dict[str, Any] | None
     output_data: dict[str, Any] | None
     intermediate_results: dict[str, Any] | None
+    context_data: dict[str, Any] | None = None
     states: list[StateView] = []
 
     @property
@@ -58,7 +59,8 @@ _SELECT = (
     " t.retry_count, t.delivery_count, t.workflow_id, t.parent_task_id, t.idempotency_key,"
     " t.created_at, t.assigned_at, t.started_at, t.completed_at, t.duration_seconds,"
     " t.cancel_requested_at, t.error_message, t.error_details, t.output_data,"
-    " t.intermediate_results FROM agent_tasks t JOIN ai_agents a ON a.id = t.agent_id"
+    " t.intermediate_results, t.context_data"
+    " FROM agent_tasks t JOIN ai_agents a ON a.id = t.agent_id"
 )
 
 
@@ -99,7 +101,7 @@ def query_tasks(
         clauses.append("a.agent_type = :agent_type")
         params["agent_type"] = agent_type
     if workflow_id:
-        clauses.append("t.workflow_id = :workflow_id")
+        clauses.append("coalesce(t.workflow_id, t.id) = :workflow_id")
         params["workflow_id"] = workflow_id
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     rows = connection.execute(

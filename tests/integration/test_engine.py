@@ -241,3 +241,36 @@ def test_submit_in_the_callers_transaction_sends_only_after_commit(
     assert client.wait(kept, timeout=30).status == "completed"
     with pytest.raises(NotFound):
         client.get_task(rolled_back)
+
+
+def test_progress_events_are_published_per_workflow(
+    start_worker: StartWorker, redis_url: str
+) -> None:
+    import json
+
+    import redis
+
+    from workers.redis import client_url
+
+    start_worker()
+    listener = redis.Redis.from_url(client_url(redis_url)).pubsub()
+    listener.psubscribe("toolbox:progress:*")
+    task_id = client.submit("echo", {"phase_seconds": 0.3})
+    events: list[dict[str, object]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(e.get("status") == "completed" for e in events):
+        message = listener.get_message(timeout=1.0)
+        if message and message["type"] == "pmessage":
+            assert message["channel"].decode() == f"toolbox:progress:{task_id}"
+            events.append(json.loads(message["data"]))
+    listener.close()
+    phases = [e["phase"] for e in events if "phase" in e]
+    assert phases == ["situation", "problem", "action", "result", "context"]
+    assert events[-1] == {
+        "task_id": str(task_id),
+        "progress": 100,
+        "status": "completed",
+        "agent_type": "echo",
+    }
+    progress = [e["progress"] for e in events]
+    assert progress == sorted(progress)

@@ -7,8 +7,10 @@ import sys
 import typer
 
 from models.errors import ToolboxError
-from workers.cli import core
+from workers.cli import core, ops
+from workers.cli.lms import lms_app
 from workers.cli.tasks import task_app
+from workers.cli.workflow import workflow_app
 from workers.logs import configure_logging
 
 app = typer.Typer(
@@ -19,7 +21,10 @@ app = typer.Typer(
     add_completion=False,
 )
 core.register(app)
+ops.register(app)
 app.add_typer(task_app, name="task")
+app.add_typer(lms_app, name="lms")
+app.add_typer(workflow_app, name="workflow")
 
 
 def main() -> None:

@@ -1,0 +1,199 @@
+"""What an operator asks about integrations: last sync, next sync, data held, grades owed.
+
+Read-only queries returning plain dataclasses, for ``toolbox lms list|status``
+and for services; never a secret (the encrypted columns are not selected).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from lms.schedule import NEXT_DUE, SyncPolicy, due_params
+from models.errors import NotFound, ValidationFailed
+
+PASSBACK_STATUSES = ("pending", "sending", "success", "failed")
+
+
+@dataclass(frozen=True)
+class IntegrationSummary:
+    id: uuid.UUID
+    platform: str
+    institution: str
+    base_url: str
+    is_active: bool
+    sync_frequency_hours: int
+    last_sync_at: dt.datetime | None
+    last_sync_status: str | None
+    sync_error_message: str | None
+    next_sync_at: dt.datetime | None
+    passbacks: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        shown = asdict(self)
+        shown["id"] = str(self.id)
+        for key in ("last_sync_at", "next_sync_at"):
+            shown[key] = shown[key].isoformat() if shown[key] else None
+        return shown
+
+
+@dataclass(frozen=True)
+class IntegrationDetail:
+    summary: IntegrationSummary
+    flags: dict[str, bool]
+    data: dict[str, int]
+    oldest_pending_passback: dt.datetime | None
+    recent_passback_errors: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        shown = self.summary.as_dict()
+        shown.update(self.flags)
+        shown["data"] = self.data
+        oldest = self.oldest_pending_passback
+        shown["oldest_pending_passback"] = oldest.isoformat() if oldest else None
+        shown["recent_passback_errors"] = self.recent_passback_errors
+        return shown
+
+
+_SUMMARY = f"""
+SELECT i.id, i.platform_name, i.institution_name, i.base_url, i.is_active,
+       i.sync_frequency_hours, i.last_sync_at, i.last_sync_status, i.sync_error_message,
+       i.roster_sync_enabled, i.content_sync_enabled, i.grade_passback_enabled,
+       CASE WHEN i.is_active AND i.last_sync_status IS DISTINCT FROM 'running'
+            THEN {NEXT_DUE} END AS next_sync_at
+FROM lms_integrations i
+"""
+_PASSBACKS = text("""
+SELECT c.lms_integration_id, p.status, count(*) AS n
+FROM lms_grade_passbacks p
+JOIN lms_assignments a ON a.id = p.lms_assignment_id
+JOIN lms_courses c ON c.id = a.lms_course_id
+WHERE (CAST(:id AS uuid) IS NULL OR c.lms_integration_id = :id)
+GROUP BY c.lms_integration_id, p.status
+""")
+_DATA = text("""
+SELECT
+  (SELECT count(*) FROM lms_courses WHERE lms_integration_id = :id AND deleted_at IS NULL)
+    AS courses,
+  (SELECT count(*) FROM lms_courses WHERE lms_integration_id = :id AND deleted_at IS NOT NULL)
+    AS courses_deleted,
+  (SELECT count(*) FROM lms_assignments a JOIN lms_courses c ON c.id = a.lms_course_id
+    WHERE c.lms_integration_id = :id AND a.deleted_at IS NULL) AS assignments,
+  (SELECT count(*) FROM lms_assignments a JOIN lms_courses c ON c.id = a.lms_course_id
+    WHERE c.lms_integration_id = :id AND a.deleted_at IS NULL
+      AND a.toolboxai_quiz_id IS NOT NULL) AS assignments_linked_to_quizzes,
+  (SELECT count(*) FROM lms_enrollments e JOIN lms_courses c ON c.id = e.lms_course_id
+    WHERE c.lms_integration_id = :id AND e.enrollment_state <> 'dropped') AS enrollments,
+  (SELECT count(*) FROM lms_enrollments e JOIN lms_courses c ON c.id = e.lms_course_id
+    WHERE c.lms_integration_id = :id AND e.enrollment_state = 'dropped') AS enrollments_dropped,
+  (SELECT count(*) FROM lms_user_links WHERE lms_integration_id = :id) AS linked_users
+""")
+_PASSBACK_ERRORS = text("""
+SELECT p.id, p.status, p.attempt_count, p.error_message, p.next_attempt_at
+FROM lms_grade_passbacks p
+JOIN lms_assignments a ON a.id = p.lms_assignment_id
+JOIN lms_courses c ON c.id = a.lms_course_id
+WHERE c.lms_integration_id = :id AND p.error_message IS NOT NULL
+  AND p.status IN ('pending', 'failed')
+ORDER BY p.updated_at DESC LIMIT 5
+""")
+_OLDEST_PENDING = text("""
+SELECT min(p.score_timestamp) FROM lms_grade_passbacks p
+JOIN lms_assignments a ON a.id = p.lms_assignment_id
+JOIN lms_courses c ON c.id = a.lms_course_id
+WHERE c.lms_integration_id = :id AND p.status IN ('pending', 'sending')
+""")
+
+
+def list_integrations(
+    connection: Connection, policy: SyncPolicy | None = None
+) -> list[IntegrationSummary]:
+    """Every integration, oldest first, with its passback counts by status."""
+    rows = connection.execute(
+        text(_SUMMARY + " ORDER BY i.created_at, i.id"), due_params(policy or SyncPolicy())
+    ).all()
+    counts = _passback_counts(connection, None)
+    return [_summary(row, counts.get(row.id, {})) for row in rows]
+
+
+def integration_detail(
+    connection: Connection, integration_id: uuid.UUID, policy: SyncPolicy | None = None
+) -> IntegrationDetail:
+    row = connection.execute(
+        text(_SUMMARY + " WHERE i.id = :id"),
+        {**due_params(policy or SyncPolicy()), "id": integration_id},
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no LMS integration {integration_id}")
+    counts = _passback_counts(connection, integration_id).get(integration_id, {})
+    data = connection.execute(_DATA, {"id": integration_id}).one()._asdict()
+    errors = [
+        f"{error.id} {error.status} after {error.attempt_count} attempt(s): {error.error_message}"
+        for error in connection.execute(_PASSBACK_ERRORS, {"id": integration_id})
+    ]
+    return IntegrationDetail(
+        summary=_summary(row, counts),
+        flags={
+            "roster_sync_enabled": row.roster_sync_enabled,
+            "content_sync_enabled": row.content_sync_enabled,
+            "grade_passback_enabled": row.grade_passback_enabled,
+        },
+        data={key: int(value) for key, value in data.items()},
+        oldest_pending_passback=connection.execute(
+            _OLDEST_PENDING, {"id": integration_id}
+        ).scalar_one(),
+        recent_passback_errors=errors,
+    )
+
+
+def resolve_id(connection: Connection, value: str) -> uuid.UUID:
+    """A full integration id, or a unique prefix of one (at least 4 characters)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        pass
+    prefix = value.strip().lower()
+    if len(prefix) < 4 or any(char not in "0123456789abcdef-" for char in prefix):
+        raise ValidationFailed(f"not an integration id (or a prefix of 4+ characters): {value!r}")
+    found = list(
+        connection.execute(
+            text("SELECT id FROM lms_integrations WHERE id::text LIKE :prefix LIMIT 2"),
+            {"prefix": prefix + "%"},
+        ).scalars()
+    )
+    if not found:
+        raise NotFound(f"no LMS integration id starts with {prefix!r}")
+    if len(found) > 1:
+        raise ValidationFailed(f"{prefix!r} matches several integrations; give more of the id")
+    integration_id: uuid.UUID = found[0]
+    return integration_id
+
+
+def _passback_counts(
+    connection: Connection, integration_id: uuid.UUID | None
+) -> dict[uuid.UUID, dict[str, int]]:
+    counts: dict[uuid.UUID, dict[str, int]] = {}
+    for row in connection.execute(_PASSBACKS, {"id": integration_id}):
+        counts.setdefault(row.lms_integration_id, dict.fromkeys(PASSBACK_STATUSES, 0))
+        counts[row.lms_integration_id][row.status] = int(row.n)
+    return counts
+
+
+def _summary(row: Any, passbacks: dict[str, int]) -> IntegrationSummary:
+    return IntegrationSummary(
+        id=row.id,
+        platform=row.platform_name,
+        institution=row.institution_name,
+        base_url=row.base_url,
+        is_active=row.is_active,
+        sync_frequency_hours=row.sync_frequency_hours,
+        last_sync_at=row.last_sync_at,
+        last_sync_status=row.last_sync_status,
+        sync_error_message=row.sync_error_message,
+        next_sync_at=row.next_sync_at,
+        passbacks=passbacks or dict.fromkeys(PASSBACK_STATUSES, 0),
+    )

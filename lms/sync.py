@@ -1,0 +1,221 @@
+"""One sync of one integration: courses, then per course its assignments and roster.
+
+The run needs a claim (``lms.schedule``: the row says ``running``) and holds
+the integration's lock, so a duplicate message steps aside.  Each course is
+read completely from the LMS first and then written in its own transaction:
+a malformed page or an outage in one course writes nothing for that course,
+and the other courses still land (the run ends ``partial``).  Courses the LMS
+stopped listing are marked deleted only after a complete course list.
+
+The end is written to the integration row: ``last_sync_status`` (``success``,
+``partial``, ``failed``), ``last_sync_at`` and ``sync_error_message``.  A
+retryable failure of the whole run before the last attempt leaves the claim in
+place (the caller retries) with the reason in ``sync_error_message``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from lms.base import Course, LMSClient
+from lms.registry import make_client
+from lms.schedule import sync_lock
+from lms.secrets import SecretBox
+from lms.store import connection_config
+from lms.upsert import Counts, CourseSnapshot, mark_missing_courses, write_course
+from models.errors import RetryableError, ToolboxError
+from models.lms import LMSIntegration
+
+log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 2000
+ClientFactory = Callable[..., LMSClient]
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    done: int
+    total: int
+
+
+@dataclass
+class SyncReport:
+    """What one run did; ``status`` is ``skipped`` when it did not run at all."""
+
+    integration_id: uuid.UUID
+    status: str = "success"
+    message: str | None = None
+    courses_listed: int = 0
+    courses_failed: int = 0
+    courses_removed: int = 0
+    courses: Counts = field(default_factory=Counts)
+    assignments: Counts = field(default_factory=Counts)
+    enrollments: Counts = field(default_factory=Counts)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        shown = asdict(self)
+        shown["integration_id"] = str(self.integration_id)
+        return shown
+
+
+def run_sync(
+    engine: Engine,
+    integration_id: uuid.UUID,
+    *,
+    secrets: Callable[[], SecretBox],
+    client_factory: ClientFactory = make_client,
+    progress: Callable[[SyncProgress], None] | None = None,
+    final_attempt: bool = True,
+) -> SyncReport:
+    """Run the claimed sync of ``integration_id``; commits per course, never raises half-way.
+
+    Raises only a ``RetryableError`` of the whole run when ``final_attempt``
+    is false (the claim stays), or what interrupted it (after writing
+    ``failed``).
+    """
+    started = time.monotonic()
+    report = SyncReport(integration_id)
+    with sync_lock(engine, integration_id) as locked:
+        if not locked:
+            return _skipped(report, "another process is running this sync")
+        with Session(engine) as session:
+            row = session.get(LMSIntegration, integration_id)
+            if row is None or row.last_sync_status != "running":
+                return _skipped(report, "not claimed (no sync is due or it already finished)")
+            flags = (row.roster_sync_enabled, row.content_sync_enabled)
+            try:
+                config = connection_config(row, secrets())
+            except ToolboxError as exc:
+                return _finish(engine, report, "failed", exc.message, started)
+        log.info("LMS sync of %s (%s) started", integration_id, config.platform)
+        try:
+            with client_factory(config) as client:
+                _sync_courses(engine, client, report, flags, progress)
+        except RetryableError as exc:
+            if not final_attempt:
+                _note_retry(engine, integration_id, exc)
+                raise
+            return _finish(engine, report, "failed", exc.message, started)
+        except ToolboxError as exc:
+            return _finish(engine, report, "failed", exc.message, started)
+        except BaseException as exc:  # a time limit or Ctrl-C: say so, then let it propagate
+            _finish(engine, report, "failed", f"interrupted ({type(exc).__name__})", started)
+            raise
+        if report.courses_failed == 0:  # still under the lock: nobody can re-claim before this
+            return _finish(engine, report, "success", None, started)
+        status = "failed" if report.courses_failed == report.courses_listed else "partial"
+        summary = f"{report.courses_failed} of {report.courses_listed} course(s) failed: "
+        return _finish(engine, report, status, summary + "; ".join(report.errors), started)
+
+
+def _sync_courses(
+    engine: Engine,
+    client: LMSClient,
+    report: SyncReport,
+    flags: tuple[bool, bool],
+    progress: Callable[[SyncProgress], None] | None,
+) -> None:
+    courses = _distinct(client.list_courses())
+    report.courses_listed = len(courses)
+    if progress:
+        progress(SyncProgress(0, len(courses)))
+    for done, course in enumerate(courses, start=1):
+        try:
+            snapshot = _read_course(client, course, *flags)
+            with engine.begin() as connection:
+                written = write_course(connection, report.integration_id, snapshot)
+        except (ToolboxError, DBAPIError) as exc:  # a deadlock or bad value: this course only
+            # The class only: a database message can quote the row's (personal) values.
+            reason = exc.message if isinstance(exc, ToolboxError) else type(exc.orig).__name__
+            report.courses_failed += 1
+            report.errors.append(f"course {course.external_id}: {reason}")
+            log.warning("LMS sync of %s: course %s failed: %s",
+                        report.integration_id, course.external_id, reason)  # fmt: skip
+        else:
+            report.courses.add(written.course)
+            report.assignments.add(written.assignments)
+            report.enrollments.add(written.enrollments)
+        if progress:
+            progress(SyncProgress(done, len(courses)))
+    with engine.begin() as connection:
+        report.courses_removed = mark_missing_courses(
+            connection, report.integration_id, [course.external_id for course in courses]
+        )
+
+
+def _read_course(
+    client: LMSClient, course: Course, roster: bool, assignments: bool
+) -> CourseSnapshot:
+    """Every page of the course before anything is written (all or nothing per course)."""
+    return CourseSnapshot(
+        course=course,
+        roster=list(client.list_roster(course.external_id)) if roster else None,
+        assignments=list(client.list_assignments(course.external_id)) if assignments else None,
+    )
+
+
+def _distinct(courses: Iterable[Course]) -> list[Course]:
+    seen: dict[str, Course] = {}
+    for course in courses:
+        seen.setdefault(course.external_id, course)
+    return list(seen.values())
+
+
+def _skipped(report: SyncReport, reason: str) -> SyncReport:
+    log.info("LMS sync of %s skipped: %s", report.integration_id, reason)
+    report.status, report.message = "skipped", reason
+    return report
+
+
+def _note_retry(engine: Engine, integration_id: uuid.UUID, exc: RetryableError) -> None:
+    """Keep the claim; restart its stale clock; tell the operator why it waits."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE lms_integrations SET last_sync_at = now(), sync_error_message = :message"
+                " WHERE id = :id AND last_sync_status = 'running'"
+            ),
+            {"id": integration_id, "message": _clip(f"retrying: {exc.message}")},
+        )
+    log.warning("LMS sync of %s will be retried: %s", integration_id, exc.message)
+
+
+def _finish(
+    engine: Engine, report: SyncReport, status: str, message: str | None, started: float
+) -> SyncReport:
+    report.status, report.message = status, _clip(message) if message else None
+    report.seconds = round(time.monotonic() - started, 3)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE lms_integrations SET last_sync_status = :status, last_sync_at = now(),"
+                " sync_error_message = :message WHERE id = :id AND last_sync_status = 'running'"
+            ),
+            {"id": report.integration_id, "status": status, "message": report.message},
+        )
+    log_at = logging.INFO if status == "success" else logging.WARNING
+    log.log(
+        log_at,
+        "LMS sync of %s %s in %.1fs: %d course(s), assignments +%d ~%d -%d,"
+        " enrollments +%d ~%d -%d, %d course(s) failed",
+        report.integration_id, status, report.seconds, report.courses_listed,
+        report.assignments.inserted, report.assignments.updated, report.assignments.removed,
+        report.enrollments.inserted, report.enrollments.updated, report.enrollments.removed,
+        report.courses_failed,
+    )  # fmt: skip
+    return report
+
+
+def _clip(message: str) -> str:
+    return message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 3] + "..."

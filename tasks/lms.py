@@ -1,0 +1,95 @@
+"""LMS tasks (queue ``lms``): sync one integration, the beat tick that claims due syncs,
+and the grade passback drain.  They carry ids only; secrets are decrypted inside."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import uuid
+from typing import Any
+
+from celery import Task
+
+from lms.drain import drain
+from lms.schedule import claim_due
+from lms.sync import run_sync
+from models.errors import RetryableError
+from workers.app import app
+from workers.db import get_engine
+from workers.logs import task_context
+from workers.secrets import secret_box
+
+log = logging.getLogger(__name__)
+
+SYNC_RETRIES = 3
+"""Celery retries of a sync whose whole run failed transiently; then beat's backoff takes over."""
+SYNC_RETRY_CAP_SECONDS = 300.0
+"""Below ``SyncPolicy.stale_after``, so a claim waiting for its retry is never taken as stale."""
+SYNC_SOFT_LIMIT_SECONDS = 3000
+DRAIN_BUDGET_SECONDS = 100.0
+"""Less than the drain's beat interval, so drains do not pile up."""
+
+
+@app.task(
+    name="toolbox.lms.sync",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=SYNC_RETRIES,
+    ignore_result=True,
+    soft_time_limit=SYNC_SOFT_LIMIT_SECONDS,
+    time_limit=SYNC_SOFT_LIMIT_SECONDS + 15,
+)
+def sync_integration(self: Task, integration_id: str) -> dict[str, Any]:
+    """Run the claimed sync of one ``lms_integrations`` row."""
+    try:
+        row_id = uuid.UUID(str(integration_id))
+    except ValueError:
+        log.error("toolbox.lms.sync needs an lms_integrations id, got %r", str(integration_id)[:80])
+        return {"status": "skipped"}
+    retries = int(self.request.retries or 0)
+    token = task_context.set({"integration_id": str(row_id)})
+    try:
+        report = run_sync(
+            get_engine(), row_id, secrets=secret_box, final_attempt=retries >= SYNC_RETRIES
+        )
+    except RetryableError as exc:
+        step = min(SYNC_RETRY_CAP_SECONDS, 30.0 * 2**retries)
+        countdown = max(random.uniform(step / 2, step), min(exc.retry_after or 0.0, step))
+        raise self.retry(countdown=countdown) from None
+    finally:
+        task_context.reset(token)
+    return {
+        "status": report.status,
+        "courses": report.courses_listed,
+        "failed_courses": report.courses_failed,
+    }
+
+
+@app.task(name="toolbox.lms.schedule_syncs", ignore_result=True)
+def schedule_syncs() -> dict[str, int]:
+    """Beat tick: claim every due integration, then send one sync message per claim."""
+    with get_engine().begin() as connection:
+        claimed = claim_due(connection)
+    for integration_id in claimed:
+        sync_integration.apply_async(args=[str(integration_id)])
+    if claimed:
+        log.info("queued %d LMS sync(s)", len(claimed))
+    return {"queued": len(claimed)}
+
+
+@app.task(
+    name="toolbox.lms.drain_passbacks",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=DRAIN_BUDGET_SECONDS + 300,
+    time_limit=DRAIN_BUDGET_SECONDS + 315,
+)
+def drain_passbacks() -> dict[str, int]:
+    """Send due grade passbacks; any number may run at once."""
+    report = drain(get_engine(), secrets=secret_box, time_budget=DRAIN_BUDGET_SECONDS)
+    if report.sent or report.failed or report.retrying:
+        log.info("grade passback: %s", dataclasses.asdict(report))
+    return dataclasses.asdict(report)

@@ -1,0 +1,254 @@
+"""LMS sync against a fake Canvas over real HTTP and a real PostgreSQL (run in-process)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from functools import partial
+
+import pytest
+from sqlalchemy import Engine, text
+
+from lms.people import UNUSABLE_PASSWORD, placeholder_username
+from lms.registry import make_client
+from models.errors import LMSUnavailable
+from tests.integration.lms_support import (
+    add_canvas,
+    count_writes,
+    integration_row,
+    scalar,
+    sync,
+    writes,
+)
+from tests.lms.fakes import Dataset, FakeCanvas
+from tests.lms.fakes.server import Fault, Reply
+
+no_sleep = partial(make_client, sleep=lambda _: None)
+
+
+@pytest.fixture
+def data() -> Dataset:
+    return Dataset.generate(courses=3, students_per_course=4, assignments_per_course=2)
+
+
+@pytest.fixture
+def canvas(data: Dataset) -> Iterator[FakeCanvas]:
+    with FakeCanvas(data) as server:
+        yield server
+
+
+@pytest.fixture
+def integration(engine: Engine, toolbox_env: dict[str, str], canvas: FakeCanvas) -> uuid.UUID:
+    return add_canvas(engine, canvas.base_url, canvas.token)
+
+
+def test_first_sync_writes_everything_and_an_unchanged_resync_writes_no_row(
+    engine: Engine, integration: uuid.UUID
+) -> None:
+    count_writes(engine)
+    first = sync(engine, integration)
+    assert first.status == "success", first.message
+    assert (first.courses.inserted, first.assignments.inserted, first.enrollments.inserted) == (
+        3, 6, 15,
+    )  # fmt: skip
+    assert writes(engine) == {
+        "lms_courses:INSERT": 3, "lms_assignments:INSERT": 6, "lms_enrollments:INSERT": 15,
+        "users:INSERT": 15, "lms_user_links:INSERT": 15,
+    }  # fmt: skip
+    row = integration_row(engine, integration)
+    assert (row.last_sync_status, row.sync_error_message) == ("success", None)
+    assert row.last_sync_at is not None
+    roles = scalar(engine, "SELECT array_agg(DISTINCT role ORDER BY role) FROM users")
+    assert roles == ["student", "teacher"]
+    assert scalar(engine, "SELECT count(*) FROM users WHERE password_hash <> :p",
+                  p=UNUSABLE_PASSWORD) == 0  # fmt: skip
+    assert scalar(engine, "SELECT max(enrollment_count) FROM lms_courses") == 5
+
+    again = sync(engine, integration)
+    assert again.status == "success"
+    assert (again.courses.unchanged, again.assignments.unchanged, again.enrollments.unchanged) == (
+        3, 6, 15,
+    )  # fmt: skip
+    assert writes(engine) == {}, "an unchanged re-sync must not write a single row"
+
+
+def test_changes_are_written_and_disappearances_marked_then_unmarked(
+    engine: Engine, integration: uuid.UUID, data: Dataset
+) -> None:
+    assert sync(engine, integration).status == "success"
+    course_a, _, course_c = list(data.courses.values())
+    student, gone_student = [
+        e for e in data.course_enrollments(course_a.id) if e.role == "student"
+    ][:2]
+    kept_assignment, gone_assignment = data.course_assignments(course_a.id)
+    course_a.title = "Renamed course"
+    kept_assignment.points_possible = Decimal("12.5")
+    student.state = "deleted"  # Canvas lists it as deleted: a drop
+    data.course_enrollments(course_a.id).remove(gone_student)  # not listed at all any more
+    data.course_assignments(course_a.id).remove(gone_assignment)
+    del data.courses[course_c.id]
+    count_writes(engine)
+
+    report = sync(engine, integration)
+
+    assert report.status == "success"
+    assert (report.assignments.updated, report.assignments.removed) == (1, 1)
+    assert (report.enrollments.updated, report.enrollments.removed) == (1, 1)
+    assert report.courses_removed == 1
+    assert writes(engine) == {"lms_courses:UPDATE": 2, "lms_assignments:UPDATE": 2,
+                              "lms_enrollments:UPDATE": 2}  # fmt: skip
+    assert scalar(engine, "SELECT title FROM lms_courses WHERE external_course_id = :c",
+                  c=course_a.id) == "Renamed course"  # fmt: skip
+    points = "SELECT points_possible FROM lms_assignments WHERE external_assignment_id = :a"
+    assert scalar(engine, points, a=kept_assignment.id) == Decimal("12.50")
+    dropped = {
+        row.external_user_id: row
+        for row in _enrollments(engine, course_a.id)
+        if row.enrollment_state == "dropped"
+    }
+    assert set(dropped) == {student.user_id, gone_student.user_id}
+    assert all(row.dropped_at is not None for row in dropped.values())
+    assert _deleted(engine, "lms_assignments", "external_assignment_id", gone_assignment.id)
+    assert _deleted(engine, "lms_courses", "external_course_id", course_c.id)
+    assert scalar(engine, "SELECT enrollment_count FROM lms_courses WHERE external_course_id = :c",
+                  c=course_a.id) == 3  # fmt: skip
+
+    student.state = "active"
+    data.course_enrollments(course_a.id).append(gone_student)
+    data.course_assignments(course_a.id).append(gone_assignment)
+    data.courses[course_c.id] = course_c
+    back = sync(engine, integration)
+
+    assert back.status == "success"
+    assert all(r.enrollment_state == "active" and r.dropped_at is None
+               for r in _enrollments(engine, course_a.id))  # fmt: skip
+    assert not _deleted(engine, "lms_assignments", "external_assignment_id", gone_assignment.id)
+    assert not _deleted(engine, "lms_courses", "external_course_id", course_c.id)
+    assert writes(engine).get("lms_courses:UPDATE") == 2  # course A (count) and course C (back)
+
+
+def test_a_malformed_page_writes_nothing_for_its_course_and_the_others_land(
+    engine: Engine, integration: uuid.UUID, data: Dataset, canvas: FakeCanvas
+) -> None:
+    bad = list(data.courses)[1]
+    canvas.malformed_json(path=f"/api/v1/courses/{bad}/assignments")
+
+    report = sync(engine, integration)
+
+    assert report.status == "partial"
+    assert (report.courses_listed, report.courses_failed) == (3, 1)
+    row = integration_row(engine, integration)
+    assert row.last_sync_status == "partial"
+    assert row.sync_error_message.startswith(f"1 of 3 course(s) failed: course {bad}: GET ")
+    assert "not JSON" in row.sync_error_message
+    assert scalar(engine, "SELECT count(*) FROM lms_courses WHERE external_course_id = :c",
+                  c=bad) == 0  # fmt: skip
+    assert scalar(engine, "SELECT count(*) FROM lms_courses") == 2
+    assert scalar(engine, "SELECT count(*) FROM lms_enrollments") == 10
+
+    healed = sync(engine, integration)
+    assert healed.status == "success" and healed.courses.inserted == 1
+
+
+def test_an_outage_of_the_course_list_fails_the_run_or_keeps_the_claim_for_a_retry(
+    engine: Engine, integration: uuid.UUID, canvas: FakeCanvas
+) -> None:
+    canvas.inject(Fault(100, Reply.text("upstream down", 503),
+                        match=lambda request: request.path == "/api/v1/courses"))  # fmt: skip
+
+    with pytest.raises(LMSUnavailable):
+        sync(engine, integration, client_factory=no_sleep, final_attempt=False)
+    waiting = integration_row(engine, integration)
+    assert waiting.last_sync_status == "running"
+    assert waiting.sync_error_message.startswith("retrying: GET http://127.0.0.1:")
+
+    failed = sync(engine, integration, client_factory=no_sleep)
+    assert failed.status == "failed"
+    row = integration_row(engine, integration)
+    assert row.last_sync_status == "failed" and "503" in row.sync_error_message
+    assert scalar(engine, "SELECT count(*) FROM lms_courses") == 0
+
+
+def test_a_rejected_token_fails_with_the_lms_message_and_the_token_shows_nowhere(
+    engine: Engine,
+    toolbox_env: dict[str, str],
+    canvas: FakeCanvas,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = "sekret-canvas-token-0042"
+    integration = add_canvas(engine, canvas.base_url, secret)
+    with caplog.at_level(logging.DEBUG):
+        report = sync(engine, integration)
+    assert report.status == "failed"
+    row = integration_row(engine, integration)
+    assert "HTTP 401" in row.sync_error_message and "Invalid access token" in row.sync_error_message
+    assert secret not in caplog.text and secret not in repr(report)
+    stored = scalar(engine, "SELECT row_to_json(i)::text FROM lms_integrations i")
+    assert secret not in stored and row.api_key_encrypted.startswith("gAAAAA")
+
+
+def test_roles_map_to_least_privilege_users_with_placeholders_when_names_collide(
+    engine: Engine, integration: uuid.UUID, data: Dataset
+) -> None:
+    course = next(iter(data.courses))
+    extra = {role: data.add_user("Ann", "Lee") for role in ("ta", "observer", "designer")}
+    for role, user in extra.items():
+        data.enroll(course, user.id, role)
+
+    assert sync(engine, integration).status == "success"
+
+    with engine.connect() as connection:
+        users = {
+            row.external_user_id: row
+            for row in connection.execute(
+                text(
+                    "SELECT l.external_user_id, u.role, u.username, u.email, e.role AS lms_role"
+                    " FROM lms_user_links l JOIN users u ON u.id = l.user_id"
+                    " JOIN lms_enrollments e ON e.user_id = u.id"
+                    " WHERE l.external_user_id = ANY(:ids)"
+                ),
+                {"ids": [user.id for user in extra.values()]},
+            )
+        }
+    assert {role: users[user.id].role for role, user in extra.items()} == {
+        "ta": "teacher", "observer": "student", "designer": "teacher",
+    }  # fmt: skip
+    assert users[extra["designer"].id].lms_role == "admin"
+    # Same LMS username thrice: the first (lowest LMS id) gets it, the others a placeholder.
+    assert users[extra["ta"].id].username == "ann.lee"
+    for role in ("observer", "designer"):
+        assert users[extra[role].id].username == placeholder_username(integration, extra[role].id)
+    assert all(row.email.endswith("@lms.invalid") for row in users.values())  # Canvas gives none
+
+
+def test_roster_and_assignment_sync_can_be_switched_off(
+    engine: Engine, toolbox_env: dict[str, str], canvas: FakeCanvas
+) -> None:
+    integration = add_canvas(
+        engine, canvas.base_url, canvas.token, roster_sync_enabled=False, content_sync_enabled=False
+    )
+    report = sync(engine, integration)
+    assert report.status == "success" and report.courses.inserted == 3
+    assert scalar(engine, "SELECT count(*) FROM lms_assignments") == 0
+    assert scalar(engine, "SELECT count(*) FROM lms_enrollments") == 0
+    assert canvas.requests_to("/api/v1/courses/") == []
+
+
+def _enrollments(engine: Engine, external_course_id: str) -> list[object]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(
+                text(
+                    "SELECT e.* FROM lms_enrollments e JOIN lms_courses c ON c.id = e.lms_course_id"
+                    " WHERE c.external_course_id = :c"
+                ),
+                {"c": external_course_id},
+            )
+        )
+
+
+def _deleted(engine: Engine, table: str, column: str, value: str) -> bool:
+    return bool(scalar(engine, f"SELECT deleted_at IS NOT NULL FROM {table} WHERE {column} = :v",
+                       v=value))  # fmt: skip

@@ -1,0 +1,89 @@
+"""The quick start as a new user runs it: ``toolbox up`` on embedded servers, twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, pool, text
+
+from tests.workers import wait_for
+from workers.embedded import resolve_servers
+from workers.settings import Settings
+
+pytestmark = [pytest.mark.worker, pytest.mark.slow]
+
+TOOLBOX = str(Path(sys.executable).parent / "toolbox")
+
+
+def embedded_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLBOX_")}
+    env["TOOLBOX_DATA_DIR"] = str(data_dir)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def test_urls_set_means_nothing_embedded_starts(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, database_url="postgresql://u@h/d", redis_url="redis://h:6379/0"
+    )
+    servers = resolve_servers(settings, export=False)
+    assert servers.embedded == []
+    assert not any(tmp_path.iterdir())
+
+
+def test_embedded_data_survives_a_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = resolve_servers(Settings(data_dir=data_dir), export=False)
+    assert first.embedded == ["postgresql", "redis"]
+    engine = create_engine(first.database_url, poolclass=pool.NullPool)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE kept (note text)"))
+        connection.execute(text("INSERT INTO kept VALUES ('still here')"))
+    engine.dispose()
+    first.close()
+    second = resolve_servers(Settings(data_dir=data_dir), export=False)
+    engine = create_engine(second.database_url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT note FROM kept")).scalar_one() == "still here"
+    engine.dispose()
+    second.close()
+
+
+def test_toolbox_up_runs_the_stack_on_embedded_servers_and_restarts_on_the_same_data(
+    tmp_path: Path,
+) -> None:
+    env = embedded_env(tmp_path / "toolbox-data")
+    ids = []
+    for run in range(2):
+        log = (tmp_path / f"up-{run}.log").open("wb")
+        up = subprocess.Popen(
+            [TOOLBOX, "up", "--processes", "agents,maintenance,beat"], env=env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path,
+        )  # fmt: skip
+        try:
+            wait_for(lambda run=run: b"ready." in (tmp_path / f"up-{run}.log").read_bytes(), 90)
+            submitted = subprocess.run(
+                [TOOLBOX, "task", "submit", "echo", "--input", '{"message": "quick start"}',
+                 "--wait", "--json", "--timeout", "60"],
+                env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+            )  # fmt: skip
+            assert submitted.returncode == 0, submitted.stderr
+            ids.append(json.loads(submitted.stdout)["id"])
+            listed = subprocess.run(
+                [TOOLBOX, "task", "list", "--json"], env=env, capture_output=True, text=True,
+                timeout=60, cwd=tmp_path,
+            )  # fmt: skip
+            assert sorted(t["id"] for t in json.loads(listed.stdout)) == sorted(ids)
+        finally:
+            os.killpg(up.pid, signal.SIGTERM)
+            up.wait(60)
+            log.close()
+        time.sleep(1)
+    assert len(set(ids)) == 2

@@ -1,0 +1,71 @@
+"""Encryption of LMS secrets: rotation, key checks, the development key."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from lms.base import ConnectionConfig, Credentials
+from lms.secrets import SecretBox, generate_key
+from models.errors import ConfigurationError
+from workers.secrets import development_key, secret_box
+from workers.settings import Settings
+
+
+def test_the_newest_key_encrypts_every_key_decrypts_and_rotation_moves_to_the_newest() -> None:
+    old, new = generate_key(), generate_key()
+    token = SecretBox([old]).encrypt("canvas-token")
+    box = SecretBox([new, old])
+    assert box.decrypt(token) == "canvas-token"
+    assert not box.is_current(token)
+    rotated = box.rotate(token)
+    assert box.is_current(rotated) and SecretBox([new]).decrypt(rotated) == "canvas-token"
+    assert box.is_current(box.encrypt("x"))
+    with pytest.raises(ConfigurationError, match="cannot be decrypted with any configured key"):
+        SecretBox([new]).decrypt(token)
+
+
+def test_bad_keys_are_refused_without_showing_them() -> None:
+    with pytest.raises(ConfigurationError, match="key #2 is not a Fernet key") as caught:
+        SecretBox([generate_key(), "not-a-real-key-value"])
+    assert "not-a-real-key-value" not in str(caught.value)
+    with pytest.raises(ConfigurationError):
+        SecretBox([])
+
+
+def test_secrets_stay_out_of_reprs() -> None:
+    key = generate_key()
+    config = ConnectionConfig("canvas", "https://lms", Credentials("id", "s3cret-a", "s3cret-b"))
+    assert "s3cret" not in repr(config) and key not in repr(SecretBox([key]))
+
+
+def test_settings_keys_must_be_fernet_keys_and_the_error_says_how_to_make_one(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path, secret_keys=[SecretStr("changeme-please")])
+    with pytest.raises(ConfigurationError) as caught:
+        secret_box(settings)
+    message = caught.value.message
+    assert message.startswith("TOOLBOX_SECRET_KEYS: key #1 of 1 is not a valid Fernet key")
+    assert "Fernet.generate_key()" in message and "changeme-please" not in message
+    first, second = generate_key(), generate_key()
+    box = secret_box(Settings(data_dir=tmp_path, secret_keys=[SecretStr(first), SecretStr(second)]))
+    assert box.key_count == 2 and SecretBox([first]).decrypt(box.encrypt("x")) == "x"
+
+
+def test_development_key_is_created_private_reused_and_announced_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    with caplog.at_level(logging.WARNING, logger="workers.secrets"):
+        token = secret_box(settings).encrypt("moodle-token")
+        assert secret_box(settings).decrypt(token) == "moodle-token"
+    key_file = tmp_path / "data" / "secret.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert [r.message.count("TOOLBOX_SECRET_KEYS is not set") for r in caplog.records] == [1]
+    development_key.cache_clear()  # a new process reads the same file
+    assert SecretBox([development_key((tmp_path / "data").resolve())]).decrypt(token)

@@ -1,0 +1,324 @@
+"""``toolbox lms add | list | sync | status | rotate-keys``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from lms.base import Credentials
+from lms.registry import PLATFORMS
+from lms.schedule import claim_now
+from lms.status import integration_detail, list_integrations, resolve_id
+from lms.store import NewIntegration, add_integration, rotate_secrets
+from lms.sync import SyncProgress, SyncReport, run_sync
+from models.errors import ConfigurationError, ToolboxError, ValidationFailed
+from workers.app import app as celery_app
+from workers.db import get_engine
+from workers.embedded import resolve_servers
+from workers.secrets import secret_box
+
+console = Console()
+errors = Console(stderr=True)
+lms_app = typer.Typer(
+    help="LMS integrations: add, sync, status, key rotation.", no_args_is_help=True
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON")]
+#: The secret each platform cannot work without: (Credentials field, option, label).
+REQUIRED_SECRET: dict[str, tuple[str, str, str]] = {
+    "canvas": ("api_key", "--api-key", "Canvas API access token"),
+    "moodle": ("api_key", "--api-key", "Moodle web service token"),
+    "schoology": ("client_secret", "--client-secret", "Schoology consumer secret"),
+    "blackboard": ("client_secret", "--client-secret", "Blackboard application secret"),
+    "oneroster": ("client_secret", "--client-secret", "OneRoster client secret"),
+    "lti": ("private_key_pem", "--private-key-file", "LTI tool private key (PEM)"),
+}
+SECRET_HELP = (
+    "Secret; prefer the environment variable or the prompt (options land in shell history)"
+)
+
+
+@lms_app.command("add")
+def add(
+    platform: Annotated[str, typer.Argument(help=f"One of: {', '.join(PLATFORMS)}")],
+    institution: Annotated[str, typer.Option(help="School or district name")],
+    base_url: Annotated[
+        str, typer.Option(help="The LMS's address, e.g. https://canvas.school.edu")
+    ],
+    client_id: Annotated[str | None, typer.Option(help="OAuth client id / consumer key")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="TOOLBOX_LMS_API_KEY", help=SECRET_HELP)
+    ] = None,
+    client_secret: Annotated[
+        str | None, typer.Option(envvar="TOOLBOX_LMS_CLIENT_SECRET", help=SECRET_HELP)
+    ] = None,
+    refresh_token: Annotated[
+        str | None, typer.Option(envvar="TOOLBOX_LMS_REFRESH_TOKEN", help=SECRET_HELP)
+    ] = None,
+    private_key_file: Annotated[
+        Path | None,
+        typer.Option(envvar="TOOLBOX_LMS_PRIVATE_KEY_FILE", help="PEM file of the LTI tool key"),
+    ] = None,
+    token_endpoint: Annotated[str | None, typer.Option(help="OAuth2 token URL")] = None,
+    auth_endpoint: Annotated[str | None, typer.Option(help="OAuth2/OIDC auth URL")] = None,
+    api_version: Annotated[str | None, typer.Option(help="API version, if the LMS has one")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option(help="Platform option KEY=VALUE (repeatable)")
+    ] = None,
+    options_json: Annotated[
+        str | None, typer.Option(help='Platform options as JSON, e.g. \'{"user_id": "42"}\'')
+    ] = None,
+    frequency_hours: Annotated[int, typer.Option(min=1, help="Hours between syncs")] = 24,
+    grade_passback: Annotated[bool, typer.Option(help="Send quiz scores back")] = True,
+    roster_sync: Annotated[bool, typer.Option(help="Sync rosters")] = True,
+    content_sync: Annotated[bool, typer.Option(help="Sync assignments")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add an integration; its secrets are stored encrypted."""
+    credentials = _credentials(
+        platform, client_id, api_key, client_secret, refresh_token, private_key_file
+    )
+    new = NewIntegration(
+        platform=platform,
+        institution_name=institution,
+        base_url=base_url.rstrip("/"),
+        credentials=credentials,
+        api_version=api_version,
+        auth_endpoint=auth_endpoint,
+        token_endpoint=token_endpoint,
+        options=_options(option or [], options_json),
+        sync_frequency_hours=frequency_hours,
+        grade_passback_enabled=grade_passback,
+        roster_sync_enabled=roster_sync,
+        content_sync_enabled=content_sync,
+    )
+    resolve_servers()
+    with Session(get_engine()) as session, session.begin():
+        row = add_integration(session, new, secret_box())
+        integration_id = row.id
+    if as_json:
+        typer.echo(json.dumps({"id": str(integration_id), "platform": platform}))
+        return
+    console.print(f"added {platform} integration [bold]{integration_id}[/bold] for {institution}")
+    console.print(f"first sync: toolbox lms sync {integration_id} --now")
+
+
+@lms_app.command("list")
+def list_(as_json: JsonFlag = False) -> None:
+    """Every integration with its last sync and the grades it still owes."""
+    resolve_servers()
+    with get_engine().connect() as connection:
+        summaries = list_integrations(connection)
+    if as_json:
+        typer.echo(json.dumps([s.as_dict() for s in summaries], indent=2))
+        return
+    if not summaries:
+        console.print("no LMS integrations yet; add one with `toolbox lms add`")
+        return
+    console.print("times in UTC; commands take an id prefix (e.g. the first 8 characters)")
+    table = Table(box=box.SIMPLE)
+    for column in ("id", "platform", "institution", "status", "last sync", "next sync", "grades"):
+        table.add_column(column, no_wrap=column != "institution")
+    for s in summaries:
+        owed = s.passbacks["pending"] + s.passbacks["sending"]
+        grades = ", ".join(
+            part for part in (f"{owed} owed" if owed else "", f"{s.passbacks['failed']} failed"
+                              if s.passbacks["failed"] else "") if part
+        ) or "-"  # fmt: skip
+        table.add_row(
+            str(s.id)[:8], s.platform, s.institution, s.last_sync_status or "never",
+            _when(s.last_sync_at, short=True),
+            _when(s.next_sync_at, short=True) if s.is_active else "inactive", grades,
+        )  # fmt: skip
+    console.print(table)
+
+
+@lms_app.command("status")
+def status(
+    integration: Annotated[str | None, typer.Argument(help="Integration id (or prefix)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Last sync, next sync, data held and grade passbacks of one integration (or all)."""
+    if integration is None:
+        list_(as_json=as_json)
+        return
+    resolve_servers()
+    with get_engine().connect() as connection:
+        detail = integration_detail(connection, resolve_id(connection, integration))
+    if as_json:
+        typer.echo(json.dumps(detail.as_dict(), indent=2))
+        return
+    s = detail.summary
+    table = Table(show_header=False, box=None)
+    rows: list[tuple[str, Any]] = [
+        ("integration", s.id), ("platform", s.platform), ("institution", s.institution),
+        ("base url", s.base_url), ("active", s.is_active),
+        ("sync every", f"{s.sync_frequency_hours} h"), ("last sync", _when(s.last_sync_at)),
+        ("last status", s.last_sync_status or "never synced"), ("error", s.sync_error_message),
+        ("next sync", _when(s.next_sync_at) if s.is_active else "inactive"),
+        *detail.flags.items(), *detail.data.items(),
+        ("grade passbacks", ", ".join(f"{n} {k}" for k, n in s.passbacks.items())),
+        ("oldest unsent grade", _when(detail.oldest_pending_passback)),
+    ]  # fmt: skip
+    for name, value in rows:
+        if value is not None:
+            table.add_row(f"[bold]{name.replace('_', ' ')}[/bold]", str(value))
+    console.print(table)
+    for line in detail.recent_passback_errors:
+        console.print(f"[yellow]passback[/yellow] {line}")
+
+
+@lms_app.command("sync")
+def sync(
+    integration: Annotated[str, typer.Argument(help="Integration id (or prefix)")],
+    now: Annotated[bool, typer.Option("--now", help="Run here instead of on a worker")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Sync courses, assignments and rosters: queued for the lms workers, or here with --now."""
+    resolve_servers()
+    engine = get_engine()
+    with engine.begin() as connection:
+        integration_id = resolve_id(connection, integration)
+        claim = claim_now(connection, integration_id)
+    if not claim.claimed:
+        errors.print(f"[red]not started:[/red] {claim.reason}")
+        raise typer.Exit(1)
+    if not now:
+        try:
+            message = celery_app.send_task("toolbox.lms.sync", args=[str(integration_id)])
+        except Exception as exc:  # the broker: the claim stays and beat takes it up when stale
+            raise ToolboxError(
+                f"could not queue the sync ({type(exc).__name__}); run it here with --now, "
+                "or beat retries it within 15 minutes"
+            ) from None
+        if as_json:
+            typer.echo(json.dumps({"integration_id": str(integration_id), "queued": True,
+                                   "task_id": message.id}))  # fmt: skip
+        else:
+            console.print(f"sync of {integration_id} queued on the lms queue (task {message.id})")
+            console.print(f"follow it with: toolbox lms status {integration_id}")
+        return
+    report = _sync_here(integration_id)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        _show_report(report)
+    if report.status != "success":
+        raise typer.Exit(1)
+
+
+@lms_app.command("rotate-keys")
+def rotate_keys() -> None:
+    """Re-encrypt every stored LMS secret with the newest key of TOOLBOX_SECRET_KEYS."""
+    resolve_servers()
+    box = secret_box()
+    with Session(get_engine()) as session, session.begin():
+        report = rotate_secrets(session, box)
+    console.print(
+        f"re-encrypted {report.rotated} secret(s) with the newest key "
+        f"({report.already_current} already current, {report.integrations} integration(s))"
+    )
+    if box.key_count > 1:
+        console.print("every secret now opens with the newest key; older keys can be removed")
+
+
+def _sync_here(integration_id: uuid.UUID) -> SyncReport:
+    progress = Progress(
+        TextColumn("syncing courses"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=errors, transient=False,
+    )  # fmt: skip
+    with progress:
+        task = progress.add_task("sync", total=None)
+
+        def advance(step: SyncProgress) -> None:
+            progress.update(task, completed=step.done, total=step.total)
+
+        return run_sync(get_engine(), integration_id, secrets=secret_box, progress=advance)
+
+
+def _show_report(report: SyncReport) -> None:
+    colour = {"success": "green", "partial": "yellow"}.get(report.status, "red")
+    console.print(f"[{colour}]{report.status}[/{colour}] in {report.seconds:.1f}s")
+    if report.status == "skipped" or report.courses_listed == 0:
+        console.print(report.message or "the LMS lists no courses")
+        return
+    table = Table("", "new", "updated", "unchanged", "removed")
+    for name, counts in (("courses", report.courses), ("assignments", report.assignments),
+                         ("enrollments", report.enrollments)):  # fmt: skip
+        removed = report.courses_removed if name == "courses" else counts.removed
+        table.add_row(name, str(counts.inserted), str(counts.updated), str(counts.unchanged),
+                      str(removed))  # fmt: skip
+    console.print(table)
+    if report.message:
+        console.print(report.message)
+
+
+def _credentials(
+    platform: str,
+    client_id: str | None,
+    api_key: str | None,
+    client_secret: str | None,
+    refresh_token: str | None,
+    private_key_file: Path | None,
+) -> Credentials:
+    private_key = _read_key(private_key_file) if private_key_file else None
+    given = {"api_key": api_key, "client_secret": client_secret, "private_key_pem": private_key}
+    needed = REQUIRED_SECRET.get(platform)
+    if needed is not None and not given[needed[0]]:
+        field, option, label = needed
+        if field == "private_key_pem" or not sys.stdin.isatty():
+            variable = "TOOLBOX_LMS_" + option.removeprefix("--").replace("-", "_").upper()
+            prompted = "" if field == "private_key_pem" else " (or run it in a terminal)"
+            raise ConfigurationError(
+                f"{platform} needs the {label}: pass {option} or set {variable}{prompted}"
+            )
+        given[field] = typer.prompt(label, hide_input=True).strip()
+    return Credentials(client_id=client_id, refresh_token=refresh_token, **given)
+
+
+def _read_key(path: Path) -> str:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read the private key file {path}: {exc.strerror}"
+        ) from None
+    if os.stat(path).st_mode & 0o077:
+        errors.print(f"[yellow]warning:[/yellow] {path} is readable by other users; chmod 600 it")
+    return text
+
+
+def _options(pairs: list[str], as_json: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if as_json:
+        try:
+            loaded = json.loads(as_json)
+        except json.JSONDecodeError as exc:
+            raise ValidationFailed(f"--options-json is not valid JSON: {exc.msg}") from None
+        if not isinstance(loaded, dict):
+            raise ValidationFailed("--options-json must be a JSON object")
+        options.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValidationFailed(f"--option expects KEY=VALUE, got {pair!r}")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def _when(moment: dt.datetime | None, *, short: bool = False) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(dt.UTC).strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M UTC")

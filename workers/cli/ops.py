@@ -1,0 +1,157 @@
+"""``toolbox status | metrics``: what an operator looks at, from PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from workers.db import get_engine
+from workers.embedded import resolve_servers
+from workers.jobs.status import Status, collect_status
+from workers.metrics import DEFAULT_PORT, serve
+from workers.redis import get_redis
+from workers.settings import get_settings
+
+console = Console()
+HEALTH_COLOURS = {"healthy": "green", "degraded": "yellow", "unhealthy": "red"}
+
+
+def _when(value: dt.datetime | None, now: dt.datetime) -> str:
+    if value is None:
+        return "never"
+    seconds = int((now - value).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago" if seconds < 172800 else value.strftime("%Y-%m-%d %H:%M")
+
+
+def _queues(report: Status) -> Table:
+    table = Table("queue", "waiting", "by priority (9 = highest)", title="Queues (Redis)")
+    for queue in report.queues:
+        counts = sorted(queue["by_priority"].items(), reverse=True)
+        spread = ", ".join(f"p{priority}: {count}" for priority, count in counts)
+        table.add_row(queue["name"], str(queue["depth"]), spread or "-")
+    if report.broker_error:
+        table.add_row("[red]unavailable[/red]", "-", report.broker_error)
+    else:
+        table.caption = f"{report.unacked} message(s) delivered and not yet acknowledged"
+    return table
+
+
+def _agents(report: Status) -> Table:
+    table = Table(
+        "agent", "running / slots", "waiting", "retrying", "completed 1h", "failed 1h",
+        "last health check", title="Agent tasks (PostgreSQL)",
+    )  # fmt: skip
+    for row in report.agents:
+        failed = f"[red]{row['failed_last_hour']}[/red]" if row["failed_last_hour"] else "0"
+        name = row["agent"] if row["active"] else f"{row['agent']} (inactive)"
+        table.add_row(
+            name, f"{row['running']} / {row['slots']}", str(row["waiting"]), str(row["retrying"]),
+            str(row["completed_last_hour"]), failed,
+            _when(row["last_health_check"], report.generated_at),
+        )  # fmt: skip
+    return table
+
+
+def _errors(report: Status) -> Table:
+    table = Table(
+        "severity", "type", "service", "count", "last seen", "message",
+        title="Errors seen in the last hour (error_logs)",
+    )  # fmt: skip
+    for row in report.errors_last_hour:
+        table.add_row(
+            row["severity"], row["error_type"], row["service"] or "-",
+            str(row["occurrence_count"]), _when(row["last_seen"], report.generated_at),
+            row["message"],
+        )  # fmt: skip
+    if not report.errors_last_hour:
+        table.add_row("-", "none", "", "", "", "")
+    return table
+
+
+def _lms(report: Status) -> Table:
+    table = Table("institution", "platform", "active", "last sync", "status", "error",
+                  title="LMS integrations")  # fmt: skip
+    for row in report.lms:
+        table.add_row(
+            row["institution"], row["platform"], "yes" if row["active"] else "no",
+            _when(row["last_sync_at"], report.generated_at), row["last_sync_status"] or "-",
+            row["error"] or "",
+        )  # fmt: skip
+    passbacks = report.passbacks
+    caption = (
+        f"grade passbacks: {passbacks['pending']} pending, {passbacks['sending']} sending, "
+        f"{passbacks['failed']} failed"
+    )
+    if passbacks["oldest_pending"] is not None:
+        caption += f"; oldest pending {_when(passbacks['oldest_pending'], report.generated_at)}"
+    table.caption = caption
+    return table
+
+
+def _health_and_jobs(report: Status) -> Table:
+    table = Table("periodic job", "last slot", "status", "detail", title="Health and periodic jobs")
+    health = report.health
+    if health is None:
+        table.add_row("health check", "never", "-", "")
+    else:
+        colour = HEALTH_COLOURS.get(health["status"], "white")
+        reasons = "; ".join(health["errors"] + health["warnings"]) or "all checks passed"
+        table.add_row(
+            "health check", _when(health["checked_at"], report.generated_at),
+            f"[{colour}]{health['status']}[/{colour}] ({health['score']:.0f})", reasons,
+        )  # fmt: skip
+    for job in report.jobs:
+        detail = json.dumps(job["detail"], sort_keys=True) if job["detail"] else ""
+        table.add_row(
+            job["job"], _when(job["slot_start"], report.generated_at), job["status"], detail
+        )
+    return table
+
+
+def render(report: Status) -> None:
+    for table in (_queues, _agents, _errors, _lms, _health_and_jobs):
+        console.print(table(report))
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Queues, running tasks, failures, LMS syncs, passbacks and health, from PostgreSQL."""
+    resolve_servers()
+    with get_engine().connect() as connection:
+        report = collect_status(connection, get_redis())
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2, default=_json_default))
+        return
+    render(report)
+
+
+def _json_default(value: Any) -> str:
+    return value.isoformat() if isinstance(value, dt.datetime) else str(value)
+
+
+def metrics(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = DEFAULT_PORT,
+    address: Annotated[
+        str | None, typer.Option(help="Address to bind (default 127.0.0.1 in development)")
+    ] = None,
+) -> None:
+    """Serve Prometheus metrics Flower lacks: queue depths, retries, durations, health."""
+    resolve_servers()
+    bind = address or ("127.0.0.1" if get_settings().env == "development" else "0.0.0.0")
+    console.print(f"metrics on http://{bind}:{port}/metrics")
+    serve(get_engine, get_redis, port=port, address=bind)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(status)
+    app.command()(metrics)

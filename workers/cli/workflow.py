@@ -1,0 +1,145 @@
+"""``toolbox workflow generate | show | cancel``: learning environments end to end."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.tree import Tree
+
+from models.errors import ValidationFailed, WaitTimeout
+from workers import workflows
+from workers.embedded import resolve_servers
+from workers.workflows import WorkflowView
+
+console = Console()
+workflow_app = typer.Typer(help="Generate learning environments.", no_args_is_help=True)
+
+
+def _workflow_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValidationFailed(f"not a workflow id: {value!r}") from None
+
+
+def _tree(view: WorkflowView) -> Tree:
+    colour = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(view.status, "cyan")
+    tree = Tree(
+        f"[bold]workflow {view.id}[/bold] [{colour}]{view.status}[/{colour}] "
+        f"({view.stage}, round {view.round}, {view.progress_percentage}%)"
+    )
+    nodes: dict[uuid.UUID | None, Tree] = {}
+    for task in view.tasks:
+        role = (task.context_data or {}).get("role", "plan")
+        timing = f"{task.duration_seconds}s" if task.duration_seconds is not None else "-"
+        label = (
+            f"{task.agent_type} [dim]{role}[/dim] {task.status} {task.progress_percentage}% "
+            f"{timing} [dim]{task.id}[/dim]"
+        )
+        if task.error_message and task.status != "completed":
+            label += f"\n[red]{task.error_message[:120]}[/red]"
+        parent = nodes.get(task.parent_task_id, tree)
+        nodes[task.id] = parent.add(label)
+    if view.artifacts:
+        artifacts = tree.add("[bold]artifacts[/bold]")
+        for name, value in view.artifacts.items():
+            artifacts.add(f"{name}: {value}")
+    if view.error:
+        tree.add(f"[red]{view.error}[/red]")
+    return tree
+
+
+def _follow(workflow_id: uuid.UUID, timeout: float) -> WorkflowView:
+    deadline = time.monotonic() + timeout
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("planning", total=100)
+        while True:
+            view = workflows.get(workflow_id)
+            progress.update(
+                bar,
+                completed=view.progress_percentage,
+                description=f"{view.stage} (round {view.round})",
+            )
+            if view.finished:
+                return view
+            if time.monotonic() > deadline:
+                raise WaitTimeout(f"workflow {workflow_id} still {view.stage} after {timeout:g}s")
+            time.sleep(0.2)
+
+
+@workflow_app.command("generate")
+def generate(
+    subject: Annotated[str, typer.Option(help="e.g. science, math, history")],
+    grade: Annotated[int, typer.Option(help="Grade level 1-12")],
+    topic: Annotated[str, typer.Option(help="e.g. volcanoes")],
+    objective: Annotated[
+        list[str] | None, typer.Option("--objective", help="A learning objective (repeatable)")
+    ] = None,
+    duration: Annotated[int, typer.Option(help="Lesson minutes")] = 30,
+    students: Annotated[int, typer.Option(help="Number of students")] = 30,
+    accessibility: Annotated[
+        list[str] | None, typer.Option(help="e.g. screen_reader, captions (repeatable)")
+    ] = None,
+    language: Annotated[str, typer.Option(help="Language tag, e.g. en, es")] = "en",
+    adaptive: Annotated[bool, typer.Option("--adaptive", help="Adaptive quiz")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow it to the end")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait")] = 600.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Start a workflow for a teacher's request; prints its id (or the result with --wait)."""
+    request = {
+        "subject": subject,
+        "grade_level": grade,
+        "topic": topic,
+        "learning_objectives": objective or [],
+        "duration_minutes": duration,
+        "max_students": students,
+        "accessibility": accessibility or [],
+        "language": language,
+        "adaptive": adaptive,
+    }
+    resolve_servers()
+    workflow_id = workflows.generate(request)
+    if not wait:
+        typer.echo(workflow_id if not as_json else json.dumps({"workflow_id": str(workflow_id)}))
+        return
+    view = workflows.wait(workflow_id, timeout) if as_json else _follow(workflow_id, timeout)
+    _print(view, as_json)
+    if view.status != "completed":
+        raise typer.Exit(1)
+
+
+def _print(view: WorkflowView, as_json: bool) -> None:
+    if as_json:
+        typer.echo(view.model_dump_json(indent=2))
+    else:
+        console.print(_tree(view))
+
+
+@workflow_app.command("show")
+def show(
+    workflow_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False
+) -> None:
+    """The task tree with status, progress, timings and the produced artifacts' ids."""
+    resolve_servers()
+    _print(workflows.get(_workflow_id(workflow_id)), as_json)
+
+
+@workflow_app.command("cancel")
+def cancel(workflow_id: str) -> None:
+    """Cancel every unfinished task of the workflow; nothing is marked ready."""
+    resolve_servers()
+    view = workflows.cancel(_workflow_id(workflow_id))
+    typer.echo(f"{view.id} {view.status}")
