@@ -25,7 +25,8 @@ from urllib.parse import quote
 import httpx
 import jwt
 
-from lms.http import redact_url, retry_after_seconds
+from lms.http import retry_after_seconds
+from lms.messages import redact_url
 from models.errors import (
     ConfigurationError,
     LMSAuthRejected,

@@ -31,7 +31,8 @@ from lms.base import (
     RosterEntry,
     RosterRole,
 )
-from lms.http import LMSHttp, require_object
+from lms.http import LMSHttp
+from lms.messages import require_object
 from models.errors import ConfigurationError, ValidationFailed
 
 log = logging.getLogger(__name__)

@@ -19,26 +19,27 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import httpx
 
+from lms.messages import (
+    SECRET_PARAMS,
+    lms_message,
+    redact_url,
+    require_object,
+    scrub,
+    secrets_of,
+)
 from models.errors import LMSRequestRejected, LMSUnavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Query and form parameters whose values are secrets, redacted from messages.
-SECRET_PARAMS = frozenset(
-    "access_token api_key apikey client_secret oauth_signature password refresh_token secret"
-    " token wstoken".split()
-)
-REDACTED = "REDACTED"
 _CANVAS_THROTTLED = "Rate Limit Exceeded"
 _LINK = re.compile(r"<([^>]*)>([^<]*)")
 _REL = re.compile(r"""\brel\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s;,]+))""", re.IGNORECASE)
-_SNIPPET = 200
 
 
 def parse_link_header(value: str) -> dict[str, str]:
@@ -71,77 +72,6 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
-
-
-def redact_url(url: httpx.URL | str) -> str:
-    """The URL with user info dropped and secret query values replaced."""
-    parsed = httpx.URL(url)
-    if parsed.userinfo:
-        parsed = parsed.copy_with(userinfo=b"")
-    if parsed.query:
-        params = [
-            (key, REDACTED if key.lower() in SECRET_PARAMS else value)
-            for key, value in parsed.params.multi_items()
-        ]
-        parsed = parsed.copy_with(params=params)
-    return str(parsed)
-
-
-def require_object(value: Any, where: str, *keys: str) -> dict[str, Any]:
-    """``value`` as a JSON object holding ``keys``, else ``ValidationFailed`` naming ``where``."""
-    if not isinstance(value, dict):
-        raise ValidationFailed(f"{where}: expected a JSON object, got {type(value).__name__}")
-    missing = [key for key in keys if value.get(key) is None]
-    if missing:
-        raise ValidationFailed(f"{where}: object without {', '.join(missing)}")
-    return value
-
-
-def lms_message(response: httpx.Response) -> str:
-    """The LMS's own explanation from the common error shapes, else the text."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:_SNIPPET] or response.reason_phrase
-    return _message_from(body) or response.text.strip()[:_SNIPPET] or response.reason_phrase
-
-
-def _message_from(body: Any) -> str | None:
-    if isinstance(body, str | list) or not isinstance(body, dict):
-        items = [body] if isinstance(body, str) else body if isinstance(body, list) else []
-        parts = [item if isinstance(item, str) else _message_from(item) for item in items]
-        return "; ".join(part for part in parts if part) or None
-    errors = body.get("errors")
-    found = _message_from(list(errors.values()) if isinstance(errors, dict) else errors)
-    message = body.get("message") or body.get("detail")
-    if found or isinstance(message, str):
-        return found or str(message)
-    error, description = body.get("error"), body.get("error_description")
-    if isinstance(description, str):
-        return f"{error}: {description}" if isinstance(error, str) else description
-    return _message_from(error)
-
-
-def _secrets_of(request: httpx.Request | None, extra: Iterable[str]) -> list[str]:
-    """Values that must never appear in a message about ``request``."""
-    found = [value for value in extra if value]
-    if request is not None:
-        for name in ("Authorization", "Proxy-Authorization"):
-            value = request.headers.get(name)
-            if value:
-                found.append(value)
-                found.extend(value.split(" ", 1)[1:])
-        for key, value in request.url.params.multi_items():
-            if key.lower() in SECRET_PARAMS:
-                found.append(value)
-    return sorted({value for value in found if len(value) >= 4}, key=len, reverse=True)
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every occurrence of each secret replaced."""
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
 
 
 class LMSHttp:
@@ -370,7 +300,7 @@ class LMSHttp:
         try:
             return self._client.send(request), ""
         except httpx.TransportError as exc:
-            detail = scrub(str(exc), _secrets_of(request, form_secrets))
+            detail = scrub(str(exc), secrets_of(request, form_secrets))
             return None, f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
     def _pause_if_throttled(self) -> None:
@@ -402,7 +332,7 @@ class LMSHttp:
         return delay
 
     def _rejected(self, response: httpx.Response, form_secrets: list[str]) -> LMSRequestRejected:
-        secrets = _secrets_of(response.request, form_secrets)
+        secrets = secrets_of(response.request, form_secrets)
         message = scrub(lms_message(response), secrets)
         return LMSRequestRejected(
             f"{response.request.method} {redact_url(response.request.url)} was rejected "

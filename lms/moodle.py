@@ -30,7 +30,8 @@ from lms.base import (
     RosterEntry,
     RosterRole,
 )
-from lms.http import LMSHttp, require_object, scrub
+from lms.http import LMSHttp
+from lms.messages import require_object, scrub
 from models.errors import ConfigurationError, LMSRequestRejected, LMSUnavailable, ValidationFailed
 
 log = logging.getLogger(__name__)

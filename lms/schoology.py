@@ -37,7 +37,8 @@ from lms.base import (
     LMSClient,
     RosterEntry,
 )
-from lms.http import LMSHttp, require_object
+from lms.http import LMSHttp
+from lms.messages import require_object
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
 
 log = logging.getLogger(__name__)

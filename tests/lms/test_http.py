@@ -11,7 +11,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from lms.http import LMSHttp, parse_link_header, redact_url, retry_after_seconds
+from lms.http import LMSHttp, parse_link_header, retry_after_seconds
+from lms.messages import redact_url
 from models.errors import LMSRequestRejected, LMSUnavailable, ValidationFailed
 from tests.lms.fakes import FakeLMSServer, RecordedRequest, Reply
 

@@ -1,0 +1,93 @@
+"""What the LMS layer says about responses: the LMS's own messages, shape checks, redaction.
+
+Every message built here may reach logs, ``sync_error_message`` and an
+operator's terminal, so it names URLs and fields but never a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+
+from models.errors import ValidationFailed
+
+#: Query and form parameters whose values are secrets, redacted from messages.
+SECRET_PARAMS = frozenset(
+    "access_token api_key apikey client_secret oauth_signature password refresh_token secret"
+    " token wstoken".split()
+)
+REDACTED = "REDACTED"
+_SNIPPET = 200
+
+
+def redact_url(url: httpx.URL | str) -> str:
+    """The URL with user info dropped and secret query values replaced."""
+    parsed = httpx.URL(url)
+    if parsed.userinfo:
+        parsed = parsed.copy_with(userinfo=b"")
+    if parsed.query:
+        params = [
+            (key, REDACTED if key.lower() in SECRET_PARAMS else value)
+            for key, value in parsed.params.multi_items()
+        ]
+        parsed = parsed.copy_with(params=params)
+    return str(parsed)
+
+
+def require_object(value: Any, where: str, *keys: str) -> dict[str, Any]:
+    """``value`` as a JSON object holding ``keys``, else ``ValidationFailed`` naming ``where``."""
+    if not isinstance(value, dict):
+        raise ValidationFailed(f"{where}: expected a JSON object, got {type(value).__name__}")
+    missing = [key for key in keys if value.get(key) is None]
+    if missing:
+        raise ValidationFailed(f"{where}: object without {', '.join(missing)}")
+    return value
+
+
+def lms_message(response: httpx.Response) -> str:
+    """The LMS's own explanation from the common error shapes, else the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:_SNIPPET] or response.reason_phrase
+    return _message_from(body) or response.text.strip()[:_SNIPPET] or response.reason_phrase
+
+
+def _message_from(body: Any) -> str | None:
+    if isinstance(body, str | list) or not isinstance(body, dict):
+        items = [body] if isinstance(body, str) else body if isinstance(body, list) else []
+        parts = [item if isinstance(item, str) else _message_from(item) for item in items]
+        return "; ".join(part for part in parts if part) or None
+    errors = body.get("errors")
+    found = _message_from(list(errors.values()) if isinstance(errors, dict) else errors)
+    message = body.get("message") or body.get("detail")
+    if found or isinstance(message, str):
+        return found or str(message)
+    error, description = body.get("error"), body.get("error_description")
+    if isinstance(description, str):
+        return f"{error}: {description}" if isinstance(error, str) else description
+    return _message_from(error)
+
+
+def secrets_of(request: httpx.Request | None, extra: Iterable[str]) -> list[str]:
+    """Values that must never appear in a message about ``request``."""
+    found = [value for value in extra if value]
+    if request is not None:
+        for name in ("Authorization", "Proxy-Authorization"):
+            value = request.headers.get(name)
+            if value:
+                found.append(value)
+                found.extend(value.split(" ", 1)[1:])
+        for key, value in request.url.params.multi_items():
+            if key.lower() in SECRET_PARAMS:
+                found.append(value)
+    return sorted({value for value in found if len(value) >= 4}, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of each secret replaced."""
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
