@@ -8,10 +8,9 @@ that already carries the offset, so it is followed verbatim.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable, Iterator, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote, urljoin
 
@@ -30,6 +29,7 @@ from lms.base import (
     RosterRole,
 )
 from lms.http import LMSHttp
+from lms.values import decimal_or_none, iso_date, iso_datetime, json_number, scaled_score
 from models.errors import LMSRequestRejected, ValidationFailed
 
 TOKEN_PATH = "/learn/api/public/v1/oauth2/token"
@@ -127,8 +127,8 @@ class BlackboardClient(LMSClient):
             column=_seg(grade.assignment_external_id),
             user=_seg(grade.external_user_id),
         )
-        score = _scaled(grade, self._points(grade))
-        body: dict[str, Any] = {"score": _number(score)}
+        score = scaled_score(grade, self._points(grade))
+        body: dict[str, Any] = {"score": json_number(score)}
         if grade.comment:
             body["feedback"] = grade.comment
 
@@ -171,7 +171,9 @@ class BlackboardClient(LMSClient):
         if key not in self._column_points:
             url = COLUMNS_PATH.format(course=_seg(key[0])) + f"/{_seg(key[1])}"
             column = _mapping(self.http.get_json(url), url, "body")
-            self._column_points[key] = _decimal(_mapping(column.get("score")).get("possible"))
+            self._column_points[key] = decimal_or_none(
+                _mapping(column.get("score")).get("possible")
+            )
         return self._column_points[key]
 
     def _current_score(self, url: str) -> Decimal | None:
@@ -181,7 +183,7 @@ class BlackboardClient(LMSClient):
             if exc.status_code == 404:
                 return None  # no grade recorded yet
             raise
-        return _decimal(_mapping(body).get("score"))
+        return decimal_or_none(_mapping(body).get("score"))
 
 
 _COURSE_FIELDS = "id,courseId,externalId,name,description,organization,availability"
@@ -193,8 +195,8 @@ def _course(item: Mapping[str, Any], url: str) -> Course:
         external_id=_required_str(item, "id", url),
         title=_required_str(item, "name", url),
         description=item.get("description") or None,
-        start_date=_date(duration.get("start")),
-        end_date=_date(duration.get("end")),
+        start_date=iso_date(duration.get("start")),
+        end_date=iso_date(duration.get("end")),
         raw=item,
     )
 
@@ -224,21 +226,10 @@ def _assignment(item: Mapping[str, Any], url: str) -> Assignment:
         title=_required_str(item, "name", url),
         description=item.get("description") or None,
         assignment_type=grading.get("type"),
-        points_possible=_decimal(_mapping(item.get("score")).get("possible")),
-        due_at=_datetime(grading.get("due")),
+        points_possible=decimal_or_none(_mapping(item.get("score")).get("possible")),
+        due_at=iso_datetime(grading.get("due")),
         raw=item,
     )
-
-
-def _scaled(grade: GradeSubmission, target: Decimal | None) -> Decimal:
-    """The score in the column's points, which may differ from our quiz's."""
-    if target is None or grade.points_possible <= 0 or target == grade.points_possible:
-        return grade.score
-    return grade.score * target / grade.points_possible
-
-
-def _number(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def _seg(value: str) -> str:
@@ -258,26 +249,3 @@ def _required_str(item: Mapping[str, Any], key: str, url: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValidationFailed(f"{url}: field '{key}' is missing or not a string")
     return value
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _datetime(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _date(value: Any) -> dt.date | None:
-    moment = _datetime(value)
-    return moment.date() if moment else None

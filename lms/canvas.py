@@ -10,11 +10,10 @@ ours, is reported as applied instead of written again.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -33,6 +32,7 @@ from lms.base import (
 )
 from lms.http import LMSHttp
 from lms.messages import require_object
+from lms.values import plain, scaled_score, strict_decimal, strict_iso_datetime, utc
 from models.errors import ConfigurationError, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -150,18 +150,18 @@ class CanvasClient(LMSClient):
                 self.http.get_json(path, params={"include[]": ["assignment"]}), f"GET {path}"
             )
             assignment = _obj(current.get("assignment"))
-            target = _scaled(grade, _decimal(assignment.get("points_possible"), path))
+            target = scaled_score(grade, strict_decimal(assignment.get("points_possible"), path))
             return _held(current, target, grade, path)
 
         def write() -> GradeOutcome:
-            data = {"submission[posted_grade]": _plain(target)}
+            data = {"submission[posted_grade]": plain(target)}
             if grade.comment:
                 data["comment[text_comment]"] = grade.comment
             written = require_object(self.http.send_json("PUT", path, data=data), f"PUT {path}")
-            stored = _decimal(written.get("score"), path)
+            stored = strict_decimal(written.get("score"), path)
             if stored is None or abs(stored - target) > SCORE_TOLERANCE:
                 raise ValidationFailed(f"PUT {path}: Canvas answered score {stored}, sent {target}")
-            return GradeOutcome(detail=f"posted score {_plain(target)}")
+            return GradeOutcome(detail=f"posted score {plain(target)}")
 
         return self.http.checked_write(check, write)
 
@@ -170,17 +170,17 @@ def _held(
     current: Mapping[str, Any], target: Decimal, grade: GradeSubmission, path: str
 ) -> GradeOutcome | None:
     """An outcome when the submission already holds ``target`` or a newer grade."""
-    held = _decimal(current.get("score"), path)
+    held = strict_decimal(current.get("score"), path)
     if held is None:
         return None
     if abs(held - target) <= SCORE_TOLERANCE:
         return GradeOutcome(already_applied=True, detail="Canvas already holds this score")
-    graded_at = _datetime(current.get("graded_at"), path)
-    if graded_at is not None and graded_at > _utc(grade.timestamp):
+    graded_at = strict_iso_datetime(current.get("graded_at"), path)
+    if graded_at is not None and graded_at > utc(grade.timestamp):
         when = graded_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         return GradeOutcome(
             already_applied=True,
-            detail=f"Canvas holds a newer grade ({_plain(held)}, graded {when}); kept",
+            detail=f"Canvas holds a newer grade ({plain(held)}, graded {when}); kept",
         )
     return None
 
@@ -188,8 +188,8 @@ def _held(
 def _course(item: Mapping[str, Any], path: str) -> Course:
     term = _obj(item.get("term"))
     teachers = [t for t in item.get("teachers") or [] if isinstance(t, dict)]
-    start = _datetime(item.get("start_at") or term.get("start_at"), path)
-    end = _datetime(item.get("end_at") or term.get("end_at"), path)
+    start = strict_iso_datetime(item.get("start_at") or term.get("start_at"), path)
+    end = strict_iso_datetime(item.get("end_at") or term.get("end_at"), path)
     return Course(
         external_id=str(item["id"]),
         title=str(item.get("name") or item.get("course_code") or item["id"]),
@@ -233,10 +233,10 @@ def _assignment(item: Mapping[str, Any], path: str) -> Assignment:
         title=str(item.get("name") or item["id"]),
         description=item.get("description") or None,
         assignment_type=",".join(types) or None,
-        points_possible=_decimal(item.get("points_possible"), path),
-        due_at=_datetime(item.get("due_at"), path),
-        unlock_at=_datetime(item.get("unlock_at"), path),
-        lock_at=_datetime(item.get("lock_at"), path),
+        points_possible=strict_decimal(item.get("points_possible"), path),
+        due_at=strict_iso_datetime(item.get("due_at"), path),
+        unlock_at=strict_iso_datetime(item.get("unlock_at"), path),
+        lock_at=strict_iso_datetime(item.get("lock_at"), path),
         raw=item,
     )
 
@@ -248,41 +248,3 @@ def _obj(value: Any) -> dict[str, Any]:
 def _seg(value: Any) -> str:
     """One URL path segment (Canvas also takes ``sis_course_id:...`` ids)."""
     return quote(str(value), safe=":")
-
-
-def _decimal(value: Any, where: str) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise ValidationFailed(f"{where}: expected a number, got {value!r}")
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ValidationFailed(f"{where}: expected a number, got {value!r}") from None
-
-
-def _datetime(value: Any, where: str) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        return _utc(dt.datetime.fromisoformat(str(value)))
-    except ValueError:
-        raise ValidationFailed(f"{where}: expected an ISO 8601 time, got {value!r}") from None
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def _scaled(grade: GradeSubmission, lms_points: Decimal | None) -> Decimal:
-    """The score on the LMS's scale when its points differ from ours."""
-    if not lms_points or lms_points <= 0 or grade.points_possible <= 0:
-        return grade.score
-    if lms_points == grade.points_possible:
-        return grade.score
-    scaled = grade.score * lms_points / grade.points_possible
-    return scaled.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
-
-
-def _plain(value: Decimal) -> str:
-    return format(value.normalize(), "f")

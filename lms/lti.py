@@ -23,7 +23,6 @@ platform still keeps the newer grade.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
@@ -45,6 +44,7 @@ from lms.base import (
     RosterRole,
 )
 from lms.http import LMSHttp, parse_link_header
+from lms.values import iso_datetime, json_number
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
 
 NRPS_MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
@@ -159,8 +159,8 @@ class LTIAdvantageClient(LMSClient):
             raise ValidationFailed("GradeSubmission.timestamp must carry a UTC offset")
         score: dict[str, Any] = {
             "userId": grade.external_user_id,
-            "scoreGiven": _number(grade.score),
-            "scoreMaximum": _number(grade.points_possible),
+            "scoreGiven": json_number(grade.score),
+            "scoreMaximum": json_number(grade.points_possible),
             "activityProgress": "Completed",
             "gradingProgress": "FullyGraded",
             "timestamp": grade.timestamp.isoformat(),
@@ -276,8 +276,8 @@ def _line_item(item: Mapping[str, Any], url: str) -> Assignment:
         title=label,
         assignment_type=item.get("tag") or None,
         points_possible=points,
-        unlock_at=_datetime(item.get("startDateTime")),
-        due_at=_datetime(item.get("endDateTime")),
+        unlock_at=iso_datetime(item.get("startDateTime")),
+        due_at=iso_datetime(item.get("endDateTime")),
         raw=item,
     )
 
@@ -303,16 +303,3 @@ def _mapping(value: Any, url: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ValidationFailed(f"{url}: expected a JSON object")
     return value
-
-
-def _number(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def _datetime(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

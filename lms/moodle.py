@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import httpx
@@ -32,6 +32,7 @@ from lms.base import (
 )
 from lms.http import LMSHttp
 from lms.messages import require_object, scrub
+from lms.values import plain, scaled_score, strict_decimal, unix_time, utc
 from models.errors import ConfigurationError, LMSRequestRejected, LMSUnavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,10 @@ class MoodleClient(LMSClient):
             course = require_object(item, where, "id")
             if course.get("format") == SITE_FORMAT:
                 continue
-            start, end = _unix(course.get("startdate"), where), _unix(course.get("enddate"), where)
+            start, end = (
+                unix_time(course.get("startdate"), where),
+                unix_time(course.get("enddate"), where),
+            )
             yield Course(
                 external_id=str(course["id"]),
                 title=str(course.get("fullname") or course.get("shortname") or course["id"]),
@@ -183,13 +187,15 @@ class MoodleClient(LMSClient):
     def submit_grade(self, grade: GradeSubmission) -> GradeOutcome:
         """Save the grade unless Moodle already holds it, or a newer grade."""
         assignment_id, user_id = grade.assignment_external_id, grade.external_user_id
-        target = _scaled(grade, self._assignment_points(grade.course_external_id, assignment_id))
+        target = scaled_score(
+            grade, self._assignment_points(grade.course_external_id, assignment_id)
+        )
 
         def check() -> GradeOutcome | None:
             held, modified = self._current_grade(assignment_id, user_id)
             if held is not None and abs(held - target) <= SCORE_TOLERANCE:
                 return GradeOutcome(already_applied=True, detail="Moodle already holds this grade")
-            if held is not None and modified is not None and modified > _utc(grade.timestamp):
+            if held is not None and modified is not None and modified > utc(grade.timestamp):
                 return GradeOutcome(already_applied=True, detail="Moodle holds a newer grade; kept")
             return None
 
@@ -197,7 +203,7 @@ class MoodleClient(LMSClient):
             args: dict[str, Any] = {
                 "assignmentid": assignment_id,
                 "userid": user_id,
-                "grade": _plain(target),
+                "grade": plain(target),
                 "attemptnumber": -1,
                 "addattempt": 0,
                 "workflowstate": "",
@@ -207,7 +213,7 @@ class MoodleClient(LMSClient):
                 editor = {"text": grade.comment, "format": 1}
                 args["plugindata"] = {"assignfeedbackcomments_editor": editor}
             self.call("mod_assign_save_grade", **args)
-            return GradeOutcome(detail=f"saved grade {_plain(target)}")
+            return GradeOutcome(detail=f"saved grade {plain(target)}")
 
         return self.http.checked_write(check, write)
 
@@ -247,10 +253,10 @@ class MoodleClient(LMSClient):
                         latest = row
         if latest is None:
             return None, None
-        held = _decimal(latest.get("grade"), where)
+        held = strict_decimal(latest.get("grade"), where)
         if held is not None and held < 0:
             held = None
-        return held, _unix(latest.get("timemodified"), where)
+        return held, unix_time(latest.get("timemodified"), where)
 
     def _assignment_points(self, course_id: str, assignment_id: str) -> Decimal | None:
         if (course_id, assignment_id) not in self._points:
@@ -260,16 +266,16 @@ class MoodleClient(LMSClient):
 
 
 def _assignment(item: Mapping[str, Any], where: str) -> Assignment:
-    points = _decimal(item.get("grade"), where)
+    points = strict_decimal(item.get("grade"), where)
     return Assignment(
         external_id=str(item["id"]),
         title=str(item.get("name") or item["id"]),
         description=item.get("intro") or None,
         assignment_type="assign",
         points_possible=points if points is not None and points > 0 else None,  # <0: a scale
-        due_at=_unix(item.get("duedate"), where),
-        unlock_at=_unix(item.get("allowsubmissionsfromdate"), where),
-        lock_at=_unix(item.get("cutoffdate"), where),
+        due_at=unix_time(item.get("duedate"), where),
+        unlock_at=unix_time(item.get("allowsubmissionsfromdate"), where),
+        lock_at=unix_time(item.get("cutoffdate"), where),
         raw=item,
     )
 
@@ -277,40 +283,3 @@ def _assignment(item: Mapping[str, Any], where: str) -> Assignment:
 def _role(roles: Any) -> RosterRole | None:
     names = {str(role.get("shortname")) for role in roles or [] if isinstance(role, dict)}
     return next((role for shortname, role in ROLES if shortname in names), None)
-
-
-def _decimal(value: Any, where: str) -> Decimal | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ValidationFailed(f"{where}: expected a number, got {value!r}") from None
-
-
-def _unix(value: Any, where: str) -> dt.datetime | None:
-    """Moodle times are Unix seconds; 0 means "not set"."""
-    if value in (None, "", 0, "0"):
-        return None
-    try:
-        return dt.datetime.fromtimestamp(int(value), dt.UTC)
-    except (TypeError, ValueError, OverflowError):
-        raise ValidationFailed(f"{where}: expected a Unix time, got {value!r}") from None
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def _scaled(grade: GradeSubmission, lms_points: Decimal | None) -> Decimal:
-    """The score on Moodle's scale when its maximum grade differs from ours."""
-    if not lms_points or lms_points <= 0 or grade.points_possible <= 0:
-        return grade.score
-    if lms_points == grade.points_possible:
-        return grade.score
-    scaled = grade.score * lms_points / grade.points_possible
-    return scaled.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
-
-
-def _plain(value: Decimal) -> str:
-    return format(value.normalize(), "f")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
@@ -34,6 +34,7 @@ from lms.base import (
     RosterRole,
 )
 from lms.http import LMSHttp
+from lms.values import decimal_or_none, iso_date, iso_datetime, json_number, scaled_score
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
 
 ROSTERING_PATH = "/ims/oneroster/rostering/v1p2"
@@ -130,15 +131,15 @@ class OneRosterClient(LMSClient):
         for item in self._collection(url, "lineItems", _LINE_ITEM_FIELDS):
             if item["status"] != "active":
                 continue
-            points = _decimal(item.get("resultValueMax"))
+            points = decimal_or_none(item.get("resultValueMax"))
             self._result_max[item["sourcedId"]] = points
             yield Assignment(
                 external_id=item["sourcedId"],
                 title=item["title"],
                 description=item.get("description") or None,
                 points_possible=points,
-                unlock_at=_datetime(item.get("assignDate")),
-                due_at=_datetime(item.get("dueDate")),
+                unlock_at=iso_datetime(item.get("assignDate")),
+                due_at=iso_datetime(item.get("dueDate")),
                 raw=item,
             )
 
@@ -174,7 +175,9 @@ class OneRosterClient(LMSClient):
             "student": self._ref("users", grade.external_user_id, "user", rostering=True),
             "class": self._ref("classes", grade.course_external_id, "class", rostering=True),
             "scoreStatus": "fully graded",
-            "score": _number(_scaled(grade, self._line_item_max(grade.assignment_external_id))),
+            "score": json_number(
+                scaled_score(grade, self._line_item_max(grade.assignment_external_id))
+            ),
             "scoreDate": stamp,
         }
         if grade.comment:
@@ -236,7 +239,7 @@ class OneRosterClient(LMSClient):
         if item["status"] != "active" or user.get("status") == "tobedeleted":
             return "dropped"
         today = self._today()
-        end, begin = _date(item.get("endDate")), _date(item.get("beginDate"))
+        end, begin = iso_date(item.get("endDate")), iso_date(item.get("beginDate"))
         if end is not None and end <= today:  # endDate is exclusive
             return "completed"
         if (begin is not None and begin > today) or user.get("enabledUser") in (False, "false"):
@@ -256,7 +259,7 @@ class OneRosterClient(LMSClient):
         for item in self._collection(url, "results", _RESULT_FIELDS, {"filter": predicate}):
             if item["status"] != "active":
                 continue
-            when = _datetime(item["scoreDate"])
+            when = iso_datetime(item["scoreDate"])
             if when is None:
                 raise ValidationFailed(f"{url}: result {item['sourcedId']!r} has a bad scoreDate")
             if when.utcoffset() is None:
@@ -271,7 +274,7 @@ class OneRosterClient(LMSClient):
             body = self.http.get_json(url)
             item = body.get("lineItem") if isinstance(body, Mapping) else None
             checked = _checked(item, _LINE_ITEM_FIELDS, f"{url} lineItem")
-            self._result_max[line_item_id] = _decimal(checked.get("resultValueMax"))
+            self._result_max[line_item_id] = decimal_or_none(checked.get("resultValueMax"))
         return self._result_max[line_item_id]
 
     def _ref(
@@ -305,17 +308,6 @@ def _filter(field: str, value: str) -> str:
     return f"{field}='{value}'"
 
 
-def _scaled(grade: GradeSubmission, target: Decimal | None) -> Decimal:
-    """The score on the line item's scale, which may differ from our quiz's."""
-    if target is None or grade.points_possible <= 0 or target == grade.points_possible:
-        return grade.score
-    return grade.score * target / grade.points_possible
-
-
-def _number(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
 def _seg(value: str) -> str:
     return quote(value, safe="")
 
@@ -333,26 +325,3 @@ def _grade_level(value: Any) -> int | None:
     if first.upper() == "KG":
         return 0
     return int(first) if first.isdigit() else None
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _datetime(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _date(value: Any) -> dt.date | None:
-    moment = _datetime(value)
-    return moment.date() if moment else None

@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,6 +39,7 @@ from lms.base import (
 )
 from lms.http import LMSHttp
 from lms.messages import require_object
+from lms.values import plain, scaled_score, strict_decimal, unix_time, utc
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -166,20 +167,20 @@ class SchoologyClient(LMSClient):
         """PUT the grade unless Schoology already holds it, or a newer grade."""
         section, assignment_id = grade.course_external_id, grade.assignment_external_id
         enrollment_id = self._enrollment_id(section, grade.external_user_id)
-        target = _scaled(grade, self._assignment_points(section, assignment_id))
+        target = scaled_score(grade, self._assignment_points(section, assignment_id))
         path = f"/v1/sections/{_seg(section)}/grades"
 
         def check() -> GradeOutcome | None:
             query = {"assignment_id": assignment_id, "enrollment_id": enrollment_id}
             body = self.http.get_json(path, params=query)
             row = _grade_row(body, path, assignment_id, enrollment_id) or {}
-            held = _decimal(row.get("grade"), path)
-            changed = _timestamp(row.get("timestamp"), path)
+            held = strict_decimal(row.get("grade"), path)
+            changed = unix_time(row.get("timestamp"), path)
             if held is not None and abs(held - target) <= SCORE_TOLERANCE:
                 return GradeOutcome(
                     already_applied=True, detail="Schoology already holds this grade"
                 )
-            if held is not None and changed is not None and changed > _utc(grade.timestamp):
+            if held is not None and changed is not None and changed > utc(grade.timestamp):
                 return GradeOutcome(
                     already_applied=True, detail="Schoology holds a newer grade; kept"
                 )
@@ -196,7 +197,7 @@ class SchoologyClient(LMSClient):
                 item["comment"] = grade.comment
             result = self.http.send_json("PUT", path, json={"grades": {"grade": [item]}})
             _check_put(result, path)
-            return GradeOutcome(detail=f"graded {_plain(target)}")
+            return GradeOutcome(detail=f"graded {plain(target)}")
 
         return self.http.checked_write(check, write)
 
@@ -225,7 +226,7 @@ class SchoologyClient(LMSClient):
             title=str(item.get("title") or item["id"]),
             description=item.get("description") or None,
             assignment_type=item.get("type") or None,
-            points_possible=_decimal(item.get("max_points"), path),
+            points_possible=strict_decimal(item.get("max_points"), path),
             due_at=self._local_time(item.get("due"), path),
             raw=item,
         )
@@ -257,7 +258,7 @@ class SchoologyClient(LMSClient):
         if key not in self._points:
             path = f"/v1/sections/{_seg(section)}/assignments/{_seg(assignment_id)}"
             item = require_object(self.http.get_json(path), f"GET {path}", "id")
-            self._points[key] = _decimal(item.get("max_points"), path)
+            self._points[key] = strict_decimal(item.get("max_points"), path)
         return self._points[key]
 
 
@@ -293,39 +294,3 @@ def _check_put(result: Any, path: str) -> None:
 
 def _seg(value: str) -> str:
     return quote(value, safe="")
-
-
-def _decimal(value: Any, where: str) -> Decimal | None:
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ValidationFailed(f"{where}: expected a number, got {value!r}") from None
-
-
-def _timestamp(value: Any, where: str) -> dt.datetime | None:
-    if value in (None, "", 0, "0"):
-        return None
-    try:
-        return dt.datetime.fromtimestamp(int(value), dt.UTC)
-    except (TypeError, ValueError, OverflowError):
-        raise ValidationFailed(f"{where}: expected a Unix time, got {value!r}") from None
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def _scaled(grade: GradeSubmission, lms_points: Decimal | None) -> Decimal:
-    """The score on Schoology's scale when its max points differ from ours."""
-    if not lms_points or lms_points <= 0 or grade.points_possible <= 0:
-        return grade.score
-    if lms_points == grade.points_possible:
-        return grade.score
-    scaled = grade.score * lms_points / grade.points_possible
-    return scaled.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
-
-
-def _plain(value: Decimal) -> str:
-    return format(value.normalize(), "f")
