@@ -36,11 +36,22 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     model_calls: int = 0
+    latency_ms: float = 0.0
+    """Time spent waiting for the model, summed over its calls."""
 
     def add(self, other: Usage) -> None:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.model_calls += other.model_calls
+        self.latency_ms += other.latency_ms
+
+    def counts(self) -> dict[str, int]:
+        """Tokens and calls only: deterministic, so fit for a phase's own data."""
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "model_calls": self.model_calls,
+        }
 
 
 @dataclass(frozen=True)

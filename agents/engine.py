@@ -233,6 +233,7 @@ class Runner:
             _metric("tokens_input", usage.input_tokens),
             _metric("tokens_output", usage.output_tokens),
             _metric("model_calls", usage.model_calls),
+            _metric("model_latency", usage.latency_ms, unit="ms"),
             *(_metric("phase_time", ms, phase=name, unit="ms") for name, ms in phase_ms.items()),
         ]
         if quality is not None:

@@ -114,7 +114,7 @@ def action(ctx: PhaseContext, artifact: BaseModel, usage: Usage) -> PhaseOutcome
         data={
             "artifact": artifact.model_dump(mode="json"),
             "model": model_label(model),
-            "usage": usage.__dict__,
+            "usage": usage.counts(),
         },
         usage=usage,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
@@ -226,11 +227,14 @@ def invoke_structured(
     conversation = list(messages)
     problem = ""
     for _attempt in range(2):
+        started = time.perf_counter()
         try:
             runnable = model.with_structured_output(schema, include_raw=True)
             answer = cast(dict[str, Any], runnable.invoke(conversation))
         except Exception as exc:
             raise classify_model_error(exc) from exc
+        finally:
+            usage.latency_ms += (time.perf_counter() - started) * 1000
         raw = answer.get("raw")
         usage.add(usage_of(raw))
         parsed = answer.get("parsed")

@@ -99,6 +99,17 @@ def test_a_request_becomes_a_complete_reviewed_environment(
             ).scalars()
         )
         assert models == {"offline:toolbox-deterministic-v1"}
+        usage = dict(
+            connection.execute(
+                text(
+                    "SELECT m.metric_type, m.metric_value FROM agent_metrics m"
+                    " JOIN agent_tasks t ON t.id = m.task_id WHERE t.task_type = 'content'"
+                    " AND m.metric_type IN ('tokens_input', 'tokens_output', 'model_latency')"
+                )
+            ).all()
+        )
+        assert set(usage) == {"tokens_input", "tokens_output", "model_latency"}
+        assert all(value > 0 for value in usage.values())
 
 
 def test_an_invalid_request_is_refused_and_writes_nothing(
