@@ -93,3 +93,37 @@ def test_db_check_reports_match_and_drift(toolbox_env: dict[str, str], database_
     engine.dispose()
     drift = toolbox("db", "check", env=toolbox_env)
     assert drift.returncode == 1 and "bio" in drift.stdout
+
+
+@pytest.mark.worker
+def test_workflow_commands_end_to_end(
+    start_worker: StartWorker, toolbox_env: dict[str, str]
+) -> None:
+    start_worker()
+    generated = toolbox(
+        "workflow", "generate", "--subject", "science", "--grade", "6", "--topic", "volcanoes",
+        "--objective", "Explain why volcanoes erupt", "--wait", "--json", env=toolbox_env,
+    )  # fmt: skip
+    assert generated.returncode == 0, generated.stderr
+    view = json.loads(generated.stdout)
+    assert view["status"] == "completed"
+    assert {"content_id", "quiz_id", "terrain_id", "script_ids"} <= set(view["artifacts"])
+    shown = toolbox("workflow", "show", view["id"], env=toolbox_env)
+    assert shown.returncode == 0, shown.stderr
+    for word in ("supervisor", "content", "quiz", "terrain", "script", "review", "content_id"):
+        assert word in shown.stdout
+    followed = toolbox(
+        "workflow", "generate", "--subject", "math", "--grade", "3", "--topic", "fractions",
+        "--wait", env=toolbox_env,
+    )  # fmt: skip
+    assert followed.returncode == 0, followed.stderr
+    assert "completed" in followed.stdout and "artifacts" in followed.stdout
+
+
+def test_workflow_generate_refuses_a_bad_request(toolbox_env: dict[str, str]) -> None:
+    refused = toolbox(
+        "workflow", "generate", "--subject", "science", "--grade", "13", "--topic", "volcanoes",
+        env=toolbox_env,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "grade_level" in refused.stderr and "Traceback" not in refused.stderr
