@@ -14,7 +14,9 @@ from pydantic import BaseModel, ValidationError
 
 from agents.base import Phase, PhaseContext, PhaseOutcome, Usage
 from agents.luau import LuauCheck
-from agents.schemas import EnvironmentRequest
+from agents.prompts import TaskName, task_messages
+from agents.providers import invoke_structured
+from agents.schemas import AgentInput, EnvironmentRequest
 from models.errors import ConfigurationError, ModelError, ValidationFailed
 
 P = TypeVar("P", bound=BaseModel)
@@ -118,6 +120,31 @@ def action(ctx: PhaseContext, artifact: BaseModel, usage: Usage) -> PhaseOutcome
         },
         usage=usage,
     )
+
+
+def ask_for(
+    ctx: PhaseContext,
+    task: TaskName,
+    schema: type[BaseModel],
+    payload: AgentInput,
+    *,
+    instructions: str,
+    what: str,
+    inputs: Mapping[str, Any] | None = None,
+) -> PhaseOutcome:
+    """The action phase of an artifact agent: one structured model call for ``schema``."""
+    ctx.report_progress(f"asking the model for {what}")
+    messages = task_messages(
+        task,
+        agent=ctx.agent_type,
+        schema=schema,
+        request=payload.request,
+        instructions=instructions,
+        inputs=inputs,
+        feedback=payload.revision_notes,
+    )
+    artifact, usage = invoke_structured(require_model(ctx), schema, messages)
+    return action(ctx, artifact, usage)
 
 
 def scores(issues: int, *, tested: bool, repaired: bool = False) -> tuple[float, float]:

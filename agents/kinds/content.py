@@ -5,17 +5,14 @@ from __future__ import annotations
 from agents.base import AgentKind, Phase, PhaseContext, PhaseOutcome
 from agents.checks import check_content
 from agents.phases import (
-    action,
+    ask_for,
     payload_as,
     problem,
     reflection,
-    require_model,
     result,
     situation,
     stored,
 )
-from agents.prompts import task_messages
-from agents.providers import invoke_structured
 from agents.schemas import ContentInput, LessonContent
 
 INSTRUCTIONS = (
@@ -70,17 +67,14 @@ class ContentAgent(AgentKind):
         )
 
     def _action(self, ctx: PhaseContext, payload: ContentInput) -> PhaseOutcome:
-        ctx.report_progress("asking the model for the lesson plan")
-        messages = task_messages(
+        return ask_for(
+            ctx,
             "content",
-            agent="content",
-            schema=LessonContent,
-            request=payload.request,
+            LessonContent,
+            payload,
             instructions=INSTRUCTIONS,
-            feedback=payload.revision_notes,
+            what="the lesson plan",
         )
-        content, usage = invoke_structured(require_model(ctx), LessonContent, messages)
-        return action(ctx, content, usage)
 
     @staticmethod
     def _result(ctx: PhaseContext) -> PhaseOutcome:

@@ -5,17 +5,14 @@ from __future__ import annotations
 from agents.base import AgentKind, Phase, PhaseContext, PhaseOutcome
 from agents.checks import check_quiz
 from agents.phases import (
-    action,
+    ask_for,
     payload_as,
     problem,
     reflection,
-    require_model,
     result,
     situation,
     stored,
 )
-from agents.prompts import task_messages
-from agents.providers import invoke_structured
 from agents.schemas import QuizInput, QuizSpec, default_question_count
 
 INSTRUCTIONS = (
@@ -78,21 +75,18 @@ class QuizAgent(AgentKind):
         return problem("a quiz on the lesson's objectives", QuizSpec, criteria)
 
     def _action(self, ctx: PhaseContext, payload: QuizInput) -> PhaseOutcome:
-        ctx.report_progress("asking the model for the quiz")
-        messages = task_messages(
+        return ask_for(
+            ctx,
             "quiz",
-            agent="quiz",
-            schema=QuizSpec,
-            request=payload.request,
+            QuizSpec,
+            payload,
             instructions=INSTRUCTIONS,
+            what="the quiz",
             inputs={
                 "question_count": self._count(payload),
                 "objectives": [o.model_dump(mode="json") for o in payload.objectives],
             },
-            feedback=payload.revision_notes,
         )
-        quiz, usage = invoke_structured(require_model(ctx), QuizSpec, messages)
-        return action(ctx, quiz, usage)
 
     def _result(self, ctx: PhaseContext, payload: QuizInput) -> PhaseOutcome:
         quiz = stored(ctx, Phase.ACTION, "artifact", QuizSpec)

@@ -6,7 +6,7 @@ from agents.base import AgentKind, Phase, PhaseContext, PhaseOutcome, Usage
 from agents.checks import check_scripts
 from agents.luau import LuauCheck, check_luau
 from agents.phases import (
-    action,
+    ask_for,
     parse_or_repair,
     payload_as,
     problem,
@@ -87,18 +87,15 @@ class ScriptAgent(AgentKind):
         )
 
     def _action(self, ctx: PhaseContext, payload: ScriptInput) -> PhaseOutcome:
-        ctx.report_progress("asking the model for the scripts")
-        messages = task_messages(
+        return ask_for(
+            ctx,
             "script",
-            agent="script",
-            schema=ScriptBundle,
-            request=payload.request,
+            ScriptBundle,
+            payload,
             instructions=INSTRUCTIONS,
+            what="the scripts",
             inputs=self._inputs(payload),
-            feedback=payload.revision_notes,
         )
-        bundle, usage = invoke_structured(require_model(ctx), ScriptBundle, messages)
-        return action(ctx, bundle, usage)
 
     def _result(self, ctx: PhaseContext, payload: ScriptInput) -> PhaseOutcome:
         bundle = stored(ctx, Phase.ACTION, "artifact", ScriptBundle)

@@ -6,7 +6,7 @@ from agents.base import AgentKind, Phase, PhaseContext, PhaseOutcome, Usage
 from agents.checks import check_terrain
 from agents.luau import LuauCheck, check_luau
 from agents.phases import (
-    action,
+    ask_for,
     parse_or_repair,
     payload_as,
     problem,
@@ -80,18 +80,15 @@ class TerrainAgent(AgentKind):
         )
 
     def _action(self, ctx: PhaseContext, payload: TerrainInput) -> PhaseOutcome:
-        ctx.report_progress("asking the model for the terrain")
-        messages = task_messages(
+        return ask_for(
+            ctx,
             "terrain",
-            agent="terrain",
-            schema=TerrainSpec,
-            request=payload.request,
+            TerrainSpec,
+            payload,
             instructions=INSTRUCTIONS,
+            what="the terrain",
             inputs=self._inputs(payload),
-            feedback=payload.revision_notes,
         )
-        terrain, usage = invoke_structured(require_model(ctx), TerrainSpec, messages)
-        return action(ctx, terrain, usage)
 
     def _result(self, ctx: PhaseContext, payload: TerrainInput) -> PhaseOutcome:
         terrain = stored(ctx, Phase.ACTION, "artifact", TerrainSpec)
