@@ -25,7 +25,8 @@ from urllib.parse import quote
 import httpx
 import jwt
 
-from lms.http import retry_after_seconds
+from lms.base import ConnectionConfig
+from lms.http import LMSHttp, retry_after_seconds
 from lms.messages import redact_url
 from models.errors import (
     ConfigurationError,
@@ -342,3 +343,22 @@ def _expires_in(value: Any, url: str) -> float:
             errors=["expires_in: not a positive number"],
         )
     return lifetime
+
+
+def token_http(
+    config: ConnectionConfig,
+    tokens: TokenProvider,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    transport: httpx.BaseTransport | None = None,
+) -> LMSHttp:
+    """The HTTP layer of a token-authenticated client: bearer auth, renewal on 401."""
+    return LMSHttp(
+        config.base_url,
+        timeout=config.timeout_seconds,
+        max_retries=config.max_retries,
+        auth=tokens.auth(),
+        on_unauthorized=tokens.invalidate,
+        sleep=sleep,
+        transport=transport,
+    )

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from lms.auth import LTI_SCOPES, JWTAssertionGrant, TokenProvider
+from lms.auth import LTI_SCOPES, JWTAssertionGrant, TokenProvider, token_http
 from lms.base import (
     Assignment,
     ConnectionConfig,
@@ -43,7 +43,7 @@ from lms.base import (
     RosterEntry,
     RosterRole,
 )
-from lms.http import LMSHttp, parse_link_header
+from lms.http import parse_link_header
 from lms.values import iso_datetime, json_number
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
 
@@ -115,15 +115,7 @@ class LTIAdvantageClient(LMSClient):
             clock=clock,
             transport=transport,
         )
-        self.http = LMSHttp(
-            config.base_url,
-            timeout=config.timeout_seconds,
-            max_retries=config.max_retries,
-            auth=self.tokens.auth(),
-            on_unauthorized=self.tokens.invalidate,
-            sleep=sleep,
-            transport=transport,
-        )
+        self.http = token_http(config, self.tokens, sleep=sleep, transport=transport)
 
     def list_courses(self) -> Iterator[Course]:
         for context in self.contexts.values():

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from lms.auth import TokenProvider, client_secret_provider
+from lms.auth import TokenProvider, client_secret_provider, token_http
 from lms.base import (
     Assignment,
     ConnectionConfig,
@@ -33,7 +33,6 @@ from lms.base import (
     RosterEntry,
     RosterRole,
 )
-from lms.http import LMSHttp
 from lms.values import decimal_or_none, iso_date, iso_datetime, json_number, scaled_score
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
 
@@ -92,15 +91,7 @@ class OneRosterClient(LMSClient):
             clock=clock,
             transport=transport,
         )
-        self.http = LMSHttp(
-            config.base_url,
-            timeout=config.timeout_seconds,
-            max_retries=config.max_retries,
-            auth=self.tokens.auth(),
-            on_unauthorized=self.tokens.invalidate,
-            sleep=sleep,
-            transport=transport,
-        )
+        self.http = token_http(config, self.tokens, sleep=sleep, transport=transport)
         self._today = today
         self._result_max: dict[str, Decimal | None] = {}
 
