@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from agents import leases, lifecycle, workflow
+from agents import hotpath, leases, lifecycle, workflow
 from agents.base import PHASES, Phase, PhaseContext, PhaseOutcome, Usage
 from agents.registry import get_kind
 from models.errors import (
@@ -41,8 +41,14 @@ log = logging.getLogger(__name__)
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 300.0
 SLOT_WAIT_SECONDS = (0.2, 1.0)
-PROGRESS_EVENT_INTERVAL = 0.25
-"""Phase events are sent at most four times a second per process; the final event always."""
+PROGRESS_INTERVAL = 0.25
+"""A running task reports progress (row and event) at most this often, in seconds.
+
+Every phase is written to ``agent_states`` as it ends; progress on the task
+row and the pub/sub event follow at the first phase boundary at least this
+long after the claim or the last report, so a task of long phases reports at
+every phase and a fast one only its completion.
+"""
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 
 
@@ -109,7 +115,6 @@ class Runner:
     ) -> None:
         self.dispatch = dispatch
         self._conn: Connection | None = None
-        self._last_event = 0.0
         self._released = False
         self.engine = engine
         self.report_error = report_error
@@ -128,7 +133,7 @@ class Runner:
                 return self._with_connection(connection, task_id)
             finally:
                 if not self._released:
-                    lifecycle.release(connection)
+                    hotpath.release(connection)
         except DBAPIError as exc:
             self._drop_connection()
             log.warning("database unavailable for task %s: %s", task_id, type(exc.orig).__name__)
@@ -152,7 +157,7 @@ class Runner:
 
     def _with_connection(self, connection: Connection, task_id: uuid.UUID) -> Decision:
         start = random.randrange(1 << 16)
-        fast = lifecycle.fast_claim(
+        fast = hotpath.fast_claim(
             connection, task_id, self.hostname, leases.task_key(task_id), start
         )
         if fast is not None:
@@ -209,7 +214,9 @@ class Runner:
         model = self.model_factory(task.agent_type) if kind.uses_model else None
         model_name = _model_name(model)
         usage, phase_ms, quality = Usage(), {}, None
-        started = time.perf_counter()
+        standalone = not workflow.involved(task)
+        last_phase: hotpath.PhaseWrite | None = None
+        started = reported = time.perf_counter()
         for index, phase in enumerate(PHASES, start=1):
             if phase.value in previous:
                 continue
@@ -218,38 +225,35 @@ class Runner:
             outcome = kind.run_phase(phase, ctx)
             phase_ms[phase.value] = (time.perf_counter() - phase_started) * 1000
             usage.add(outcome.usage)
+            previous[phase.value] = outcome.data
+            write = _phase_write(phase, outcome, phase_ms[phase.value], model_name)
             if phase is Phase.CONTEXT:
                 quality = outcome.quality_score
-            cancel = self._record(
-                connection, task, phase, outcome, phase_ms[phase.value], model_name, index
-            )
-            previous[phase.value] = outcome.data
+                if standalone:
+                    last_phase = write  # written by the completion statement, at once
+                    continue
+            report = time.perf_counter() - reported >= PROGRESS_INTERVAL
+            if report:
+                reported = time.perf_counter()
+            cancel = self._record(connection, task, write, index, report)
             if cancel is not None and index < len(PHASES):
                 raise TaskCancelled(f"cancelled after the {phase.value} phase")
         final = self._context(task, payload, previous, model)
-        metrics = [
-            _metric("execution_time", time.perf_counter() - started, unit="seconds"),
-            _metric("success", 1),
-            _metric("tokens_input", usage.input_tokens),
-            _metric("tokens_output", usage.output_tokens),
-            _metric("model_calls", usage.model_calls),
-            _metric("model_latency", usage.latency_ms, unit="ms"),
-            *(_metric("phase_time", ms, phase=name, unit="ms") for name, ms in phase_ms.items()),
-        ]
-        if quality is not None:
-            metrics.append(_metric("quality_score", quality))
+        metrics = _task_metrics(time.perf_counter() - started, phase_ms, usage, quality, model)
         output = kind.output(final)
-        if workflow.involved(task):
+        if standalone:
+            hotpath.complete(
+                connection, task, output, metrics, release_locks=True, last_phase=last_phase
+            )
+            self._released = True
+        else:
             with self.engine.begin() as transaction:
                 created = (
                     workflow.on_completed(transaction, task, output)
-                    if lifecycle.complete(transaction, task, output, metrics)
+                    if hotpath.complete(transaction, task, output, metrics)
                     else []
                 )
             self._send(created)
-        else:
-            lifecycle.complete(connection, task, output, metrics, release_locks=True)
-            self._released = True
         self.publish(
             task.workflow_id,
             {"task_id": str(task.id), "progress": 100, "status": "completed",
@@ -277,33 +281,16 @@ class Runner:
         self,
         connection: Connection,
         task: lifecycle.TaskRow,
-        phase: Phase,
-        outcome: PhaseOutcome,
-        duration_ms: float,
-        model_name: str | None,
+        write: hotpath.PhaseWrite,
         index: int,
+        report: bool,
     ) -> Any:
-        state_data = {
-            "output": outcome.data,
-            "duration_ms": round(duration_ms, 3),
-            "model": model_name,
-            "usage": vars(outcome.usage),
-        }
         progress = index * 100 // len(PHASES) if index < len(PHASES) else 99
-        cancel = lifecycle.record_phase(
-            connection,
-            task,
-            phase.value,
-            state_data,
-            (outcome.quality_score, outcome.confidence_score),
-            progress,
-        )
-        now = time.monotonic()
-        if now - self._last_event >= PROGRESS_EVENT_INTERVAL:
-            self._last_event = now
+        cancel = hotpath.record_phase(connection, task, write, progress if report else None)
+        if report:
             self.publish(
                 task.workflow_id,
-                {"task_id": str(task.id), "phase": phase.value, "progress": progress,
+                {"task_id": str(task.id), "phase": write.phase, "progress": progress,
                  "status": "running", "agent_type": task.agent_type},
             )  # fmt: skip
         return cancel
@@ -368,6 +355,49 @@ class Runner:
             },
         )
         return decision
+
+
+def _phase_write(
+    phase: Phase, outcome: PhaseOutcome, duration_ms: float, model_name: str | None
+) -> hotpath.PhaseWrite:
+    data = {
+        "output": outcome.data,
+        "duration_ms": round(duration_ms, 3),
+        "model": model_name,
+        "usage": vars(outcome.usage),
+    }
+    return hotpath.PhaseWrite(phase.value, data, outcome.quality_score, outcome.confidence_score)
+
+
+def _task_metrics(
+    seconds: float,
+    phase_ms: dict[str, float],
+    usage: Usage,
+    quality: float | None,
+    model: BaseChatModel | None,
+) -> list[dict[str, Any]]:
+    """The ``agent_metrics`` rows of a completed task.
+
+    Phase times share one ``phase_time`` row (the sum, with each phase run by
+    this delivery in ``context.phases``); model usage is written only for a
+    task that had a model, so a model-free kind writes three or four rows.
+    """
+    phases = {name: round(ms, 3) for name, ms in phase_ms.items()}
+    metrics = [
+        _metric("execution_time", seconds, unit="seconds"),
+        _metric("phase_time", sum(phase_ms.values()), unit="ms", phases=phases),
+        _metric("success", 1),
+    ]
+    if model is not None:
+        metrics += [
+            _metric("tokens_input", usage.input_tokens),
+            _metric("tokens_output", usage.output_tokens),
+            _metric("model_calls", usage.model_calls),
+            _metric("model_latency", usage.latency_ms, unit="ms"),
+        ]
+    if quality is not None:
+        metrics.append(_metric("quality_score", quality))
+    return metrics
 
 
 def _metric(metric_type: str, value: float, **context: Any) -> dict[str, Any]:

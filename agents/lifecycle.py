@@ -1,9 +1,8 @@
-"""Row transitions of ``agent_tasks``: claim, phase written, done, retry, fail.
+"""Row transitions of ``agent_tasks`` off the hot path: load, slow claim, retry, fail.
 
 Every function takes a connection and never commits; the runner
-(``agents.engine``) decides where transactions end.  The hot path (lease,
-claim, each phase, completion) is one statement per step, so on the
-runner's autocommit connection each step is one atomic round trip.
+(``agents.engine``) decides where transactions end.  The statements every
+task runs (fast claim, phases, completion) live in ``agents.hotpath``.
 Each UPDATE is guarded by the status it expects, so a late or duplicate
 caller changes nothing.
 """
@@ -42,7 +41,7 @@ class TaskRow:
     agent_active: bool
 
 
-_TASK_COLUMNS = (
+TASK_COLUMNS = (
     "t.id, t.agent_id, a.agent_type, t.status, t.input_data,"
     " coalesce(t.workflow_id, t.id) AS workflow_id, t.parent_task_id, t.retry_count,"
     " t.delivery_count, t.cancel_requested_at, t.not_before, a.max_concurrent_tasks,"
@@ -52,7 +51,7 @@ _TASK_COLUMNS = (
 
 def load(connection: Connection, task_id: uuid.UUID) -> TaskRow | None:
     row = connection.execute(
-        text(f"SELECT {_TASK_COLUMNS} FROM agent_tasks t JOIN ai_agents a ON a.id = t.agent_id"
+        text(f"SELECT {TASK_COLUMNS} FROM agent_tasks t JOIN ai_agents a ON a.id = t.agent_id"
              " WHERE t.id = :id"),
         {"id": task_id},
     ).mappings().one_or_none()  # fmt: skip
@@ -66,7 +65,7 @@ class Loaded:
     task: TaskRow | None
 
 
-_AGENT_KEY_SQL = "('x' || left(replace(a.id::text, '-', ''), 8))::bit(32)::int"
+AGENT_KEY_SQL = "('x' || left(replace(a.id::text, '-', ''), 8))::bit(32)::int"
 """``agents.leases.agent_key`` computed by PostgreSQL (first four bytes, signed)."""
 
 
@@ -78,15 +77,15 @@ def lease_and_load(
     The slot tried is ``slot_start`` modulo the agent's slot count; the caller
     tries the others only if that one is taken.
 
-    It also turns ``synchronous_commit`` off for this session (``release``
-    restores it): a phase lost to a PostgreSQL crash is simply run again,
+    It also turns ``synchronous_commit`` off for this session
+    (``hotpath.release`` restores it): a phase lost to a PostgreSQL crash is simply run again,
     while the completion statement asks for a synchronous commit itself.
     """
     row = connection.execute(
         text(f"SELECT pg_try_advisory_lock(:key) AS leased,"
-             f" pg_try_advisory_lock({_AGENT_KEY_SQL}, :slot % a.max_concurrent_tasks)"
+             f" pg_try_advisory_lock({AGENT_KEY_SQL}, :slot % a.max_concurrent_tasks)"
              " AS slot_taken,"
-             f" set_config('synchronous_commit', 'off', false) AS sync_commit, {_TASK_COLUMNS}"
+             f" set_config('synchronous_commit', 'off', false) AS sync_commit, {TASK_COLUMNS}"
              " FROM agent_tasks t JOIN ai_agents a ON a.id = t.agent_id WHERE t.id = :id"),
         {"id": task_id, "key": lease_key, "slot": slot_start},
     ).mappings().one_or_none()  # fmt: skip
@@ -96,13 +95,6 @@ def lease_and_load(
     leased, slot_taken = bool(values.pop("leased")), bool(values.pop("slot_taken"))
     values.pop("sync_commit")
     return Loaded(leased, slot_taken, TaskRow(**values))
-
-
-def release(connection: Connection) -> None:
-    """Drop every advisory lock of this session and restore its commit mode."""
-    connection.execute(
-        text("SELECT pg_advisory_unlock_all(), set_config('synchronous_commit', 'on', false)")
-    )
 
 
 def claim(
@@ -128,150 +120,6 @@ def claim(
         {"id": task_id, "host": hostname},
     ).one_or_none()
     return None if row is None else (int(row.delivery_count), dict(row.finished))
-
-
-_FAST_CLAIM_COLUMNS = _TASK_COLUMNS.replace("t.status,", "'running'::text AS status,")
-
-
-def fast_claim(
-    connection: Connection, task_id: uuid.UUID, hostname: str, lease_key: int, slot_start: int
-) -> tuple[TaskRow, int, dict[str, dict[str, Any]]] | None:
-    """Lease, slot, claim and resume in one round trip, for the common case.
-
-    The row is claimed only if the task is claimable AND this session got
-    both the task's lease and a concurrency slot; any lock taken by a
-    statement that then claimed nothing is released with the others when
-    the runner finishes.  None means "look closer" (``lease_and_load``):
-    finished, held by another worker, or no slot at ``slot_start``.
-    """
-    row = (
-        connection.execute(
-            text(
-                "WITH claimed AS (UPDATE agent_tasks t SET status = 'running',"
-                " delivery_count = t.delivery_count + 1,"
-                " assigned_at = coalesce(t.assigned_at, now()),"
-                " started_at = coalesce(t.started_at, now()), worker_hostname = :host,"
-                " heartbeat_at = now(), not_before = NULL FROM ai_agents a"
-                " WHERE a.id = t.agent_id AND t.id = :id"
-                " AND t.status IN ('pending', 'queued', 'retrying', 'running')"
-                " AND pg_try_advisory_lock(:key)"
-                f" AND pg_try_advisory_lock({_AGENT_KEY_SQL}, :slot % a.max_concurrent_tasks)"
-                " AND set_config('synchronous_commit', 'off', false) = 'off'"
-                f" RETURNING {_FAST_CLAIM_COLUMNS})"
-                " SELECT claimed.*, (SELECT coalesce(jsonb_object_agg(state_type, state_data),"
-                " '{}'::jsonb) FROM agent_states WHERE task_id = :id) AS finished FROM claimed"
-            ),
-            {"id": task_id, "host": hostname, "key": lease_key, "slot": slot_start},
-        )
-        .mappings()
-        .one_or_none()
-    )
-    if row is None:
-        return None
-    values = dict(row)
-    finished = dict(values.pop("finished"))
-    task = TaskRow(**values)
-    return task, task.delivery_count, finished
-
-
-_RECORD_PHASE = text(
-    "WITH state AS (INSERT INTO agent_states (agent_id, task_id, workflow_id, state_type,"
-    " state_data, sequence_number, quality_score, confidence_score)"
-    " SELECT :agent, :task, :workflow, :state_type, :data,"
-    " coalesce(max(sequence_number), 0) + 1, :quality, :confidence"
-    " FROM agent_states WHERE workflow_id = :workflow"
-    " ON CONFLICT DO NOTHING RETURNING id)"
-    " UPDATE agent_tasks SET progress_percentage = greatest(progress_percentage, :progress),"
-    " intermediate_results = coalesce(intermediate_results, '{}'::jsonb)"
-    " || jsonb_build_object('last_phase', CAST(:state_type AS text)), heartbeat_at = now()"
-    " WHERE id = :task RETURNING cancel_requested_at, (SELECT count(*) FROM state) AS written"
-).bindparams(bindparam("data", type_=JSONB))
-
-_INSERT_STATE_LOCKED = text(
-    "INSERT INTO agent_states (agent_id, task_id, workflow_id, state_type, state_data,"
-    " sequence_number, quality_score, confidence_score)"
-    " SELECT :agent, :task, :workflow, :state_type, :data,"
-    " coalesce(max(sequence_number), 0) + 1, :quality, :confidence"
-    " FROM agent_states WHERE workflow_id = :workflow"
-    " ON CONFLICT (task_id, state_type) DO NOTHING"
-).bindparams(bindparam("data", type_=JSONB))
-
-
-def record_phase(
-    connection: Connection,
-    task: TaskRow,
-    phase: str,
-    state_data: dict[str, Any],
-    scores: tuple[float | None, float | None],
-    progress: int,
-) -> dt.datetime | None:
-    """Write one finished phase and the task's progress; return a pending cancel request.
-
-    One statement, so it is atomic on an autocommit connection.  Sequence
-    numbers run per workflow and parallel tasks of one workflow may race for
-    the same number; then (rarely) the insert is redone in a transaction
-    under a per-workflow lock.
-    """
-    params = {
-        "agent": task.agent_id,
-        "task": task.id,
-        "workflow": task.workflow_id,
-        "state_type": phase,
-        "data": state_data,
-        "quality": scores[0],
-        "confidence": scores[1],
-        "progress": progress,
-    }
-    row = connection.execute(_RECORD_PHASE, params).one()
-    if row.written == 0:
-        with connection.engine.begin() as locked:
-            locked.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:w, 7))"),
-                {"w": str(task.workflow_id)},
-            )
-            locked.execute(_INSERT_STATE_LOCKED, params)
-    cancel: dt.datetime | None = row.cancel_requested_at
-    return cancel
-
-
-def complete(
-    connection: Connection,
-    task: TaskRow,
-    output: dict[str, Any],
-    metrics: list[dict[str, Any]],
-    *,
-    release_locks: bool = False,
-) -> bool:
-    """Mark the task completed, write its metrics and the agent's health, in one statement.
-
-    With ``release_locks`` the same statement drops the session's advisory
-    locks (saving the runner a round trip); a second delivery that slips in
-    before the commit still waits on the row and then finds it completed.
-    """
-    release = (
-        ", pg_advisory_unlock_all(), set_config('synchronous_commit', 'on', false)"
-        if release_locks
-        else ""
-    )
-    done = connection.execute(
-        text(
-            "WITH durable AS (SELECT set_config('synchronous_commit', 'on', true)),"
-            " done AS (UPDATE agent_tasks SET status = 'completed', output_data = :output,"
-            " completed_at = now(), progress_percentage = 100, error_message = NULL,"
-            " duration_seconds = ceil(extract(epoch FROM now() - started_at))::int"
-            " WHERE id = :id AND status = 'running' RETURNING id, agent_id),"
-            " metrics AS (INSERT INTO agent_metrics (agent_id, task_id, metric_type, metric_value,"
-            " context) SELECT done.agent_id, done.id, m.metric_type, m.value, m.context"
-            " FROM done, jsonb_to_recordset(:metrics) AS m(metric_type text, value numeric,"
-            " context jsonb) RETURNING 1),"
-            " agent AS (UPDATE ai_agents SET last_health_check = now()"
-            " WHERE id IN (SELECT agent_id FROM done) AND (last_health_check IS NULL"
-            " OR last_health_check < now() - interval '5 seconds') RETURNING 1)"
-            f" SELECT count(*){release} FROM done, durable"
-        ).bindparams(bindparam("output", type_=JSONB), bindparam("metrics", type_=JSONB)),
-        {"id": task.id, "output": output, "metrics": metrics},
-    ).first()
-    return bool(done and done[0])
 
 
 def write_metrics(connection: Connection, task: TaskRow, metrics: list[dict[str, Any]]) -> None:

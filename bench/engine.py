@@ -1,19 +1,22 @@
 """Agent task engine vs raw Celery, same broker, database and machine, one run.
 
-    python -m bench.engine [--tasks 3000] [--rate 100] [--seconds 10]
+    python -m bench.engine [--tasks 2000] [--rounds 3] [--rate 100] [--seconds 10]
 
 (a) raw Celery no-op tasks per second (bare app, same reliability options;
     the task only increments a Redis counter so the run knows when it ended);
 (b) echo agent tasks per second through the whole lifecycle (row insert,
     dispatch, lease, slot, claim, five SPARC states, metrics, completion),
     submitted one at a time and in batches (``submit_many``);
-then the ratio b/a, and submit -> running latency (``started_at -
-created_at``) percentiles at a fixed offered rate.  Workers: prefork -c 2.
+then the ratio b/a of the medians of interleaved rounds, measured twice: with Celery task events off
+(Celery's default) and on (``TOOLBOX_TASK_EVENTS``, what Flower needs); and
+submit -> running latency (``started_at - created_at``) percentiles at a
+fixed offered rate, events on.  Workers: prefork -c 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 import uuid
 
@@ -35,20 +38,18 @@ def completed(ids_since: float) -> int:
         ).scalar_one())  # fmt: skip
 
 
-def raw_rate(env: dict[str, str], tasks: int) -> float:
+def raw_rate(tasks: int) -> float:
+    """No-op tasks/s through the running raw worker, from the first send to the last run."""
     from bench import raw_app
 
-    counter = redis.Redis.from_url(client_url(env["TOOLBOX_REDIS_URL"]))
-    with worker("bench.raw_app", "raw", env):
-        for round_tasks in (200, tasks):
-            counter.set("bench:noop:done", 0)
-            started = time.perf_counter()
-            with raw_app.app.producer_or_acquire() as producer:
-                for _ in range(round_tasks):
-                    raw_app.noop.apply_async(producer=producer)
-            wait_until(lambda n=round_tasks: int(counter.get("bench:noop:done") or 0) >= n, 600)
-            elapsed = time.perf_counter() - started
-    return tasks / elapsed
+    counter = redis.Redis.from_url(client_url(raw_app.broker))
+    counter.set("bench:noop:done", 0)
+    started = time.perf_counter()
+    with raw_app.app.producer_or_acquire() as producer:
+        for _ in range(tasks):
+            raw_app.noop.apply_async(producer=producer)
+    wait_until(lambda: int(counter.get("bench:noop:done") or 0) >= tasks, 600)
+    return tasks / (time.perf_counter() - started)
 
 
 def agent_rate(tasks: int, *, batch: int) -> float:
@@ -60,7 +61,7 @@ def agent_rate(tasks: int, *, batch: int) -> float:
     else:
         for offset in range(0, tasks, batch):
             client.submit_many("echo", [{}] * min(batch, tasks - offset))
-    wait_until(lambda: completed(since) >= tasks, 600)
+    wait_until(lambda: completed(since) >= tasks, 600, interval=0.1)
     return tasks / (time.perf_counter() - started)
 
 
@@ -87,25 +88,53 @@ def latency(rate: float, seconds: float) -> dict[str, float]:
             "p95": percentile(waits, 95), "p99": percentile(waits, 99)}  # fmt: skip
 
 
+def rates(
+    env: dict[str, str], tasks: int, rounds: int, *, events: bool
+) -> tuple[float, float, float]:
+    """Median (raw no-op, agent submit(), agent submit_many) tasks/s over interleaved rounds.
+
+    Both workers run throughout (an idle one only waits on the broker); the
+    rounds alternate so a slow spell of the machine hits both sides alike.
+    """
+    from bench import raw_app
+    from workers.app import app
+
+    env["TOOLBOX_TASK_EVENTS"] = "true" if events else "false"
+    app.conf.task_send_sent_event = raw_app.app.conf.task_send_sent_event = events
+    raw, single, batched = [], [], []
+    with worker("bench.raw_app", "raw", env), worker("workers.app", "agents", env):
+        raw_rate(200)  # warm-up: connections, imports, caches
+        agent_rate(200, batch=100)
+        for _ in range(rounds):
+            raw.append(raw_rate(tasks))
+            single.append(agent_rate(tasks, batch=1))
+            batched.append(agent_rate(tasks, batch=100))
+    return statistics.median(raw), statistics.median(single), statistics.median(batched)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     with servers() as (admin_url, redis_url), scratch_stack(admin_url, redis_url) as env:
-        raw = raw_rate(env, args.tasks)
+        results = {
+            events: rates(env, args.tasks, args.rounds, events=events) for events in (False, True)
+        }
         with worker("workers.app", "agents", env):
-            agent_rate(200, batch=100)  # warm-up: connections, imports, caches
-            single = agent_rate(args.tasks, batch=1)
-            batched = agent_rate(args.tasks, batch=100)
+            agent_rate(200, batch=100)
             lat = latency(args.rate, args.seconds)
-    print(f"raw Celery no-op              {raw:8.1f} tasks/s")
-    print(f"agent tasks, submit()         {single:8.1f} tasks/s   ratio {single / raw:.2f}")
-    print(f"agent tasks, submit_many(100) {batched:8.1f} tasks/s   ratio {batched / raw:.2f}")
+    for events, (raw, single, batched) in results.items():
+        print(f"task events {'on ' if events else 'off'}")
+        print(f"  raw Celery no-op              {raw:8.1f} tasks/s")
+        print(f"  agent tasks, submit()         {single:8.1f} tasks/s   ratio {single / raw:.2f}")
+        print(f"  agent tasks, submit_many(100) {batched:8.1f} tasks/s   ratio {batched / raw:.2f}")
+    print(f"(medians of {args.rounds} interleaved rounds of {args.tasks} tasks each)")
     print(
-        f"submit -> running at {lat['offered']:.0f}/s offered ({lat['achieved']:.0f}/s achieved):"
-        f" p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms"
+        f"submit -> running at {lat['offered']:.0f}/s offered ({lat['achieved']:.0f}/s achieved,"
+        f" events on): p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms"
     )
 
 

@@ -17,6 +17,9 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_ignore_result=True,
     task_default_queue="raw",
+    # the same switch as the agent workers' (TOOLBOX_TASK_EVENTS), so both pay alike
+    worker_send_task_events=os.environ.get("TOOLBOX_TASK_EVENTS", "true") == "true",
+    task_send_sent_event=os.environ.get("TOOLBOX_TASK_EVENTS", "true") == "true",
 )
 _counter: redis.Redis[bytes] | None = None
 

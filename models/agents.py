@@ -95,7 +95,7 @@ class AgentTask(Base):
             "created_at",
             postgresql_where=text("dispatched_at IS NULL AND status = 'pending'"),
         ),
-        Index("ix_agent_tasks_heartbeat", "status", "heartbeat_at"),
+        {"postgresql_with": {"fillfactor": 80}},
     )
 
     id: Mapped[uuid_pk]
@@ -163,11 +163,9 @@ class AgentState(Base):
     )
 
     id: Mapped[uuid_pk]
-    task_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("agent_tasks.id", ondelete="CASCADE"), index=True
-    )
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agent_tasks.id", ondelete="CASCADE"))
     agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_agents.id"), index=True)
-    workflow_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    workflow_id: Mapped[uuid.UUID]
     state_type: Mapped[str50]
     state_data: Mapped[json_dict]
     sequence_number: Mapped[int]
@@ -191,7 +189,7 @@ class AgentMetric(Base):
     __table_args__ = (Index("ix_agent_metrics_series", "agent_id", "metric_type", "recorded_at"),)
 
     id: Mapped[uuid_pk]
-    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_agents.id"), index=True)
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_agents.id"))
     task_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agent_tasks.id"), index=True)
     metric_type: Mapped[str50]
     metric_value: Mapped[decimal_10_4]

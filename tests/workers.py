@@ -93,7 +93,6 @@ def start_worker(toolbox_env: dict[str, str], tmp_path: Path) -> Iterator[StartW
             "prefork",
             "--without-gossip",
             "--without-mingle",
-            "-E",
             "-l",
             "INFO",
             "--prefetch-multiplier",

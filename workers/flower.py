@@ -45,5 +45,7 @@ def flower_launch(settings: Settings, *, address: str | None = None) -> FlowerLa
         f"--db={settings.data_dir / 'flower.db'}",
         "--state_save_interval=60000",
         "--max_tasks=50000",
+        # Flower would otherwise switch events on in every worker, whatever the setting says
+        f"--enable_events={settings.task_events}",
     ]  # fmt: skip
     return FlowerLaunch(argv, env)

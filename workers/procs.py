@@ -16,11 +16,11 @@ CELERY = "celery -A workers.app"
 PROCESSES: dict[str, str] = {
     "agents": (
         f"{CELERY} worker -Q agents -n agents@%h -c ${{TOOLBOX_CONCURRENCY:-2}} "
-        "--prefetch-multiplier 1 -E -l INFO"
+        "--prefetch-multiplier 1 -l INFO"
     ),
-    "lms": f"{CELERY} worker -Q lms -n lms@%h -c 2 --prefetch-multiplier 1 -E -l INFO",
+    "lms": f"{CELERY} worker -Q lms -n lms@%h -c 2 --prefetch-multiplier 1 -l INFO",
     "maintenance": (
-        f"{CELERY} worker -Q maintenance -n maintenance@%h -c 1 --prefetch-multiplier 1 -E -l INFO"
+        f"{CELERY} worker -Q maintenance -n maintenance@%h -c 1 --prefetch-multiplier 1 -l INFO"
     ),
     "beat": f"{CELERY} beat -l INFO -s ${{TOOLBOX_DATA_DIR:-.toolbox}}/celerybeat-schedule",
     "flower": "toolbox flower",

@@ -34,8 +34,8 @@ def phase_metrics(engine: Engine, task_id: object) -> list[str]:
         return list(
             connection.execute(
                 text(
-                    "SELECT context->>'phase' FROM agent_metrics WHERE task_id = :id"
-                    " AND metric_type = 'phase_time'"
+                    "SELECT jsonb_object_keys(context->'phases') FROM agent_metrics"
+                    " WHERE task_id = :id AND metric_type = 'phase_time'"
                 ),
                 {"id": task_id},
             ).scalars()

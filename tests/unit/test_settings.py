@@ -83,3 +83,20 @@ def test_agent_models_accepts_pairs_and_json(monkeypatch: pytest.MonkeyPatch) ->
     assert load_settings().model_for("quiz") == "ollama:llama3"
     monkeypatch.setenv("TOOLBOX_AGENT_MODELS", '{"script": "anthropic:claude-x"}')
     assert load_settings().model_for("script") == "anthropic:claude-x"
+
+
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_task_events_switch_reaches_workers_and_flower(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    from workers.celeryconfig import build_config
+    from workers.flower import flower_launch
+
+    monkeypatch.setenv("TOOLBOX_REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("TOOLBOX_TASK_EVENTS", value)
+    settings = load_settings()
+    config = build_config(settings)
+    enabled = value == "true"
+    assert config["worker_send_task_events"] is enabled
+    assert config["task_send_sent_event"] is enabled
+    assert f"--enable_events={enabled}" in flower_launch(settings).argv
