@@ -199,14 +199,13 @@ def submit_many(
         ids, new = _insert(session.connection(), agent, inputs, options)
         _dispatch_after_commit(session, [envelope.task_id for envelope in new])
         return ids
-    engine = get_engine()
-    with engine.begin() as connection:
-        ids, new = _insert(connection, agent, inputs, options)
-    sent = dispatcher.send(new)
-    if sent:
-        with engine.connect() as connection:
-            autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-            dispatcher.mark_dispatched(autocommit, sent)
+    with get_engine().connect() as connection:  # one checkout (and pre-ping) for both steps
+        with connection.begin():
+            ids, new = _insert(connection, agent, inputs, options)
+        sent = dispatcher.send(new)
+        if sent:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            dispatcher.mark_dispatched(connection, sent)
     return ids
 
 
