@@ -38,6 +38,15 @@ def completed(ids_since: float) -> int:
         ).scalar_one())  # fmt: skip
 
 
+def finished(ids: list[uuid.UUID]) -> int:
+    with get_engine().connect() as connection:
+        return int(connection.execute(
+            text("SELECT count(*) FROM agent_tasks WHERE id = ANY(:ids)"
+                 " AND status IN ('completed', 'failed', 'cancelled')"),
+            {"ids": ids},
+        ).scalar_one())  # fmt: skip
+
+
 def raw_rate(tasks: int) -> float:
     """No-op tasks/s through the running raw worker, from the first send to the last run."""
     from bench import raw_app
@@ -74,7 +83,7 @@ def latency(rate: float, seconds: float) -> dict[str, float]:
         if delay > 0:
             time.sleep(delay)
         ids.append(client.submit("echo", {}))
-    wait_until(lambda: all(client.get_task(i, states=False).finished for i in ids[-20:]), 120)
+    wait_until(lambda: finished(ids) == len(ids), 120, interval=0.1)
     with get_engine().connect() as connection:
         waits = [
             float(ms) for ms in connection.execute(
