@@ -24,7 +24,14 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from agents.lifecycle import AGENT_KEY_SQL, TASK_COLUMNS, TaskRow
+from agents.lifecycle import (
+    AGENT_KEY_SQL,
+    CLAIM_SET,
+    CLAIMABLE,
+    FINISHED_PHASES,
+    TASK_COLUMNS,
+    TaskRow,
+)
 
 
 def run(connection: Connection, sql: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -68,18 +75,12 @@ class PhaseWrite:
 
 _CLAIMED_COLUMNS = TASK_COLUMNS.replace("t.status,", "'running'::text AS status,")
 _FAST_CLAIM = (
-    "WITH claimed AS (UPDATE agent_tasks t SET status = 'running',"
-    " delivery_count = t.delivery_count + 1, assigned_at = coalesce(t.assigned_at, now()),"
-    " started_at = coalesce(t.started_at, now()), worker_hostname = %(host)s,"
-    " heartbeat_at = now(), not_before = NULL FROM ai_agents a"
-    " WHERE a.id = t.agent_id AND t.id = %(id)s"
-    " AND t.status IN ('pending', 'queued', 'retrying', 'running')"
+    f"WITH claimed AS (UPDATE agent_tasks t SET {CLAIM_SET} FROM ai_agents a"
+    f" WHERE a.id = t.agent_id AND t.id = %(id)s AND {CLAIMABLE}"
     " AND pg_try_advisory_lock(%(key)s)"
     f" AND pg_try_advisory_lock({AGENT_KEY_SQL}, %(slot)s %% a.max_concurrent_tasks)"
     " AND set_config('synchronous_commit', 'off', false) = 'off'"
-    f" RETURNING {_CLAIMED_COLUMNS})"
-    " SELECT claimed.*, (SELECT coalesce(jsonb_object_agg(state_type, state_data),"
-    " '{}'::jsonb) FROM agent_states WHERE task_id = %(id)s) AS finished FROM claimed"
+    f" RETURNING {_CLAIMED_COLUMNS}) SELECT claimed.*, {FINISHED_PHASES} FROM claimed"
 )
 
 

@@ -78,8 +78,8 @@ def lease_and_load(
     tries the others only if that one is taken.
 
     It also turns ``synchronous_commit`` off for this session
-    (``hotpath.release`` restores it): a phase lost to a PostgreSQL crash is simply run again,
-    while the completion statement asks for a synchronous commit itself.
+    (``hotpath.release`` restores it): a phase lost to a PostgreSQL crash is
+    simply run again, while the completion asks for a synchronous commit.
     """
     row = connection.execute(
         text(f"SELECT pg_try_advisory_lock(:key) AS leased,"
@@ -97,6 +97,19 @@ def lease_and_load(
     return Loaded(leased, slot_taken, TaskRow(**values))
 
 
+CLAIM_SET = (
+    "status = 'running', delivery_count = t.delivery_count + 1,"
+    " assigned_at = coalesce(t.assigned_at, now()), started_at = coalesce(t.started_at, now()),"
+    " worker_hostname = %(host)s, heartbeat_at = now(), not_before = NULL"
+)
+"""What a claim sets on row ``t`` (psycopg placeholders); shared with ``hotpath.fast_claim``."""
+CLAIMABLE = "t.status IN ('pending', 'queued', 'retrying', 'running')"
+FINISHED_PHASES = (
+    "(SELECT coalesce(jsonb_object_agg(state_type, state_data), '{}'::jsonb)"
+    " FROM agent_states WHERE task_id = %(id)s) AS finished"
+)
+
+
 def claim(
     connection: Connection, task_id: uuid.UUID, hostname: str
 ) -> tuple[int, dict[str, dict[str, Any]]] | None:
@@ -106,17 +119,10 @@ def claim(
     lease calls this, so ``running`` is a claimable status: its previous
     runner is dead.
     """
-    row = connection.execute(
-        text(
-            "WITH claimed AS (UPDATE agent_tasks SET status = 'running',"
-            " delivery_count = delivery_count + 1, assigned_at = coalesce(assigned_at, now()),"
-            " started_at = coalesce(started_at, now()), worker_hostname = :host,"
-            " heartbeat_at = now(), not_before = NULL"
-            " WHERE id = :id AND status IN ('pending', 'queued', 'retrying', 'running')"
-            " RETURNING delivery_count)"
-            " SELECT delivery_count, (SELECT coalesce(jsonb_object_agg(state_type, state_data),"
-            " '{}'::jsonb) FROM agent_states WHERE task_id = :id) AS finished FROM claimed"
-        ),
+    row = connection.exec_driver_sql(
+        f"WITH claimed AS (UPDATE agent_tasks t SET {CLAIM_SET} WHERE t.id = %(id)s"
+        f" AND {CLAIMABLE} RETURNING t.delivery_count)"
+        f" SELECT delivery_count, {FINISHED_PHASES} FROM claimed",
         {"id": task_id, "host": hostname},
     ).one_or_none()
     return None if row is None else (int(row.delivery_count), dict(row.finished))

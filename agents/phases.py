@@ -147,6 +147,34 @@ def ask_for(
     return action(ctx, artifact, usage)
 
 
+def model_repair(
+    ctx: PhaseContext,
+    task: TaskName,
+    schema: type[P],
+    request: EnvironmentRequest,
+    *,
+    instructions: str,
+    inputs: Mapping[str, Any],
+    note: str,
+) -> Callable[[list[str]], tuple[P, Usage]]:
+    """The ``repair`` of ``parse_or_repair``: one model call fed the parse errors."""
+
+    def repair(errors: list[str]) -> tuple[P, Usage]:
+        ctx.report_progress(note)
+        messages = task_messages(
+            task,
+            agent=ctx.agent_type,
+            schema=schema,
+            request=request,
+            instructions=instructions,
+            inputs=inputs,
+            feedback=errors,
+        )
+        return invoke_structured(require_model(ctx), schema, messages)
+
+    return repair
+
+
 def scores(issues: int, *, tested: bool, repaired: bool = False) -> tuple[float, float]:
     """Quality falls 0.2 per issue; confidence is higher when code was really parsed."""
     quality = max(0.0, 1.0 - 0.2 * issues)

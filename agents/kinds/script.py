@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from agents.base import AgentKind, Phase, PhaseContext, PhaseOutcome, Usage
+from agents.base import AgentKind, Phase, PhaseContext, PhaseOutcome
 from agents.checks import check_scripts
 from agents.luau import LuauCheck, check_luau
 from agents.phases import (
     ask_for,
+    model_repair,
     parse_or_repair,
     payload_as,
     problem,
     reflection,
-    require_model,
     result,
     situation,
     stored,
 )
-from agents.prompts import task_messages
-from agents.providers import invoke_structured
 from agents.schemas import ScriptBundle, ScriptInput
 
 INSTRUCTIONS = (
@@ -100,19 +98,15 @@ class ScriptAgent(AgentKind):
     def _result(self, ctx: PhaseContext, payload: ScriptInput) -> PhaseOutcome:
         bundle = stored(ctx, Phase.ACTION, "artifact", ScriptBundle)
 
-        def repair(errors: list[str]) -> tuple[ScriptBundle, Usage]:
-            ctx.report_progress("asking the model to repair scripts that do not parse")
-            messages = task_messages(
-                "script_repair",
-                agent="script",
-                schema=ScriptBundle,
-                request=payload.request,
-                instructions=REPAIR,
-                inputs={**self._inputs(payload), "scripts": bundle.model_dump(mode="json")},
-                feedback=errors,
-            )
-            return invoke_structured(require_model(ctx), ScriptBundle, messages)
-
+        repair = model_repair(
+            ctx,
+            "script_repair",
+            ScriptBundle,
+            payload.request,
+            instructions=REPAIR,
+            inputs={**self._inputs(payload), "scripts": bundle.model_dump(mode="json")},
+            note="asking the model to repair scripts that do not parse",
+        )
         bundle, checks, usage, repaired = parse_or_repair("script", bundle, _parse, repair)
         return result(
             "script",

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from agents.base import AgentKind, Phase, PhaseContext, PhaseOutcome, Usage
+from agents.base import AgentKind, Phase, PhaseContext, PhaseOutcome
 from agents.checks import check_terrain
 from agents.luau import LuauCheck, check_luau
 from agents.phases import (
     ask_for,
+    model_repair,
     parse_or_repair,
     payload_as,
     problem,
     reflection,
-    require_model,
     result,
     situation,
     stored,
 )
-from agents.prompts import task_messages
-from agents.providers import invoke_structured
 from agents.schemas import TerrainInput, TerrainSize, TerrainSpec, default_terrain_size
 
 INSTRUCTIONS = (
@@ -93,19 +91,15 @@ class TerrainAgent(AgentKind):
     def _result(self, ctx: PhaseContext, payload: TerrainInput) -> PhaseOutcome:
         terrain = stored(ctx, Phase.ACTION, "artifact", TerrainSpec)
 
-        def repair(errors: list[str]) -> tuple[TerrainSpec, Usage]:
-            ctx.report_progress("asking the model to repair the terrain script")
-            messages = task_messages(
-                "terrain_repair",
-                agent="terrain",
-                schema=TerrainSpec,
-                request=payload.request,
-                instructions=REPAIR,
-                inputs=self._inputs(payload, terrain=terrain.model_dump(mode="json")),
-                feedback=errors,
-            )
-            return invoke_structured(require_model(ctx), TerrainSpec, messages)
-
+        repair = model_repair(
+            ctx,
+            "terrain_repair",
+            TerrainSpec,
+            payload.request,
+            instructions=REPAIR,
+            inputs=self._inputs(payload, terrain=terrain.model_dump(mode="json")),
+            note="asking the model to repair the terrain script",
+        )
         terrain, checks, usage, repaired = parse_or_repair("terrain", terrain, _parse, repair)
         return result(
             "terrain",
