@@ -216,6 +216,7 @@ class Runner:
         usage, phase_ms, quality = Usage(), {}, None
         standalone = not workflow.involved(task)
         last_phase: hotpath.PhaseWrite | None = None
+        sequence = len(finished) + 1 if standalone else None  # a standalone task numbers its own
         started = reported = time.perf_counter()
         for index, phase in enumerate(PHASES, start=1):
             if phase.value in previous:
@@ -226,7 +227,9 @@ class Runner:
             phase_ms[phase.value] = (time.perf_counter() - phase_started) * 1000
             usage.add(outcome.usage)
             previous[phase.value] = outcome.data
-            write = _phase_write(phase, outcome, phase_ms[phase.value], model_name)
+            write = _phase_write(phase, outcome, phase_ms[phase.value], model_name, sequence)
+            if sequence is not None:
+                sequence += 1
             if phase is Phase.CONTEXT:
                 quality = outcome.quality_score
                 if standalone:
@@ -358,7 +361,11 @@ class Runner:
 
 
 def _phase_write(
-    phase: Phase, outcome: PhaseOutcome, duration_ms: float, model_name: str | None
+    phase: Phase,
+    outcome: PhaseOutcome,
+    duration_ms: float,
+    model_name: str | None,
+    sequence: int | None,
 ) -> hotpath.PhaseWrite:
     data = {
         "output": outcome.data,
@@ -366,7 +373,9 @@ def _phase_write(
         "model": model_name,
         "usage": vars(outcome.usage),
     }
-    return hotpath.PhaseWrite(phase.value, data, outcome.quality_score, outcome.confidence_score)
+    return hotpath.PhaseWrite(
+        phase.value, data, outcome.quality_score, outcome.confidence_score, sequence
+    )
 
 
 def _task_metrics(

@@ -54,12 +54,18 @@ def run(connection: Connection, sql: str, params: Mapping[str, Any]) -> dict[str
 
 @dataclass(frozen=True)
 class PhaseWrite:
-    """One finished phase, as ``record_phase`` or ``complete`` writes it."""
+    """One finished phase, as ``record_phase`` or ``complete`` writes it.
+
+    ``sequence`` is the state's number in its workflow when the runner knows
+    it (a standalone task numbers its own states: already written + 1);
+    None lets the statement take the workflow's highest + 1.
+    """
 
     phase: str
     data: dict[str, Any]
     quality: float | None
     confidence: float | None
+    sequence: int | None = None
 
     def params(self, task: TaskRow) -> dict[str, Any]:
         return {
@@ -70,6 +76,7 @@ class PhaseWrite:
             "data": Jsonb(self.data),
             "quality": self.quality,
             "confidence": self.confidence,
+            "seq": self.sequence,
         }
 
 
@@ -107,24 +114,46 @@ def fast_claim(
     return task, task.delivery_count, finished
 
 
-_STATE_VALUES = (
+_STATE_COLUMNS = (
     " (agent_id, task_id, workflow_id, state_type, state_data, sequence_number, quality_score,"
-    " confidence_score) SELECT %(agent)s, %(task)s, %(workflow)s, %(state_type)s, %(data)s,"
+    " confidence_score)"
+)
+_STATE_VALUES = (
+    f"{_STATE_COLUMNS} SELECT %(agent)s, %(task)s, %(workflow)s, %(state_type)s, %(data)s,"
     " coalesce(max(sequence_number), 0) + 1, %(quality)s, %(confidence)s"
     " FROM agent_states WHERE workflow_id = %(workflow)s"
 )
-_RECORD_PHASE = (
-    f"WITH state AS (INSERT INTO agent_states{_STATE_VALUES} ON CONFLICT DO NOTHING RETURNING id)"
-    " UPDATE agent_tasks SET progress_percentage = greatest(progress_percentage, %(progress)s),"
-    " intermediate_results = coalesce(intermediate_results, '{}'::jsonb)"
-    " || jsonb_build_object('last_phase', %(state_type)s::text), heartbeat_at = now()"
-    " WHERE id = %(task)s RETURNING cancel_requested_at, (SELECT count(*) FROM state) AS written"
+_STATE_NUMBERED = (
+    f"{_STATE_COLUMNS} SELECT %(agent)s, %(task)s, %(workflow)s, %(state_type)s, %(data)s,"
+    " %(seq)s, %(quality)s, %(confidence)s WHERE NOT EXISTS (SELECT FROM agent_states"
+    " WHERE workflow_id = %(workflow)s AND sequence_number = %(seq)s)"
 )
-_RECORD_PHASE_ONLY = (
-    f"WITH state AS (INSERT INTO agent_states{_STATE_VALUES} ON CONFLICT DO NOTHING RETURNING id)"
-    " SELECT cancel_requested_at, (SELECT count(*) FROM state) AS written"
-    " FROM agent_tasks WHERE id = %(task)s"
-)
+"""A state under the number the runner gave it, unless another state of the workflow has it."""
+
+
+def _record_phase(*, numbered: bool, progress: bool) -> str:
+    values = _STATE_NUMBERED if numbered else _STATE_VALUES
+    state = f"WITH state AS (INSERT INTO agent_states{values} ON CONFLICT DO NOTHING RETURNING id)"
+    if not progress:
+        return (
+            f"{state} SELECT cancel_requested_at, (SELECT count(*) FROM state) AS written"
+            " FROM agent_tasks WHERE id = %(task)s"
+        )
+    return (
+        f"{state} UPDATE agent_tasks SET"
+        " progress_percentage = greatest(progress_percentage, %(progress)s),"
+        " intermediate_results = coalesce(intermediate_results, '{}'::jsonb)"
+        " || jsonb_build_object('last_phase', %(state_type)s::text), heartbeat_at = now()"
+        " WHERE id = %(task)s"
+        " RETURNING cancel_requested_at, (SELECT count(*) FROM state) AS written"
+    )
+
+
+_RECORD_PHASE = {
+    (numbered, progress): _record_phase(numbered=numbered, progress=progress)
+    for numbered in (False, True)
+    for progress in (False, True)
+}
 _WORKFLOW_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%(workflow)s::text, 7))"
 _INSERT_STATE = (
     f"INSERT INTO agent_states{_STATE_VALUES} ON CONFLICT (task_id, state_type) DO NOTHING"
@@ -143,21 +172,24 @@ def record_phase(
     under a per-workflow lock.
     """
     params = write.params(task)
-    if progress is None:
-        row = run(connection, _RECORD_PHASE_ONLY, params)
-    else:
-        row = run(connection, _RECORD_PHASE, params | {"progress": progress})
+    sql = _RECORD_PHASE[(write.sequence is not None, progress is not None)]
+    row = run(connection, sql, params if progress is None else params | {"progress": progress})
     if row is None:
         raise LookupError(f"task {task.id} vanished while it ran")
     if row["written"] == 0:
-        with connection.engine.begin() as locked:
-            run(locked, _WORKFLOW_LOCK, params)
-            run(locked, _INSERT_STATE, params)
+        _write_state_locked(connection, params)
     cancel: dt.datetime | None = row["cancel_requested_at"]
     return cancel
 
 
-_RELEASE = "SELECT pg_advisory_unlock_all(), set_config('synchronous_commit', 'on', false)"
+def _write_state_locked(connection: Connection, params: dict[str, Any]) -> None:
+    """The state again, numbered under the workflow's lock (after losing a sequence race).
+
+    Nothing happens if the phase is in fact written already (a duplicate delivery).
+    """
+    with connection.engine.begin() as locked:
+        run(locked, _WORKFLOW_LOCK, params)
+        run(locked, _INSERT_STATE, params)
 
 
 def release(connection: Connection) -> None:
@@ -171,10 +203,11 @@ def release(connection: Connection) -> None:
 
 def _completion(*, with_state: bool, release_locks: bool) -> str:
     state = (
-        f" state AS (INSERT INTO agent_states{_STATE_VALUES} ON CONFLICT DO NOTHING RETURNING 1),"
+        f" state AS (INSERT INTO agent_states{_STATE_NUMBERED} ON CONFLICT DO NOTHING RETURNING 1),"
         if with_state
         else ""
     )
+    written = ", (SELECT count(*) FROM state) AS written" if with_state else ""
     unlock = (
         ", pg_advisory_unlock_all(), set_config('synchronous_commit', 'on', false)"
         if release_locks
@@ -193,7 +226,7 @@ def _completion(*, with_state: bool, release_locks: bool) -> str:
         " agent AS (UPDATE ai_agents SET last_health_check = now()"
         " WHERE id IN (SELECT agent_id FROM done) AND (last_health_check IS NULL"
         " OR last_health_check < now() - interval '5 seconds') RETURNING 1)"
-        f" SELECT count(*) AS completed{unlock} FROM done, durable"
+        f" SELECT count(*) AS completed{written}{unlock} FROM done, durable"
     )
 
 
@@ -215,16 +248,22 @@ def complete(
 ) -> bool:
     """Mark the task completed, write its metrics and the agent's health, in one statement.
 
-    With ``last_phase`` the same statement writes that phase's state (the
-    phase ends and the task completes at once); only for a task that writes
-    alone into its workflow's sequence numbers (a standalone task), so the
-    state cannot lose a sequence race.  With ``release_locks`` it also drops
-    the session's advisory locks (saving the runner a round trip); a second
-    delivery that slips in before the commit still waits on the row and
-    then finds it completed.
+    With ``last_phase`` (numbered: a standalone task) the same statement
+    writes that phase's state, as the phase ends and the task completes at
+    once; if the number was taken meanwhile (a task submitted as this one's
+    child shares its workflow), the state is written again under the
+    workflow's lock.  With ``release_locks`` it also drops the session's
+    advisory locks (saving the runner a round trip); a second delivery that
+    slips in before the commit still waits on the row and then finds it
+    completed.
     """
     params: dict[str, Any] = {"id": task.id, "output": Jsonb(output), "metrics": Jsonb(metrics)}
     if last_phase is not None:
+        if last_phase.sequence is None:
+            raise ValueError("the completion writes only a numbered last phase")
         params |= last_phase.params(task)
     row = run(connection, _COMPLETIONS[(last_phase is not None, release_locks)], params)
-    return bool(row and row["completed"])
+    completed = bool(row and row["completed"])
+    if completed and last_phase is not None and row is not None and row["written"] == 0:
+        _write_state_locked(connection, params)
+    return completed

@@ -91,3 +91,36 @@ def test_a_dropped_connection_retries_the_delivery_then_recovers(
     assert runner.execute(task_id).action == "done"
     row = _row(engine, task_id)
     assert row["status"] == "completed" and row["states"] == 5 and row["delivery_count"] == 1
+
+
+def _states(engine: Engine, workflow_id: uuid.UUID) -> list[tuple[str, str, int]]:
+    with engine.connect() as connection:
+        return [
+            (str(task), state, int(number))
+            for task, state, number in connection.execute(
+                text(
+                    "SELECT task_id, state_type, sequence_number FROM agent_states"
+                    " WHERE workflow_id = :id ORDER BY sequence_number"
+                ),
+                {"id": workflow_id},
+            )
+        ]
+
+
+def test_a_standalone_task_numbers_its_states_and_yields_numbers_a_child_took(
+    toolbox_env: dict[str, str], engine: Engine
+) -> None:
+    runner = _runner([])
+    alone = client.submit("echo", {"message": "alone"})
+    assert runner.execute(alone).action == "done"
+    assert [n for _, _, n in _states(engine, alone)] == [1, 2, 3, 4, 5]
+
+    parent = client.submit("echo", {"message": "parent"})
+    child = client.submit("echo", {"message": "child"}, parent_task_id=parent)
+    assert runner.execute(child).action == "done"  # the child numbers 1-5 in the parent's workflow
+    assert runner.execute(parent).action == "done"  # every number the parent wanted is taken
+    states = _states(engine, parent)
+    assert [n for _, _, n in states] == list(range(1, 11)), "one number per state"
+    assert [task for task, _, _ in states] == [str(child)] * 5 + [str(parent)] * 5
+    assert states[-1][1] == "context", "the completion's own state was written again, not lost"
+    assert _row(engine, parent)["status"] == "completed"
