@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.pq import ExecStatus
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection
@@ -42,7 +43,10 @@ def run(connection: Connection, sql: str, params: Mapping[str, Any]) -> dict[str
     try:
         with driver.cursor(row_factory=dict_row) as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchone() if cursor.description else None
+            # the result's status, not ``description`` (which builds column objects)
+            result = cursor.pgresult
+            returned = result is not None and result.status == ExecStatus.TUPLES_OK
+            return cursor.fetchone() if returned else None
     except psycopg.Error as exc:
         broken = driver.broken or driver.closed
         if broken:
