@@ -83,6 +83,7 @@ def latency(rate: float, seconds: float) -> dict[str, float]:
         if delay > 0:
             time.sleep(delay)
         ids.append(client.submit("echo", {}))
+    achieved = count / (time.perf_counter() - started)  # the offered rate the producer kept up
     wait_until(lambda: finished(ids) == len(ids), 120, interval=0.1)
     with get_engine().connect() as connection:
         waits = [
@@ -92,7 +93,6 @@ def latency(rate: float, seconds: float) -> dict[str, float]:
                 {"ids": ids},
             ).scalars()
         ]  # fmt: skip
-    achieved = count / (time.perf_counter() - started)
     return {"offered": rate, "achieved": achieved, "p50": percentile(waits, 50),
             "p95": percentile(waits, 95), "p99": percentile(waits, 99)}  # fmt: skip
 
