@@ -216,7 +216,6 @@ class Runner:
         usage, phase_ms, quality = Usage(), {}, None
         standalone = not workflow.involved(task)
         last_phase: hotpath.PhaseWrite | None = None
-        sequence = len(finished) + 1 if standalone else None  # a standalone task numbers its own
         started = reported = time.perf_counter()
         for index, phase in enumerate(PHASES, start=1):
             if phase.value in previous:
@@ -227,9 +226,8 @@ class Runner:
             phase_ms[phase.value] = (time.perf_counter() - phase_started) * 1000
             usage.add(outcome.usage)
             previous[phase.value] = outcome.data
+            sequence = len(previous) if standalone else None  # a standalone task numbers its own
             write = _phase_write(phase, outcome, phase_ms[phase.value], model_name, sequence)
-            if sequence is not None:
-                sequence += 1
             if phase is Phase.CONTEXT:
                 quality = outcome.quality_score
                 if standalone:

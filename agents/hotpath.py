@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 
 from agents.lifecycle import (
     AGENT_KEY_SQL,
+    ASYNC_COMMIT_SQL,
     CLAIM_SET,
     CLAIMABLE,
     FINISHED_PHASES,
@@ -90,7 +91,7 @@ _FAST_CLAIM = (
     f" WHERE a.id = t.agent_id AND t.id = %(id)s AND {CLAIMABLE}"
     " AND pg_try_advisory_lock(%(key)s)"
     f" AND pg_try_advisory_lock({AGENT_KEY_SQL}, %(slot)s %% a.max_concurrent_tasks)"
-    " AND set_config('synchronous_commit', 'off', false) = 'off'"
+    f" AND {ASYNC_COMMIT_SQL} = 'off'"
     f" RETURNING {_CLAIMED_COLUMNS}) SELECT claimed.*, {FINISHED_PHASES} FROM claimed"
 )
 
@@ -196,13 +197,13 @@ def _write_state_locked(connection: Connection, params: dict[str, Any]) -> None:
         run(locked, _INSERT_STATE, params)
 
 
+_UNLOCK_SQL = "pg_advisory_unlock_all(), set_config('synchronous_commit', 'on', false)"
+"""Drops the session's advisory locks and undoes ``ASYNC_COMMIT_SQL``."""
+
+
 def release(connection: Connection) -> None:
     """Drop every advisory lock of this session and restore its commit mode."""
-    run(
-        connection,
-        "SELECT pg_advisory_unlock_all(), set_config('synchronous_commit', 'on', false)",
-        {},
-    )
+    run(connection, f"SELECT {_UNLOCK_SQL}", {})
 
 
 def _completion(*, with_state: bool, release_locks: bool) -> str:
@@ -212,11 +213,7 @@ def _completion(*, with_state: bool, release_locks: bool) -> str:
         else ""
     )
     written = ", (SELECT count(*) FROM state) AS written" if with_state else ""
-    unlock = (
-        ", pg_advisory_unlock_all(), set_config('synchronous_commit', 'on', false)"
-        if release_locks
-        else ""
-    )
+    unlock = f", {_UNLOCK_SQL}" if release_locks else ""
     return (
         f"WITH durable AS (SELECT set_config('synchronous_commit', 'on', true)),{state}"
         " done AS (UPDATE agent_tasks SET status = 'completed', output_data = %(output)s,"
@@ -267,7 +264,8 @@ def complete(
             raise ValueError("the completion writes only a numbered last phase")
         params |= last_phase.params(task)
     row = run(connection, _COMPLETIONS[(last_phase is not None, release_locks)], params)
-    completed = bool(row and row["completed"])
-    if completed and last_phase is not None and row is not None and row["written"] == 0:
+    if row is None or not row["completed"]:
+        return False
+    if last_phase is not None and row["written"] == 0:
         _write_state_locked(connection, params)
-    return completed
+    return True

@@ -67,6 +67,9 @@ class Loaded:
 
 AGENT_KEY_SQL = "('x' || left(replace(a.id::text, '-', ''), 8))::bit(32)::int"
 """``agents.leases.agent_key`` computed by PostgreSQL (first four bytes, signed)."""
+ASYNC_COMMIT_SQL = "set_config('synchronous_commit', 'off', false)"
+"""Turns asynchronous commit on for the session (both claims; ``hotpath.release`` undoes it)."""
+"""``agents.leases.agent_key`` computed by PostgreSQL (first four bytes, signed)."""
 
 
 def lease_and_load(
@@ -85,7 +88,7 @@ def lease_and_load(
         text(f"SELECT pg_try_advisory_lock(:key) AS leased,"
              f" pg_try_advisory_lock({AGENT_KEY_SQL}, :slot % a.max_concurrent_tasks)"
              " AS slot_taken,"
-             f" set_config('synchronous_commit', 'off', false) AS sync_commit, {TASK_COLUMNS}"
+             f" {ASYNC_COMMIT_SQL} AS sync_commit, {TASK_COLUMNS}"
              " FROM agent_tasks t JOIN ai_agents a ON a.id = t.agent_id WHERE t.id = :id"),
         {"id": task_id, "key": lease_key, "slot": slot_start},
     ).mappings().one_or_none()  # fmt: skip

@@ -28,22 +28,16 @@ from workers import client
 from workers.db import get_engine
 from workers.redis import client_url
 
-
-def completed(ids_since: float) -> int:
-    with get_engine().connect() as connection:
-        return int(connection.execute(
-            text("SELECT count(*) FROM agent_tasks WHERE status = 'completed'"
-                 " AND created_at >= to_timestamp(:since)"),
-            {"since": ids_since},
-        ).scalar_one())  # fmt: skip
+FINISHED = ("completed", "failed", "cancelled")
 
 
-def finished(ids: list[uuid.UUID]) -> int:
+def finished(ids: list[uuid.UUID], statuses: tuple[str, ...] = FINISHED) -> int:
+    """How many of ``ids`` have reached one of ``statuses``."""
     with get_engine().connect() as connection:
         return int(connection.execute(
             text("SELECT count(*) FROM agent_tasks WHERE id = ANY(:ids)"
-                 " AND status IN ('completed', 'failed', 'cancelled')"),
-            {"ids": ids},
+                 " AND status = ANY(:statuses)"),
+            {"ids": ids, "statuses": list(statuses)},
         ).scalar_one())  # fmt: skip
 
 
@@ -62,15 +56,15 @@ def raw_rate(tasks: int) -> float:
 
 
 def agent_rate(tasks: int, *, batch: int) -> float:
-    since = time.time() - 1
     started = time.perf_counter()
+    ids: list[uuid.UUID] = []
     if batch == 1:
         for _ in range(tasks):
-            client.submit("echo", {})
+            ids.append(client.submit("echo", {}))
     else:
         for offset in range(0, tasks, batch):
-            client.submit_many("echo", [{}] * min(batch, tasks - offset))
-    wait_until(lambda: completed(since) >= tasks, 600, interval=0.1)
+            ids += client.submit_many("echo", [{}] * min(batch, tasks - offset))
+    wait_until(lambda: finished(ids, ("completed",)) >= tasks, 600, interval=0.1)
     return tasks / (time.perf_counter() - started)
 
 

@@ -89,9 +89,7 @@ def insert_direct(
     """One self-committing INSERT on an autocommit ``connection``; None: use ``insert_rows``."""
     if isinstance(agent, uuid.UUID) or options.parent_task_id is not None or not inputs:
         return None
-    if options.priority is not None and not 0 <= options.priority <= 9:
-        return None
-    if options.idempotency_key is not None and len(inputs) != 1:
+    if _option_error(options, len(inputs)) is not None:
         return None
     try:
         payloads = [validate_input(agent, item) for item in inputs]
@@ -117,17 +115,22 @@ def insert_direct(
     if not rows:  # no usable agent, or the idempotency key is taken: nothing was written
         return None
     by_id = {row.id: row for row in rows}
-    envelopes = [
-        dispatcher.Envelope(
-            task_id,
-            by_id[task_id].priority,
-            by_id[task_id].timeout_seconds,
-            agent,
-            by_id[task_id].workflow_id,
+    envelopes = []
+    for task_id in ids:  # in input order, whatever order RETURNING gave
+        row = by_id[task_id]
+        envelopes.append(
+            dispatcher.Envelope(task_id, row.priority, row.timeout_seconds, agent, row.workflow_id)
         )
-        for task_id in ids
-    ]
     return ids, envelopes
+
+
+def _option_error(options: SubmitOptions, count: int) -> str | None:
+    """What is wrong with the options of a submit of ``count`` tasks, if anything."""
+    if options.priority is not None and not 0 <= options.priority <= 9:
+        return f"priority: must be between 0 and 9, got {options.priority}"
+    if options.idempotency_key is not None and count != 1:
+        return "idempotency_key: only for a single task"
+    return None
 
 
 def _agent(connection: Connection, agent: str | uuid.UUID) -> dict[str, Any]:
@@ -162,10 +165,9 @@ def insert_rows(
     priority, idempotency_key = options.priority, options.idempotency_key
     parent_task_id, workflow_id = options.parent_task_id, options.workflow_id
     row = _agent(connection, agent)
-    if priority is not None and not 0 <= priority <= 9:
-        raise ValidationFailed(errors=[f"priority: must be between 0 and 9, got {priority}"])
-    if idempotency_key is not None and len(inputs) != 1:
-        raise ValidationFailed(errors=["idempotency_key: only for a single task"])
+    problem = _option_error(options, len(inputs))
+    if problem is not None:
+        raise ValidationFailed(errors=[problem])
     payloads = [validate_input(row["agent_type"], item) for item in inputs]
     if parent_task_id is not None and workflow_id is None:
         workflow_id = connection.execute(
