@@ -78,9 +78,11 @@ def submit_many(
     with get_engine().connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT")
         inserted = insert_direct(connection, agent, inputs, options)
-        if inserted is not None:
-            _send(connection, inserted[1])
-            return inserted[0]
+        if inserted is not None:  # written queued: only what the broker refused is put back
+            ids, new = inserted
+            sent = set(dispatcher.send(new))
+            dispatcher.unmark(connection, [e.task_id for e in new if e.task_id not in sent])
+            return ids
     with get_engine().connect() as connection:  # the careful way, which says what is wrong
         with connection.begin():
             ids, new = insert_rows(connection, agent, inputs, options)

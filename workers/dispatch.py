@@ -1,7 +1,8 @@
 """Send agent-task messages for committed rows, and mark them dispatched.
 
 A row is the truth; the message is only a wake-up call.  If the broker is
-down the rows stay ``pending`` with ``dispatched_at`` NULL and the relay
+down the rows stay (or, written ``queued`` by ``submit``'s direct path, go
+back to) ``pending`` with ``dispatched_at`` NULL and the relay
 (``toolbox.maintenance.relay``) sends them later.  Sending twice is
 harmless: the worker's claim lets one delivery run.
 """
@@ -114,6 +115,21 @@ def mark_dispatched(
         return
     relaxed = "" if flush else " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS r"
     connection.execute(text(f"{_MARK}{relaxed} WHERE id = ANY(:ids)"), {"ids": list(ids)})
+
+
+_UNMARK = (
+    "UPDATE agent_tasks SET dispatched_at = NULL, status = 'pending'"
+    " WHERE id = ANY(:ids) AND status = 'queued'"
+)
+
+
+def unmark(connection: Connection, ids: Sequence[uuid.UUID]) -> None:
+    """Put rows written ``queued`` whose message the broker refused back to ``pending``.
+
+    The relay sends them once the broker is back (rows that moved on meanwhile are left alone).
+    """
+    if ids:
+        connection.execute(text(_UNMARK), {"ids": list(ids)})
 
 
 def dispatch(connection: Connection, ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:

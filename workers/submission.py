@@ -2,12 +2,21 @@
 
 Two ways in.  ``insert_rows`` runs inside a transaction (the caller's
 session, or one of its own) and checks step by step: agent, options,
-payloads, parent.  ``insert_direct`` is the common case of a service
-submitting by agent type on its own: the agent lookup is folded into one
-INSERT that commits by itself (two round trips fewer than BEGIN, lookup,
-INSERT, COMMIT).  It inserts everything or nothing; whenever it cannot
-(any check failing, an idempotency key already used) the caller falls back
-to ``insert_rows``, which raises the precise error or finds the first task.
+payloads, parent.  Its rows are ``pending`` until their message is sent and
+marked.  ``insert_direct`` is the common case of a service submitting by
+agent type on its own: the agent lookup is folded into one INSERT that
+commits by itself (two round trips fewer than BEGIN, lookup, INSERT,
+COMMIT).  It inserts everything or nothing; whenever it cannot (any check
+failing, an idempotency key already used) the caller falls back to
+``insert_rows``, which raises the precise error or finds the first task.
+
+``insert_direct`` writes its rows already ``queued`` (``dispatched_at``
+set), because their messages leave right after it: the caller sends them
+and puts back to ``pending`` only the ones the broker refused
+(``dispatch.unmark``), which saves every submit the marking UPDATE.  A
+process killed between the commit and the send leaves a queued row without
+a message, the same state as a message Redis lost: the relay re-sends it
+after ``TOOLBOX_REDISPATCH_AFTER_SECONDS``.
 """
 
 from __future__ import annotations
@@ -55,9 +64,9 @@ _INSERT_DIRECT = text(
     "WITH agent AS (SELECT id, agent_type, priority, is_active, timeout_seconds FROM ai_agents"
     f" WHERE agent_type = :agent {_AGENT_ORDER}),"
     " inserted AS (INSERT INTO agent_tasks (id, agent_id, workflow_id, task_type, task_name,"
-    " input_data, status, priority, created_by, idempotency_key)"
+    " input_data, status, dispatched_at, priority, created_by, idempotency_key)"
     " SELECT r.id, a.id, coalesce(CAST(:workflow_id AS uuid), r.id), a.agent_type, :task_name,"
-    " r.input_data, 'pending', coalesce(CAST(:priority AS int), a.priority), :created_by,"
+    " r.input_data, 'queued', now(), coalesce(CAST(:priority AS int), a.priority), :created_by,"
     " :idempotency_key FROM agent a, jsonb_to_recordset(:rows) AS r(id uuid, input_data jsonb)"
     " WHERE a.is_active AND a.timeout_seconds <= :max_timeout"
     " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, priority, workflow_id)"
@@ -86,7 +95,10 @@ def insert_direct(
     inputs: Sequence[Mapping[str, Any] | BaseModel],
     options: SubmitOptions,
 ) -> Inserted | None:
-    """One self-committing INSERT on an autocommit ``connection``; None: use ``insert_rows``."""
+    """One self-committing INSERT of ``queued`` rows on an autocommit ``connection``.
+
+    None: nothing was written, use ``insert_rows``.
+    """
     if isinstance(agent, uuid.UUID) or options.parent_task_id is not None or not inputs:
         return None
     if _option_error(options, len(inputs)) is not None:

@@ -115,6 +115,28 @@ def test_broker_down_at_submit_the_relay_dispatches_once_it_is_back(
     assert view.delivery_count == 1
 
 
+def test_a_producer_killed_between_commit_and_send_is_covered_by_the_relay(
+    start_worker: StartWorker, engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """The row commits ``queued`` and the process dies before its message leaves."""
+    killed = subprocess.run(
+        [sys.executable, "-c",
+         "import os; from workers import client, dispatch;"
+         " dispatch.send = lambda batch: os._exit(9);"
+         " client.submit('echo', {'message': 'orphan'})"],
+        env={**os.environ, **toolbox_env}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert killed.returncode == 9, killed.stderr
+    with engine.connect() as connection:
+        task_id = connection.execute(
+            text("SELECT id FROM agent_tasks WHERE input_data->>'message' = 'orphan'")
+        ).scalar_one()
+    assert client.get_task(task_id).status == "queued"
+    start_worker(beat=True, extra_env={"TOOLBOX_REDISPATCH_AFTER_SECONDS": "1"})
+    view = client.wait(task_id, timeout=60)
+    assert view.status == "completed" and view.delivery_count == 1
+
+
 def test_the_same_message_delivered_twice_runs_once(
     start_worker: StartWorker, engine: Engine
 ) -> None:

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
+from agents import recovery
 from models.errors import ConfigurationError, ValidationFailed
-from workers import client
+from workers import client, dispatch
 from workers.db import get_engine
 
 COLUMNS = (
@@ -68,7 +69,7 @@ def test_the_direct_path_writes_what_the_checked_path_writes(
             )
     inputs = [{"message": "one"}, {"message": "two", "phase_seconds": 0.5}, {}]
     direct = client.submit_many("echo", inputs, **options)
-    assert len(statements) == 2, "one self-committing INSERT, then the dispatched mark"
+    assert len(statements) == 1, "one self-committing INSERT of rows already queued"
     with Session(get_engine()) as session, session.begin():
         checked = client.submit_many("echo", inputs, session=session, **options)
     assert len(set(direct) | set(checked)) == 6
@@ -114,3 +115,21 @@ def test_a_reused_idempotency_key_costs_the_direct_path_nothing(
     assert client.submit("echo", {"message": "b"}, idempotency_key="lesson-7") == first
     (row,) = rows(engine, [first])
     assert row["input_data"]["message"] == "a" and row["idempotency_key"] == "lesson-7"
+
+
+def test_rows_the_broker_refused_go_back_to_pending_for_the_relay(
+    engine: Engine, toolbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker fails after the first message of a batch (a fault injected into ``send``)."""
+    real_send = dispatch.send
+
+    def first_only(batch: list[dispatch.Envelope]) -> list[uuid.UUID]:
+        return real_send(batch[:1])
+
+    monkeypatch.setattr(dispatch, "send", first_only)
+    ids = client.submit_many("echo", [{"message": "sent"}, {"message": "late"}, {}])
+    sent, *refused = rows(engine, ids)
+    assert sent["status"] == "queued" and sent["dispatched"]
+    assert [(row["status"], row["dispatched"]) for row in refused] == [("pending", False)] * 2
+    with engine.begin() as connection:
+        assert set(recovery.undispatched(connection, older_than=0)) == set(ids[1:])
