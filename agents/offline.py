@@ -29,6 +29,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
 from agents.checks import split_issue
+from agents.model_spec import OFFLINE_MODEL_NAME
 from agents.offline_lesson import lesson_content, objectives_for, quiz_spec
 from agents.offline_scripts import script_bundle
 from agents.offline_world import terrain_spec
@@ -43,7 +44,6 @@ from agents.schemas import (
 )
 from models.errors import NotSupported
 
-OFFLINE_MODEL_NAME = "offline:toolbox-deterministic-v1"
 CHARS_PER_TOKEN = 4
 
 

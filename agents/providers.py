@@ -20,7 +20,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel, ValidationError
 
 from agents.base import Usage
-from agents.offline import OFFLINE_MODEL_NAME, OfflineChatModel
+from agents.model_spec import DRILL_UNPARSEABLE, OFFLINE_MODEL_NAME, parse_model_spec
+from agents.offline import OfflineChatModel
 from models.errors import (
     ConfigurationError,
     ModelError,
@@ -38,7 +39,6 @@ EXTRAS = {
     "anthropic": "anthropic",
     "ollama": "ollama",
 }
-_SPEC = re.compile(r"^(?P<provider>[a-z][a-z0-9_]*):(?P<model>\S.*)$", re.IGNORECASE)
 _OFFLINE_IGNORED = frozenset(
     {"temperature", "top_p", "max_tokens", "timeout", "max_retries", "seed"}
 )
@@ -86,35 +86,26 @@ _LAST_RESORT = re.compile(
 )
 
 
-DRILL_UNPARSEABLE = "unparseable-scripts"
-"""``offline:unparseable-scripts``: the offline model with a parser-gate fault drill."""
-
-
 def make_chat_model(spec: str, **kwargs: Any) -> BaseChatModel:
     """The chat model named by ``spec``; ``kwargs`` go to the provider's class.
 
     The offline model accepts and ignores sampling options (temperature, ...):
     its output is deterministic by design.
     """
-    spec = spec.strip()
-    if spec.lower() in ("offline", OFFLINE_MODEL_NAME):
-        options = {k: v for k, v in kwargs.items() if k not in _OFFLINE_IGNORED}
-        try:
-            return OfflineChatModel(**options)
-        except ValidationError as exc:
-            raise ConfigurationError(f"invalid options for the offline model: {exc}") from exc
-    match = _SPEC.match(spec)
-    if match is None:
-        raise ConfigurationError(
-            f"model spec {spec!r} is not 'offline' or 'provider:model' (e.g. 'openai:gpt-4o-mini')"
-        )
-    provider, model = match["provider"].lower(), match["model"].strip()
+    try:
+        provider, model = parse_model_spec(spec)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
     if provider == "offline" and model == DRILL_UNPARSEABLE:
         return OfflineChatModel(
             model_name=f"{OFFLINE_MODEL_NAME}+{DRILL_UNPARSEABLE}", drill=DRILL_UNPARSEABLE
         )
     if provider == "offline":
-        raise ConfigurationError(f"unknown offline model {model!r}; use {OFFLINE_MODEL_NAME!r}")
+        options = {k: v for k, v in kwargs.items() if k not in _OFFLINE_IGNORED}
+        try:
+            return OfflineChatModel(**options)
+        except ValidationError as exc:
+            raise ConfigurationError(f"invalid options for the offline model: {exc}") from exc
     try:
         chat_model: BaseChatModel = init_chat_model(model, model_provider=provider, **kwargs)
     except ImportError as exc:

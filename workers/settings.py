@@ -11,11 +11,12 @@ import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agents.model_spec import parse_model_spec
 from models.errors import ConfigurationError
 
 ENV_PREFIX = "TOOLBOX_"
@@ -152,6 +153,17 @@ class Settings(BaseSettings):
         unknown = sorted(set(value) - set(AGENT_KINDS))
         if unknown:
             raise ValueError(f"unknown agent kind(s) {unknown}; known: {list(AGENT_KINDS)}")
+        for kind, spec in value.items():
+            try:
+                parse_model_spec(spec)
+            except ValueError as exc:
+                raise ValueError(f"{kind}: {exc}") from None
+        return value
+
+    @field_validator("default_model")
+    @classmethod
+    def _model_spec(cls, value: str) -> str:
+        parse_model_spec(value)
         return value
 
     @field_validator("flower_basic_auth")
@@ -181,6 +193,10 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}DATABASE_URL and {ENV_PREFIX}REDIS_URL are required in production "
                 "(embedded servers are for development)"
             )
+        for name, url in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url)):
+            password = urlsplit(url).password
+            if password is not None and unquote(password).lower() in PLACEHOLDERS:
+                raise ValueError(f"{ENV_PREFIX}{name} holds a placeholder password")
         return self
 
     def model_for(self, agent_type: str) -> str:

@@ -12,7 +12,8 @@ from langchain_core.messages import AIMessage, HumanMessage
 from pydantic import BaseModel
 
 from agents.checks import check_content, check_quiz, check_scripts, check_terrain
-from agents.offline import OFFLINE_MODEL_NAME, OfflineChatModel
+from agents.model_spec import OFFLINE_MODEL_NAME
+from agents.offline import OfflineChatModel
 from agents.prompts import TaskName, task_messages
 from agents.providers import invoke_structured
 from agents.schemas import (

@@ -33,6 +33,9 @@ def test_defaults_use_embedded_servers() -> None:
         ("TOOLBOX_FLOWER_PORT", "0", "TOOLBOX_FLOWER_PORT"),
         ("TOOLBOX_AGENT_MODELS", "painter=openai:x", "TOOLBOX_AGENT_MODELS: unknown agent kind"),
         ("TOOLBOX_FLOWER_BASIC_AUTH", "nopassword", "TOOLBOX_FLOWER_BASIC_AUTH: each entry"),
+        ("TOOLBOX_DEFAULT_MODEL", "bogus", "TOOLBOX_DEFAULT_MODEL: model spec 'bogus' is not"),
+        ("TOOLBOX_DEFAULT_MODEL", "offline:gpt", "TOOLBOX_DEFAULT_MODEL: unknown offline model"),
+        ("TOOLBOX_AGENT_MODELS", "quiz=gpt-4o", "TOOLBOX_AGENT_MODELS: quiz: model spec 'gpt-4o'"),
     ],
 )
 def test_bad_values_name_the_variable(
@@ -58,12 +61,18 @@ def test_production_refuses_placeholder_secrets(monkeypatch: pytest.MonkeyPatch)
         load_settings()
 
 
+PRODUCTION = {
+    "TOOLBOX_ENV": "production",
+    "TOOLBOX_SECRET_KEYS": "k" * 44,
+    "TOOLBOX_FLOWER_BASIC_AUTH": "ops:s3cret-Pass",
+    "TOOLBOX_DATABASE_URL": "postgresql://app:pw@db:5432/toolbox",
+    "TOOLBOX_REDIS_URL": "redis://redis:6379/0",
+}
+
+
 def test_production_accepts_real_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TOOLBOX_ENV", "production")
-    monkeypatch.setenv("TOOLBOX_SECRET_KEYS", "k" * 44)
-    monkeypatch.setenv("TOOLBOX_FLOWER_BASIC_AUTH", "ops:s3cret-Pass")
-    monkeypatch.setenv("TOOLBOX_DATABASE_URL", "postgresql://app:pw@db:5432/toolbox")
-    monkeypatch.setenv("TOOLBOX_REDIS_URL", "redis://redis:6379/0")
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
     settings = load_settings()
     assert settings.database_url == "postgresql+psycopg://app:pw@db:5432/toolbox"
 
@@ -100,3 +109,27 @@ def test_task_events_switch_reaches_workers_and_flower(
     assert config["worker_send_task_events"] is enabled
     assert config["task_send_sent_event"] is enabled
     assert f"--enable_events={enabled}" in flower_launch(settings).argv
+
+
+@pytest.mark.parametrize("variable", ["TOOLBOX_DATABASE_URL", "TOOLBOX_REDIS_URL"])
+def test_production_refuses_placeholder_server_passwords(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    placeholder = {
+        "TOOLBOX_DATABASE_URL": "postgresql://toolbox:ChangeMe@db:5432/toolbox",
+        "TOOLBOX_REDIS_URL": "redis://:password@broker:6379/0",
+    }
+    monkeypatch.setenv(variable, placeholder[variable])
+    with pytest.raises(ConfigurationError, match=f"{variable} holds a placeholder password"):
+        load_settings()
+
+
+def test_model_specs_that_parse_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLBOX_DEFAULT_MODEL", "offline:unparseable-scripts")
+    monkeypatch.setenv("TOOLBOX_AGENT_MODELS", "quiz=ollama:llama3,content=offline")
+    settings = load_settings()
+    assert settings.model_for("quiz") == "ollama:llama3"
+    assert settings.model_for("content") == "offline"
+    assert settings.model_for("review") == "offline:unparseable-scripts"
