@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from lms.schedule import NEXT_DUE, SyncPolicy, due_params
-from models.errors import NotFound, ValidationFailed
+from models.errors import NotFound
+from models.ids import resolve_id as resolve_prefix
 
 PASSBACK_STATUSES = ("pending", "sending", "success", "failed")
 
@@ -152,25 +153,7 @@ def integration_detail(
 
 def resolve_id(connection: Connection, value: str) -> uuid.UUID:
     """A full integration id, or a unique prefix of one (at least 4 characters)."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        pass
-    prefix = value.strip().lower()
-    if len(prefix) < 4 or any(char not in "0123456789abcdef-" for char in prefix):
-        raise ValidationFailed(f"not an integration id (or a prefix of 4+ characters): {value!r}")
-    found = list(
-        connection.execute(
-            text("SELECT id FROM lms_integrations WHERE id::text LIKE :prefix LIMIT 2"),
-            {"prefix": prefix + "%"},
-        ).scalars()
-    )
-    if not found:
-        raise NotFound(f"no LMS integration id starts with {prefix!r}")
-    if len(found) > 1:
-        raise ValidationFailed(f"{prefix!r} matches several integrations; give more of the id")
-    integration_id: uuid.UUID = found[0]
-    return integration_id
+    return resolve_prefix(connection, value, table="lms_integrations", noun="LMS integration")
 
 
 def _passback_counts(

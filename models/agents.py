@@ -70,6 +70,10 @@ class AIAgent(Base):
     updated_at: Mapped[updated_at]
 
 
+TASK_STATUSES = ("pending", "queued", "running", "retrying", "completed", "failed", "cancelled")
+"""Every ``agent_tasks.status`` (its CHECK constraint), in lifecycle order."""
+
+
 class AgentTask(Base):
     """One unit of agent work, possibly a sub-task of a workflow.
 
@@ -83,8 +87,7 @@ class AgentTask(Base):
     __tablename__ = "agent_tasks"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('pending', 'queued', 'running', 'retrying', 'completed', 'failed',"
-            " 'cancelled')",
+            "status IN (" + ", ".join(f"'{status}'" for status in TASK_STATUSES) + ")",
             name="status",
         ),
         CheckConstraint("priority BETWEEN 0 AND 9", name="priority_range"),

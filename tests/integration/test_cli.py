@@ -68,7 +68,8 @@ def test_task_commands_end_to_end(start_worker: StartWorker, toolbox_env: dict[s
     listed = toolbox("task", "list", "--agent", "echo", "--json", env=toolbox_env)
     assert [t["id"] for t in json.loads(listed.stdout)] == [view["id"]]
     cancelled = toolbox("task", "cancel", view["id"], env=toolbox_env)
-    assert cancelled.returncode == 0 and "completed" in cancelled.stdout
+    assert cancelled.returncode == 1, cancelled.stderr  # finished: nothing to cancel
+    assert "completed (had already finished; nothing was cancelled)" in cancelled.stdout
 
 
 def test_task_submit_rejects_bad_input(toolbox_env: dict[str, str]) -> None:

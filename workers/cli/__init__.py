@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
 from models.errors import ToolboxError
 from workers.cli import core, ops
+from workers.cli.failures import explain
 from workers.cli.lms import lms_app
 from workers.cli.tasks import task_app
 from workers.cli.workflow import workflow_app
@@ -29,8 +31,18 @@ app.add_typer(workflow_app, name="workflow")
 
 def main() -> None:
     configure_logging("WARNING", json_output=False)
+    embedded_database = not os.environ.get("TOOLBOX_DATABASE_URL")  # before resolve_servers
     try:
         app()
     except ToolboxError as exc:
-        typer.secho(f"error: {exc.message}", fg="red", err=True)
-        sys.exit(2)
+        _fail(exc.message)
+    except Exception as exc:  # PostgreSQL or Redis unreachable, no schema: one line too
+        message = explain(exc, embedded_database=embedded_database)
+        if message is None:
+            raise
+        _fail(message)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(2)

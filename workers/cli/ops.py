@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from workers.cli.failures import redis_unreachable
 from workers.db import get_engine
 from workers.embedded import resolve_servers
 from workers.jobs.status import Status, collect_status
@@ -40,6 +41,7 @@ def _queues(report: Status) -> Table:
         table.add_row(queue["name"], str(queue["depth"]), spread or "-")
     if report.broker_error:
         table.add_row("[red]unavailable[/red]", "-", report.broker_error)
+        table.caption = redis_unreachable()
     else:
         table.caption = f"{report.unacked} message(s) delivered and not yet acknowledged"
     return table

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Annotated, Any
 
 import typer
@@ -12,6 +11,7 @@ from rich.table import Table
 
 from models.errors import ValidationFailed
 from workers import client
+from workers.cli import lookup
 from workers.embedded import resolve_servers
 from workers.views import TaskView
 
@@ -19,13 +19,7 @@ console = Console()
 task_app = typer.Typer(help="Submit and follow agent tasks.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON")]
-
-
-def _task_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise ValidationFailed(f"not a task id: {value!r}") from None
+TaskId = Annotated[str, typer.Argument(help=lookup.ID_HELP)]
 
 
 def _print_json(view: TaskView | list[TaskView]) -> None:
@@ -43,7 +37,7 @@ def _show(view: TaskView) -> None:
         ("retries", view.retry_count), ("deliveries", view.delivery_count),
         ("workflow", view.workflow_id), ("created", view.created_at),
         ("started", view.started_at), ("completed", view.completed_at),
-        ("duration", f"{view.duration_seconds}s" if view.duration_seconds is not None else None),
+        ("duration", lookup.duration(view)),
         ("error", view.error_message),
     ]  # fmt: skip
     for name, value in rows:
@@ -97,22 +91,24 @@ def submit(
 
 
 @task_app.command("show")
-def show(task_id: str, as_json: JsonFlag = False) -> None:
+def show(task_id: TaskId, as_json: JsonFlag = False) -> None:
     """Status, progress, timings, retries, error and SPARC states of a task."""
     resolve_servers()
-    view = client.get_task(_task_id(task_id))
+    view = client.get_task(lookup.task_id(task_id))
     _print_json(view) if as_json else _show(view)
 
 
 @task_app.command("list")
 def list_(
-    status: Annotated[str | None, typer.Option(help="Filter by status")] = None,
-    agent: Annotated[str | None, typer.Option(help="Filter by agent type")] = None,
+    status: Annotated[str | None, typer.Option(help=lookup.STATUS_HELP)] = None,
+    agent: Annotated[str | None, typer.Option(help="Filter by agent type, e.g. echo")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     as_json: JsonFlag = False,
 ) -> None:
-    """The most recent tasks, newest first."""
+    """The most recent tasks, newest first; other commands take an id prefix as shown."""
+    status = lookup.check_status(status)
     resolve_servers()
+    lookup.check_agent(agent)
     views = client.list_tasks(status=status, agent_type=agent, limit=limit)
     if as_json:
         _print_json(views)
@@ -128,9 +124,23 @@ def list_(
 
 
 @task_app.command("cancel")
-def cancel(task_id: str) -> None:
-    """Cancel a task: at once if it has not started, else at its next phase boundary."""
+def cancel(task_id: TaskId) -> None:
+    """Cancel a task: at once if it has not started, else at its next phase boundary.
+
+    Prints the id and the status. Exit status 0: the task is cancelled, will stop
+    at its next phase, or was cancelled before. Exit status 1: it had already
+    completed or failed, so nothing was cancelled.
+    """
     resolve_servers()
-    view = client.cancel(_task_id(task_id))
-    note = " (stops at its next phase)" if view.status == "running" else ""
-    typer.echo(f"{view.id} {view.status}{note}")
+    found = lookup.task_id(task_id)
+    before = client.get_task(found, states=False)
+    view = before if before.finished else client.cancel(found)
+    if view.status == "running":
+        typer.echo(f"{view.id} running (stops at its next phase)")
+    elif before.status == "cancelled":
+        typer.echo(f"{view.id} cancelled (was already cancelled; nothing to do)")
+    elif view.status in {"completed", "failed"}:
+        typer.echo(f"{view.id} {view.status} (had already finished; nothing was cancelled)")
+        raise typer.Exit(1)
+    else:
+        typer.echo(f"{view.id} {view.status}")

@@ -12,20 +12,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.tree import Tree
 
-from models.errors import ValidationFailed, WaitTimeout
+from models.errors import WaitTimeout
 from workers import workflows
+from workers.cli import lookup
 from workers.embedded import resolve_servers
 from workers.workflows import WorkflowView
 
 console = Console()
 workflow_app = typer.Typer(help="Generate learning environments.", no_args_is_help=True)
-
-
-def _workflow_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise ValidationFailed(f"not a workflow id: {value!r}") from None
+WorkflowId = Annotated[str, typer.Argument(help=lookup.ID_HELP)]
 
 
 def _tree(view: WorkflowView) -> Tree:
@@ -37,7 +32,7 @@ def _tree(view: WorkflowView) -> Tree:
     nodes: dict[uuid.UUID | None, Tree] = {}
     for task in view.tasks:
         role = (task.context_data or {}).get("role", "plan")
-        timing = f"{task.duration_seconds}s" if task.duration_seconds is not None else "-"
+        timing = lookup.duration(task) or "-"
         label = (
             f"{task.agent_type} [dim]{role}[/dim] {task.status} {task.progress_percentage}% "
             f"{timing} [dim]{task.id}[/dim]"
@@ -130,16 +125,30 @@ def _print(view: WorkflowView, as_json: bool) -> None:
 
 @workflow_app.command("show")
 def show(
-    workflow_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False
+    workflow_id: WorkflowId,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """The task tree with status, progress, timings and the produced artifacts' ids."""
     resolve_servers()
-    _print(workflows.get(_workflow_id(workflow_id)), as_json)
+    _print(workflows.get(lookup.workflow_id(workflow_id)), as_json)
 
 
 @workflow_app.command("cancel")
-def cancel(workflow_id: str) -> None:
-    """Cancel every unfinished task of the workflow; nothing is marked ready."""
+def cancel(workflow_id: WorkflowId) -> None:
+    """Cancel every unfinished task of the workflow; nothing is marked ready.
+
+    Prints the id and the status. Exit status 0: the workflow is cancelled (now
+    or before). Exit status 1: it had already completed or failed, so nothing
+    was cancelled.
+    """
     resolve_servers()
-    view = workflows.cancel(_workflow_id(workflow_id))
-    typer.echo(f"{view.id} {view.status}")
+    found = lookup.workflow_id(workflow_id)
+    before = workflows.get(found)
+    view = before if before.finished else workflows.cancel(found)
+    if before.status == "cancelled":
+        typer.echo(f"{view.id} cancelled (was already cancelled; nothing to do)")
+    elif view.status in {"completed", "failed"}:
+        typer.echo(f"{view.id} {view.status} (had already finished; nothing was cancelled)")
+        raise typer.Exit(1)
+    else:
+        typer.echo(f"{view.id} {view.status}")

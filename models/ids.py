@@ -1,0 +1,70 @@
+"""Ids typed by people: a full UUID, or a unique prefix of one.
+
+Lists on the command line shorten ids (``toolbox task list`` at 80 columns,
+``toolbox lms list`` to 8 characters), so every command that takes an id
+accepts what they show.  The prefix is matched on the table itself
+(``id::text LIKE prefix || '%'``); the equivalent uuid range lets the
+primary key index find the rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Connection, text
+
+from models.errors import NotFound, ValidationFailed
+
+MIN_PREFIX = 4
+SHOWN_MATCHES = 5
+_HEX = frozenset("0123456789abcdef")
+
+
+def resolve_id(
+    connection: Connection, value: str, *, table: str, noun: str, where: str | None = None
+) -> uuid.UUID:
+    """The id ``value`` names in ``table``: itself if a full UUID, else the one row it prefixes.
+
+    ``table`` and ``where`` (an extra SQL condition on the row) are the
+    caller's constants, never user input.  A full UUID is returned unchecked:
+    the caller's lookup says "not found" in its own words.
+    """
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        pass
+    prefix = value.strip().lower()
+    digits = prefix.replace("-", "")
+    if len(digits) < MIN_PREFIX or len(digits) > 32 or not set(digits) <= _HEX:
+        raise ValidationFailed(
+            f"not {_article(noun)} {noun} id (or a prefix of {MIN_PREFIX}+ hex characters): "
+            f"{value!r}"
+        )
+    condition = f" AND ({where})" if where else ""
+    found = list(
+        connection.execute(
+            text(
+                f"SELECT id FROM {table} WHERE id BETWEEN :low AND :high"
+                f" AND id::text LIKE :prefix{condition} ORDER BY id LIMIT {SHOWN_MATCHES + 1}"
+            ),
+            {
+                "low": uuid.UUID(hex=digits.ljust(32, "0")),
+                "high": uuid.UUID(hex=digits.ljust(32, "f")),
+                "prefix": prefix + "%",
+            },
+        ).scalars()
+    )
+    if not found:
+        raise NotFound(f"no {noun} id starts with {prefix!r}")
+    if len(found) > 1:
+        shown = ", ".join(str(match) for match in found[:SHOWN_MATCHES])
+        more = ", ..." if len(found) > SHOWN_MATCHES else ""
+        raise ValidationFailed(
+            f"{prefix!r} matches several {noun}s ({shown}{more}); give more of the id"
+        )
+    resolved: uuid.UUID = found[0]
+    return resolved
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[:1].lower() in "aeio" or noun.startswith("LMS") else "a"

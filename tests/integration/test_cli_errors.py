@@ -1,0 +1,295 @@
+"""What a new user hits on the command line: setup errors, id prefixes, filters, cancel, timings.
+
+Every check runs the real ``toolbox`` command against the test servers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import Engine, create_engine, pool, text
+from sqlalchemy.exc import IntegrityError
+
+from models.agents import TASK_STATUSES
+from tests.integration.test_cli import TOOLBOX, toolbox
+from workers.cli.failures import explain
+from workers.cli.lookup import format_seconds
+from workers.settings import get_settings
+
+CLOSED_PORT_URL = "postgresql://someone:sekret-pw@127.0.0.1:1/toolbox"
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The run failed with exit status 2 and one ``error:`` line, no traceback."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Engine]:
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    yield engine
+    engine.dispose()
+
+
+def add_task(db: Engine, task_id: str, *, agent: str = "echo", status: str = "pending") -> None:
+    """A task row with a chosen id (a workflow root when ``agent`` is the supervisor)."""
+    with db.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO agent_tasks (id, agent_id, workflow_id, task_type, task_name,"
+                " input_data, status) SELECT :id, id, :id, agent_type, 'test', '{}', :status"
+                " FROM ai_agents WHERE agent_type = :agent"
+            ),
+            {"id": task_id, "agent": agent, "status": status},
+        )
+
+
+def finish(db: Engine, task_id: str, *, status: str = "completed", ms: int = 6) -> None:
+    """Mark a task finished ``ms`` milliseconds after it started, as a worker writes it."""
+    with db.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE agent_tasks SET status = :status, started_at = now(),"
+                " completed_at = now() + make_interval(secs => :ms / 1000.0),"
+                " duration_seconds = ceil(:ms / 1000.0)::int WHERE id = :id"
+            ),
+            {"id": task_id, "status": status, "ms": ms},
+        )
+
+
+# 1. no schema -------------------------------------------------------------------------
+
+
+def test_database_without_schema_says_run_migrate(empty_database_url: str, redis_url: str) -> None:
+    env = {"TOOLBOX_DATABASE_URL": empty_database_url, "TOOLBOX_REDIS_URL": redis_url}
+    for command in (("task", "submit", "echo"), ("task", "list"), ("status",)):
+        line = one_error_line(toolbox(*command, env=env))
+        assert "has no schema yet" in line and "toolbox migrate" in line, line
+        assert 'relation "' in line
+    assert toolbox("migrate", env=env).returncode == 0
+    assert toolbox("task", "list", env=env).returncode == 0
+
+
+def test_outdated_schema_names_both_revisions(db: Engine, toolbox_env: dict[str, str]) -> None:
+    with db.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0002'"))
+        connection.execute(text("ALTER TABLE agent_tasks DROP COLUMN delivery_count"))
+    line = one_error_line(toolbox("task", "list", env=toolbox_env))
+    assert "has an outdated schema (revision 0002, this code needs 0003)" in line, line
+    assert "toolbox migrate" in line
+
+
+@pytest.mark.slow
+def test_fresh_embedded_database_points_at_the_data_dir(tmp_path: Path, redis_url: str) -> None:
+    """The user ran a command from a folder with no ``.toolbox``: a new, empty server starts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLBOX_")}
+    elsewhere = tmp_path / "another-folder"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [TOOLBOX, "task", "submit", "echo"],
+        env={**env, "TOOLBOX_REDIS_URL": redis_url}, cwd=elsewhere, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    line = one_error_line(result)
+    assert f"the embedded database in {elsewhere / '.toolbox'} has no schema yet" in line, line
+    assert "TOOLBOX_DATA_DIR" in line and "toolbox migrate" in line
+
+
+# 2. servers unreachable ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("task", "list"),
+        ("task", "submit", "echo"),
+        ("status",),
+        ("migrate",),
+        ("db", "check"),
+        ("workflow", "show", str(uuid.uuid4())),
+        ("up",),
+    ],
+)
+def test_unreachable_postgres_is_one_line_without_the_password(
+    command: tuple[str, ...], redis_url: str
+) -> None:
+    result = toolbox(*command, env={"TOOLBOX_DATABASE_URL": CLOSED_PORT_URL,
+                                    "TOOLBOX_REDIS_URL": redis_url})  # fmt: skip
+    line = one_error_line(result)
+    assert line == (
+        "error: cannot connect to PostgreSQL at 127.0.0.1:1 (connection refused); "
+        "check TOOLBOX_DATABASE_URL"
+    )
+    assert "sekret-pw" not in result.stdout + result.stderr
+
+
+def test_unresolvable_postgres_host(redis_url: str) -> None:
+    url = "postgresql://someone:sekret-pw@no-such-host.invalid:5432/toolbox"
+    result = toolbox("task", "list", env={"TOOLBOX_DATABASE_URL": url,
+                                          "TOOLBOX_REDIS_URL": redis_url})  # fmt: skip
+    assert one_error_line(result) == (
+        "error: cannot connect to PostgreSQL at no-such-host.invalid:5432 (host not found); "
+        "check TOOLBOX_DATABASE_URL"
+    )
+    assert "sekret-pw" not in result.stdout + result.stderr
+
+
+def test_status_reports_unreachable_redis_and_where(toolbox_env: dict[str, str]) -> None:
+    result = toolbox("status", env={**toolbox_env, "TOOLBOX_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert result.returncode == 0, result.stderr
+    assert "unavailable" in result.stdout and "redis unreachable" in result.stdout
+    assert "cannot connect to Redis at 127.0.0.1:1" in " ".join(result.stdout.split())
+    assert "Traceback" not in result.stderr
+
+
+def test_redis_errors_become_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``main()`` prints for a Redis error a command lets through."""
+    monkeypatch.setenv("TOOLBOX_REDIS_URL", "redis://:sekret-pw@127.0.0.1:1/0")
+    get_settings.cache_clear()
+    client = redis.Redis(host="127.0.0.1", port=1, password="sekret-pw", socket_connect_timeout=5)
+    with pytest.raises(redis.ConnectionError) as caught:
+        client.ping()
+    try:
+        assert explain(caught.value, embedded_database=False) == (
+            "cannot connect to Redis at 127.0.0.1:1 (connection refused); check TOOLBOX_REDIS_URL"
+        )
+        assert explain(ValueError("a bug"), embedded_database=False) is None
+    finally:
+        client.close()
+        get_settings.cache_clear()
+
+
+def test_errors_a_statement_caused_are_left_alone(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    """A COMMIT that fails (no statement, like a failed connect) is a bug to show in full."""
+    monkeypatch.setenv("TOOLBOX_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    with engine.connect() as connection:
+        connection.execute(text("CREATE TEMP TABLE p (id int PRIMARY KEY)"))
+        connection.execute(
+            text("CREATE TEMP TABLE c (p int REFERENCES p DEFERRABLE INITIALLY DEFERRED)")
+        )
+        connection.commit()
+        connection.execute(text("INSERT INTO c VALUES (1)"))
+        with pytest.raises(IntegrityError) as caught:
+            connection.commit()
+    assert caught.value.statement is None
+    assert explain(caught.value, embedded_database=False) is None
+    get_settings.cache_clear()
+
+
+# 3. id prefixes -----------------------------------------------------------------------
+
+
+def test_task_commands_take_a_unique_id_prefix(db: Engine, toolbox_env: dict[str, str]) -> None:
+    first, second = "abcd1111-0000-4000-8000-000000000001", "abcd2222-0000-4000-8000-000000000002"
+    add_task(db, first)
+    add_task(db, second)
+    shown = toolbox("task", "show", "abcd1111", "--json", env=toolbox_env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == first
+    assert toolbox("task", "show", first, env=toolbox_env).returncode == 0
+    ambiguous = one_error_line(toolbox("task", "show", "abcd", env=toolbox_env))
+    assert "'abcd' matches several tasks" in ambiguous
+    assert first in ambiguous and second in ambiguous
+    missing = one_error_line(toolbox("task", "cancel", "0123abcd", env=toolbox_env))
+    assert missing == "error: no task id starts with '0123abcd'"
+    too_short = one_error_line(toolbox("task", "show", "abc", env=toolbox_env))
+    assert "prefix of 4+ hex characters" in too_short
+    cancelled = toolbox("task", "cancel", "abcd2222-", env=toolbox_env)
+    assert cancelled.returncode == 0 and cancelled.stdout.strip() == f"{second} cancelled"
+
+
+def test_workflow_commands_take_a_unique_id_prefix(db: Engine, toolbox_env: dict[str, str]) -> None:
+    generated = toolbox(
+        "workflow", "generate", "--subject", "science", "--grade", "6", "--topic", "volcanoes",
+        env=toolbox_env,
+    )  # fmt: skip
+    assert generated.returncode == 0, generated.stderr
+    workflow_id = generated.stdout.strip()
+    add_task(db, workflow_id[:8] + "-0000-4000-8000-000000000009")  # a task, not a workflow
+    shown = toolbox("workflow", "show", workflow_id[:8], "--json", env=toolbox_env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == workflow_id
+    cancelled = toolbox("workflow", "cancel", workflow_id[:8], env=toolbox_env)
+    assert cancelled.returncode == 0 and cancelled.stdout.strip() == f"{workflow_id} cancelled"
+    again = toolbox("workflow", "cancel", workflow_id[:8], env=toolbox_env)
+    assert again.returncode == 0 and "was already cancelled" in again.stdout
+    missing = one_error_line(toolbox("workflow", "show", "ffff0000", env=toolbox_env))
+    assert missing == "error: no workflow id starts with 'ffff0000'"
+
+
+# 4. list filters ----------------------------------------------------------------------
+
+
+def test_task_list_rejects_unknown_status_and_agent(
+    db: Engine, toolbox_env: dict[str, str]
+) -> None:
+    with db.connect() as connection:
+        constraint = connection.execute(
+            text("SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+                 " WHERE conname = 'ck_agent_tasks_status'")
+        ).scalar_one()  # fmt: skip
+    assert all(f"'{status}'" in constraint for status in TASK_STATUSES)
+    assert constraint.count("'") == 2 * len(TASK_STATUSES)
+    status = one_error_line(toolbox("task", "list", "--status", "bogus", env=toolbox_env))
+    assert status == f"error: unknown status 'bogus'; valid: {', '.join(TASK_STATUSES)}"
+    agent = one_error_line(toolbox("task", "list", "--agent", "painter", env=toolbox_env))
+    assert agent.startswith("error: unknown agent 'painter'; known: ") and "echo" in agent
+    add_task(db, str(uuid.uuid4()), status="failed")
+    listed = toolbox("task", "list", "--status", "failed", "--agent", "echo", "--json",
+                     env=toolbox_env)  # fmt: skip
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 1
+
+
+# 5. cancelling a finished task ----------------------------------------------------------
+
+
+def test_cancel_of_a_finished_task_says_nothing_was_cancelled(
+    db: Engine, toolbox_env: dict[str, str]
+) -> None:
+    task_id = str(uuid.uuid4())
+    add_task(db, task_id)
+    finish(db, task_id)
+    result = toolbox("task", "cancel", task_id, env=toolbox_env)
+    assert result.returncode == 1
+    assert result.stdout.strip() == (
+        f"{task_id} completed (had already finished; nothing was cancelled)"
+    )
+    shown = toolbox("task", "show", task_id, "--json", env=toolbox_env)
+    assert json.loads(shown.stdout)["status"] == "completed"
+
+
+# 6. precise duration ---------------------------------------------------------------------
+
+
+def test_task_show_gives_the_precise_duration(db: Engine, toolbox_env: dict[str, str]) -> None:
+    task_id = str(uuid.uuid4())
+    add_task(db, task_id)
+    finish(db, task_id, ms=6)
+    shown = toolbox("task", "show", task_id, env=toolbox_env)
+    assert shown.returncode == 0, shown.stderr
+    durations = [line.split() for line in shown.stdout.splitlines() if "duration" in line]
+    assert durations == [["duration", "6", "ms"]]
+    as_json = toolbox("task", "show", task_id, "--json", env=toolbox_env)
+    assert json.loads(as_json.stdout)["duration_seconds"] == 1
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0.006, "6 ms"), (0.0004, "0.4 ms"), (0.25, "250 ms"), (2.345, "2.35s"),
+     (185.2, "3m 05.2s"), (3723, "1h 02m 03s")],
+)  # fmt: skip
+def test_durations_read_naturally(seconds: float, shown: str) -> None:
+    assert format_seconds(seconds) == shown

@@ -1,0 +1,75 @@
+"""What ``toolbox task`` and ``toolbox workflow`` share: id prefixes, list filters, durations."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+
+from agents.workflow import ROOT_AGENT
+from models.agents import TASK_STATUSES
+from models.errors import ValidationFailed
+from models.ids import resolve_id
+from workers.db import get_engine
+from workers.views import TaskView
+
+ID_HELP = "Id, or a unique prefix of it (4+ characters)"
+STATUS_HELP = "Filter by status: " + ", ".join(TASK_STATUSES)
+
+
+def task_id(value: str) -> uuid.UUID:
+    with get_engine().connect() as connection:
+        return resolve_id(connection, value, table="agent_tasks", noun="task")
+
+
+def workflow_id(value: str) -> uuid.UUID:
+    """A workflow is its root task: a supervisor task that is its own workflow."""
+    with get_engine().connect() as connection:
+        return resolve_id(
+            connection, value, table="agent_tasks", noun="workflow",
+            where="workflow_id = id AND agent_id IN"
+                  f" (SELECT id FROM ai_agents WHERE agent_type = '{ROOT_AGENT}')",
+        )  # fmt: skip
+
+
+def check_status(status: str | None) -> str | None:
+    """``status`` lower-cased, or ``ValidationFailed`` listing the valid ones."""
+    if status is None:
+        return None
+    if status.lower() not in TASK_STATUSES:
+        raise ValidationFailed(f"unknown status {status!r}; valid: {', '.join(TASK_STATUSES)}")
+    return status.lower()
+
+
+def check_agent(agent: str | None) -> None:
+    """``ValidationFailed`` listing the known agent types when ``agent`` is none of them."""
+    if agent is None:
+        return
+    with get_engine().connect() as connection:
+        known = list(
+            connection.execute(
+                text("SELECT DISTINCT agent_type FROM ai_agents ORDER BY agent_type")
+            ).scalars()
+        )
+    if agent not in known:
+        raise ValidationFailed(f"unknown agent {agent!r}; known: {', '.join(known)}")
+
+
+def duration(view: TaskView) -> str | None:
+    """Run time from ``started_at``/``completed_at``; ``duration_seconds`` rounds up to 1s."""
+    if view.started_at is None or view.completed_at is None:
+        return None if view.duration_seconds is None else f"{view.duration_seconds}s"
+    return format_seconds((view.completed_at - view.started_at).total_seconds())
+
+
+def format_seconds(seconds: float) -> str:
+    """``6 ms``, ``0.4 ms``, ``2.35s``, ``3m 05.2s``, ``1h 02m 03s``."""
+    seconds = max(seconds, 0.0)
+    if seconds < 1:
+        ms = seconds * 1000
+        return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f}".rstrip("0").rstrip(".") + " ms"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, rest = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}h {minutes:02d}m {rest:02.0f}s" if hours else f"{minutes}m {rest:04.1f}s"
