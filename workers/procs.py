@@ -8,8 +8,11 @@ per fire in ``periodic_job_runs``) makes a second one harmless, not useful.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 
 CELERY = "celery -A workers.app"
 
@@ -37,3 +40,36 @@ def process_env() -> dict[str, str]:
     scripts = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([scripts, env.get("PATH", "")])
     return env
+
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
+    """Run ``argv`` to its end, passing on stop signals; return its exit status.
+
+    Unlike exec, this process lives on and runs its exit cleanup (leaving the
+    embedded servers).  The child gets a process group of its own, so Ctrl-C in
+    a terminal or honcho's group-wide SIGTERM reaches it once, through here,
+    not twice (Flower prints a traceback on a second SIGINT).  The price: a
+    SIGKILL of this process alone leaves the child running.
+    """
+    child: subprocess.Popen[bytes] | None = None
+    pending: list[int] = []
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if child is None:
+            pending.append(signum)
+        else:
+            child.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
+    try:
+        child = subprocess.Popen(argv, env=env, process_group=0)
+        for signum in pending:
+            child.send_signal(signum)
+        status = child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return status if status >= 0 else 128 - status

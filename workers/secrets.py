@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 
 from lms.secrets import SecretBox, generate_key
 from models.errors import ConfigurationError
-from workers.settings import ENV_PREFIX, Settings, get_settings
+from workers.settings import ENV_PREFIX, Settings, ensure_data_dir, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def development_key(data_dir: Path) -> str:
     """The key in ``data_dir/secret.key``, created (0600) on first use; warns once per process."""
     path = data_dir / KEY_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_data_dir(data_dir)
         _create_atomically(path, generate_key())
     key = path.read_text().strip()
     log.warning(

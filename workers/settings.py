@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -224,6 +225,18 @@ def mask_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
     return parts._replace(netloc=netloc).geturl()
+
+
+def ensure_data_dir(path: Path) -> Path:
+    """Create the data folder; an unusable one is a setting to fix, not a mkdir traceback."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problem = "not a folder" if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
+        raise ConfigurationError(f"{ENV_PREFIX}DATA_DIR={path} is not usable: {problem}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"{ENV_PREFIX}DATA_DIR={path} is not usable: not writable")
+    return path
 
 
 def _describe(error: ValidationError) -> str:

@@ -6,27 +6,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, pool, text
 
+from tests.integration.embedded_support import TOOLBOX, embedded_env
 from tests.workers import wait_for
 from workers.embedded import resolve_servers
 from workers.settings import Settings
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
-
-TOOLBOX = str(Path(sys.executable).parent / "toolbox")
-
-
-def embedded_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLBOX_")}
-    env["TOOLBOX_DATA_DIR"] = str(data_dir)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
 
 
 def test_urls_set_means_nothing_embedded_starts(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 from typing import Annotated
@@ -15,7 +14,7 @@ from rich.table import Table
 from workers import migrate as schema
 from workers.embedded import resolve_servers
 from workers.flower import flower_launch
-from workers.procs import PROCESSES, process_env
+from workers.procs import PROCESSES, process_env, run_in_foreground
 from workers.settings import get_settings
 
 console = Console()
@@ -94,7 +93,8 @@ def flower() -> None:
     """Run Flower with basic auth from TOOLBOX_FLOWER_BASIC_AUTH and persistent state."""
     resolve_servers()
     launch = flower_launch(get_settings())
-    os.execvpe(launch.argv[0], launch.argv, launch.env)
+    # a child, not exec: this process must live on to leave the embedded servers
+    sys.exit(run_in_foreground(launch.argv, launch.env))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,160 @@
+"""The embedded servers stop when their last live user does, however the others ended."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.integration.embedded_support import TOOLBOX, embedded_env, servers_on, users
+from tests.integration.ops_support import free_port, start_process, stop_process, wait_until
+from tests.workers import wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.slow]
+
+PASSWORD = "embedded-flower-pass-3"
+JOIN_AND_SLEEP = (
+    "import time; from workers.embedded import resolve_servers; resolve_servers(); "
+    "print('joined', flush=True); time.sleep(600)"
+)
+JOIN_POSTGRES_ONLY_AND_SLEEP = (  # like a user between joining PostgreSQL and Redis
+    "import sys, time; from pathlib import Path; from workers.embedded import start_postgres; "
+    "start_postgres(Path(sys.argv[1])); print('joined', flush=True); time.sleep(600)"
+)
+
+
+def toolbox(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TOOLBOX, *args], env=env, capture_output=True, text=True, timeout=120
+    )  # fmt: skip
+
+
+def serving(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def assert_stopped(data_dir: Path) -> None:
+    """No server left on ``data_dir`` within 20 s, and nobody listed as using it."""
+    try:
+        wait_for(lambda: not servers_on(data_dir), 20, 0.1)
+    except AssertionError:
+        raise AssertionError(f"still running: {servers_on(data_dir)}") from None
+    assert users(data_dir) == []
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_stopping_flower_stops_the_embedded_servers(tmp_path: Path, stop: signal.Signals) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    env = {
+        **embedded_env(data_dir), "TOOLBOX_FLOWER_PORT": str(port),
+        "TOOLBOX_FLOWER_BASIC_AUTH": f"operator:{PASSWORD}",
+    }  # fmt: skip
+    flower = start_process([TOOLBOX, "flower"], env, tmp_path / "flower.log")
+    try:
+        # serving, so past its start-up: a signal during that can hang Flower's own exit
+        wait_until(lambda: serving(f"http://127.0.0.1:{port}/healthcheck"), 60, "Flower up")
+        assert users(data_dir) == [flower.pid]
+        assert len(servers_on(data_dir)) >= 2, "embedded PostgreSQL and Redis are running"
+        toolbox_flower = psutil.Process(flower.pid)  # Flower is its child (if not exec'd into)
+        celery_flower = [toolbox_flower, *toolbox_flower.children()][-1]
+        assert "flower" in celery_flower.cmdline()
+        assert PASSWORD not in " ".join(celery_flower.cmdline())
+        assert celery_flower.environ()["FLOWER_BASIC_AUTH"] == f"operator:{PASSWORD}"
+        flower.send_signal(stop)
+        assert flower.wait(30) == 0
+    finally:
+        stop_process(flower)
+    assert_stopped(data_dir)
+
+
+def test_a_user_that_died_without_cleanup_does_not_keep_the_servers_running(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    env = embedded_env(data_dir)
+    assert toolbox(env, "migrate").returncode == 0
+    killed = subprocess.Popen(
+        [sys.executable, "-c", JOIN_AND_SLEEP], env=env, stdout=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert killed.stdout is not None and killed.stdout.readline() == b"joined\n"
+    finally:
+        killed.kill()
+        killed.wait(10)
+    assert users(data_dir) == [killed.pid], "SIGKILL skipped pgserver's cleanup"
+    assert servers_on(data_dir)
+
+    listed = toolbox(env, "task", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert_stopped(data_dir)
+
+
+def test_the_servers_stay_up_while_another_user_lives(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = embedded_env(data_dir)
+    assert toolbox(env, "migrate").returncode == 0
+    other = subprocess.Popen(
+        [sys.executable, "-c", JOIN_POSTGRES_ONLY_AND_SLEEP, str(data_dir)], env=env,
+        stdout=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert other.stdout is not None and other.stdout.readline() == b"joined\n"
+        assert toolbox(env, "task", "list").returncode == 0  # starts Redis, leaves
+        running = " ".join(servers_on(data_dir))
+        assert "redis-server" in running and "postgres -D" in running
+        assert users(data_dir) == [other.pid]
+    finally:
+        other.kill()
+        other.wait(10)
+    assert toolbox(env, "task", "list").returncode == 0
+    assert_stopped(data_dir)
+
+
+def test_the_last_user_stops_redis_despite_its_own_broker_connections(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = embedded_env(data_dir)
+    assert toolbox(env, "migrate").returncode == 0
+    submitted = toolbox(env, "task", "submit", "echo", "--input", '{"message": "hi"}')
+    assert submitted.returncode == 0, submitted.stderr
+    assert_stopped(data_dir)
+
+
+def test_sigterm_ends_a_command_through_its_cleanup(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = embedded_env(data_dir)
+    assert toolbox(env, "migrate").returncode == 0
+    log = tmp_path / "submit.log"
+    waiting = start_process(  # no worker runs: it waits until stopped
+        [TOOLBOX, "task", "submit", "echo", "--input", '{"message": "hi"}', "--wait"], env, log
+    )
+    try:
+        wait_until(lambda: json.loads(toolbox(env, "task", "list", "--json").stdout), 60, "a task")
+        assert users(data_dir) == [waiting.pid]
+        waiting.send_signal(signal.SIGTERM)
+        assert waiting.wait(30) == 128 + signal.SIGTERM
+    finally:
+        stop_process(waiting)
+    assert_stopped(data_dir)
+
+
+@pytest.mark.parametrize(
+    ("data_dir", "problem"),
+    [("/proc/nope", "No such file or directory"), ("/etc/hostname", "not a folder")],
+)
+def test_an_unusable_data_folder_is_one_line_naming_the_setting(
+    data_dir: str, problem: str
+) -> None:
+    result = toolbox(embedded_env(Path(data_dir)), "task", "list")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: TOOLBOX_DATA_DIR={data_dir} is not usable: {problem}"
