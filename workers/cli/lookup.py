@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import typer
 from sqlalchemy import text
 
 from agents.workflow import ROOT_AGENT
@@ -53,6 +54,22 @@ def check_agent(agent: str | None) -> None:
         )
     if agent not in known:
         raise ValidationFailed(f"unknown agent {agent!r}; known: {', '.join(known)}")
+
+
+def report_cancel(found: uuid.UUID, before: str, after: str, *, running: str | None = None) -> None:
+    """Print what ``cancel`` did (status ``before`` -> ``after``); exit 1 if nothing could be.
+
+    ``running`` is the note for a run that stops later (a task at its next phase).
+    """
+    if after == "running" and running is not None:
+        typer.echo(f"{found} running ({running})")
+    elif before == "cancelled":
+        typer.echo(f"{found} cancelled (was already cancelled; nothing to do)")
+    elif after in {"completed", "failed"}:
+        typer.echo(f"{found} {after} (had already finished; nothing was cancelled)")
+        raise typer.Exit(1)
+    else:
+        typer.echo(f"{found} {after}")
 
 
 def duration(view: TaskView) -> str | None:

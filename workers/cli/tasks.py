@@ -135,12 +135,4 @@ def cancel(task_id: TaskId) -> None:
     found = lookup.task_id(task_id)
     before = client.get_task(found, states=False)
     view = before if before.finished else client.cancel(found)
-    if view.status == "running":
-        typer.echo(f"{view.id} running (stops at its next phase)")
-    elif before.status == "cancelled":
-        typer.echo(f"{view.id} cancelled (was already cancelled; nothing to do)")
-    elif view.status in {"completed", "failed"}:
-        typer.echo(f"{view.id} {view.status} (had already finished; nothing was cancelled)")
-        raise typer.Exit(1)
-    else:
-        typer.echo(f"{view.id} {view.status}")
+    lookup.report_cancel(view.id, before.status, view.status, running="stops at its next phase")

@@ -145,10 +145,4 @@ def cancel(workflow_id: WorkflowId) -> None:
     found = lookup.workflow_id(workflow_id)
     before = workflows.get(found)
     view = before if before.finished else workflows.cancel(found)
-    if before.status == "cancelled":
-        typer.echo(f"{view.id} cancelled (was already cancelled; nothing to do)")
-    elif view.status in {"completed", "failed"}:
-        typer.echo(f"{view.id} {view.status} (had already finished; nothing was cancelled)")
-        raise typer.Exit(1)
-    else:
-        typer.echo(f"{view.id} {view.status}")
+    lookup.report_cancel(view.id, before.status, view.status)
