@@ -10,12 +10,21 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from agents.model_spec import parse_model_spec
 from models.errors import ConfigurationError
@@ -23,6 +32,19 @@ from models.errors import ConfigurationError
 ENV_PREFIX = "TOOLBOX_"
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "password", "placeholder", "xxx"})
 AGENT_KINDS = ("supervisor", "content", "quiz", "terrain", "script", "review", "echo")
+NESTED = ("retention", "sessions")
+"""Settings read from ``TOOLBOX_<NAME>_<FIELD>`` variables (or ``TOOLBOX_<NAME>`` as JSON)."""
+SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+"""URL query parameters that carry a password (libpq reads ``?password=``)."""
+
+
+def _check_port(parts: SplitResult) -> None:
+    """A port that is not a number breaks every client later, with a traceback: refuse it now."""
+    try:
+        parts.port  # noqa: B018 - urllib checks the port when it is read
+    except ValueError:
+        port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+        raise ValueError(f"port {port!r} is not a number from 1 to 65535") from None
 
 
 def _normalise_database_url(value: str) -> str:
@@ -32,6 +54,7 @@ def _normalise_database_url(value: str) -> str:
         rest = value.split("://", 1)[1]
         if not parts.hostname and "host=" not in parts.query:
             raise ValueError("needs a host (or ?host=/socket/dir)")
+        _check_port(parts)
         return f"postgresql+psycopg://{rest}"
     raise ValueError(f"must be a postgresql:// URL, got scheme {scheme or 'none'!r}")
 
@@ -44,11 +67,14 @@ def _check_redis_url(value: str) -> str:
         raise ValueError("needs a host")
     if parts.scheme == "redis+socket" and not parts.path:
         raise ValueError("needs a socket path")
+    _check_port(parts)
     return value
 
 
 class RetentionPolicy(BaseModel):
     """``TOOLBOX_RETENTION_*``: ages in days before a retention rule applies."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt variable must not keep the default
 
     usage_anonymise_days: float = Field(default=30, gt=0)
     usage_days: float = Field(default=180, gt=0)
@@ -66,6 +92,8 @@ class RetentionPolicy(BaseModel):
 
 class SessionPolicy(BaseModel):
     """``TOOLBOX_SESSIONS_*``: when something left open counts as abandoned."""
+
+    model_config = ConfigDict(extra="forbid")
 
     plugin_heartbeat_seconds: float = Field(default=300, gt=0)
     socket_ping_seconds: float = Field(default=120, gt=0)
@@ -195,8 +223,7 @@ class Settings(BaseSettings):
                 "(embedded servers are for development)"
             )
         for name, url in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url)):
-            password = urlsplit(url).password
-            if password is not None and unquote(password).lower() in PLACEHOLDERS:
+            if any(password.lower() in PLACEHOLDERS for password in url_passwords(url)):
                 raise ValueError(f"{ENV_PREFIX}{name} holds a placeholder password")
         return self
 
@@ -219,12 +246,24 @@ class Settings(BaseSettings):
         return shown
 
 
-def mask_url(url: str) -> str:
+def url_passwords(url: str) -> list[str]:
+    """The passwords ``url`` carries: in its user part and in ``?password=`` parameters."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    found = [unquote(parts.password)] if parts.password is not None else []
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    return found + [value for key, value in query if key.lower() in SECRET_QUERY_KEYS]
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password masked, in the user part or in a ``?password=`` parameter."""
+    base, sep, query = url.partition("?")
+    parts = urlsplit(base)
+    if parts.password is not None:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
+        base = parts._replace(netloc=netloc).geturl()
+    keys = "|".join(sorted(SECRET_QUERY_KEYS))
+    query = re.sub(rf"(?i)(^|&)({keys})=[^&#]*", r"\1\2=****", query)
+    return base + sep + query
 
 
 def ensure_data_dir(path: Path) -> Path:
@@ -242,10 +281,16 @@ def ensure_data_dir(path: Path) -> Path:
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        field = "_".join(str(part) for part in item["loc"])
-        name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+        loc = [str(part) for part in item["loc"]]
         message = str(item["msg"]).removeprefix("Value error, ")
-        lines.append(f"{name}: {message}" if field else message)
+        if not loc:
+            lines.append(message)
+            continue
+        # a nested setting has a variable per field; any other path is inside one value
+        depth = 2 if loc[0] in NESTED and len(loc) > 1 else 1
+        name = f"{ENV_PREFIX}{'_'.join(loc[:depth]).upper()}"
+        inside = ".".join(loc[depth:])
+        lines.append(f"{name}: {inside}: {message}" if inside else f"{name}: {message}")
     return "; ".join(lines)
 
 
@@ -257,6 +302,20 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(_describe(exc)) from None
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"{ENV_PREFIX}AGENT_MODELS: invalid JSON ({exc.msg})") from None
+    except SettingsError as exc:  # a JSON-valued variable (TOOLBOX_RETENTION, ...) does not parse
+        raise ConfigurationError(_describe_unparsed(exc)) from None
+
+
+def _describe_unparsed(error: SettingsError) -> str:
+    field = next((name for name in Settings.model_fields if f'"{name}"' in str(error)), None)
+    name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+    cause = error.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        reason = f"invalid JSON ({cause.msg})"
+    else:
+        reason = str(error)
+    hint = f"; or set {name}_<FIELD> variables" if field in NESTED else ""
+    return f"{name}: {reason}{hint}"
 
 
 @functools.cache

@@ -36,6 +36,18 @@ def test_defaults_use_embedded_servers() -> None:
         ("TOOLBOX_DEFAULT_MODEL", "bogus", "TOOLBOX_DEFAULT_MODEL: model spec 'bogus' is not"),
         ("TOOLBOX_DEFAULT_MODEL", "offline:gpt", "TOOLBOX_DEFAULT_MODEL: unknown offline model"),
         ("TOOLBOX_AGENT_MODELS", "quiz=gpt-4o", "TOOLBOX_AGENT_MODELS: quiz: model spec 'gpt-4o'"),
+        # a port that is not a number used to pass here and crash every command with a traceback
+        ("TOOLBOX_REDIS_URL", "redis://h:notaport/0", "TOOLBOX_REDIS_URL: port 'notaport' is"),
+        ("TOOLBOX_DATABASE_URL", "postgresql://u@h:abc/db", "TOOLBOX_DATABASE_URL: port 'abc'"),
+        ("TOOLBOX_DATABASE_URL", "postgresql://u@h:99999/db", "TOOLBOX_DATABASE_URL: port"),
+        # JSON-valued nested settings used to raise pydantic-settings' SettingsError (traceback)
+        ("TOOLBOX_RETENTION", "notjson", "TOOLBOX_RETENTION: invalid JSON"),
+        ("TOOLBOX_SESSIONS", "{", "TOOLBOX_SESSIONS: invalid JSON"),
+        # a misspelt retention variable used to be ignored, silently keeping the default age
+        ("TOOLBOX_RETENTION_USAGE_DAY", "7", "TOOLBOX_RETENTION_USAGE_DAY: Extra inputs"),
+        ("TOOLBOX_SESSIONS_GAME_IDLE", "60", "TOOLBOX_SESSIONS_GAME_IDLE: Extra inputs"),
+        # the variable is TOOLBOX_AGENT_MODELS, not TOOLBOX_AGENT_MODELS_CONTENT
+        ("TOOLBOX_AGENT_MODELS", '{"content": 5}', "TOOLBOX_AGENT_MODELS: content: Input should"),
     ],
 )
 def test_bad_values_name_the_variable(
@@ -85,6 +97,26 @@ def test_masked_output_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     for secret in ("first-key", "second-key", "hunter22", "topsecret"):
         assert secret not in shown
     assert mask_url("redis://:pw@h:6379/0") == "redis://:****@h:6379/0"
+
+
+def test_masked_output_hides_passwords_in_url_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libpq reads ``?password=`` (the usual form with a socket directory as host)."""
+    url = "postgresql:///toolbox?host=/run/pg&password=topsecret&sslpassword=keypass"
+    monkeypatch.setenv("TOOLBOX_DATABASE_URL", url)
+    shown = load_settings().masked()["database_url"]
+    assert "topsecret" not in shown and "keypass" not in shown
+    assert shown == ("postgresql+psycopg:///toolbox?host=/run/pg&password=****&sslpassword=****")
+    assert mask_url("redis://h:6379/0?Password=pw") == "redis://h:6379/0?Password=****"
+
+
+def test_production_refuses_placeholder_password_in_url_parameters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TOOLBOX_DATABASE_URL", "postgresql://app@db/toolbox?password=changeme")
+    with pytest.raises(ConfigurationError, match="TOOLBOX_DATABASE_URL holds a placeholder"):
+        load_settings()
 
 
 def test_agent_models_accepts_pairs_and_json(monkeypatch: pytest.MonkeyPatch) -> None:
