@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
-from urllib.parse import quote, urljoin
+from urllib.parse import quote
 
 import httpx
 
@@ -70,7 +70,8 @@ class BlackboardClient(LMSClient):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(config)
-        token_url = config.token_endpoint or urljoin(config.base_url, TOKEN_PATH)
+        # below the base URL's path, as every API call is (Learn may sit under a path prefix)
+        token_url = config.token_endpoint or config.base_url.rstrip("/") + TOKEN_PATH
         self.tokens: TokenProvider = client_secret_provider(
             token_url,
             config.credentials.client_id,
