@@ -83,9 +83,12 @@ def _task_metrics(connection: Connection) -> list[Metric]:
     rows = connection.execute(
         text(
             "SELECT a.agent_type, t.status, count(*) AS tasks, sum(t.retry_count) AS retries,"
-            " percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY t.duration_seconds)"
-            " AS quantiles, max(t.duration_seconds) AS longest FROM agent_tasks t"
+            " percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY s.seconds)"
+            " AS quantiles, max(s.seconds) AS longest FROM agent_tasks t"
             " JOIN ai_agents a ON a.id = t.agent_id"
+            # to the microsecond: duration_seconds is rounded up to whole seconds
+            " CROSS JOIN LATERAL (SELECT coalesce(extract(epoch FROM t.completed_at"
+            " - t.started_at)::float8, t.duration_seconds) AS seconds) s"
             f" WHERE t.status IN ('completed', 'failed', 'cancelled')"
             f" AND t.completed_at > now() - {WINDOW} GROUP BY a.agent_type, t.status"
         )

@@ -193,3 +193,29 @@ def test_metrics_exporter_over_http(
     assert value("toolbox_health_status", status="healthy") == 0
     assert 0 <= value("toolbox_health_check_age_seconds") < 60
     assert not any("Grace" in label for _, labels in samples for _, label in labels)
+
+
+def test_duration_metric_keeps_sub_second_run_times(engine: Engine) -> None:
+    """Most agent tasks take well under a second; the whole-second column made them all 1."""
+    from workers.metrics import database_metrics
+
+    with engine.begin() as connection:
+        echo = connection.execute(
+            text("SELECT id FROM ai_agents WHERE agent_type = 'echo'")
+        ).scalar_one()
+        for run_time in (0.02, 0.05, 0.25):
+            insert(
+                connection, "agent_tasks", json=("input_data",), agent_id=echo,
+                task_type="echo", task_name="echo task", input_data={}, status="completed",
+                started_at_ago=run_time + 1,
+                completed_at_ago=1, duration_seconds=1,
+            )  # fmt: skip
+        metrics = database_metrics(connection)
+    samples = {
+        sample.labels["quantile"]: sample.value
+        for family in metrics
+        if family.name == "toolbox_agent_task_duration_seconds"
+        for sample in family.samples
+    }
+    assert samples["0.5"] == pytest.approx(0.05, abs=1e-6)
+    assert samples["1"] == pytest.approx(0.25, abs=1e-6)
