@@ -34,8 +34,9 @@ def broker_priority(priority: int) -> int:
 def build_config(settings: Settings) -> dict[str, Any]:
     if settings.redis_url is None:
         raise ConfigurationError(
-            f"{ENV_PREFIX}REDIS_URL is not set; start the stack with `toolbox up` "
-            "(embedded servers) or set it"
+            f"{ENV_PREFIX}REDIS_URL is not set: set it, or call "
+            "workers.embedded.resolve_servers() first to join (or start) the embedded servers "
+            f"of {ENV_PREFIX}DATA_DIR, as the toolbox commands do"
         )
     exchange = Exchange("toolbox", type="direct")
     return {

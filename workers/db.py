@@ -27,8 +27,9 @@ def database_url() -> str:
     url = get_settings().database_url
     if url is None:
         raise ConfigurationError(
-            f"{ENV_PREFIX}DATABASE_URL is not set; start the stack with `toolbox up` "
-            "(embedded servers) or set it"
+            f"{ENV_PREFIX}DATABASE_URL is not set: set it, or call "
+            "workers.embedded.resolve_servers() first to join (or start) the embedded servers "
+            f"of {ENV_PREFIX}DATA_DIR, as the toolbox commands do"
         )
     return url
 

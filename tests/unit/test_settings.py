@@ -165,3 +165,19 @@ def test_model_specs_that_parse_are_accepted(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.model_for("quiz") == "ollama:llama3"
     assert settings.model_for("content") == "offline"
     assert settings.model_for("review") == "offline:unparseable-scripts"
+
+
+def test_missing_urls_say_how_a_service_joins_the_embedded_servers() -> None:
+    """A service following the README's Python example next to `toolbox up` got told to run it."""
+    from workers.celeryconfig import build_config
+    from workers.db import database_url
+    from workers.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match=r"resolve_servers\(\)"):
+            database_url()
+        with pytest.raises(ConfigurationError, match=r"resolve_servers\(\)"):
+            build_config(load_settings())
+    finally:
+        get_settings.cache_clear()
