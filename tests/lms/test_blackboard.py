@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import closing
 from decimal import Decimal
 
-import httpx
 import pytest
 
 from lms.base import ConnectionConfig, Credentials, GradeSubmission
@@ -288,24 +287,12 @@ def test_grade_for_unknown_column_is_rejected(client: BlackboardClient) -> None:
     assert caught.value.status_code == 404
 
 
-def test_a_base_url_with_a_path_keeps_it_for_the_token_request() -> None:
+def test_a_base_url_with_a_path_keeps_it_for_the_token_request(
+    fake: FakeBlackboard, sleeps: list[float]
+) -> None:
     """Learn behind a path prefix: the token URL used to drop it (urljoin of an absolute path)."""
-    seen: list[str] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(str(request.url.copy_with(query=None)))
-        if request.url.path.endswith("/oauth2/token"):
-            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
-        return httpx.Response(200, json={"results": [], "paging": {}})
-
-    config = ConnectionConfig(
-        platform="blackboard",
-        base_url="https://lms.example.edu/bb/",
-        credentials=Credentials(client_id="app", client_secret="secret"),
-    )
-    with closing(BlackboardClient(config, transport=httpx.MockTransport(answer))) as bb:
-        assert list(bb.list_courses()) == []
-    assert seen == [
-        "https://lms.example.edu/bb/learn/api/public/v1/oauth2/token",
-        "https://lms.example.edu/bb/learn/api/public/v3/courses",
-    ]
+    fake.mount = "/bb"
+    with closing(make_client(fake, sleeps)) as bb:
+        courses = list(bb.list_courses())  # three pages: nextPage stays under the prefix too
+    assert len(courses) == 5
+    assert len(fake.requests_to("/learn/api/public/v1/oauth2/token", "POST")) == 1

@@ -129,6 +129,8 @@ class FakeLMSServer:
         self.handler_errors: list[BaseException] = []
         self.routes: list[Route] = []
         self.lock = threading.RLock()
+        self.mount = ""
+        """A path prefix the platform sits under (behind a proxy); other paths get 404."""
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -166,7 +168,7 @@ class FakeLMSServer:
         if self._server is None:
             raise RuntimeError(f"{self.name} is not running")
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{host!s}:{port}{self.mount}"
 
     # tokens ---------------------------------------------------------------
 
@@ -269,9 +271,12 @@ class FakeLMSServer:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         parts = urlsplit(handler.path)
+        if self.mount and not parts.path.startswith(f"{self.mount}/"):
+            _write(handler, Reply.json({"message": f"{parts.path} is outside {self.mount}"}, 404))
+            return
         request = RecordedRequest(
             method=handler.command,
-            path=parts.path,
+            path=parts.path.removeprefix(self.mount),
             query_string=parts.query,
             headers={key.lower(): value for key, value in handler.headers.items()},
             body=body,
