@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
+from cryptography.fernet import Fernet
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -34,6 +35,10 @@ PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "password", "pl
 AGENT_KINDS = ("supervisor", "content", "quiz", "terrain", "script", "review", "echo")
 NESTED = ("retention", "sessions")
 """Settings read from ``TOOLBOX_<NAME>_<FIELD>`` variables (or ``TOOLBOX_<NAME>`` as JSON)."""
+HOW_TO_GENERATE_KEY = (
+    "generate one with: python -c "
+    '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+)
 SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
 """URL query parameters that carry a password (libpq reads ``?password=``)."""
 
@@ -164,6 +169,20 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("secret_keys")
+    @classmethod
+    def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        """Checked at startup, so a bad key stops every command, not the first LMS sync."""
+        for position, key in enumerate(value, start=1):
+            try:
+                Fernet(key.get_secret_value())
+            except (ValueError, TypeError):
+                raise ValueError(
+                    f"key #{position} of {len(value)} is not a valid Fernet key"
+                    f" (32 url-safe base64-encoded bytes); {HOW_TO_GENERATE_KEY}"
+                ) from None
+        return value
+
     @field_validator("agent_models", mode="before")
     @classmethod
     def _agent_models(cls, value: Any) -> Any:
@@ -210,8 +229,6 @@ class Settings(BaseSettings):
             return self
         if not self.secret_keys:
             raise ValueError(f"{ENV_PREFIX}SECRET_KEYS is required in production")
-        if any(k.get_secret_value().lower() in PLACEHOLDERS for k in self.secret_keys):
-            raise ValueError(f"{ENV_PREFIX}SECRET_KEYS holds a placeholder value")
         if not self.flower_basic_auth:
             raise ValueError(f"{ENV_PREFIX}FLOWER_BASIC_AUTH is required in production")
         for pair in self.flower_basic_auth:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.workers import StartWorker
 
@@ -23,14 +24,25 @@ def toolbox(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 def test_config_masks_secrets() -> None:
+    key = Fernet.generate_key().decode()
     result = toolbox(
         "config", "--json",
-        env={"TOOLBOX_SECRET_KEYS": "key-one", "TOOLBOX_DATABASE_URL": "postgresql://u:pw9@h/d"},
+        env={"TOOLBOX_SECRET_KEYS": key, "TOOLBOX_DATABASE_URL": "postgresql://u:pw9@h/d"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown["secret_keys"] == ["**********"]
-    assert "pw9" not in result.stdout and "key-one" not in result.stdout
+    assert "pw9" not in result.stdout and key not in result.stdout
+
+
+def test_a_bad_secret_key_stops_commands_before_they_touch_anything() -> None:
+    """Not only the first LMS sync: that recorded the shell's mistake as the integration's."""
+    result = toolbox("lms", "list", env={"TOOLBOX_SECRET_KEYS": "notakey"})
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(
+        "error: TOOLBOX_SECRET_KEYS: key #1 of 1 is not a valid Fernet key"
+    )
+    assert "notakey" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_setting_is_one_line_naming_the_variable() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.integration.ops_support import free_port, start_process, stop_process, wait_until
 from tests.workers import StartWorker
@@ -84,7 +85,7 @@ def test_flower_shows_tasks_by_id_behind_a_login(
     [
         ({"TOOLBOX_ENV": "test"},
          "error: TOOLBOX_FLOWER_BASIC_AUTH is required to start Flower outside development"),
-        ({"TOOLBOX_ENV": "production", "TOOLBOX_SECRET_KEYS": "k3y-for-the-test"},
+        ({"TOOLBOX_ENV": "production", "TOOLBOX_SECRET_KEYS": Fernet.generate_key().decode()},
          "error: TOOLBOX_FLOWER_BASIC_AUTH is required in production"),
     ],
 )  # fmt: skip

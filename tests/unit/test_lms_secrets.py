@@ -13,7 +13,7 @@ from lms.base import ConnectionConfig, Credentials
 from lms.secrets import SecretBox, generate_key
 from models.errors import ConfigurationError
 from workers.secrets import development_key, secret_box
-from workers.settings import Settings
+from workers.settings import Settings, load_settings
 
 
 def test_the_newest_key_encrypts_every_key_decrypts_and_rotation_moves_to_the_newest() -> None:
@@ -44,13 +44,14 @@ def test_secrets_stay_out_of_reprs() -> None:
 
 
 def test_settings_keys_must_be_fernet_keys_and_the_error_says_how_to_make_one(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(data_dir=tmp_path, secret_keys=[SecretStr("changeme-please")])
+    """Checked when the settings load, so a bad key stops every command up front."""
+    monkeypatch.setenv("TOOLBOX_SECRET_KEYS", f"{generate_key()},changeme-please")
     with pytest.raises(ConfigurationError) as caught:
-        secret_box(settings)
+        load_settings(data_dir=tmp_path)
     message = caught.value.message
-    assert message.startswith("TOOLBOX_SECRET_KEYS: key #1 of 1 is not a valid Fernet key")
+    assert message.startswith("TOOLBOX_SECRET_KEYS: key #2 of 2 is not a valid Fernet key")
     assert "Fernet.generate_key()" in message and "changeme-please" not in message
     first, second = generate_key(), generate_key()
     box = secret_box(Settings(data_dir=tmp_path, secret_keys=[SecretStr(first), SecretStr(second)]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.fernet import Fernet
 
 from models.errors import ConfigurationError
 from workers.settings import load_settings, mask_url
@@ -69,13 +70,13 @@ def test_production_refuses_missing_secrets(monkeypatch: pytest.MonkeyPatch) -> 
 def test_production_refuses_placeholder_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOOLBOX_ENV", "production")
     monkeypatch.setenv("TOOLBOX_SECRET_KEYS", "changeme")
-    with pytest.raises(ConfigurationError, match="TOOLBOX_SECRET_KEYS holds a placeholder"):
+    with pytest.raises(ConfigurationError, match="TOOLBOX_SECRET_KEYS: key #1 of 1 is not a valid"):
         load_settings()
 
 
 PRODUCTION = {
     "TOOLBOX_ENV": "production",
-    "TOOLBOX_SECRET_KEYS": "k" * 44,
+    "TOOLBOX_SECRET_KEYS": Fernet.generate_key().decode(),
     "TOOLBOX_FLOWER_BASIC_AUTH": "ops:s3cret-Pass",
     "TOOLBOX_DATABASE_URL": "postgresql://app:pw@db:5432/toolbox",
     "TOOLBOX_REDIS_URL": "redis://redis:6379/0",
@@ -90,11 +91,12 @@ def test_production_accepts_real_configuration(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_masked_output_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TOOLBOX_SECRET_KEYS", "first-key,second-key")
+    keys = [Fernet.generate_key().decode() for _ in range(2)]
+    monkeypatch.setenv("TOOLBOX_SECRET_KEYS", ",".join(keys))
     monkeypatch.setenv("TOOLBOX_FLOWER_BASIC_AUTH", "ops:hunter22")
     monkeypatch.setenv("TOOLBOX_DATABASE_URL", "postgresql://app:topsecret@db/toolbox")
     shown = str(load_settings().masked())
-    for secret in ("first-key", "second-key", "hunter22", "topsecret"):
+    for secret in (*keys, "hunter22", "topsecret"):
         assert secret not in shown
     assert mask_url("redis://:pw@h:6379/0") == "redis://:****@h:6379/0"
 
