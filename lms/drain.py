@@ -20,7 +20,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -54,6 +54,17 @@ ClientFactory = Callable[..., LMSClient]
 LEASE_MARGIN = 0.25
 
 
+@dataclass(frozen=True)
+class PassbackProblem:
+    """One grade that was not sent: ``failed`` for good, or ``pending`` again (a retry)."""
+
+    passback_id: uuid.UUID
+    integration_id: uuid.UUID
+    status: str
+    error_type: str
+    error: str
+
+
 @dataclass
 class DrainReport:
     sent: int = 0
@@ -64,6 +75,11 @@ class DrainReport:
     recovered: int = 0
     released: int = 0
     lost_leases: int = 0
+    problems: list[PassbackProblem] = field(default_factory=list)
+    """Each grade not sent this time, for the error log (ids and the LMS's message only)."""
+
+    def counts(self) -> dict[str, int]:
+        return {name: value for name, value in vars(self).items() if isinstance(value, int)}
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,11 @@ def _send_batch(
                     connection, grade, verdict.status, error=verdict.error, delay=verdict.delay
                 )
             _count(report, verdict.status, kept)
+            if kept:
+                report.problems.append(PassbackProblem(
+                    grade.id, grade.integration_id, verdict.status, type(exc).__name__,
+                    verdict.error,
+                ))  # fmt: skip
             log.info("grade passback %s: %s (%s)", grade.id, verdict.status, verdict.error)
             continue
         with engine.begin() as connection:

@@ -3,7 +3,6 @@ and the grade passback drain.  They carry ids only; secrets are decrypted inside
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 import uuid
@@ -17,6 +16,7 @@ from lms.sync import run_sync
 from models.errors import RetryableError
 from workers.app import app
 from workers.db import get_engine
+from workers.jobs.lms_errors import record_passbacks, record_sync, record_sync_retry
 from workers.logs import task_context
 from workers.secrets import secret_box
 
@@ -55,11 +55,13 @@ def sync_integration(self: Task, integration_id: str) -> dict[str, Any]:
             get_engine(), row_id, secrets=secret_box, final_attempt=retries >= SYNC_RETRIES
         )
     except RetryableError as exc:
+        record_sync_retry(get_engine(), row_id, exc)
         step = min(SYNC_RETRY_CAP_SECONDS, 30.0 * 2**retries)
         countdown = max(random.uniform(step / 2, step), min(exc.retry_after or 0.0, step))
         raise self.retry(countdown=countdown) from None
     finally:
         task_context.reset(token)
+    record_sync(get_engine(), report)
     return {
         "status": report.status,
         "courses": report.courses_listed,
@@ -90,6 +92,8 @@ def schedule_syncs() -> dict[str, int]:
 def drain_passbacks() -> dict[str, int]:
     """Send due grade passbacks; any number may run at once."""
     report = drain(get_engine(), secrets=secret_box, time_budget=DRAIN_BUDGET_SECONDS)
+    record_passbacks(get_engine(), report.problems)
+    counts = report.counts()  # not the LMS's messages: the result shows in Flower
     if report.sent or report.failed or report.retrying:
-        log.info("grade passback: %s", dataclasses.asdict(report))
-    return dataclasses.asdict(report)
+        log.info("grade passback: %s", counts)
+    return counts

@@ -211,6 +211,42 @@ def test_only_the_newest_pending_grade_is_sent_and_a_newer_lms_grade_is_kept(
 
 
 @pytest.mark.worker
+def test_grades_not_sent_by_the_drain_task_are_counted_in_the_error_log(
+    engine: Engine, start_worker: StartWorker, quiz: uuid.UUID, course: str, data: Dataset,
+    canvas: FakeCanvas,
+) -> None:  # fmt: skip
+    (flaky, _), *refused = students_of(engine, course)
+    complete_attempt(engine, quiz, flaky, 60)
+    for user, lms_id in refused:
+        complete_attempt(engine, quiz, user, 70)
+        enrollment = data.enrollment_of(course, lms_id)
+        assert enrollment is not None
+        enrollment.state = "deleted"  # Canvas now answers 404 for these students
+    # longer than the client waits in-process: the grade goes back to pending at once
+    canvas.throttle(times=1, retry_after="3600", path=f"/api/v1/courses/{course}/assignments/",
+                    method="PUT")  # fmt: skip
+    start_worker(queues="lms", concurrency=1)
+    app.send_task("toolbox.lms.drain_passbacks")
+    wait_for(lambda: sum(row.occurrence_count for row in _errors(engine)) == 3, 30)
+
+    low, high = _errors(engine)  # one row per distinct error, counted
+    assert (low.severity, low.error_code, low.occurrence_count) == ("low", "retryable", 1)
+    assert "429" in low.error_message
+    assert (high.severity, high.error_code, high.occurrence_count) == ("high", "permanent", 2)
+    assert "HTTP 404" in high.error_message
+    assert high.request_data["status"] == "failed"
+    assert {row.status for row in passback_rows(engine)} == {"pending", "failed"}
+
+
+def _errors(engine: Engine) -> list[Any]:
+    with engine.connect() as connection:
+        return list(connection.execute(text(
+            "SELECT * FROM error_logs WHERE service_name = 'toolbox.lms.passback'"
+            " ORDER BY array_position(ARRAY['low', 'medium', 'high', 'critical'], severity)"
+        )))  # fmt: skip
+
+
+@pytest.mark.worker
 def test_a_worker_killed_mid_passback_leaves_a_row_that_is_resent_once(
     engine: Engine, start_worker: StartWorker, quiz: uuid.UUID, course: str, data: Dataset,
     canvas: FakeCanvas, assignment: str,

@@ -224,3 +224,32 @@ def _done(workers: list[WorkerProcess], task: str) -> int:
         len(re.findall(rf"Task {re.escape(task)}\[[^\]]+\] succeeded", worker.log()))
         for worker in workers
     )
+
+
+@pytest.mark.worker
+def test_a_failed_sync_on_a_worker_lands_in_the_error_log_without_the_token(
+    engine: Engine, start_worker: StartWorker, canvas: FakeCanvas
+) -> None:
+    secret = "sekret-canvas-token-0043"
+    integration = add_canvas(engine, canvas.base_url, secret)
+    with engine.begin() as connection:
+        assert claim_now(connection, integration).claimed
+    start_worker(queues="lms", concurrency=1)
+    app.send_task("toolbox.lms.sync", args=[str(integration)])
+    wait_for(lambda: _error_rows(engine, "toolbox.lms.sync") != [], 30)
+
+    (row,) = _error_rows(engine, "toolbox.lms.sync")
+    assert (row.error_type, row.severity, row.error_code) == ("LMSSyncFailed", "high", "failed")
+    assert "HTTP 401" in row.error_message and secret not in row.error_message
+    assert row.request_data == {"integration_id": str(integration), "status": "failed"}
+    assert integration_row(engine, integration).last_sync_status == "failed"
+
+
+def _error_rows(engine: Engine, service: str) -> list[Any]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(
+                text("SELECT * FROM error_logs WHERE service_name = :service ORDER BY error_type"),
+                {"service": service},
+            )
+        )

@@ -27,6 +27,7 @@ from models.errors import ConfigurationError, ToolboxError, ValidationFailed
 from workers.app import app as celery_app
 from workers.db import get_engine
 from workers.embedded import resolve_servers
+from workers.jobs.lms_errors import record_sync
 from workers.secrets import secret_box
 
 console = Console()
@@ -245,7 +246,9 @@ def _sync_here(integration_id: uuid.UUID) -> SyncReport:
         def advance(step: SyncProgress) -> None:
             progress.update(task, completed=step.done, total=step.total)
 
-        return run_sync(get_engine(), integration_id, secrets=secret_box, progress=advance)
+        report = run_sync(get_engine(), integration_id, secrets=secret_box, progress=advance)
+    record_sync(get_engine(), report)
+    return report
 
 
 def _show_report(report: SyncReport) -> None:

@@ -64,16 +64,19 @@ class ErrorEvent:
     task_id: uuid.UUID | None = None
     context: dict[str, Any] = field(default_factory=dict)
     """Ids and statuses only (stored in ``request_data``)."""
+    occurrences: int = 1
 
 
 _UPSERT = text(
     "INSERT INTO error_logs (error_type, error_code, error_message, error_hash, agent_id,"
-    " task_id, request_data, stack_trace, environment, service_name, service_version, severity)"
+    " task_id, request_data, stack_trace, environment, service_name, service_version, severity,"
+    " occurrence_count)"
     " VALUES (:error_type, :error_code, :message, :hash, :agent_id,"
     " (SELECT id FROM agent_tasks WHERE id = :task_id), :context, :stack_trace, :environment,"
-    " :service, :version, :severity)"
+    " :service, :version, :severity, :occurrences)"
     " ON CONFLICT (error_hash) DO UPDATE SET"
-    " occurrence_count = error_logs.occurrence_count + 1, last_seen = now(),"
+    " occurrence_count = error_logs.occurrence_count + excluded.occurrence_count,"
+    " last_seen = now(),"
     " error_message = excluded.error_message, error_code = excluded.error_code,"
     " agent_id = coalesce(excluded.agent_id, error_logs.agent_id),"
     " task_id = coalesce(excluded.task_id, error_logs.task_id),"
@@ -107,6 +110,7 @@ def record_error(connection: Connection, event: ErrorEvent) -> None:
             "service": event.service[:50],
             "version": service_version(),
             "severity": event.severity,
+            "occurrences": event.occurrences,
             "ranks": list(SEVERITIES),
         },
     )
