@@ -7,7 +7,9 @@
 ``submit`` writes the ``agent_tasks`` row (in the caller's transaction when a
 ``session`` is passed) and sends the message only after that transaction
 commits.  Invalid payloads, unknown or inactive agents raise before anything
-is written.
+is written.  A broker that refuses the message is not an error: the row
+stays ``pending`` and the relay sends it later; ``submit_and_report`` says
+when that happened (the command line tells the user).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, event, text
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from models.errors import NotFound, WaitTimeout
@@ -28,6 +31,21 @@ from workers.submission import SubmitOptions, insert_direct, insert_rows
 from workers.views import TaskView, load_task, query_tasks
 
 _PENDING = "toolbox_pending_dispatch"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A task ``submit_and_report`` saved, and whether its message reached the broker.
+
+    ``broker_error`` is the error with which the broker refused the message
+    (Redis down, most likely).  The task is saved all the same, ``pending``,
+    and the relay (beat) sends it once the broker is back: news for whoever
+    waits on it, not a failure.  None when the message went out, or when a
+    reused idempotency key returned an earlier task (nothing was sent).
+    """
+
+    task_id: uuid.UUID
+    broker_error: Exception | None = None
 
 
 def _dispatch_after_commit(session: Session, ids: list[uuid.UUID]) -> None:
@@ -75,27 +93,32 @@ def submit_many(
         ids, new = insert_rows(session.connection(), agent, inputs, options)
         _dispatch_after_commit(session, [envelope.task_id for envelope in new])
         return ids
+    return _submit_now(agent, inputs, options)[0]
+
+
+def _submit_now(
+    agent: str | uuid.UUID,
+    inputs: Sequence[Mapping[str, Any] | BaseModel],
+    options: SubmitOptions,
+) -> tuple[list[uuid.UUID], dispatcher.Published]:
+    """Insert in a transaction of its own, then send; the ids and what the broker took."""
     with get_engine().connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT")
         inserted = insert_direct(connection, agent, inputs, options)
         if inserted is not None:  # written queued: only what the broker refused is put back
             ids, new = inserted
-            sent = set(dispatcher.send(new))
+            published = dispatcher.publish(new)
+            sent = set(published.sent)
             dispatcher.unmark(connection, [e.task_id for e in new if e.task_id not in sent])
-            return ids
+            return ids, published
     with get_engine().connect() as connection:  # the careful way, which says what is wrong
         with connection.begin():
             ids, new = insert_rows(connection, agent, inputs, options)
         connection.execution_options(isolation_level="AUTOCOMMIT")
-        _send(connection, new)
-    return ids
-
-
-def _send(connection: Connection, new: list[dispatcher.Envelope]) -> None:
-    """Publish committed rows' messages; mark what was sent (the relay sends the rest)."""
-    sent = dispatcher.send(new)
-    if sent:
-        dispatcher.mark_dispatched(connection, sent, flush=False)
+        published = dispatcher.publish(new)
+        if published.sent:  # the relay sends the rest
+            dispatcher.mark_dispatched(connection, published.sent, flush=False)
+    return ids, published
 
 
 def submit(
@@ -122,6 +145,34 @@ def submit(
         task_name=task_name,
         session=session,
     )[0]
+
+
+def submit_and_report(
+    agent: str | uuid.UUID,
+    input_data: Mapping[str, Any] | BaseModel,
+    *,
+    priority: int | None = None,
+    idempotency_key: str | None = None,
+    parent_task_id: uuid.UUID | None = None,
+    workflow_id: uuid.UUID | None = None,
+    created_by: uuid.UUID | None = None,
+    task_name: str | None = None,
+) -> Submitted:
+    """``submit`` (without a ``session``) that also says whether the broker took the message.
+
+    With a caller's session the message leaves after the caller commits, so
+    there is nothing to report when this would return: use ``submit`` there.
+    """
+    options = SubmitOptions(
+        priority=priority,
+        idempotency_key=idempotency_key,
+        parent_task_id=parent_task_id,
+        workflow_id=workflow_id,
+        created_by=created_by,
+        task_name=task_name,
+    )
+    ids, published = _submit_now(agent, [input_data], options)
+    return Submitted(ids[0], published.error)
 
 
 def get_task(task_id: uuid.UUID, *, states: bool = True) -> TaskView:

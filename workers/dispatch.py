@@ -60,13 +60,21 @@ def envelopes(connection: Connection, ids: Sequence[uuid.UUID]) -> list[Envelope
     ]
 
 
-def send(batch: Sequence[Envelope]) -> list[uuid.UUID]:
-    """Publish messages; stop at the first broker error and return what was sent."""
+@dataclass(frozen=True)
+class Published:
+    """What ``publish`` sent, and the broker error that stopped it (None: all went out)."""
+
+    sent: list[uuid.UUID]
+    error: Exception | None = None
+
+
+def publish(batch: Sequence[Envelope]) -> Published:
+    """Publish messages; stop at the first broker error and say what was sent and why not."""
     from workers.app import app
 
     sent: list[uuid.UUID] = []
     if not batch:
-        return sent
+        return Published(sent)
     try:
         with app.producer_or_acquire() as producer:
             for envelope in batch:
@@ -92,7 +100,13 @@ def send(batch: Sequence[Envelope]) -> list[uuid.UUID]:
             len(batch),
             type(exc).__name__,
         )
-    return sent
+        return Published(sent, exc)
+    return Published(sent)
+
+
+def send(batch: Sequence[Envelope]) -> list[uuid.UUID]:
+    """Publish messages; stop at the first broker error and return what was sent."""
+    return publish(batch).sent
 
 
 _MARK = (

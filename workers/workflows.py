@@ -30,6 +30,7 @@ from workers.views import TaskView, load_task, query_tasks
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 ARTIFACT_KEYS = ("content_id", "quiz_id", "terrain_id", "script_ids", "objective_ids")
+TASK_NAME = "learning environment workflow"
 
 
 class WorkflowView(BaseModel):
@@ -70,8 +71,29 @@ def generate(
         created_by=created_by,
         idempotency_key=idempotency_key,
         priority=priority,
-        task_name="learning environment workflow",
+        task_name=TASK_NAME,
         session=session,
+    )
+
+
+def generate_and_report(
+    request: EnvironmentRequest | Mapping[str, Any],
+    *,
+    created_by: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+    priority: int | None = None,
+) -> client.Submitted:
+    """``generate`` that also says whether the broker took the message (``client.Submitted``).
+
+    ``task_id`` is the workflow id.
+    """
+    return client.submit_and_report(
+        flow.ROOT_AGENT,
+        request,
+        created_by=created_by,
+        idempotency_key=idempotency_key,
+        priority=priority,
+        task_name=TASK_NAME,
     )
 
 

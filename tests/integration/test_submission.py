@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -120,16 +123,38 @@ def test_a_reused_idempotency_key_costs_the_direct_path_nothing(
 def test_rows_the_broker_refused_go_back_to_pending_for_the_relay(
     engine: Engine, toolbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The broker fails after the first message of a batch (a fault injected into ``send``)."""
-    real_send = dispatch.send
+    """The broker fails after the first message of a batch (a fault injected into ``publish``)."""
+    real_publish = dispatch.publish
 
-    def first_only(batch: list[dispatch.Envelope]) -> list[uuid.UUID]:
-        return real_send(batch[:1])
+    def first_only(batch: list[dispatch.Envelope]) -> dispatch.Published:
+        return real_publish(batch[:1])
 
-    monkeypatch.setattr(dispatch, "send", first_only)
+    monkeypatch.setattr(dispatch, "publish", first_only)
     ids = client.submit_many("echo", [{"message": "sent"}, {"message": "late"}, {}])
     sent, *refused = rows(engine, ids)
     assert sent["status"] == "queued" and sent["dispatched"]
     assert [(row["status"], row["dispatched"]) for row in refused] == [("pending", False)] * 2
     with engine.begin() as connection:
         assert set(recovery.undispatched(connection, older_than=0)) == set(ids[1:])
+
+
+def test_submit_and_report_says_whether_the_broker_took_the_message(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    taken = client.submit_and_report("echo", {"message": "now"}, idempotency_key="lesson-9")
+    assert taken.broker_error is None
+    assert rows(engine, [taken.task_id])[0]["status"] == "queued"
+    again = client.submit_and_report("echo", {}, idempotency_key="lesson-9")
+    assert again == client.Submitted(taken.task_id)  # the first task; nothing was sent
+    refused = subprocess.run(
+        [sys.executable, "-c",
+         "from workers import client; s = client.submit_and_report('echo', {});"
+         " print(s.task_id, type(s.broker_error).__name__)"],
+        env={**os.environ, **toolbox_env, "TOOLBOX_REDIS_URL": "redis://127.0.0.1:1/0"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 0, refused.stderr
+    task_id, error = refused.stdout.split()
+    assert error == "OperationalError"
+    (row,) = rows(engine, [uuid.UUID(task_id)])
+    assert (row["status"], row["dispatched"]) == ("pending", False)
