@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from workers.cli.lookup import format_seconds
 from workers.settings import get_settings
 
 CLOSED_PORT_URL = "postgresql://someone:sekret-pw@127.0.0.1:1/toolbox"
+CLOSED_REDIS_URL = "redis://:sekret-pw@127.0.0.1:1/0"
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -129,6 +131,56 @@ def test_unreachable_postgres_is_one_line_without_the_password(
     assert line == (
         "error: cannot connect to PostgreSQL at 127.0.0.1:1 (connection refused); "
         "check TOOLBOX_DATABASE_URL"
+    )
+    assert "sekret-pw" not in result.stdout + result.stderr
+
+
+def up_that_should_not_start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``toolbox up``; if it starts the stack anyway, stop the whole group and fail."""
+    up = subprocess.Popen(
+        [TOOLBOX, "up"], env={**os.environ, **env}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = up.communicate(timeout=40)
+    except subprocess.TimeoutExpired:
+        os.killpg(up.pid, signal.SIGTERM)
+        stdout, stderr = up.communicate(timeout=60)
+        raise AssertionError(f"toolbox up started:\n{stdout[-2000:]}\n{stderr[-2000:]}") from None
+    return subprocess.CompletedProcess(up.args, up.returncode, stdout, stderr)
+
+
+def test_up_with_redis_unreachable_starts_and_migrates_nothing(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    result = up_that_should_not_start(
+        {"TOOLBOX_DATABASE_URL": empty_database_url, "TOOLBOX_REDIS_URL": CLOSED_REDIS_URL,
+         "TOOLBOX_DATA_DIR": str(tmp_path / "data")}
+    )  # fmt: skip
+    assert one_error_line(result) == (
+        "error: cannot connect to Redis at 127.0.0.1:1 (connection refused); "
+        "check TOOLBOX_REDIS_URL"
+    )
+    assert result.stdout == ""  # not even the banner: nothing started
+    assert "sekret-pw" not in result.stdout + result.stderr
+    engine = create_engine(empty_database_url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        tables = connection.execute(
+            text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        )
+        assert tables.scalar_one() == 0  # checked before migrating
+    engine.dispose()
+
+
+def test_up_names_both_servers_when_neither_answers(tmp_path: Path) -> None:
+    result = up_that_should_not_start(
+        {"TOOLBOX_DATABASE_URL": CLOSED_PORT_URL, "TOOLBOX_REDIS_URL": CLOSED_REDIS_URL,
+         "TOOLBOX_DATA_DIR": str(tmp_path / "data")}
+    )  # fmt: skip
+    assert one_error_line(result) == (
+        "error: cannot connect to PostgreSQL at 127.0.0.1:1 (connection refused); "
+        "check TOOLBOX_DATABASE_URL, and cannot connect to Redis at 127.0.0.1:1 "
+        "(connection refused); check TOOLBOX_REDIS_URL"
     )
     assert "sekret-pw" not in result.stdout + result.stderr
 

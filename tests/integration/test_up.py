@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, pool, text
 
 from tests.integration.embedded_support import TOOLBOX, embedded_env
 from tests.workers import wait_for
+from workers import migrate
 from workers.embedded import resolve_servers
 from workers.settings import Settings
 
@@ -78,3 +79,30 @@ def test_toolbox_up_runs_the_stack_on_embedded_servers_and_restarts_on_the_same_
             log.close()
         time.sleep(1)
     assert len(set(ids)) == 2
+
+
+def test_toolbox_up_with_urls_migrates_an_empty_database_and_creates_its_data_dir(
+    tmp_path: Path, empty_database_url: str, redis_url: str
+) -> None:
+    """Servers of one's own, a database with no schema yet, a folder never used before."""
+    env = {
+        **embedded_env(tmp_path / "new" / "data"),  # does not exist yet; beat keeps its file there
+        "TOOLBOX_ENV": "test",
+        "TOOLBOX_DATABASE_URL": empty_database_url,
+        "TOOLBOX_REDIS_URL": redis_url,
+    }
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        up = subprocess.Popen(
+            [TOOLBOX, "up", "--processes", "maintenance,beat"], env=env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: b"Sending due task" in log_path.read_bytes() or up.poll() is not None, 90)
+        assert up.poll() is None, log_path.read_text()[-3000:]
+        assert f"schema at {migrate.head_revision()}" in log_path.read_text()
+        assert any((tmp_path / "new" / "data").glob("celerybeat-schedule*"))
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGTERM)
+            up.wait(60)

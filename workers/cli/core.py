@@ -12,10 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from workers import migrate as schema
+from workers.cli.failures import check_servers
 from workers.embedded import resolve_servers
 from workers.flower import flower_launch
 from workers.procs import PROCESSES, process_env, run_in_foreground
-from workers.settings import get_settings
+from workers.settings import ensure_data_dir, get_settings
 
 console = Console()
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
@@ -26,7 +27,11 @@ def up(
         str, typer.Option(help="Comma-separated processes to run: " + ", ".join(PROCESSES))
     ] = ",".join(PROCESSES),
 ) -> None:
-    """Start the worker stack in the foreground (embedded servers when no URLs are set)."""
+    """Start the worker stack in the foreground (embedded servers when no URLs are set).
+
+    Checks that PostgreSQL and Redis answer (if not: one line, exit status 2,
+    nothing started), migrates the schema, then starts the processes.
+    """
     from honcho.manager import Manager
 
     names = [name.strip() for name in processes.split(",") if name.strip()]
@@ -34,11 +39,17 @@ def up(
     if unknown:
         raise typer.BadParameter(f"unknown process(es) {unknown}; known: {list(PROCESSES)}")
     servers = resolve_servers()
+    check_servers(
+        servers.database_url,
+        servers.redis_url,
+        embedded_database="postgresql" in servers.embedded,
+    )
+    settings = get_settings()
+    ensure_data_dir(settings.data_dir)  # beat keeps its schedule there, even with URLs set
     where = ", ".join(servers.embedded) or "none"
     console.print(f"[bold]toolbox[/bold] embedded servers: {where}")
     schema.upgrade(servers.database_url)
     console.print(f"schema at {schema.current_revision(servers.database_url)}")
-    settings = get_settings()
     env = process_env()
     env.setdefault("TOOLBOX_DATA_DIR", str(settings.data_dir))
     manager = Manager()

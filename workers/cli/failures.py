@@ -2,7 +2,8 @@
 
 ``main()`` asks ``explain`` about any exception a command let through; the
 library (``workers.client``, ``workers.workflows``) keeps raising SQLAlchemy's
-and redis-py's own exceptions.  Lines name host and port, never a password.
+and redis-py's own exceptions.  ``check_servers`` asks both servers up front
+(``toolbox up``).  Lines name host and port, never a password.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from urllib.parse import urlsplit
 import psycopg
 import redis
 from kombu.exceptions import OperationalError as KombuOperationalError
-from sqlalchemy import make_url
+from sqlalchemy import create_engine, make_url, pool
 from sqlalchemy.exc import DBAPIError
 
+from models.errors import ConfigurationError
+from workers.redis import client_url
 from workers.settings import ENV_PREFIX, get_settings
 
 #: ``agent_tasks`` missing (no schema) or a column missing (an older schema).
 SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})
+#: Seconds ``check_servers`` gives each server to answer (a firewall drops, never refuses).
+CHECK_TIMEOUT_SECONDS = 5
 
 
 def explain(exc: BaseException, *, embedded_database: bool) -> str | None:
@@ -33,6 +38,50 @@ def explain(exc: BaseException, *, embedded_database: bool) -> str | None:
             return _no_schema(exc.orig, embedded_database)
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError | KombuOperationalError):
         return redis_unreachable(_reason(str(exc)))
+    return None
+
+
+def check_servers(database_url: str, redis_url: str, *, embedded_database: bool) -> None:
+    """``ConfigurationError`` naming each server that does not answer, in one line.
+
+    For ``toolbox up``, before it migrates or starts a process: Celery would
+    retry an unreachable broker forever, and the stack would look started.
+    An error that is not about reaching a server (a bug) goes through as is.
+    """
+    found = (_postgres_problem(database_url, embedded_database), _redis_problem(redis_url))
+    problems = [problem for problem in found if problem is not None]
+    if problems:
+        raise ConfigurationError(", and ".join(problems))
+
+
+def _postgres_problem(url: str, embedded: bool) -> str | None:
+    engine = create_engine(
+        url, poolclass=pool.NullPool, connect_args={"connect_timeout": CHECK_TIMEOUT_SECONDS}
+    )
+    try:
+        with engine.connect():
+            return None
+    except DBAPIError as exc:
+        problem = explain(exc, embedded_database=embedded)
+        if problem is None:
+            raise
+        return problem
+    finally:
+        engine.dispose()
+
+
+def _redis_problem(url: str) -> str | None:
+    client: redis.Redis[bytes] = redis.Redis.from_url(
+        client_url(url),
+        socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
+        socket_timeout=CHECK_TIMEOUT_SECONDS,
+    )
+    try:
+        client.ping()
+    except redis.RedisError as exc:  # refused, timed out, wrong password, not a Redis at all
+        return redis_unreachable(_reason(str(exc)))
+    finally:
+        client.close()
     return None
 
 
