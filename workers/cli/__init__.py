@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -32,6 +33,8 @@ app.add_typer(workflow_app, name="workflow")
 
 def main() -> None:
     configure_logging("WARNING", json_output=False)
+    # a refused message: the submit commands print a warning a user can act on instead
+    logging.getLogger("workers.dispatch").setLevel(logging.ERROR)
     embedded_database = not os.environ.get("TOOLBOX_DATABASE_URL")  # before resolve_servers
     # SIGTERM ends a command the way Ctrl-C does, through exit cleanup (leaving embedded servers)
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))

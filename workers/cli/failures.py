@@ -3,12 +3,14 @@
 ``main()`` asks ``explain`` about any exception a command let through; the
 library (``workers.client``, ``workers.workflows``) keeps raising SQLAlchemy's
 and redis-py's own exceptions.  ``check_servers`` asks both servers up front
-(``toolbox up``).  Lines name host and port, never a password.
+(``toolbox up``), and ``not_sent`` words a broker's refusal that a submit
+survived.  Lines name host and port, never a password.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -83,6 +85,15 @@ def _redis_problem(url: str) -> str | None:
     finally:
         client.close()
     return None
+
+
+def not_sent(noun: str, task_id: uuid.UUID, error: BaseException, *, waiting: float | None) -> str:
+    """The note for a submit the broker refused: the row is saved, the relay sends it later."""
+    then = f"; waiting up to {waiting:g}s" if waiting is not None else ""
+    return (
+        f"{redis_unreachable(_reason(str(error)))}. {noun.capitalize()} {task_id} is saved "
+        f"(pending) and the relay will dispatch it once the broker is back{then}"
+    )
 
 
 def _connection_failed(exc: DBAPIError) -> bool:

@@ -1,4 +1,4 @@
-"""What ``toolbox task`` and ``toolbox workflow`` share: id prefixes, list filters, durations."""
+"""What ``toolbox task`` and ``toolbox workflow`` share: ids, filters, durations, reports."""
 
 from __future__ import annotations
 
@@ -54,6 +54,11 @@ def check_agent(agent: str | None) -> None:
         )
     if agent not in known:
         raise ValidationFailed(f"unknown agent {agent!r}; known: {', '.join(known)}")
+
+
+def warn(message: str) -> None:
+    """A yellow ``warning: ...`` line on stderr, which leaves stdout to the result (``--json``)."""
+    typer.secho(f"warning: {message}", fg="yellow", err=True)
 
 
 def report_cancel(found: uuid.UUID, before: str, after: str, *, running: str | None = None) -> None:

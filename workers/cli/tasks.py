@@ -12,6 +12,7 @@ from rich.table import Table
 from models.errors import ValidationFailed
 from workers import client
 from workers.cli import lookup
+from workers.cli.failures import not_sent
 from workers.embedded import resolve_servers
 from workers.views import TaskView
 
@@ -70,7 +71,12 @@ def submit(
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait")] = 300.0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Submit an agent task; prints its id (or the task as JSON)."""
+    """Submit an agent task; prints its id (or the task as JSON).
+
+    If the broker cannot take it, a warning on stderr says so: the task is
+    saved and the relay dispatches it once the broker is back (exit status 0
+    without --wait; with --wait, the wait goes on).
+    """
     try:
         payload = json.loads(input_json)
     except json.JSONDecodeError as exc:
@@ -78,7 +84,14 @@ def submit(
     if not isinstance(payload, dict):
         raise ValidationFailed("--input must be a JSON object")
     resolve_servers()
-    task_id = client.submit(agent, payload, priority=priority, idempotency_key=idempotency_key)
+    submitted = client.submit_and_report(
+        agent, payload, priority=priority, idempotency_key=idempotency_key
+    )
+    task_id = submitted.task_id
+    if submitted.broker_error is not None:
+        lookup.warn(
+            not_sent("task", task_id, submitted.broker_error, waiting=timeout if wait else None)
+        )
     if wait:
         view = client.wait(task_id, timeout=timeout)
         _print_json(view) if as_json else _show(view)

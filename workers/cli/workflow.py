@@ -15,6 +15,7 @@ from rich.tree import Tree
 from models.errors import WaitTimeout
 from workers import workflows
 from workers.cli import lookup
+from workers.cli.failures import not_sent
 from workers.embedded import resolve_servers
 from workers.workflows import WorkflowView
 
@@ -50,7 +51,8 @@ def _tree(view: WorkflowView) -> Tree:
     return tree
 
 
-def _follow(workflow_id: uuid.UUID, timeout: float) -> WorkflowView:
+def _follow(workflow_id: uuid.UUID, timeout: float, *, bar: bool) -> WorkflowView:
+    """Poll until the workflow ends, with a progress bar on the terminal if ``bar``."""
     deadline = time.monotonic() + timeout
     columns = (
         TextColumn("{task.description}"),
@@ -58,20 +60,28 @@ def _follow(workflow_id: uuid.UUID, timeout: float) -> WorkflowView:
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
-        bar = progress.add_task("planning", total=100)
+    with Progress(*columns, console=console, transient=True, disable=not bar) as progress:
+        shown = progress.add_task("planning", total=100)
         while True:
             view = workflows.get(workflow_id)
             progress.update(
-                bar,
+                shown,
                 completed=view.progress_percentage,
                 description=f"{view.stage} (round {view.round})",
             )
             if view.finished:
                 return view
             if time.monotonic() > deadline:
-                raise WaitTimeout(f"workflow {workflow_id} still {view.stage} after {timeout:g}s")
+                raise WaitTimeout(f"workflow {workflow_id} still {_where(view)} after {timeout:g}s")
             time.sleep(0.2)
+
+
+def _where(view: WorkflowView) -> str:
+    """How far an unfinished workflow got; before its supervisor runs, that task's status."""
+    root = next((task for task in view.tasks if task.id == view.id), None)
+    if root is not None and root.status in {"pending", "queued"}:
+        return f"{root.status} (not started)"
+    return f"{view.status} ({view.stage}, {view.progress_percentage}% done)"
 
 
 @workflow_app.command("generate")
@@ -93,7 +103,11 @@ def generate(
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait")] = 600.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Start a workflow for a teacher's request; prints its id (or the result with --wait)."""
+    """Start a workflow for a teacher's request; prints its id (or the result with --wait).
+
+    If the broker cannot take it, a warning on stderr says so: the workflow is
+    saved and the relay dispatches it once the broker is back.
+    """
     request = {
         "subject": subject,
         "grade_level": grade,
@@ -106,11 +120,15 @@ def generate(
         "adaptive": adaptive,
     }
     resolve_servers()
-    workflow_id = workflows.generate(request)
+    submitted = workflows.generate_and_report(request)
+    workflow_id = submitted.task_id
+    if submitted.broker_error is not None:
+        waiting = timeout if wait else None
+        lookup.warn(not_sent("workflow", workflow_id, submitted.broker_error, waiting=waiting))
     if not wait:
         typer.echo(workflow_id if not as_json else json.dumps({"workflow_id": str(workflow_id)}))
         return
-    view = workflows.wait(workflow_id, timeout) if as_json else _follow(workflow_id, timeout)
+    view = _follow(workflow_id, timeout, bar=not as_json)
     _print(view, as_json)
     if view.status != "completed":
         raise typer.Exit(1)
