@@ -35,8 +35,8 @@ def warning_line(stderr: str, noun: str, found: str, *, waiting: str = "") -> st
     """The one warning: what failed, which variable, that the task is saved, who sends it."""
     lines = stderr.strip().splitlines()
     assert lines[0] == (
-        f"warning: {UNREACHABLE}. {noun} {found} is saved (pending) and the relay will "
-        f"dispatch it once the broker is back{waiting}"
+        f"warning: {UNREACHABLE}. {noun} {found} is saved (pending); the relay (beat, as in "
+        f"toolbox up) will dispatch it once the broker is back{waiting}"
     ), stderr
     assert "sekret-pw" not in stderr and "Traceback" not in stderr
     return lines[0]

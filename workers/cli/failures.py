@@ -92,7 +92,8 @@ def not_sent(noun: str, task_id: uuid.UUID, error: BaseException, *, waiting: fl
     then = f"; waiting up to {waiting:g}s" if waiting is not None else ""
     return (
         f"{redis_unreachable(_reason(str(error)))}. {noun.capitalize()} {task_id} is saved "
-        f"(pending) and the relay will dispatch it once the broker is back{then}"
+        "(pending); the relay (beat, as in toolbox up) will dispatch it once the broker is "
+        f"back{then}"
     )
 
 
