@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from workers import migrate as schema
-from workers.cli.failures import check_servers
+from workers.cli.failures import check_broker, check_servers
 from workers.embedded import resolve_servers
 from workers.flower import flower_launch
 from workers.procs import PROCESSES, process_env, run_in_foreground
@@ -101,9 +101,13 @@ def config(
 
 
 def flower() -> None:
-    """Run Flower with basic auth from TOOLBOX_FLOWER_BASIC_AUTH and persistent state."""
-    resolve_servers()
-    launch = flower_launch(get_settings())
+    """Run Flower with basic auth from TOOLBOX_FLOWER_BASIC_AUTH and persistent state.
+
+    Refuses to start (one line, exit status 2) when Redis does not answer:
+    Flower would otherwise retry forever and show an empty dashboard.
+    """
+    launch = flower_launch(get_settings())  # credentials first: no server needed to refuse
+    check_broker(resolve_servers().redis_url)
     # a child, not exec: this process must live on to leave the embedded servers
     sys.exit(run_in_foreground(launch.argv, launch.env))
 

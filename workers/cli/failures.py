@@ -56,6 +56,13 @@ def check_servers(database_url: str, redis_url: str, *, embedded_database: bool)
         raise ConfigurationError(", and ".join(problems))
 
 
+def check_broker(redis_url: str) -> None:
+    """``ConfigurationError`` if Redis does not answer: for Flower, which needs nothing else."""
+    problem = _redis_problem(redis_url)
+    if problem is not None:
+        raise ConfigurationError(problem)
+
+
 def _postgres_problem(url: str, embedded: bool) -> str | None:
     engine = create_engine(
         url, poolclass=pool.NullPool, connect_args={"connect_timeout": CHECK_TIMEOUT_SECONDS}
