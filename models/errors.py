@@ -7,6 +7,7 @@ tree lives here::
     ├── ConfigurationError          a setting is missing, malformed or a placeholder
     ├── PermanentError              retrying cannot help; fail at once
     │   ├── ValidationFailed        a payload or response does not match its schema
+    │   │   └── IdempotencyConflict an idempotency key reused for a different request
     │   ├── NotFound                a referenced row does not exist
     │   ├── AgentUnavailable        unknown or inactive agent kind
     │   ├── NotSupported            a feature that is deliberately not implemented
@@ -64,6 +65,10 @@ class ValidationFailed(PermanentError):
         if message is None and self.errors:
             message = "invalid input: " + "; ".join(self.errors)
         super().__init__(message, errors=self.errors)
+
+
+class IdempotencyConflict(ValidationFailed):
+    """The idempotency key already names a task of another agent or with another input."""
 
 
 class NotFound(PermanentError):

@@ -4,7 +4,9 @@ Lists on the command line shorten ids (``toolbox task list`` at 80 columns,
 ``toolbox lms list`` to 8 characters), so every command that takes an id
 accepts what they show.  The prefix is matched on the table itself
 (``id::text LIKE prefix || '%'``); the equivalent uuid range lets the
-primary key index find the rows.
+primary key index find the rows.  The Python API takes full ids only
+(``parse_id``): a value that is not a UUID is refused before any query, in
+the same words.
 """
 
 from __future__ import annotations
@@ -29,10 +31,9 @@ def resolve_id(
     caller's constants, never user input.  A full UUID is returned unchecked:
     the caller's lookup says "not found" in its own words.
     """
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        pass
+    full = as_uuid(value)
+    if full is not None:
+        return full
     prefix = value.strip().lower()
     digits = prefix.replace("-", "")
     if len(digits) < MIN_PREFIX or len(digits) > 32 or not set(digits) <= _HEX:
@@ -64,6 +65,33 @@ def resolve_id(
         )
     resolved: uuid.UUID = found[0]
     return resolved
+
+
+def as_uuid(value: object) -> uuid.UUID | None:
+    """``value`` as a UUID (itself, or a string that spells one), else None."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def parse_id(value: object, *, noun: str, field: str) -> uuid.UUID:
+    """``value`` as a UUID, or ``ValidationFailed`` naming ``field`` (never echoing the value).
+
+    For the Python API, whose callers pass ids they got from it: a full id,
+    as a ``uuid.UUID`` or its text.  A malformed id is a mistake to report,
+    not a row to look for.
+    """
+    found = as_uuid(value)
+    if found is None:
+        raise ValidationFailed(
+            f"{field}: not {_article(noun)} {noun} id (a UUID)", errors=[f"{field}: not a UUID"]
+        )
+    return found
 
 
 def _article(noun: str) -> str:

@@ -6,10 +6,12 @@
 
 ``submit`` writes the ``agent_tasks`` row (in the caller's transaction when a
 ``session`` is passed) and sends the message only after that transaction
-commits.  Invalid payloads, unknown or inactive agents raise before anything
-is written.  A broker that refuses the message is not an error: the row
-stays ``pending`` and the relay sends it later; ``submit_and_report`` says
-when that happened (the command line tells the user).
+commits.  Invalid payloads or options, unknown or inactive agents, unknown
+users or parents and a reused idempotency key of another request raise
+(``ValidationFailed``, ``NotFound``, ...) before anything is written.  A
+broker that refuses the message is not an error: the row stays ``pending``
+and the relay sends it later; ``submit_and_report`` says when that happened
+(the command line tells the user).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from models.errors import NotFound, WaitTimeout
+from models.ids import parse_id
 from workers import dispatch as dispatcher
 from workers.db import get_engine
 from workers.submission import SubmitOptions, insert_direct, insert_rows
@@ -133,7 +136,12 @@ def submit(
     task_name: str | None = None,
     session: Session | None = None,
 ) -> uuid.UUID:
-    """Submit one agent task; the same ``idempotency_key`` returns the first task's id."""
+    """Submit one agent task; returns its id.
+
+    The same ``idempotency_key`` with the same agent and input returns the
+    first task's id; with another agent or input it raises
+    ``IdempotencyConflict``.
+    """
     return submit_many(
         agent,
         [input_data],
@@ -175,7 +183,9 @@ def submit_and_report(
     return Submitted(ids[0], published.error)
 
 
-def get_task(task_id: uuid.UUID, *, states: bool = True) -> TaskView:
+def get_task(task_id: uuid.UUID | str, *, states: bool = True) -> TaskView:
+    """The task; ``NotFound`` if there is none, ``ValidationFailed`` if ``task_id`` is no UUID."""
+    task_id = parse_id(task_id, noun="task", field="task_id")
     with get_engine().connect() as connection:
         view = load_task(connection, task_id, states=states)
     if view is None:
@@ -187,9 +197,12 @@ def list_tasks(
     *,
     status: str | None = None,
     agent_type: str | None = None,
-    workflow_id: uuid.UUID | None = None,
+    workflow_id: uuid.UUID | str | None = None,
     limit: int = 50,
 ) -> list[TaskView]:
+    """The newest tasks, filtered; ``ValidationFailed`` for an unknown status or agent type,
+    a ``limit`` outside 1..1000 or a ``workflow_id`` that is no UUID (as ``toolbox task list``).
+    """
     with get_engine().connect() as connection:
         return query_tasks(
             connection, status=status, agent_type=agent_type, workflow_id=workflow_id, limit=limit
@@ -224,8 +237,9 @@ def cancel(task_id: uuid.UUID) -> TaskView:
     return get_task(task_id)
 
 
-def wait(task_id: uuid.UUID, timeout: float = 60.0, *, poll: float = 0.05) -> TaskView:
+def wait(task_id: uuid.UUID | str, timeout: float = 60.0, *, poll: float = 0.05) -> TaskView:
     """Block until the task finishes; raise ``WaitTimeout`` after ``timeout`` seconds."""
+    task_id = parse_id(task_id, noun="task", field="task_id")
     deadline = time.monotonic() + timeout
     while True:
         view = get_task(task_id, states=False)

@@ -10,6 +10,15 @@ COMMIT).  It inserts everything or nothing; whenever it cannot (any check
 failing, an idempotency key already used) the caller falls back to
 ``insert_rows``, which raises the precise error or finds the first task.
 
+Bad input never reaches PostgreSQL as a raw database error: the options
+are checked in Python against the columns' limits (``_option_errors``),
+payload strings and keys for NUL characters, which ``jsonb`` refuses
+(``validate_input``); an unknown ``created_by`` or parent is found by the
+checked path's agent lookup (no extra round trip) and, on the direct path,
+by the insert's foreign key, translated into ``NotFound``.  A reused
+idempotency key returns the first task only for the same agent and input
+(``IdempotencyConflict`` otherwise).  Messages name fields, never values.
+
 ``insert_direct`` writes its rows already ``queued`` (``dispatched_at``
 set), because their messages leave right after it: the caller sends them
 and puts back to ``pending`` only the ones the broker refused
@@ -26,14 +35,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.errors import ForeignKeyViolation
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, String, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
 
 from agents.registry import get_kind
-from models.errors import AgentUnavailable, ConfigurationError, NotFound, ValidationFailed
+from models.agents import AgentTask
+from models.errors import (
+    AgentUnavailable,
+    ConfigurationError,
+    IdempotencyConflict,
+    NotFound,
+    ValidationFailed,
+)
+from models.ids import as_uuid
 from workers import dispatch as dispatcher
 from workers.celeryconfig import MAX_TIMEOUT_SECONDS
+from workers.jobs.retention import MARKER_KEY
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,26 @@ class SubmitOptions:
 
 Inserted = tuple[list[uuid.UUID], list[dispatcher.Envelope]]
 """All task ids in input order, and envelopes for the rows that are new."""
+
+
+def _column_length(name: str) -> int:
+    kind = AgentTask.__table__.c[name].type
+    assert isinstance(kind, String) and kind.length is not None
+    return kind.length
+
+
+IDEMPOTENCY_KEY_MAX = _column_length("idempotency_key")
+TASK_NAME_MAX = _column_length("task_name")
+NUL = "\x00"
+_NUL_REFUSED = "contains a NUL character (\\u0000), which PostgreSQL cannot store"
+_PATH_PART_MAX = 40
+"""Characters of a dict key shown in an error's path (a free-form key is data)."""
+
+_REFERENCES = {
+    "fk_agent_tasks_created_by_users": ("created_by", "user"),
+    "fk_agent_tasks_parent_task_id_agent_tasks": ("parent_task_id", "agent task"),
+}
+"""Foreign keys of ``agent_tasks`` a caller's option fills: the option and what it names."""
 
 _INSERT = text(
     "INSERT INTO agent_tasks (id, agent_id, parent_task_id, workflow_id, task_type, task_name,"
@@ -75,10 +115,11 @@ _INSERT_DIRECT = text(
 
 
 def validate_input(agent_type: str, input_data: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
+    """The payload as stored: validated by the kind's schema, JSON-ready, storable by jsonb."""
     kind = get_kind(agent_type)
     raw = input_data.model_dump(mode="json") if isinstance(input_data, BaseModel) else input_data
     try:
-        return kind.input_schema.model_validate(raw).model_dump(mode="json")
+        payload = kind.input_schema.model_validate(raw).model_dump(mode="json")
     except ValidationError as exc:
         errors = [
             f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}"
@@ -87,6 +128,48 @@ def validate_input(agent_type: str, input_data: Mapping[str, Any] | BaseModel) -
         raise ValidationFailed(
             f"invalid input for agent {agent_type!r}: " + "; ".join(errors), errors=errors
         ) from None
+    if _has_nul(payload):
+        errors = [f"{path}: {_NUL_REFUSED}" for path in _nul_paths(payload, "input")]
+        raise ValidationFailed(
+            f"invalid input for agent {agent_type!r}: " + "; ".join(errors), errors=errors
+        )
+    return payload
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a string or key anywhere in the JSON value holds a NUL (cheap: no paths)."""
+    if isinstance(value, str):
+        return NUL in value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if NUL in key or _has_nul(item):
+                return True
+    elif isinstance(value, list):
+        for item in value:
+            if _has_nul(item):
+                return True
+    return False
+
+
+def _nul_paths(value: Any, path: str) -> list[str]:
+    """Paths (``input.request.topic``, ``input.items.0``) of the strings holding a NUL.
+
+    A key holding one is named by its object's path (``... (a key)``), never shown.
+    """
+    if isinstance(value, str):
+        return [path] if NUL in value else []
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if NUL in key:
+                found.append(f"{path} (a key)")
+                continue
+            shown = key if len(key) <= _PATH_PART_MAX else key[:_PATH_PART_MAX] + "..."
+            found.extend(_nul_paths(item, f"{path}.{shown}"))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(_nul_paths(item, f"{path}.{index}"))
+    return found
 
 
 def insert_direct(
@@ -101,29 +184,32 @@ def insert_direct(
     """
     if isinstance(agent, uuid.UUID) or options.parent_task_id is not None or not inputs:
         return None
-    if _option_error(options, len(inputs)) is not None:
+    if _option_errors(options, len(inputs)):
         return None
     try:
         payloads = [validate_input(agent, item) for item in inputs]
     except (AgentUnavailable, ValidationFailed):
         return None
     ids = [uuid.uuid4() for _ in payloads]
-    rows = connection.execute(
-        _INSERT_DIRECT,
-        {
-            "agent": agent,
-            "rows": [
-                {"id": str(task_id), "input_data": payload}
-                for task_id, payload in zip(ids, payloads, strict=True)
-            ],
-            "workflow_id": options.workflow_id,
-            "task_name": options.task_name or f"{agent} task",
-            "priority": options.priority,
-            "created_by": options.created_by,
-            "idempotency_key": options.idempotency_key,
-            "max_timeout": MAX_TIMEOUT_SECONDS,
-        },
-    ).all()
+    try:
+        rows = connection.execute(
+            _INSERT_DIRECT,
+            {
+                "agent": agent,
+                "rows": [
+                    {"id": str(task_id), "input_data": payload}
+                    for task_id, payload in zip(ids, payloads, strict=True)
+                ],
+                "workflow_id": options.workflow_id,
+                "task_name": options.task_name or f"{agent} task",
+                "priority": options.priority,
+                "created_by": options.created_by,
+                "idempotency_key": options.idempotency_key,
+                "max_timeout": MAX_TIMEOUT_SECONDS,
+            },
+        ).all()
+    except IntegrityError as exc:  # an unknown created_by: the foreign key is the check
+        raise _missing_reference(exc, options) from None
     if not rows:  # no usable agent, or the idempotency key is taken: nothing was written
         return None
     by_id = {row.id: row for row in rows}
@@ -136,23 +222,75 @@ def insert_direct(
     return ids, envelopes
 
 
-def _option_error(options: SubmitOptions, count: int) -> str | None:
-    """What is wrong with the options of a submit of ``count`` tasks, if anything."""
-    if options.priority is not None and not 0 <= options.priority <= 9:
-        return f"priority: must be between 0 and 9, got {options.priority}"
-    if options.idempotency_key is not None and count != 1:
-        return "idempotency_key: only for a single task"
-    return None
+def _option_errors(options: SubmitOptions, count: int) -> list[str]:
+    """What is wrong with the options of a submit of ``count`` tasks (in Python, no query)."""
+    errors: list[str] = []
+    priority = options.priority
+    if priority is not None:
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            errors.append("priority: must be an integer between 0 and 9")
+        elif not 0 <= priority <= 9:
+            errors.append(f"priority: must be between 0 and 9, got {priority}")
+    key = options.idempotency_key
+    if key is not None:
+        errors.extend(_text_errors("idempotency_key", key, IDEMPOTENCY_KEY_MAX, blank=False))
+        if count != 1:
+            errors.append("idempotency_key: only for a single task")
+    if options.task_name is not None:
+        errors.extend(_text_errors("task_name", options.task_name, TASK_NAME_MAX, blank=True))
+    for field in ("parent_task_id", "workflow_id", "created_by"):
+        value = getattr(options, field)
+        if value is not None and as_uuid(value) is None:
+            errors.append(f"{field}: not a UUID")
+    return errors
 
 
-def _agent(connection: Connection, agent: str | uuid.UUID) -> dict[str, Any]:
+def _text_errors(field: str, value: object, maximum: int, *, blank: bool) -> list[str]:
+    """A string option against its column: type, length, NUL; blank allowed or not."""
+    if not isinstance(value, str):
+        return [f"{field}: must be a string"]
+    if not blank and not value.strip():
+        return [f"{field}: empty or blank (pass None for none)"]
+    if len(value) > maximum:
+        return [f"{field}: at most {maximum} characters, got {len(value)}"]
+    if NUL in value:
+        return [f"{field}: {_NUL_REFUSED}"]
+    return []
+
+
+def _missing_reference(exc: IntegrityError, options: SubmitOptions) -> Exception:
+    """``NotFound`` naming the option whose row does not exist, else ``exc`` itself."""
+    orig = exc.orig
+    if isinstance(orig, ForeignKeyViolation) and orig.diag.constraint_name in _REFERENCES:
+        field, noun = _REFERENCES[orig.diag.constraint_name]
+        return NotFound(f"{field}: no {noun} {getattr(options, field)}")
+    return exc
+
+
+def _agent(
+    connection: Connection, agent: str | uuid.UUID, options: SubmitOptions
+) -> dict[str, Any]:
+    """The agent's row, plus ``creator_known`` and ``parent_workflow`` (None: no such parent).
+
+    The references are looked up in the same statement: no round trip of their own.
+    """
+    if not isinstance(agent, uuid.UUID | str) or (isinstance(agent, str) and NUL in agent):
+        raise AgentUnavailable("agent: not an agent type or an ai_agents id")
     column = "id" if isinstance(agent, uuid.UUID) else "agent_type"
     rows = connection.execute(
         text(
-            "SELECT id, agent_type, name, priority, is_active, timeout_seconds FROM ai_agents"
-            f" WHERE {column} = :agent {_AGENT_ORDER}"
+            "SELECT id, agent_type, name, priority, is_active, timeout_seconds,"
+            " CAST(:created_by AS uuid) IS NULL OR EXISTS"
+            " (SELECT FROM users WHERE id = CAST(:created_by AS uuid)) AS creator_known,"
+            " (SELECT coalesce(workflow_id, id) FROM agent_tasks"
+            " WHERE id = CAST(:parent_task_id AS uuid)) AS parent_workflow"
+            f" FROM ai_agents WHERE {column} = :agent {_AGENT_ORDER}"
         ),
-        {"agent": agent},
+        {
+            "agent": agent,
+            "created_by": options.created_by,
+            "parent_task_id": options.parent_task_id,
+        },
     ).mappings()
     row = rows.one_or_none()
     if row is None:
@@ -173,21 +311,25 @@ def insert_rows(
     inputs: Sequence[Mapping[str, Any] | BaseModel],
     options: SubmitOptions,
 ) -> Inserted:
-    """Insert rows inside the connection's transaction, checking each step."""
+    """Insert rows inside the connection's transaction, checking each step.
+
+    The options first (in Python, so nothing malformed reaches a query),
+    then the agent with the references, then the payloads; nothing is
+    written unless all pass.
+    """
     priority, idempotency_key = options.priority, options.idempotency_key
     parent_task_id, workflow_id = options.parent_task_id, options.workflow_id
-    row = _agent(connection, agent)
-    problem = _option_error(options, len(inputs))
-    if problem is not None:
-        raise ValidationFailed(errors=[problem])
+    problems = _option_errors(options, len(inputs))
+    if problems:
+        raise ValidationFailed("invalid options: " + "; ".join(problems), errors=problems)
+    row = _agent(connection, agent, options)
     payloads = [validate_input(row["agent_type"], item) for item in inputs]
-    if parent_task_id is not None and workflow_id is None:
-        workflow_id = connection.execute(
-            text("SELECT coalesce(workflow_id, id) FROM agent_tasks WHERE id = :id"),
-            {"id": parent_task_id},
-        ).scalar_one_or_none()
-        if workflow_id is None:
-            raise NotFound(f"parent task {parent_task_id} does not exist")
+    if not row["creator_known"]:
+        raise NotFound(f"created_by: no user {options.created_by}")
+    if parent_task_id is not None:
+        if row["parent_workflow"] is None:
+            raise NotFound(f"parent_task_id: parent task {parent_task_id} does not exist")
+        workflow_id = workflow_id or row["parent_workflow"]
     ids: list[uuid.UUID] = []
     new: list[dispatcher.Envelope] = []
     for payload in payloads:
@@ -204,13 +346,12 @@ def insert_rows(
             "created_by": options.created_by,
             "idempotency_key": idempotency_key,
         }
-        inserted = connection.execute(_INSERT, values).scalar_one_or_none()
+        try:
+            inserted = connection.execute(_INSERT, values).scalar_one_or_none()
+        except IntegrityError as exc:  # a user or parent deleted since the lookup
+            raise _missing_reference(exc, options) from None
         if inserted is None:
-            existing = connection.execute(
-                text("SELECT id FROM agent_tasks WHERE idempotency_key = :key"),
-                {"key": idempotency_key},
-            ).scalar_one()
-            ids.append(existing)
+            ids.append(_first_task(connection, idempotency_key, row["agent_type"], payload))
         else:
             ids.append(task_id)
             new.append(
@@ -223,3 +364,39 @@ def insert_rows(
                 )
             )
     return ids, new
+
+
+_FIRST_TASK = text(
+    "SELECT id, task_type, input_data = :input_data OR input_data ? :marker AS same_input"
+    " FROM agent_tasks WHERE idempotency_key = :key"
+).bindparams(bindparam("input_data", type_=JSONB))
+
+
+def _first_task(
+    connection: Connection, key: str | None, agent_type: str, payload: dict[str, Any]
+) -> uuid.UUID:
+    """The task that already holds ``key``, if it is the same request (agent and input).
+
+    Like Stripe's idempotency keys: a key names one request, so a reuse with
+    another agent or another input is a caller's bug, reported rather than
+    answered with an unrelated task.  Inputs compare as stored (``jsonb``
+    equality, after the schema filled in defaults).  A task whose input
+    retention has purged can no longer be compared and is returned.
+    """
+    found = connection.execute(
+        _FIRST_TASK, {"key": key, "input_data": payload, "marker": MARKER_KEY}
+    ).one()
+    if found.task_type != agent_type:
+        raise IdempotencyConflict(
+            f"idempotency_key: already used by task {found.id} of agent {found.task_type!r},"
+            f" not {agent_type!r}; use a new key for a new request",
+            errors=["idempotency_key: used by a task of another agent"],
+        )
+    if not found.same_input:
+        raise IdempotencyConflict(
+            f"idempotency_key: already used by task {found.id} with a different input;"
+            " a key may be reused only with the same agent and input",
+            errors=["idempotency_key: used by a task with a different input"],
+        )
+    task_id: uuid.UUID = found.id
+    return task_id

@@ -1,4 +1,9 @@
-"""Read models of agent tasks for the Python API and the CLI (pydantic, JSON-ready)."""
+"""Read models of agent tasks for the Python API and the CLI (pydantic, JSON-ready).
+
+``query_tasks`` checks its filters for both (``check_status``, ``check_limit``,
+an unknown agent type), so ``client.list_tasks`` and ``toolbox task list``
+refuse the same things in the same words.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, text
+
+from models.agents import TASK_STATUSES
+from models.errors import ValidationFailed
+from models.ids import parse_id
+
+MAX_LIST_LIMIT = 1000
 
 
 class StateView(BaseModel):
@@ -84,27 +95,79 @@ def load_task(
     return view.model_copy(update={"states": [StateView.model_validate(dict(r)) for r in rows]})
 
 
+def check_status(status: object) -> str | None:
+    """``status`` lower-cased, or ``ValidationFailed`` listing the valid ones (None: no filter)."""
+    if status is None:
+        return None
+    if not isinstance(status, str) or status.lower() not in TASK_STATUSES:
+        shown = repr(status) if isinstance(status, str) and len(status) <= 40 else "given"
+        raise ValidationFailed(
+            f"unknown status {shown}; valid: {', '.join(TASK_STATUSES)}",
+            errors=["status: not a task status"],
+        )
+    return status.lower()
+
+
+def check_limit(limit: object) -> int:
+    """``limit`` if it is an integer from 1 to ``MAX_LIST_LIMIT``, else ``ValidationFailed``."""
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        problem = f"limit: must be an integer from 1 to {MAX_LIST_LIMIT}"
+        raise ValidationFailed(problem, errors=[problem])
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        problem = f"limit: must be from 1 to {MAX_LIST_LIMIT}, got {limit}"
+        raise ValidationFailed(problem, errors=[problem])
+    return limit
+
+
+def check_agent_type(connection: Connection, agent_type: str) -> None:
+    """``ValidationFailed`` listing the known agent types when ``agent_type`` is none of them."""
+    known = list(
+        connection.execute(
+            text("SELECT DISTINCT agent_type FROM ai_agents ORDER BY agent_type")
+        ).scalars()
+    )
+    if agent_type not in known:
+        shown = repr(agent_type) if len(agent_type) <= 50 else "given"
+        raise ValidationFailed(
+            f"unknown agent {shown}; known: {', '.join(known)}",
+            errors=["agent_type: not an agent type"],
+        )
+
+
 def query_tasks(
     connection: Connection,
     *,
     status: str | None = None,
     agent_type: str | None = None,
-    workflow_id: uuid.UUID | None = None,
+    workflow_id: uuid.UUID | str | None = None,
     limit: int = 50,
 ) -> list[TaskView]:
+    """The newest tasks matching the filters; a bad filter is ``ValidationFailed``.
+
+    An unknown agent type is found out only when nothing matched, so a
+    listing costs no extra query.
+    """
+    status = check_status(status)
+    params: dict[str, Any] = {"limit": check_limit(limit)}
+    if agent_type is not None and not isinstance(agent_type, str):
+        raise ValidationFailed("agent_type: must be a string", errors=["agent_type: not a string"])
     clauses: list[str] = []
-    params: dict[str, Any] = {"limit": limit}
-    if status:
+    if status is not None:
         clauses.append("t.status = :status")
         params["status"] = status
-    if agent_type:
+    if agent_type is not None:
+        if "\x00" in agent_type:  # no agent type holds one, and PostgreSQL cannot take it
+            check_agent_type(connection, agent_type)
         clauses.append("a.agent_type = :agent_type")
         params["agent_type"] = agent_type
-    if workflow_id:
+    if workflow_id is not None:
         clauses.append("coalesce(t.workflow_id, t.id) = :workflow_id")
-        params["workflow_id"] = workflow_id
+        params["workflow_id"] = parse_id(workflow_id, noun="workflow", field="workflow_id")
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     rows = connection.execute(
         text(_SELECT + where + " ORDER BY t.created_at DESC LIMIT :limit"), params
     ).mappings()
-    return [TaskView.model_validate(dict(row)) for row in rows]
+    views = [TaskView.model_validate(dict(row)) for row in rows]
+    if not views and agent_type is not None:
+        check_agent_type(connection, agent_type)
+    return views

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from agents import workflow as flow
 from agents.schemas import EnvironmentRequest
 from models.errors import NotFound, WaitTimeout
+from models.ids import parse_id
 from workers import client
 from workers.db import get_engine
 from workers.views import TaskView, load_task, query_tasks
@@ -97,7 +98,9 @@ def generate_and_report(
     )
 
 
-def get(workflow_id: uuid.UUID) -> WorkflowView:
+def get(workflow_id: uuid.UUID | str) -> WorkflowView:
+    """The workflow; ``NotFound`` if there is none, ``ValidationFailed`` if the id is no UUID."""
+    workflow_id = parse_id(workflow_id, noun="workflow", field="workflow_id")
     with get_engine().connect() as connection:
         root = load_task(connection, workflow_id, states=False)
         if root is None or root.agent_type != flow.ROOT_AGENT:
@@ -124,8 +127,11 @@ def get(workflow_id: uuid.UUID) -> WorkflowView:
     )
 
 
-def wait(workflow_id: uuid.UUID, timeout: float = 300.0, *, poll: float = 0.1) -> WorkflowView:
+def wait(
+    workflow_id: uuid.UUID | str, timeout: float = 300.0, *, poll: float = 0.1
+) -> WorkflowView:
     """Block until the workflow ends; ``WaitTimeout`` after ``timeout`` seconds."""
+    workflow_id = parse_id(workflow_id, noun="workflow", field="workflow_id")
     deadline = time.monotonic() + timeout
     while True:
         view = get(workflow_id)

@@ -193,7 +193,7 @@ def test_concurrency_limit_holds_across_two_worker_processes(
 
 def test_same_idempotency_key_returns_the_first_task(engine: Engine, toolbox_env: dict) -> None:
     first = client.submit("echo", {"message": "a"}, idempotency_key="lesson-42")
-    second = client.submit("echo", {"message": "b"}, idempotency_key="lesson-42")
+    second = client.submit("echo", {"message": "a"}, idempotency_key="lesson-42")
     assert first == second
     assert count(engine, "SELECT count(*) FROM agent_tasks") == 1
 

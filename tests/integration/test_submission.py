@@ -115,7 +115,7 @@ def test_a_reused_idempotency_key_costs_the_direct_path_nothing(
     engine: Engine, toolbox_env: dict[str, str]
 ) -> None:
     first = client.submit("echo", {"message": "a"}, idempotency_key="lesson-7")
-    assert client.submit("echo", {"message": "b"}, idempotency_key="lesson-7") == first
+    assert client.submit("echo", {"message": "a"}, idempotency_key="lesson-7") == first
     (row,) = rows(engine, [first])
     assert row["input_data"]["message"] == "a" and row["idempotency_key"] == "lesson-7"
 
@@ -144,7 +144,7 @@ def test_submit_and_report_says_whether_the_broker_took_the_message(
     taken = client.submit_and_report("echo", {"message": "now"}, idempotency_key="lesson-9")
     assert taken.broker_error is None
     assert rows(engine, [taken.task_id])[0]["status"] == "queued"
-    again = client.submit_and_report("echo", {}, idempotency_key="lesson-9")
+    again = client.submit_and_report("echo", {"message": "now"}, idempotency_key="lesson-9")
     assert again == client.Submitted(taken.task_id)  # the first task; nothing was sent
     refused = subprocess.run(
         [sys.executable, "-c",

@@ -1,15 +1,16 @@
-"""What ``toolbox task`` and ``toolbox workflow`` share: ids, filters, durations, reports."""
+"""What ``toolbox task`` and ``toolbox workflow`` share: ids, durations, reports.
+
+List filters are checked by ``workers.views`` for the CLI and the Python API alike.
+"""
 
 from __future__ import annotations
 
 import uuid
 
 import typer
-from sqlalchemy import text
 
 from agents.workflow import ROOT_AGENT
 from models.agents import TASK_STATUSES
-from models.errors import ValidationFailed
 from models.ids import resolve_id
 from workers.db import get_engine
 from workers.views import TaskView
@@ -31,29 +32,6 @@ def workflow_id(value: str) -> uuid.UUID:
             where="workflow_id = id AND agent_id IN"
                   f" (SELECT id FROM ai_agents WHERE agent_type = '{ROOT_AGENT}')",
         )  # fmt: skip
-
-
-def check_status(status: str | None) -> str | None:
-    """``status`` lower-cased, or ``ValidationFailed`` listing the valid ones."""
-    if status is None:
-        return None
-    if status.lower() not in TASK_STATUSES:
-        raise ValidationFailed(f"unknown status {status!r}; valid: {', '.join(TASK_STATUSES)}")
-    return status.lower()
-
-
-def check_agent(agent: str | None) -> None:
-    """``ValidationFailed`` listing the known agent types when ``agent`` is none of them."""
-    if agent is None:
-        return
-    with get_engine().connect() as connection:
-        known = list(
-            connection.execute(
-                text("SELECT DISTINCT agent_type FROM ai_agents ORDER BY agent_type")
-            ).scalars()
-        )
-    if agent not in known:
-        raise ValidationFailed(f"unknown agent {agent!r}; known: {', '.join(known)}")
 
 
 def warn(message: str) -> None:

@@ -14,7 +14,7 @@ from workers import client
 from workers.cli import lookup
 from workers.cli.failures import not_sent
 from workers.embedded import resolve_servers
-from workers.views import TaskView
+from workers.views import MAX_LIST_LIMIT, TaskView, check_status
 
 console = Console()
 task_app = typer.Typer(help="Submit and follow agent tasks.", no_args_is_help=True)
@@ -115,13 +115,12 @@ def show(task_id: TaskId, as_json: JsonFlag = False) -> None:
 def list_(
     status: Annotated[str | None, typer.Option(help=lookup.STATUS_HELP)] = None,
     agent: Annotated[str | None, typer.Option(help="Filter by agent type, e.g. echo")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIST_LIMIT)] = 50,
     as_json: JsonFlag = False,
 ) -> None:
     """The most recent tasks, newest first; other commands take an id prefix as shown."""
-    status = lookup.check_status(status)
+    status = check_status(status)  # before the servers: a typo needs none
     resolve_servers()
-    lookup.check_agent(agent)
     views = client.list_tasks(status=status, agent_type=agent, limit=limit)
     if as_json:
         _print_json(views)

@@ -1,0 +1,289 @@
+"""Bad input to the enqueue API: a ``ValidationFailed`` or ``NotFound`` naming the field.
+
+Never a raw database error, never the payload's or the key's text in the
+message, and no row written, whichever way the submit goes: the direct
+path (``submit``, ``submit_many``, ``submit_and_report``), the checked path
+and the caller's transaction (``session=``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from random import Random
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from agents.offline_lesson import lesson_content
+from agents.schemas import EnvironmentRequest
+from models.errors import (
+    AgentUnavailable,
+    IdempotencyConflict,
+    NotFound,
+    ToolboxError,
+    ValidationFailed,
+)
+from tests.integration.test_cli import toolbox
+from workers import client, workflows
+from workers.db import get_engine
+
+SECRET = "pupil-record-1234"
+"""Payload text that must never show up in an error."""
+
+Submit = Callable[..., uuid.UUID]
+
+
+def _submit(agent: Any, data: Any, **options: Any) -> uuid.UUID:
+    return client.submit(agent, data, **options)
+
+
+def _submit_many(agent: Any, data: Any, **options: Any) -> uuid.UUID:
+    return client.submit_many(agent, [{"message": "fine"}, data], **options)[1]
+
+
+def _submit_and_report(agent: Any, data: Any, **options: Any) -> uuid.UUID:
+    return client.submit_and_report(agent, data, **options).task_id
+
+
+def _in_session(agent: Any, data: Any, **options: Any) -> uuid.UUID:
+    """In the caller's transaction, which the refusal must leave usable."""
+    with Session(get_engine()) as session, session.begin():
+        try:
+            return client.submit(agent, data, session=session, **options)
+        finally:
+            assert session.execute(text("SELECT 1")).scalar_one() == 1
+
+
+WAYS = pytest.mark.parametrize(
+    "submit",
+    [_submit, _submit_many, _submit_and_report, _in_session],
+    ids=["submit", "submit_many", "submit_and_report", "session"],
+)
+ONE_TASK_WAYS = pytest.mark.parametrize(
+    "submit",
+    [_submit, _submit_and_report, _in_session],
+    ids=["submit", "submit_and_report", "session"],
+)
+
+
+def task_count(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM agent_tasks")).scalar_one())
+
+
+def refused(error: type[ToolboxError], call: Callable[[], object], *hidden: str) -> str:
+    """``call`` raises ``error`` (not a database error); its message hides ``hidden``."""
+    with pytest.raises(error) as caught:
+        call()
+    message = str(caught.value)
+    for text_ in hidden:
+        assert text_ not in message, message
+    assert "[SQL" not in message and "psycopg" not in message
+    return message
+
+
+def add_user(engine: Engine) -> uuid.UUID:
+    user_id = uuid.uuid4()
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, username, email, password_hash, role)"
+                " VALUES (:id, 'ms-rivera', 'rivera@school.example', '-', 'teacher')"
+            ),
+            {"id": user_id},
+        )
+    return user_id
+
+
+# 1. NUL characters, which jsonb refuses ---------------------------------------------------
+
+
+@WAYS
+def test_a_nul_in_a_payload_string_names_its_path(
+    engine: Engine, toolbox_env: dict[str, str], submit: Submit
+) -> None:
+    message = refused(
+        ValidationFailed, lambda: submit("echo", {"message": f"{SECRET}\x00tail"}), SECRET, "tail"
+    )
+    assert "input.message: contains a NUL character" in message
+    assert task_count(engine) == 0
+
+
+def test_nul_in_nested_strings_and_in_keys_is_found_on_every_path(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    request = EnvironmentRequest(subject="science", grade_level=6, topic="volcanoes")
+    bad_request = request.model_dump(mode="json") | {
+        "learning_objectives": ["Explain eruptions", f"{SECRET}\x00"]
+    }
+    message = refused(ValidationFailed, lambda: workflows.generate(bad_request), SECRET)
+    assert "input.learning_objectives.1: contains a NUL character" in message
+    content = lesson_content(request, Random(1)).model_dump(mode="json")
+    content["game_mechanics"] = {f"{SECRET}\x00": 1, "levels": [{"name": "ok"}, "x\x00"]}
+    review = {"request": request.model_dump(mode="json"), "content": content}
+    message = refused(ValidationFailed, lambda: client.submit("review", review), SECRET)
+    assert "input.content.game_mechanics (a key): contains a NUL" in message
+    assert "input.content.game_mechanics.levels.1: contains a NUL" in message
+    assert task_count(engine) == 0
+
+
+def test_an_agent_name_with_a_nul_is_an_unknown_agent(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    refused(AgentUnavailable, lambda: client.submit("ec\x00ho", {}))
+    assert task_count(engine) == 0
+
+
+# 2. and 4. idempotency keys and task names against their columns --------------------------
+
+
+@WAYS
+def test_string_options_are_checked_against_their_columns(
+    engine: Engine, toolbox_env: dict[str, str], submit: Submit
+) -> None:
+    long_key = "k" * 200 + SECRET + "k" * 40  # 257 characters
+    message = refused(
+        ValidationFailed, lambda: submit("echo", {}, idempotency_key=long_key), SECRET
+    )
+    assert "idempotency_key: at most 255 characters, got 257" in message
+    for blank in ("", "   "):
+        message = refused(
+            ValidationFailed, lambda key=blank: submit("echo", {}, idempotency_key=key)
+        )
+        assert "idempotency_key: empty or blank" in message
+    refused(ValidationFailed, lambda: submit("echo", {}, idempotency_key=f"{SECRET}\x00"), SECRET)
+    message = refused(ValidationFailed, lambda: submit("echo", {}, task_name="n" * 201))
+    assert "task_name: at most 200 characters, got 201" in message
+    refused(ValidationFailed, lambda: submit("echo", {}, task_name=f"{SECRET}\x00"), SECRET)
+    message = refused(ValidationFailed, lambda: submit("echo", {}, priority="5"))
+    assert "priority: must be an integer" in message
+    assert task_count(engine) == 0
+    if submit is not _submit_many:  # a key is for a single task
+        assert submit("echo", {}, idempotency_key="k" * 255, task_name="n" * 200)
+        assert task_count(engine) == 1
+
+
+def test_the_cli_refuses_a_long_key_in_one_line_without_it(toolbox_env: dict[str, str]) -> None:
+    long_key = SECRET * 20
+    result = toolbox(
+        "task", "submit", "echo", "--idempotency-key", long_key, env=toolbox_env
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"error: invalid options: idempotency_key: at most 255 characters, got {len(long_key)}"
+    )
+
+
+# 3. a key names one request ----------------------------------------------------------------
+
+
+@ONE_TASK_WAYS
+def test_a_key_of_another_agent_or_input_is_a_conflict(
+    engine: Engine, toolbox_env: dict[str, str], submit: Submit
+) -> None:
+    first = client.submit("echo", {"message": SECRET}, idempotency_key="lesson-42")
+    request = {"subject": "science", "grade_level": 6, "topic": "volcanoes"}
+    message = refused(
+        IdempotencyConflict,
+        lambda: submit("supervisor", request, idempotency_key="lesson-42"),
+        SECRET,
+        "lesson-42",
+    )
+    assert f"already used by task {first} of agent 'echo', not 'supervisor'" in message
+    message = refused(
+        IdempotencyConflict,
+        lambda: submit("echo", {"message": "other"}, idempotency_key="lesson-42"),
+        SECRET,
+        "lesson-42",
+    )
+    assert f"already used by task {first} with a different input" in message
+    assert task_count(engine) == 1
+    same = {"message": SECRET, "phase_seconds": 0}  # the defaults spelled out: the same input
+    assert submit("echo", same, idempotency_key="lesson-42") == first
+    with engine.begin() as connection:  # retention purged the input: nothing left to compare
+        connection.execute(
+            text(
+                "UPDATE agent_tasks SET input_data = jsonb_build_object('_retention',"
+                " jsonb_build_object('purged_at', now())) WHERE id = :id"
+            ),
+            {"id": first},
+        )
+    assert submit("echo", {"message": "other"}, idempotency_key="lesson-42") == first
+    assert task_count(engine) == 1
+
+
+def test_a_workflow_with_a_key_of_an_echo_task_is_refused(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    client.submit("echo", {}, idempotency_key="req-7")
+    request = {"subject": "science", "grade_level": 6, "topic": "volcanoes"}
+    with pytest.raises(IdempotencyConflict, match="of agent 'echo', not 'supervisor'"):
+        workflows.generate(request, idempotency_key="req-7")
+    with pytest.raises(IdempotencyConflict):
+        workflows.generate_and_report(request, idempotency_key="req-7")
+    first = workflows.generate(request, idempotency_key="req-8")
+    assert workflows.generate(request, idempotency_key="req-8") == first
+
+
+# 5. references: created_by, parent_task_id, malformed ids ---------------------------------
+
+
+@WAYS
+def test_an_unknown_user_or_parent_is_not_found(
+    engine: Engine, toolbox_env: dict[str, str], submit: Submit
+) -> None:
+    stranger = uuid.uuid4()
+    message = refused(NotFound, lambda: submit("echo", {}, created_by=stranger))
+    assert message == f"created_by: no user {stranger}"
+    orphan = uuid.uuid4()
+    message = refused(
+        NotFound, lambda: submit("echo", {}, parent_task_id=orphan, workflow_id=uuid.uuid4())
+    )
+    assert message == f"parent_task_id: parent task {orphan} does not exist"
+    for field in ("created_by", "parent_task_id", "workflow_id"):
+        message = refused(ValidationFailed, lambda name=field: submit("echo", {}, **{name: "nope"}))
+        assert f"{field}: not a UUID" in message
+    assert task_count(engine) == 0
+    user = add_user(engine)
+    parent = client.submit("echo", {})
+    assert submit("echo", {}, created_by=str(user), parent_task_id=parent)
+    assert task_count(engine) == (3 if submit is _submit_many else 2)
+
+
+# 6. and 7. reading: ids and list filters -------------------------------------------------
+
+
+def test_an_id_that_is_no_uuid_is_refused_before_any_query(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    for call in (client.get_task, client.wait, workflows.get, workflows.wait):
+        message = refused(ValidationFailed, lambda call=call: call("not-a-uuid"), "not-a-uuid")
+        assert message.endswith("id (a UUID)")
+    task_id = client.submit("echo", {})
+    assert client.get_task(str(task_id)).id == task_id
+    with pytest.raises(NotFound, match="no agent task"):
+        client.get_task(uuid.uuid4())
+
+
+def test_list_tasks_checks_its_filters_as_the_cli_does(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    client.submit("echo", {})
+    for limit in (-1, 0, 1001, True, "5"):
+        message = refused(ValidationFailed, lambda limit=limit: client.list_tasks(limit=limit))
+        assert message.startswith("limit: must be")
+    message = refused(ValidationFailed, lambda: client.list_tasks(status="bogus"))
+    assert message.startswith("unknown status 'bogus'; valid: pending, queued, running")
+    message = refused(ValidationFailed, lambda: client.list_tasks(agent_type="painter"))
+    assert message.startswith("unknown agent 'painter'; known: ") and "echo" in message
+    refused(ValidationFailed, lambda: client.list_tasks(agent_type="ec\x00ho"))
+    message = refused(ValidationFailed, lambda: client.list_tasks(workflow_id="nope"))
+    assert message == "workflow_id: not a workflow id (a UUID)"
+    assert [view.status for view in client.list_tasks(status="QUEUED", agent_type="echo")] == [
+        "queued"
+    ]
+    assert client.list_tasks(agent_type="quiz") == []  # a known agent without tasks
+    assert len(client.list_tasks(limit=1000)) == 1
