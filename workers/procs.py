@@ -3,6 +3,8 @@
 ``toolbox up`` runs them with honcho; ``honcho start`` runs the Procfile.
 Exactly one beat per stack: beat's own duplicate protection (a unique row
 per fire in ``periodic_job_runs``) makes a second one harmless, not useful.
+Started with ``process_env()``, they stop when the process that started them
+dies, even by SIGKILL (``workers.lifelines``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 from types import FrameType
+
+from workers.lifelines import die_with_parent, stop_with_supervisor, supervisor_env
 
 CELERY = "celery -A workers.app"
 
@@ -34,11 +38,15 @@ def process_env() -> dict[str, str]:
     """The environment for child processes, with this interpreter's scripts on PATH.
 
     ``.venv/bin/toolbox up`` must find ``.venv/bin/celery`` even when the
-    virtualenv is not activated.
+    virtualenv is not activated.  It names this process as their supervisor:
+    workers, beat and ``toolbox flower`` stop once it is gone, however it ended
+    (honcho's helper processes sit between ``toolbox up`` and them, so the
+    kernel's parent-death signal cannot reach them).
     """
     env = dict(os.environ)
     scripts = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([scripts, env.get("PATH", "")])
+    env.update(supervisor_env())
     return env
 
 
@@ -51,8 +59,11 @@ def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
     Unlike exec, this process lives on and runs its exit cleanup (leaving the
     embedded servers).  The child gets a process group of its own, so Ctrl-C in
     a terminal or honcho's group-wide SIGTERM reaches it once, through here,
-    not twice (Flower prints a traceback on a second SIGINT).  The price: a
-    SIGKILL of this process alone leaves the child running.
+    not twice (Flower prints a traceback on a second SIGINT).  So a SIGKILL of
+    this process alone reaches no child: on Linux the kernel then sends the
+    child SIGTERM (``die_with_parent``); elsewhere the child keeps running.
+    Under ``toolbox up`` this process also stops when ``toolbox up`` is gone.
+    Call it from the main thread.
     """
     child: subprocess.Popen[bytes] | None = None
     pending: list[int] = []
@@ -65,9 +76,10 @@ def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
 
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
     try:
-        child = subprocess.Popen(argv, env=env, process_group=0)
+        child = subprocess.Popen(argv, env=env, process_group=0, preexec_fn=die_with_parent())
         for signum in pending:
             child.send_signal(signum)
+        stop_with_supervisor()  # after the fork: no thread while preexec_fn runs
         status = child.wait()
     finally:
         for signum, handler in previous.items():

@@ -1,4 +1,8 @@
-"""Process lifecycle hooks: fresh engine per pool child, logging setup, failures recorded."""
+"""Process lifecycle hooks: fresh engine per pool child, logging setup, failures recorded.
+
+A worker or beat started by ``toolbox up`` stops once ``toolbox up`` is gone,
+however it ended (``workers.lifelines.stop_with_supervisor``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,16 @@ import logging
 from typing import Any
 
 from celery import Celery, current_task
-from celery.signals import setup_logging, task_failure, worker_process_init
+from celery.signals import (
+    beat_init,
+    setup_logging,
+    task_failure,
+    worker_init,
+    worker_process_init,
+)
 
 from workers.db import get_engine, reset_engine
+from workers.lifelines import stop_with_supervisor
 from workers.logs import configure_logging
 from workers.settings import get_settings
 
@@ -27,6 +38,10 @@ class TaskLogFilter(logging.Filter):
             if workflow:
                 fields.setdefault("workflow_id", str(workflow))
         return True
+
+
+def _watch_supervisor(**_: Any) -> None:
+    stop_with_supervisor()
 
 
 def _child_started(**_: Any) -> None:
@@ -66,6 +81,8 @@ def _task_failed(
 
 def connect(app: Celery) -> None:
     del app  # signals are global in Celery; the argument documents who calls this
+    worker_init.connect(_watch_supervisor, weak=False)
+    beat_init.connect(_watch_supervisor, weak=False)
     worker_process_init.connect(_child_started, weak=False)
     setup_logging.connect(_setup_logging, weak=False)
     task_failure.connect(_task_failed, weak=False)
