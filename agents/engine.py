@@ -249,6 +249,7 @@ class Runner:
             self._released = True
         else:
             with self.engine.begin() as transaction:
+                workflow.lock_root(transaction, task.workflow_id)  # first: the lock order
                 created = (
                     workflow.on_completed(transaction, task, output)
                     if hotpath.complete(transaction, task, output, metrics)
@@ -315,9 +316,7 @@ class Runner:
         details = lifecycle.error_details(exc, retryable=retryable)
         with self.engine.begin() as connection:
             if isinstance(exc, TaskCancelled):
-                lifecycle.finish_unsuccessfully(connection, task.id, "cancelled", details)
-                if workflow.involved(task):
-                    workflow.on_ended_unsuccessfully(connection, task, "cancelled", str(exc))
+                workflow.end_task(connection, task, "cancelled", details)
                 status, decision = "cancelled", Decision("done", reason=str(exc))
             elif retryable and task.retry_count < task.retry_budget:
                 delay = backoff(task.retry_count, getattr(exc, "retry_after", None))
@@ -326,9 +325,7 @@ class Runner:
             else:
                 if retryable:
                     details["message"] = f"retry budget of {task.retry_budget} spent: {exc}"
-                lifecycle.finish_unsuccessfully(connection, task.id, "failed", details)
-                if workflow.involved(task):
-                    workflow.on_ended_unsuccessfully(connection, task, "failed", details["message"])
+                workflow.end_task(connection, task, "failed", details)
                 lifecycle.write_metrics(connection, task, [_metric("success", 0)])
                 status, decision = "failed", Decision("done", reason=str(exc))
         if self.report_error is not None and status != "cancelled":

@@ -10,7 +10,14 @@ Everything moves through the database, inside the transaction that completes
   and marks the workflow completed, or writes one round of revision tasks,
   or fails the workflow;
 - a child that fails for good, or is cancelled, ends the workflow and
-  cancels what is still waiting.
+  cancels what is still waiting (``end_task``; a user's cancel of a waiting
+  task goes through ``agents.cancel``).
+
+Lock order: every transaction that changes more than one task of a
+workflow, or a task and the workflow, locks the root row first
+(``lock_root``), then task rows.  A sibling's completion that took its own
+row first and then waited for the root, while the transaction ending the
+workflow held the root and waited for that sibling's row, would deadlock.
 
 The root is the supervisor task (``workflow_id`` = its id); the workflow's own
 state lives in its ``context_data['workflow']``.  Functions return the ids of
@@ -26,6 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 
+from agents import lifecycle
 from agents.lifecycle import TaskRow
 from agents.persist import persist_environment
 from agents.registry import get_kind
@@ -40,7 +48,8 @@ def involved(task: TaskRow) -> bool:
     return task.parent_task_id is not None or task.agent_type == ROOT_AGENT
 
 
-def _lock_root(connection: Connection, root_id: uuid.UUID) -> dict[str, Any] | None:
+def lock_root(connection: Connection, root_id: uuid.UUID) -> dict[str, Any] | None:
+    """Lock the workflow's root row (first: see the lock order above) and read it."""
     row = (
         connection.execute(
             text(
@@ -110,7 +119,7 @@ def create_task(
 
 def on_completed(connection: Connection, task: TaskRow, output: dict[str, Any]) -> list[uuid.UUID]:
     """Move the workflow on after ``task`` completed; return the tasks it created."""
-    root = _lock_root(connection, task.workflow_id)
+    root = lock_root(connection, task.workflow_id)
     if root is None:
         return []
     state = _state(root)
@@ -262,11 +271,24 @@ def _reviewed(
     return created
 
 
+def end_task(connection: Connection, task: TaskRow, status: str, details: dict[str, Any]) -> None:
+    """End ``task`` ``failed`` or ``cancelled``; a task of a workflow ends the workflow too.
+
+    The root is locked before the task's row (the lock order above).
+    """
+    in_workflow = involved(task)
+    if in_workflow:
+        lock_root(connection, task.workflow_id)
+    lifecycle.finish_unsuccessfully(connection, task.id, status, details)
+    if in_workflow:
+        on_ended_unsuccessfully(connection, task, status, details["message"])
+
+
 def on_ended_unsuccessfully(
     connection: Connection, task: TaskRow, status: str, reason: str
 ) -> None:
     """A task of the workflow failed for good or was cancelled: the workflow ends too."""
-    root = _lock_root(connection, task.workflow_id)
+    root = lock_root(connection, task.workflow_id)
     if root is None:
         return
     state = _state(root)
@@ -284,7 +306,7 @@ def on_ended_unsuccessfully(
 
 def cancel(connection: Connection, root_id: uuid.UUID) -> bool:
     """Cancel a whole workflow; False if it had already ended."""
-    root = _lock_root(connection, root_id)
+    root = lock_root(connection, root_id)
     if root is None:
         return False
     state = _state(root)

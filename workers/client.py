@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from agents import cancel as cancelling
 from models.errors import NotFound, WaitTimeout
 from models.ids import parse_id
 from workers import dispatch as dispatcher
@@ -210,30 +211,13 @@ def list_tasks(
 
 
 def cancel(task_id: uuid.UUID) -> TaskView:
-    """Cancel a waiting task at once, or ask a running one to stop at its next phase."""
+    """Cancel a waiting task at once, or ask a running one to stop at its next phase.
+
+    A task of a workflow that is cancelled ends its workflow (``agents.cancel``).
+    """
     with get_engine().begin() as connection:
-        status = connection.execute(
-            text("SELECT status FROM agent_tasks WHERE id = :id FOR UPDATE"), {"id": task_id}
-        ).scalar_one_or_none()
-        if status is None:
+        if cancelling.cancel_task(connection, task_id) is None:
             raise NotFound(f"no agent task {task_id}")
-        if status in {"pending", "queued", "retrying"}:
-            connection.execute(
-                text(
-                    "UPDATE agent_tasks SET status = 'cancelled', completed_at = now(),"
-                    " cancel_requested_at = now(), error_message = 'cancelled before it started'"
-                    " WHERE id = :id"
-                ),
-                {"id": task_id},
-            )
-        elif status == "running":
-            connection.execute(
-                text(
-                    "UPDATE agent_tasks SET cancel_requested_at = coalesce(cancel_requested_at,"
-                    " now()) WHERE id = :id"
-                ),
-                {"id": task_id},
-            )
     return get_task(task_id)
 
 

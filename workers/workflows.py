@@ -50,7 +50,18 @@ class WorkflowView(BaseModel):
 
     @property
     def finished(self) -> bool:
+        """The outcome is decided and final (it may still have tasks stopping: ``settled``)."""
         return self.status in TERMINAL
+
+    @property
+    def settled(self) -> bool:
+        """Finished, and every task has stopped too.
+
+        A workflow ends as soon as one of its tasks fails for good or is
+        cancelled; its other running tasks stop at their next phase boundary
+        (one in its last phase completes), and none of them stores anything.
+        """
+        return self.finished and all(task.finished for task in self.tasks)
 
 
 def generate(
@@ -130,7 +141,11 @@ def get(workflow_id: uuid.UUID | str) -> WorkflowView:
 def wait(
     workflow_id: uuid.UUID | str, timeout: float = 300.0, *, poll: float = 0.1
 ) -> WorkflowView:
-    """Block until the workflow ends; ``WaitTimeout`` after ``timeout`` seconds."""
+    """Block until the workflow ends; ``WaitTimeout`` after ``timeout`` seconds.
+
+    It returns as soon as the outcome is decided: after a failure or a cancel,
+    tasks still running may stop a moment later (``WorkflowView.settled``).
+    """
     workflow_id = parse_id(workflow_id, noun="workflow", field="workflow_id")
     deadline = time.monotonic() + timeout
     while True:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
+from agents import workflow as flow
+from agents.hotpath import _WORKFLOW_LOCK
+from agents.leases import agent_key
 from agents.luau import check_luau
 from models.errors import ValidationFailed
+from tests.integration.test_cli import toolbox
+from tests.integration.test_engine import set_agent
 from tests.workers import StartWorker, wait_for
-from workers import workflows
+from workers import client, workflows
 
 pytestmark = pytest.mark.worker
 
@@ -41,6 +49,88 @@ def artifact_counts(engine: Engine, workflow_id: uuid.UUID) -> dict[str, int]:
         " ON c.id = o.content_id WHERE c.workflow_id = :w",
     }
     return {name: int(scalar(engine, sql, w=workflow_id)) for name, sql in queries.items()}
+
+
+def child(workflow_id: uuid.UUID, agent_type: str) -> uuid.UUID:
+    """The id of the workflow's task of ``agent_type``, once the supervisor has written it."""
+    found: list[uuid.UUID] = []
+
+    def written() -> bool:
+        found[:] = [t.id for t in workflows.get(workflow_id).tasks if t.agent_type == agent_type]
+        return bool(found)
+
+    wait_for(written, 60)
+    return found[0]
+
+
+def status_of(task_id: uuid.UUID) -> str:
+    return client.get_task(task_id, states=False).status
+
+
+@contextmanager
+def held_slot(engine: Engine, agent_type: str) -> Iterator[Connection]:
+    """The agent's only concurrency slot, held by the test: its tasks wait ``queued``.
+
+    ``release`` hands it back while the ``with`` block goes on.
+    """
+    set_agent(engine, agent_type, max_concurrent_tasks=1)
+    with engine.connect() as connection:
+        agent_id = connection.execute(
+            text("SELECT id FROM ai_agents WHERE agent_type = :t"), {"t": agent_type}
+        ).scalar_one()
+        connection.execute(text("SELECT pg_advisory_lock(:a, 0)"), {"a": agent_key(agent_id)})
+        connection.commit()
+        yield connection
+
+
+def release(slot: Connection) -> None:
+    slot.execute(text("SELECT pg_advisory_unlock_all()"))
+    slot.commit()
+
+
+@contextmanager
+def stuck_after_first_phase(
+    engine: Engine, slot: Connection, task_id: uuid.UUID, workflow_id: uuid.UUID
+) -> Iterator[None]:
+    """Let the task start (``slot`` released), then hold it after its first phase.
+
+    The test writes the first phase's state right after the claim, so the
+    runner's own write finds it taken and redoes it under the workflow's lock
+    (``agents.hotpath``), which the test holds until the block exits.  The
+    task stays ``running`` meanwhile, holding no lock on its row, as between
+    two phases.
+    """
+    with engine.connect() as lock, engine.connect() as state:
+        lock.exec_driver_sql(_WORKFLOW_LOCK, {"workflow": workflow_id})
+        state.execute(
+            text(
+                "INSERT INTO agent_states (task_id, agent_id, workflow_id, state_type,"
+                " state_data, sequence_number) SELECT id, agent_id, workflow_id, 'situation',"
+                " '{}', 1000 FROM agent_tasks WHERE id = :id"
+            ),
+            {"id": task_id},
+        )
+        release(slot)
+        wait_for(lambda: status_of(task_id) == "running", 30)
+        state.commit()  # after the claim, which thus did not count the phase as done
+        waiting = (
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+            " WHERE d.datname = current_database() AND l.locktype = 'advisory' AND NOT l.granted"
+        )
+        wait_for(lambda: scalar(engine, waiting) == 1, 30)
+        try:
+            yield
+        finally:
+            lock.rollback()
+
+
+def stored(engine: Engine, workflow_id: uuid.UUID) -> int:
+    """Rows of the workflow's environment (nothing of a failed or cancelled one)."""
+    return int(
+        scalar(
+            engine, "SELECT count(*) FROM educational_content WHERE workflow_id = :w", w=workflow_id
+        )
+    )
 
 
 def test_a_request_becomes_a_complete_reviewed_environment(
@@ -148,8 +238,92 @@ def test_a_failed_child_fails_the_workflow_and_nothing_is_marked_ready(
     view = workflows.wait(workflow_id, timeout=90)
     assert view.status == "failed"
     assert view.error is not None and "terrain task failed" in view.error
+    # "failed" is final at once; a sibling still running stops at its next phase boundary
+    wait_for(lambda: workflows.get(workflow_id).settled, 30)
+    view = workflows.get(workflow_id)
+    assert view.status == "failed"
+    siblings = [t for t in view.tasks if t.agent_type not in {"supervisor", "terrain"}]
+    assert sorted(t.agent_type for t in siblings) == ["content", "quiz", "script"]
+    assert all(t.status in {"completed", "cancelled"} for t in siblings)
     assert scalar(engine, "SELECT count(*) FROM educational_content") == 0
-    assert all(t.finished for t in view.tasks)
+
+
+def test_a_workflow_fails_at_once_while_a_sibling_runs_and_that_sibling_stores_nothing(
+    start_worker: StartWorker, engine: Engine
+) -> None:
+    """The failure is reported before a running sibling stops; it stops at its next phase."""
+    with held_slot(engine, "content") as content_slot, held_slot(engine, "terrain") as terrain_slot:
+        start_worker(extra_env={"TOOLBOX_AGENT_MODELS": "terrain=nosuchprovider:model-x"})
+        workflow_id = workflows.generate(REQUEST)
+        content, terrain = child(workflow_id, "content"), child(workflow_id, "terrain")
+        with stuck_after_first_phase(engine, content_slot, content, workflow_id):
+            release(terrain_slot)  # terrain fails for good: the workflow fails
+            view = workflows.wait(workflow_id, timeout=30)
+            assert view.status == "failed" and status_of(terrain) == "failed"
+            assert view.error is not None and "terrain task failed" in view.error
+            running = client.get_task(content)
+            assert running.status == "running" and running.cancel_requested_at is not None
+            assert not view.settled
+        wait_for(lambda: workflows.get(workflow_id).settled, 30)
+    view = workflows.get(workflow_id)
+    assert view.status == "failed"
+    stopped = client.get_task(content)
+    assert stopped.status == "cancelled" and 1 <= len(stopped.states) < 5
+    assert "review" not in {t.agent_type for t in view.tasks}
+    assert stored(engine, workflow_id) == 0
+
+
+def test_cancelling_a_waiting_child_ends_its_workflow_at_once(
+    start_worker: StartWorker, engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    with held_slot(engine, "content"):
+        start_worker()
+        workflow_id = workflows.generate(REQUEST)
+        content = child(workflow_id, "content")
+        others = ("quiz", "terrain", "script")
+        wait_for(
+            lambda: all(status_of(child(workflow_id, kind)) == "completed" for kind in others), 60
+        )
+        assert status_of(content) == "queued"  # waiting for the content slot
+        cancelled = toolbox("task", "cancel", str(content), env=toolbox_env)
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert cancelled.stdout.strip() == f"{content} cancelled"
+        view = workflows.wait(workflow_id, timeout=10)
+        assert view.status == "cancelled" and view.settled
+        assert view.error == "content task cancelled: cancelled before it started"
+    # the slot is free again: the task's message comes back, and it must not run
+    other = workflows.generate({**REQUEST, "topic": "earthquakes"})
+    assert workflows.wait(other, timeout=90).status == "completed"
+    never = client.get_task(content)
+    assert never.status == "cancelled" and never.started_at is None and never.states == []
+    shown = toolbox("workflow", "show", str(workflow_id)[:8], "--json", env=toolbox_env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["status"] == "cancelled"
+    again = toolbox("workflow", "cancel", str(workflow_id), env=toolbox_env)
+    assert again.returncode == 0 and "was already cancelled" in again.stdout
+    assert stored(engine, workflow_id) == 0
+
+
+def test_cancelling_a_running_child_ends_its_workflow_at_its_next_phase(
+    start_worker: StartWorker, engine: Engine
+) -> None:
+    with held_slot(engine, "content") as slot:
+        start_worker()
+        workflow_id = workflows.generate(REQUEST)
+        content = child(workflow_id, "content")
+        with stuck_after_first_phase(engine, slot, content, workflow_id):
+            asked = client.cancel(content)
+            assert asked.status == "running" and asked.cancel_requested_at is not None
+            assert workflows.get(workflow_id).status == "running"
+        view = workflows.wait(workflow_id, timeout=30)
+    assert view.status == "cancelled"
+    assert view.error is not None and view.error.startswith(
+        "content task cancelled: cancelled after"
+    )
+    wait_for(lambda: workflows.get(workflow_id).settled, 30)
+    stopped = client.get_task(content)
+    assert stopped.status == "cancelled" and 1 <= len(stopped.states) < 5
+    assert stored(engine, workflow_id) == 0
 
 
 def test_a_cancelled_workflow_never_runs(start_worker: StartWorker, engine: Engine) -> None:
@@ -189,3 +363,46 @@ def test_a_worker_killed_mid_workflow_resumes_without_duplicate_artifacts(
         " GROUP BY task_id, state_type) x",
     )
     assert per_task == 1
+
+
+def test_a_workflow_ended_while_a_task_completes_does_not_deadlock(
+    start_worker: StartWorker, engine: Engine
+) -> None:
+    """Whoever ends a workflow locks its root first, then its tasks; a completion does too.
+
+    A completion that locked its own row first and then waited for the root
+    deadlocked with the transaction ending the workflow, which held the root
+    and waited for that row; PostgreSQL then aborted one of them.
+    """
+    with held_slot(engine, "quiz") as slot:
+        start_worker()
+        workflow_id = workflows.generate(REQUEST)
+        quiz = child(workflow_id, "quiz")
+        with engine.connect() as ending:
+            ending.execute(
+                text("SELECT id FROM agent_tasks WHERE id = :id FOR UPDATE"), {"id": workflow_id}
+            )
+            release(slot)
+            waiting = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'"
+            )
+            running = "SELECT count(*) FROM agent_tasks WHERE status = 'running'"
+            phases = "SELECT count(*) FROM agent_states WHERE task_id = :id"
+
+            def completions_wait() -> bool:
+                """The quiz ran its five phases; it, like every running task, waits for the root."""
+                return scalar(engine, phases, id=quiz) == 5 and scalar(engine, waiting) == scalar(
+                    engine, running
+                )
+
+            wait_for(completions_wait, 30)
+            assert flow.cancel(ending, workflow_id)
+            ending.commit()
+    view = workflows.wait(workflow_id, timeout=30)
+    assert view.status == "cancelled"
+    wait_for(lambda: workflows.get(workflow_id).settled, 30)
+    done = client.get_task(quiz)
+    assert done.status == "completed", done.error_message
+    assert done.retry_count == 0 and done.error_details is None
+    assert stored(engine, workflow_id) == 0

@@ -48,6 +48,8 @@ def _tree(view: WorkflowView) -> Tree:
             artifacts.add(f"{name}: {value}")
     if view.error:
         tree.add(f"[red]{view.error}[/red]")
+    if view.finished and not view.settled:
+        tree.add("[dim]tasks still running stop at their next phase and store nothing[/dim]")
     return tree
 
 

@@ -1,0 +1,62 @@
+"""A user's request to cancel one agent task (``client.cancel``, ``toolbox task cancel``).
+
+A waiting task (``pending``, ``queued``, ``retrying``) is cancelled at once;
+a running one is asked to stop, and its runner ends it at its next phase
+boundary (``agents.engine``).  A task of a workflow that is cancelled here
+ends its workflow in the same transaction, as a runner does for a task it
+stops (``agents.workflow.end_task``): the workflow becomes ``cancelled`` and
+its other waiting tasks are cancelled with it.
+
+The workflow's root row is locked first, then the task's row (the lock order
+of ``agents.workflow``), and the task's status is read under that lock: a
+worker's claim either ran before (the task is ``running`` and gets a cancel
+request) or waits for this transaction and then finds the row cancelled.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Connection, text
+
+from agents import lifecycle, workflow
+
+
+def cancel_task(connection: Connection, task_id: uuid.UUID) -> str | None:
+    """Cancel or ask to stop; the task's status before, None if there is no such task.
+
+    Nothing changes for a task that had already finished.  The caller commits.
+    """
+    task = lifecycle.load(connection, task_id)
+    if task is None:
+        return None
+    in_workflow = workflow.involved(task)
+    if in_workflow:
+        workflow.lock_root(connection, task.workflow_id)
+    status: str | None = connection.execute(
+        text("SELECT status FROM agent_tasks WHERE id = :id FOR UPDATE"), {"id": task_id}
+    ).scalar_one_or_none()
+    if status in lifecycle.WAITING:
+        message = (
+            "cancelled while waiting to retry"
+            if status == "retrying"
+            else "cancelled before it started"
+        )
+        connection.execute(
+            text(
+                "UPDATE agent_tasks SET status = 'cancelled', completed_at = now(),"
+                " cancel_requested_at = now(), error_message = :message WHERE id = :id"
+            ),
+            {"id": task_id, "message": message},
+        )
+        if in_workflow:
+            workflow.on_ended_unsuccessfully(connection, task, "cancelled", message)
+    elif status == "running":
+        connection.execute(
+            text(
+                "UPDATE agent_tasks SET cancel_requested_at = coalesce(cancel_requested_at, now())"
+                " WHERE id = :id"
+            ),
+            {"id": task_id},
+        )
+    return status
