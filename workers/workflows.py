@@ -30,6 +30,8 @@ from workers.db import get_engine
 from workers.views import TaskView, load_task, query_tasks
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+NOT_STARTED = frozenset({"pending", "queued"})
+"""Statuses of the root (supervisor) task that make a workflow ``pending``: not started."""
 ARTIFACT_KEYS = ("content_id", "quiz_id", "terrain_id", "script_ids", "objective_ids")
 TASK_NAME = "learning environment workflow"
 
@@ -62,6 +64,16 @@ class WorkflowView(BaseModel):
         (one in its last phase completes), and none of them stores anything.
         """
         return self.finished and all(task.finished for task in self.tasks)
+
+    @property
+    def summary(self) -> str:
+        """Status and how far it got: ``running (building, round 0, 40%)``.
+
+        ``pending (not started)`` while its supervisor task waits for a worker.
+        """
+        if self.status == "pending":
+            return "pending (not started)"
+        return f"{self.status} ({self.stage}, round {self.round}, {self.progress_percentage}%)"
 
 
 def generate(
@@ -121,6 +133,8 @@ def get(workflow_id: uuid.UUID | str) -> WorkflowView:
     status = str(state.get("status", "running"))
     if root.status in {"failed", "cancelled"} and status not in TERMINAL:
         status = root.status
+    elif root.status in NOT_STARTED:
+        status = "pending"
     tasks = sorted(tasks, key=lambda t: t.created_at)
     done = sum(1 for t in tasks if t.status == "completed")
     expected = max(len(tasks), 1 + len(state.get("needs", [])) + 1)
@@ -153,9 +167,7 @@ def wait(
         if view.finished:
             return view
         if time.monotonic() >= deadline:
-            raise WaitTimeout(
-                f"workflow {workflow_id} still {view.status} ({view.stage}) after {timeout:g}s"
-            )
+            raise WaitTimeout(f"workflow {workflow_id} still {view.summary} after {timeout:g}s")
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 

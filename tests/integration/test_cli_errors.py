@@ -19,7 +19,9 @@ from sqlalchemy import Engine, create_engine, pool, text
 from sqlalchemy.exc import IntegrityError
 
 from models.agents import TASK_STATUSES
+from models.errors import WaitTimeout
 from tests.integration.test_cli import TOOLBOX, toolbox
+from workers import workflows
 from workers.cli.failures import explain
 from workers.cli.lookup import format_seconds
 from workers.settings import get_settings
@@ -280,6 +282,25 @@ def test_workflow_commands_take_a_unique_id_prefix(db: Engine, toolbox_env: dict
     assert again.returncode == 0 and "was already cancelled" in again.stdout
     missing = one_error_line(toolbox("workflow", "show", "ffff0000", env=toolbox_env))
     assert missing == "error: no workflow id starts with 'ffff0000'"
+
+
+def test_a_workflow_that_has_not_started_is_pending(
+    db: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """No worker runs: the library, its JSON and the CLI all say pending, not running."""
+    workflow_id = workflows.generate({"subject": "science", "grade_level": 6, "topic": "volcanoes"})
+    view = workflows.get(workflow_id)
+    assert (view.status, view.summary, view.finished) == ("pending", "pending (not started)", False)
+    with pytest.raises(WaitTimeout, match=r"still pending \(not started\) after 0.2s"):
+        workflows.wait(workflow_id, timeout=0.2)
+    shown = toolbox("workflow", "show", str(workflow_id), "--json", env=toolbox_env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["status"] == "pending"
+    tree = toolbox("workflow", "show", str(workflow_id), env=toolbox_env)
+    assert tree.stdout.splitlines()[0] == f"workflow {workflow_id} pending (not started)"
+    cancelled = toolbox("workflow", "cancel", str(workflow_id), env=toolbox_env)
+    assert cancelled.returncode == 0 and cancelled.stdout.strip() == f"{workflow_id} cancelled"
+    assert workflows.get(workflow_id).status == "cancelled"
 
 
 # 4. list filters ----------------------------------------------------------------------

@@ -26,10 +26,7 @@ WorkflowId = Annotated[str, typer.Argument(help=lookup.ID_HELP)]
 
 def _tree(view: WorkflowView) -> Tree:
     colour = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(view.status, "cyan")
-    tree = Tree(
-        f"[bold]workflow {view.id}[/bold] [{colour}]{view.status}[/{colour}] "
-        f"({view.stage}, round {view.round}, {view.progress_percentage}%)"
-    )
+    tree = Tree(f"[bold]workflow {view.id}[/bold] [{colour}]{view.summary}[/{colour}]")
     nodes: dict[uuid.UUID | None, Tree] = {}
     for task in view.tasks:
         role = (task.context_data or {}).get("role", "plan")
@@ -74,16 +71,8 @@ def _follow(workflow_id: uuid.UUID, timeout: float, *, bar: bool) -> WorkflowVie
             if view.finished:
                 return view
             if time.monotonic() > deadline:
-                raise WaitTimeout(f"workflow {workflow_id} still {_where(view)} after {timeout:g}s")
+                raise WaitTimeout(f"workflow {workflow_id} still {view.summary} after {timeout:g}s")
             time.sleep(0.2)
-
-
-def _where(view: WorkflowView) -> str:
-    """How far an unfinished workflow got; before its supervisor runs, that task's status."""
-    root = next((task for task in view.tasks if task.id == view.id), None)
-    if root is not None and root.status in {"pending", "queued"}:
-        return f"{root.status} (not started)"
-    return f"{view.status} ({view.stage}, {view.progress_percentage}% done)"
 
 
 @workflow_app.command("generate")
