@@ -106,8 +106,9 @@ def flower() -> None:
     Refuses to start (one line, exit status 2) when Redis does not answer:
     Flower would otherwise retry forever and show an empty dashboard.
     """
-    launch = flower_launch(get_settings())  # credentials first: no server needed to refuse
-    check_broker(resolve_servers().redis_url)
+    servers = resolve_servers()  # first: Flower's environment must carry the URLs it exports
+    launch = flower_launch(get_settings())
+    check_broker(servers.redis_url)
     # a child, not exec: this process must live on to leave the embedded servers
     sys.exit(run_in_foreground(launch.argv, launch.env))
 
