@@ -210,11 +210,12 @@ def list_tasks(
         )
 
 
-def cancel(task_id: uuid.UUID) -> TaskView:
+def cancel(task_id: uuid.UUID | str) -> TaskView:
     """Cancel a waiting task at once, or ask a running one to stop at its next phase.
 
     A task of a workflow that is cancelled ends its workflow (``agents.cancel``).
     """
+    task_id = parse_id(task_id, noun="task", field="task_id")
     with get_engine().begin() as connection:
         if cancelling.cancel_task(connection, task_id) is None:
             raise NotFound(f"no agent task {task_id}")

@@ -259,7 +259,7 @@ def test_an_unknown_user_or_parent_is_not_found(
 def test_an_id_that_is_no_uuid_is_refused_before_any_query(
     engine: Engine, toolbox_env: dict[str, str]
 ) -> None:
-    for call in (client.get_task, client.wait, workflows.get, workflows.wait):
+    for call in (client.get_task, client.wait, client.cancel, workflows.get, workflows.wait):
         message = refused(ValidationFailed, lambda call=call: call("not-a-uuid"), "not-a-uuid")
         assert message.endswith("id (a UUID)")
     task_id = client.submit("echo", {})
