@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from agents import leases, lifecycle
+from agents import leases, lifecycle, workflow
 from models.errors import RedeliveryExceeded
 
 
@@ -74,9 +74,14 @@ def orphans(
             error = RedeliveryExceeded(
                 f"worker died {deliveries} times while running this task (limit {max_deliveries})"
             )
-            lifecycle.finish_unsuccessfully(
-                connection, task_id, "failed", lifecycle.error_details(error, retryable=False)
-            )
+            details = lifecycle.error_details(error, retryable=False)
+            task = lifecycle.load(connection, task_id)
+            if task is not None and workflow.involved(task):
+                # after the row's lock, unlike the runner's root-first order: a cycle with
+                # a workflow's own transaction aborts this one, redone at the next run
+                workflow.end_task(connection, task, "failed", details)
+            else:
+                lifecycle.finish_unsuccessfully(connection, task_id, "failed", details)
             failed.append(task_id)
         else:
             connection.execute(

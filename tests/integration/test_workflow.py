@@ -406,3 +406,33 @@ def test_a_workflow_ended_while_a_task_completes_does_not_deadlock(
     assert done.status == "completed", done.error_message
     assert done.retry_count == 0 and done.error_details is None
     assert stored(engine, workflow_id) == 0
+
+
+def test_a_child_the_reaper_fails_for_crash_looping_ends_its_workflow(
+    start_worker: StartWorker, engine: Engine
+) -> None:
+    from agents import recovery
+
+    with held_slot(engine, "content"):
+        start_worker()
+        workflow_id = workflows.generate(REQUEST)
+        content = child(workflow_id, "content")
+        wait_for(lambda: status_of(content) == "queued", 60)
+        # as the reaper finds it: left running by workers that all died, at its delivery limit
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "UPDATE agent_tasks SET status = 'running', started_at = now(),"
+                    " delivery_count = 5 WHERE id = :id"
+                ),
+                {"id": content},
+            )
+        with engine.connect() as lease_connection, engine.begin() as connection:
+            lease = lease_connection.execution_options(isolation_level="AUTOCOMMIT")
+            found = recovery.orphans(connection, lease, max_deliveries=5)
+        assert found.failed == [content]
+        view = workflows.wait(workflow_id, timeout=30)
+    assert view.status == "failed"
+    assert "worker died 5 times" in (view.error or "")
+    assert status_of(content) == "failed"
+    assert stored(engine, workflow_id) == 0
