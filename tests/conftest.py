@@ -9,7 +9,10 @@ for ``database_url`` gets a fresh copy of it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,23 +42,49 @@ def _admin(url: str) -> Engine:
     return create_engine(url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
 
 
+@contextlib.contextmanager
+def server_folder() -> Iterator[Path]:
+    """A folder for embedded servers' data, outside pytest's temporary tree.
+
+    Run as root, pgserver runs PostgreSQL as its own user, which must be able
+    to traverse every parent of the data folder.  pytest keeps
+    ``/tmp/pytest-of-<user>`` at mode 0700 and resets it whenever another
+    pytest run starts, so a data folder under ``tmp_path`` broke when two runs
+    overlapped; ``/tmp`` itself (1777) and a 0755 folder in it do not change.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="toolbox-test-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def server_dir() -> Iterator[Path]:
+    """A fresh folder to hold a test's own embedded servers (``server_folder``)."""
+    with server_folder() as folder:
+        yield folder
+
+
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServers]:
+def servers() -> Iterator[TestServers]:
     db = os.environ.get("TOOLBOX_TEST_DATABASE_URL")
     broker = os.environ.get("TOOLBOX_TEST_REDIS_URL")
-    handles = None
-    if not (db and broker):
-        data_dir = tmp_path_factory.mktemp("embedded")
-        data_dir.chmod(0o755)
-        handles = resolve_servers(
-            Settings(data_dir=data_dir, database_url=db or None, redis_url=broker or None),
-            export=False,
-        )
-        db, broker = handles.database_url, handles.redis_url
-    admin = make_url(Settings(database_url=db).database_url or "").set(database="postgres")
-    yield TestServers(admin.render_as_string(hide_password=False), broker)
-    if handles is not None:
-        handles.close()
+    with contextlib.ExitStack() as stack:
+        if not (db and broker):
+            handles = resolve_servers(
+                Settings(
+                    data_dir=stack.enter_context(server_folder()),
+                    database_url=db or None,
+                    redis_url=broker or None,
+                ),
+                export=False,
+            )
+            stack.callback(handles.close)
+            db, broker = handles.database_url, handles.redis_url
+        admin = make_url(Settings(database_url=db).database_url or "").set(database="postgres")
+        yield TestServers(admin.render_as_string(hide_password=False), broker)
 
 
 @pytest.fixture(scope="session")

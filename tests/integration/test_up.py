@@ -30,8 +30,8 @@ def test_urls_set_means_nothing_embedded_starts(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
-def test_embedded_data_survives_a_restart(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_embedded_data_survives_a_restart(server_dir: Path) -> None:
+    data_dir = server_dir / "data"
     first = resolve_servers(Settings(data_dir=data_dir), export=False)
     assert first.embedded == ["postgresql", "redis"]
     engine = create_engine(first.database_url, poolclass=pool.NullPool)
@@ -50,8 +50,9 @@ def test_embedded_data_survives_a_restart(tmp_path: Path) -> None:
 
 def test_toolbox_up_runs_the_stack_on_embedded_servers_and_restarts_on_the_same_data(
     tmp_path: Path,
+    server_dir: Path,
 ) -> None:
-    env = embedded_env(tmp_path / "toolbox-data")
+    env = embedded_env(server_dir / "toolbox-data")
     ids = []
     for run in range(2):
         log = (tmp_path / f"up-{run}.log").open("wb")
