@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, text
 
@@ -55,33 +55,39 @@ def lost_in_broker(
     return list(rows)
 
 
+_RUNNING = text(
+    "SELECT id FROM agent_tasks WHERE status = 'running'"
+    " ORDER BY heartbeat_at NULLS FIRST LIMIT :limit"
+)
+_LOCK_RUNNING = text(
+    "SELECT delivery_count FROM agent_tasks WHERE id = :id AND status = 'running'"
+    " FOR UPDATE SKIP LOCKED"
+)
+
+
 def orphans(
     connection: Connection, lease: Connection, *, max_deliveries: int, limit: int = 200
 ) -> Recovered:
-    """Running rows nobody holds: send them again, or fail them if they crash-loop."""
-    rows = connection.execute(
-        text(
-            "SELECT id, delivery_count FROM agent_tasks WHERE status = 'running'"
-            " ORDER BY heartbeat_at NULLS FIRST LIMIT :limit FOR UPDATE SKIP LOCKED"
-        ),
-        {"limit": limit},
-    ).all()
+    """Running rows nobody holds: send them again, or fail them if they crash-loop.
+
+    The rows are listed without locks, so that the workflows of live tasks
+    (most running rows) are never locked here; an orphan is then locked and
+    checked again (``_lock_orphan``).
+    """
     again, failed = [], []
-    for task_id, deliveries in rows:
+    for task_id in connection.execute(_RUNNING, {"limit": limit}).scalars().all():
         if not leases.lease_is_free(lease, task_id):
             continue
-        if deliveries >= max_deliveries:
+        task = _lock_orphan(connection, lease, task_id)
+        if task is None:
+            continue
+        if task.delivery_count >= max_deliveries:
             error = RedeliveryExceeded(
-                f"worker died {deliveries} times while running this task (limit {max_deliveries})"
+                f"worker died {task.delivery_count} times while running this task"
+                f" (limit {max_deliveries})"
             )
             details = lifecycle.error_details(error, retryable=False)
-            task = lifecycle.load(connection, task_id)
-            if task is not None and workflow.involved(task):
-                # after the row's lock, unlike the runner's root-first order: a cycle with
-                # a workflow's own transaction aborts this one, redone at the next run
-                workflow.end_task(connection, task, "failed", details)
-            else:
-                lifecycle.finish_unsuccessfully(connection, task_id, "failed", details)
+            workflow.end_task(connection, task, "failed", details)
             failed.append(task_id)
         else:
             connection.execute(
@@ -92,3 +98,26 @@ def orphans(
             )
             again.append(task_id)
     return Recovered(again, failed)
+
+
+def _lock_orphan(
+    connection: Connection, lease: Connection, task_id: uuid.UUID
+) -> lifecycle.TaskRow | None:
+    """The task, its row locked, if it is still ``running`` with a free lease.
+
+    A workflow's task is locked after its workflow's root, in the lock order
+    of ``agents.workflow``, on the requeue path too: this transaction goes on
+    to lock other rows, maybe of the same workflow.  Only the root is waited
+    for; a row someone else holds is left for the next run.  A worker that
+    takes the lease after the check claims the row only after this
+    transaction ends (and finds it queued, or failed).
+    """
+    task = lifecycle.load(connection, task_id)
+    if task is None:
+        return None
+    if workflow.involved(task):
+        workflow.lock_root(connection, task.workflow_id)
+    deliveries = connection.execute(_LOCK_RUNNING, {"id": task_id}).scalar_one_or_none()
+    if deliveries is None or not leases.lease_is_free(lease, task_id):
+        return None
+    return replace(task, status="running", delivery_count=deliveries)
