@@ -11,19 +11,34 @@ The workflow's root row is locked first, then the task's row (the lock order
 of ``agents.workflow``), and the task's status is read under that lock: a
 worker's claim either ran before (the task is ``running`` and gets a cancel
 request) or waits for this transaction and then finds the row cancelled.
+
+A task that had already finished is left alone, and so is its workflow, which
+may well go on: the supervisor's task completes once it has planned the work,
+a child once its artifact is written.  ``Found`` names that workflow, so the
+user can be told to cancel the workflow instead.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
 from agents import lifecycle, workflow
 
 
-def cancel_task(connection: Connection, task_id: uuid.UUID) -> str | None:
-    """Cancel or ask to stop; the task's status before, None if there is no such task.
+@dataclass(frozen=True)
+class Found:
+    """What ``cancel_task`` found: the task's status before, and a workflow it left running."""
+
+    status: str
+    running_workflow_id: uuid.UUID | None = None
+    """The task's workflow when the task had already finished and the workflow has not."""
+
+
+def cancel_task(connection: Connection, task_id: uuid.UUID) -> Found | None:
+    """Cancel or ask to stop; what was found, None if there is no such task.
 
     Nothing changes for a task that had already finished.  The caller commits.
     """
@@ -31,11 +46,12 @@ def cancel_task(connection: Connection, task_id: uuid.UUID) -> str | None:
     if task is None:
         return None
     in_workflow = workflow.involved(task)
-    if in_workflow:
-        workflow.lock_root(connection, task.workflow_id)
+    root = workflow.lock_root(connection, task.workflow_id) if in_workflow else None
     status: str | None = connection.execute(
         text("SELECT status FROM agent_tasks WHERE id = :id FOR UPDATE"), {"id": task_id}
     ).scalar_one_or_none()
+    if status is None:
+        return None
     if status in lifecycle.WAITING:
         message = (
             "cancelled while waiting to retry"
@@ -59,4 +75,6 @@ def cancel_task(connection: Connection, task_id: uuid.UUID) -> str | None:
             ),
             {"id": task_id},
         )
-    return status
+    elif workflow.going_on(root):
+        return Found(status, task.workflow_id)
+    return Found(status)

@@ -68,6 +68,11 @@ def _state(root: dict[str, Any]) -> dict[str, Any]:
     return dict((root["context_data"] or {}).get("workflow", {}))
 
 
+def going_on(root: dict[str, Any] | None) -> bool:
+    """The workflow has started (its supervisor planned the work) and has not ended."""
+    return root is not None and _state(root).get("status") == "running"
+
+
 def _save_state(connection: Connection, root_id: uuid.UUID, state: dict[str, Any]) -> None:
     connection.execute(
         text(

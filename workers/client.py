@@ -32,7 +32,7 @@ from models.ids import parse_id
 from workers import dispatch as dispatcher
 from workers.db import get_engine
 from workers.submission import SubmitOptions, insert_direct, insert_rows
-from workers.views import TaskView, load_task, query_tasks
+from workers.views import CancelView, TaskView, load_task, query_tasks
 
 _PENDING = "toolbox_pending_dispatch"
 
@@ -210,16 +210,23 @@ def list_tasks(
         )
 
 
-def cancel(task_id: uuid.UUID | str) -> TaskView:
+def cancel(task_id: uuid.UUID | str) -> CancelView:
     """Cancel a waiting task at once, or ask a running one to stop at its next phase.
 
     A task of a workflow that is cancelled ends its workflow (``agents.cancel``).
+    A task that had already finished stays as it was, and so does its workflow:
+    ``running_workflow_id`` names the workflow when it goes on.
     """
     task_id = parse_id(task_id, noun="task", field="task_id")
     with get_engine().begin() as connection:
-        if cancelling.cancel_task(connection, task_id) is None:
-            raise NotFound(f"no agent task {task_id}")
-    return get_task(task_id)
+        found = cancelling.cancel_task(connection, task_id)
+    if found is None:
+        raise NotFound(f"no agent task {task_id}")
+    return CancelView(
+        **dict(get_task(task_id)),
+        status_before=found.status,
+        running_workflow_id=found.running_workflow_id,
+    )
 
 
 def wait(task_id: uuid.UUID | str, timeout: float = 60.0, *, poll: float = 0.05) -> TaskView:

@@ -65,6 +65,16 @@ class TaskView(BaseModel):
         return self.status in {"completed", "failed", "cancelled"}
 
 
+class CancelView(TaskView):
+    """The task after ``client.cancel``, and what the cancel found."""
+
+    status_before: str
+    """The status the cancel found; ``completed`` or ``failed``: nothing was cancelled."""
+    running_workflow_id: uuid.UUID | None = None
+    """The task's workflow, when the task had already finished and the workflow goes on:
+    ``workflows.cancel`` (``toolbox workflow cancel``) stops it."""
+
+
 _SELECT = (
     "SELECT t.id, a.agent_type, t.task_name, t.status, t.priority, t.progress_percentage,"
     " t.retry_count, t.delivery_count, t.workflow_id, t.parent_task_id, t.idempotency_key,"

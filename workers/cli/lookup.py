@@ -39,10 +39,18 @@ def warn(message: str) -> None:
     typer.secho(f"warning: {message}", fg="yellow", err=True)
 
 
-def report_cancel(found: uuid.UUID, before: str, after: str, *, running: str | None = None) -> None:
+def report_cancel(
+    found: uuid.UUID,
+    before: str,
+    after: str,
+    *,
+    running: str | None = None,
+    workflow: uuid.UUID | None = None,
+) -> None:
     """Print what ``cancel`` did (status ``before`` -> ``after``); exit 1 if nothing could be.
 
-    ``running`` is the note for a run that stops later (a task at its next phase).
+    ``running`` is the note for a run that stops later (a task at its next phase);
+    ``workflow``, a workflow that goes on although the task had finished.
     """
     if after == "running" and running is not None:
         typer.echo(f"{found} running ({running})")
@@ -50,6 +58,11 @@ def report_cancel(found: uuid.UUID, before: str, after: str, *, running: str | N
         typer.echo(f"{found} cancelled (was already cancelled; nothing to do)")
     elif after in {"completed", "failed"}:
         typer.echo(f"{found} {after} (had already finished; nothing was cancelled)")
+        if workflow is not None:
+            typer.echo(
+                f"its workflow {workflow} is still running;"
+                f" to stop it: toolbox workflow cancel {workflow}"
+            )
         raise typer.Exit(1)
     else:
         typer.echo(f"{found} {after}")

@@ -141,10 +141,15 @@ def cancel(task_id: TaskId) -> None:
 
     Prints the id and the status. Exit status 0: the task is cancelled, will stop
     at its next phase, or was cancelled before. Exit status 1: it had already
-    completed or failed, so nothing was cancelled.
+    completed or failed, so nothing was cancelled; if its workflow goes on, a
+    second line gives the command that cancels the workflow.
     """
     resolve_servers()
-    found = lookup.task_id(task_id)
-    before = client.get_task(found, states=False)
-    view = before if before.finished else client.cancel(found)
-    lookup.report_cancel(view.id, before.status, view.status, running="stops at its next phase")
+    view = client.cancel(lookup.task_id(task_id))
+    lookup.report_cancel(
+        view.id,
+        view.status_before,
+        view.status,
+        running="stops at its next phase",
+        workflow=view.running_workflow_id,
+    )
