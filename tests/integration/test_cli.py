@@ -139,4 +139,4 @@ def test_workflow_generate_refuses_a_bad_request(toolbox_env: dict[str, str]) ->
         env=toolbox_env,
     )  # fmt: skip
     assert refused.returncode == 2
-    assert "grade_level" in refused.stderr and "Traceback" not in refused.stderr
+    assert "--grade: " in refused.stderr and "Traceback" not in refused.stderr

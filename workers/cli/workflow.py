@@ -12,16 +12,32 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.tree import Tree
 
-from models.errors import WaitTimeout
+from agents.workflow import ROOT_AGENT
+from models.errors import ValidationFailed, WaitTimeout
 from workers import workflows
 from workers.cli import lookup
 from workers.cli.failures import not_sent
+from workers.cli.flags import in_flag_terms
 from workers.embedded import resolve_servers
+from workers.submission import validate_input
 from workers.workflows import WorkflowView
 
 console = Console()
 workflow_app = typer.Typer(help="Generate learning environments.", no_args_is_help=True)
 WorkflowId = Annotated[str, typer.Argument(help=lookup.ID_HELP)]
+
+FIELD_FLAGS = {
+    "subject": "--subject",
+    "grade_level": "--grade",
+    "topic": "--topic",
+    "learning_objectives": "--objective",
+    "duration_minutes": "--duration",
+    "max_students": "--students",
+    "accessibility": "--accessibility",
+    "language": "--language",
+    "adaptive": "--adaptive",
+}
+"""The ``EnvironmentRequest`` field each option of ``generate`` fills, to name it in errors."""
 
 
 def _tree(view: WorkflowView) -> Tree:
@@ -110,6 +126,10 @@ def generate(
         "language": language,
         "adaptive": adaptive,
     }
+    try:  # before the servers: a typo needs none
+        validate_input(ROOT_AGENT, request)
+    except ValidationFailed as exc:
+        raise in_flag_terms(exc, FIELD_FLAGS, what="invalid workflow request") from None
     resolve_servers()
     submitted = workflows.generate_and_report(request)
     workflow_id = submitted.task_id

@@ -1,0 +1,48 @@
+"""Refusals in the command line's terms: schema fields renamed to the flags that fill them."""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+
+from agents.schemas import EnvironmentRequest
+from models.errors import ValidationFailed
+from workers.cli.flags import in_flag_terms
+from workers.cli.workflow import FIELD_FLAGS, workflow_app
+
+
+def test_every_mapped_field_and_flag_exists() -> None:
+    """A renamed option or field would otherwise leave errors naming a flag nobody can type."""
+    group = typer.main.get_command(workflow_app)
+    assert isinstance(group, TyperGroup)
+    generate = group.commands["generate"]
+    options = {name for param in generate.params for name in param.opts}
+    assert set(FIELD_FLAGS.values()) <= options
+    assert set(FIELD_FLAGS) <= set(EnvironmentRequest.model_fields)
+
+
+def test_lines_are_renamed_and_unmapped_fields_keep_their_names() -> None:
+    refused = ValidationFailed(
+        "invalid input for agent 'supervisor': ...",
+        errors=[
+            "grade_level: Input should be less than or equal to 12",
+            "learning_objectives.0: String should have at least 3 characters",
+            "input.topic: contains a NUL character",
+            "artifacts: List should have at least 1 item",
+            "input: Value error, something about the whole request",
+        ],
+    )
+    renamed = in_flag_terms(refused, FIELD_FLAGS, what="invalid workflow request")
+    assert renamed.errors == [
+        "--grade: Input should be less than or equal to 12",
+        "--objective #1: String should have at least 3 characters",
+        "--topic: contains a NUL character",
+        "artifacts: List should have at least 1 item",
+        "input: Value error, something about the whole request",
+    ]
+    assert renamed.message == "invalid workflow request: " + "; ".join(renamed.errors)
+
+
+def test_a_refusal_without_lines_is_left_as_it_is() -> None:
+    refused = ValidationFailed("no lines to rename")
+    assert in_flag_terms(refused, FIELD_FLAGS, what="invalid workflow request") is refused
