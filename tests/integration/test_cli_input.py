@@ -1,14 +1,37 @@
-"""What a new user types first: ``workflow generate`` flags.
+"""What a new user types first: ``workflow generate`` flags, ``task submit --input``.
 
 Every check runs the real ``toolbox`` command against the test servers.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import uuid
+from typing import Any
+
 from sqlalchemy import Engine, text
 
-from tests.integration.test_cli import toolbox
+from tests.integration.test_cli import TOOLBOX, toolbox
 from tests.integration.test_cli_errors import one_error_line
+
+
+def submit(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``toolbox task submit ...`` with ``stdin`` as its standard input."""
+    return subprocess.run(
+        [TOOLBOX, "task", "submit", *args], env={**os.environ, **env}, input=stdin,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def stored_input(engine: Engine, result: subprocess.CompletedProcess[str]) -> Any:
+    """The ``input_data`` of the task whose id the submit printed."""
+    assert result.returncode == 0, result.stderr
+    task_id = uuid.UUID(result.stdout.strip())
+    with engine.connect() as connection:
+        return connection.execute(
+            text("SELECT input_data FROM agent_tasks WHERE id = :id"), {"id": task_id}
+        ).scalar_one()
 
 
 def task_count(engine: Engine) -> int:
@@ -38,3 +61,21 @@ def test_workflow_generate_names_the_flags_the_user_typed(
         assert field not in line, (field, line)
     assert "--subject" not in line and "--objective #1" not in line  # those were fine
     assert task_count(engine) == 0
+
+
+# task submit without --input -------------------------------------------------------------
+
+
+def test_task_submit_without_input_says_so_and_lists_what_the_agent_needs(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    line = one_error_line(submit("content", env=toolbox_env))
+    assert line == (
+        "error: invalid input for agent 'content': request: Field required; no --input given; "
+        "content needs: request.subject, request.grade_level, request.topic"
+    )
+    given = one_error_line(submit("content", "--input", "{}", env=toolbox_env))
+    assert given == "error: invalid input for agent 'content': request: Field required"
+    assert task_count(engine) == 0
+    # an agent whose input schema takes an empty object still gets one
+    assert stored_input(engine, submit("echo", env=toolbox_env))["message"] == ""

@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from models.errors import ValidationFailed
 from workers import client
 from workers.cli import lookup
 from workers.cli.failures import not_sent
+from workers.cli.task_input import check_input, read_input
 from workers.embedded import resolve_servers
 from workers.views import MAX_LIST_LIMIT, TaskView, check_status
 
@@ -64,7 +64,15 @@ def _score(value: float | None) -> str:
 @task_app.command("submit")
 def submit(
     agent: Annotated[str, typer.Argument(help="Agent type, e.g. echo, content, quiz")],
-    input_json: Annotated[str, typer.Option("--input", help="Input payload as JSON")] = "{}",
+    input_json: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            metavar="JSON",
+            help="Input payload as JSON. Left out: {}, enough for echo; an agent that needs "
+            "more says which fields",
+        ),
+    ] = None,
     priority: Annotated[int | None, typer.Option(help="0 (lowest) .. 9 (highest)")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Same key, same task")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until it finishes")] = False,
@@ -77,12 +85,8 @@ def submit(
     saved and the relay dispatches it once the broker is back (exit status 0
     without --wait; with --wait, the wait goes on).
     """
-    try:
-        payload = json.loads(input_json)
-    except json.JSONDecodeError as exc:
-        raise ValidationFailed(f"--input is not valid JSON: {exc.msg} at {exc.pos}") from None
-    if not isinstance(payload, dict):
-        raise ValidationFailed("--input must be a JSON object")
+    payload = read_input(input_json)
+    check_input(agent, payload, given=input_json is not None)  # a typo needs no servers
     resolve_servers()
     submitted = client.submit_and_report(
         agent, payload, priority=priority, idempotency_key=idempotency_key
