@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -79,3 +80,56 @@ def test_task_submit_without_input_says_so_and_lists_what_the_agent_needs(
     assert task_count(engine) == 0
     # an agent whose input schema takes an empty object still gets one
     assert stored_input(engine, submit("echo", env=toolbox_env))["message"] == ""
+
+
+# task submit --input - and --input @FILE --------------------------------------------------
+
+
+def test_task_submit_reads_the_input_from_stdin(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    result = submit("echo", "--input", "-", env=toolbox_env, stdin='{"message": "it\'s piped"}\n')
+    assert stored_input(engine, result)["message"] == "it's piped"
+
+
+def test_task_submit_reads_the_input_from_a_file(
+    engine: Engine, toolbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "input.json"  # with a byte-order mark, as some editors write
+    path.write_text('{"message": "from a \\"file\\""}', encoding="utf-8-sig")
+    result = submit("echo", "--input", f"@{path}", env=toolbox_env)
+    assert stored_input(engine, result)["message"] == 'from a "file"'
+
+
+def test_unreadable_or_bad_input_is_one_line_naming_the_option(
+    engine: Engine, toolbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    def refusal(option: str, stdin: str = "") -> str:
+        return one_error_line(submit("echo", "--input", option, env=toolbox_env, stdin=stdin))
+
+    missing = tmp_path / "missing.json"
+    assert refusal(f"@{missing}") == (
+        f"error: --input @{missing}: cannot read {missing} (no such file or directory)"
+    )
+    assert refusal("@") == "error: --input @: name the file after the @ (--input @FILE)"
+    files = {
+        "bad.json": (
+            b'{"message":\n  "hi" "there"}',
+            "is not valid JSON: Expecting ',' delimiter at line 2 column 8",
+        ),
+        "latin1.json": ('{"message": "caf\u00e9"}'.encode("latin-1"), "is not UTF-8 text"),
+        "list.json": (b"[1, 2]", "must be a JSON object"),
+        "blank.json": (b"\n", "is empty"),
+    }
+    for name, (data, problem) in files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert refusal(f"@{path}") == f"error: --input @{path} {problem}"
+    stdin = {
+        "{nope": "is not valid JSON: Expecting property name enclosed in double quotes at line 1 "
+        "column 2",
+        "": "is empty",
+    }
+    for piped, problem in stdin.items():
+        assert refusal("-", piped) == f"error: --input - (stdin) {problem}"
+    assert task_count(engine) == 0

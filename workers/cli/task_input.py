@@ -1,14 +1,20 @@
 """The payload of ``toolbox task submit``: its ``--input``, checked before any server is asked.
 
-Without ``--input`` the payload is ``{}``, which is all an agent such as
-``echo`` needs.  An agent that refuses it gets the schema's error lines and
-one more, saying that no ``--input`` was given and which fields the agent
-needs: a new user who left it out should not have to guess.
+``--input`` takes JSON text, ``-`` to read it from stdin or ``@FILE`` to read
+a file, because quoting JSON for a shell is the first thing a new user
+fights.  A file that cannot be read, an empty stdin or text that is not a
+JSON object is one line naming the option.  Without ``--input`` the payload
+is ``{}``, which is all an agent such as ``echo`` needs.  An agent that
+refuses it gets the schema's error lines and one more, saying that no
+``--input`` was given and which fields the agent needs: a new user who left
+it out should not have to guess.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,19 +24,59 @@ from models.errors import AgentUnavailable, ValidationFailed
 from workers.submission import validate_input
 
 OPTION = "--input"
+STDIN = "-"
+FILE_PREFIX = "@"
+INPUT_HELP = (
+    "Input payload: JSON text, - to read it from stdin, or @FILE to read a file. "
+    "Left out: {}, enough for echo; an agent that needs more says which fields"
+)
 
 
 def read_input(value: str | None) -> dict[str, Any]:
-    """The payload ``--input`` gives: JSON text, or ``{}`` when it was left out."""
+    """The payload ``--input`` gives (JSON text, ``-``, ``@FILE``), or ``{}`` when left out.
+
+    Neither ``-`` nor a leading ``@`` is valid JSON, so no JSON text is mistaken for them.
+    """
     if value is None:
         return {}
+    if value == STDIN:
+        source = f"{OPTION} {STDIN} (stdin)"
+        text = _text(source, sys.stdin.buffer.read())
+    elif value.startswith(FILE_PREFIX):
+        source = f"{OPTION} {value}"
+        text = _text(source, _read_file(source, value.removeprefix(FILE_PREFIX)))
+    else:
+        source, text = OPTION, value
     try:
-        payload = json.loads(value)
+        payload = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValidationFailed(f"{OPTION} is not valid JSON: {exc.msg} at {exc.pos}") from None
+        raise ValidationFailed(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     if not isinstance(payload, dict):
-        raise ValidationFailed(f"{OPTION} must be a JSON object")
+        raise ValidationFailed(f"{source} must be a JSON object")
     return payload
+
+
+def _read_file(source: str, name: str) -> bytes:
+    if not name:
+        raise ValidationFailed(f"{source}: name the file after the @ ({OPTION} @FILE)")
+    try:
+        return Path(name).expanduser().read_bytes()
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise ValidationFailed(f"{source}: cannot read {name} ({reason})") from None
+
+
+def _text(source: str, data: bytes) -> str:
+    """UTF-8, with or without the byte-order mark some editors write; not empty."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationFailed(f"{source} is not UTF-8 text") from None
+    if not text.strip():
+        raise ValidationFailed(f"{source} is empty")
+    return text
 
 
 def check_input(agent: str, payload: dict[str, Any], *, given: bool) -> None:

@@ -12,7 +12,7 @@ from rich.table import Table
 from workers import client
 from workers.cli import lookup
 from workers.cli.failures import not_sent
-from workers.cli.task_input import check_input, read_input
+from workers.cli.task_input import INPUT_HELP, check_input, read_input
 from workers.embedded import resolve_servers
 from workers.views import MAX_LIST_LIMIT, TaskView, check_status
 
@@ -68,9 +68,8 @@ def submit(
         str | None,
         typer.Option(
             "--input",
-            metavar="JSON",
-            help="Input payload as JSON. Left out: {}, enough for echo; an agent that needs "
-            "more says which fields",
+            metavar="JSON|-|@FILE",
+            help=INPUT_HELP,
         ),
     ] = None,
     priority: Annotated[int | None, typer.Option(help="0 (lowest) .. 9 (highest)")] = None,
@@ -80,6 +79,10 @@ def submit(
     as_json: JsonFlag = False,
 ) -> None:
     """Submit an agent task; prints its id (or the task as JSON).
+
+    --input takes JSON text ('{"message": "hi"}'), - to read it from stdin
+    (cat request.json | toolbox task submit content --input -) or @FILE
+    (--input @request.json): no shell quoting of JSON needed.
 
     If the broker cannot take it, a warning on stderr says so: the task is
     saved and the relay dispatches it once the broker is back (exit status 0
