@@ -2,7 +2,8 @@
 
 Settings are read when first asked for (``get_settings()``), never at import
 time, so forked worker processes and tests can change the environment first.
-A bad value becomes one ``ConfigurationError`` line naming the variable.
+A bad value becomes one ``ConfigurationError`` line naming the variable; an
+empty one counts as unset.
 """
 
 from __future__ import annotations
@@ -118,6 +119,9 @@ class Settings(BaseSettings):
         validate_default=True,
         env_nested_delimiter="_",
         env_nested_max_split=1,
+        # empty is unset, as the Procfile's ${TOOLBOX_CONCURRENCY:-2} reads it: an empty
+        # TOOLBOX_DATA_DIR meant the current folder, an embedded cluster in the project root
+        env_ignore_empty=True,
     )
 
     env: Literal["development", "test", "production"] = "development"

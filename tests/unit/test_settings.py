@@ -6,7 +6,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from models.errors import ConfigurationError
-from workers.settings import load_settings, mask_url
+from workers.settings import RetentionPolicy, SessionPolicy, Settings, load_settings, mask_url
 
 
 @pytest.fixture(autouse=True)
@@ -183,3 +183,20 @@ def test_missing_urls_say_how_a_service_joins_the_embedded_servers() -> None:
             build_config(load_settings())
     finally:
         get_settings.cache_clear()
+
+
+SETTING_VARIABLES = sorted(
+    {f"TOOLBOX_{name.upper()}" for name in Settings.model_fields}
+    | {f"TOOLBOX_RETENTION_{name.upper()}" for name in RetentionPolicy.model_fields}
+    | {f"TOOLBOX_SESSIONS_{name.upper()}" for name in SessionPolicy.model_fields}
+)
+
+
+@pytest.mark.parametrize("variable", SETTING_VARIABLES)
+def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    """``TOOLBOX_DATA_DIR=`` used to mean the current folder (an embedded cluster in the
+    project root), ``TOOLBOX_CONCURRENCY=`` an error: empty is now unset everywhere, as the
+    Procfile's ``${TOOLBOX_CONCURRENCY:-2}`` and docker-compose's ``${...:-}`` treat it."""
+    defaults = load_settings().masked()
+    monkeypatch.setenv(variable, "")
+    assert load_settings().masked() == defaults
