@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 
 from agents.model_spec import parse_model_spec
 from models.errors import ConfigurationError
+from workers.variables import unknown_variables
 
 ENV_PREFIX = "TOOLBOX_"
 PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "password", "placeholder", "xxx"})
@@ -315,8 +316,26 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def setting_variables() -> frozenset[str]:
+    """The variables settings read: ``TOOLBOX_<NAME>``, and ``TOOLBOX_<NAME>_<FIELD>``."""
+    names = set()
+    for name, field in Settings.model_fields.items():
+        names.add(f"{ENV_PREFIX}{name.upper()}")
+        nested = field.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            names.update(f"{ENV_PREFIX}{name}_{inner}".upper() for inner in nested.model_fields)
+    return frozenset(names)
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read the environment (plus ``overrides``); raise one readable error."""
+    """Read the environment (plus ``overrides``); raise one readable error.
+
+    A ``TOOLBOX_*`` variable nobody reads is refused first: a misspelt setting
+    would otherwise keep its default without a word.
+    """
+    unknown = unknown_variables(os.environ, setting_variables(), ENV_PREFIX)
+    if unknown:
+        raise ConfigurationError(unknown)
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -45,8 +45,9 @@ def test_defaults_use_embedded_servers() -> None:
         ("TOOLBOX_RETENTION", "notjson", "TOOLBOX_RETENTION: invalid JSON"),
         ("TOOLBOX_SESSIONS", "{", "TOOLBOX_SESSIONS: invalid JSON"),
         # a misspelt retention variable used to be ignored, silently keeping the default age
-        ("TOOLBOX_RETENTION_USAGE_DAY", "7", "TOOLBOX_RETENTION_USAGE_DAY: Extra inputs"),
-        ("TOOLBOX_SESSIONS_GAME_IDLE", "60", "TOOLBOX_SESSIONS_GAME_IDLE: Extra inputs"),
+        ("TOOLBOX_RETENTION_USAGE_DAY", "7", "TOOLBOX_RETENTION_USAGE_DAY: unknown variable"),
+        ("TOOLBOX_SESSIONS_GAME_IDLE", "60", "TOOLBOX_SESSIONS_GAME_IDLE: unknown variable"),
+        ("TOOLBOX_RETENTION", '{"usage_day": 7}', "TOOLBOX_RETENTION_USAGE_DAY: Extra inputs"),
         # the variable is TOOLBOX_AGENT_MODELS, not TOOLBOX_AGENT_MODELS_CONTENT
         ("TOOLBOX_AGENT_MODELS", '{"content": 5}', "TOOLBOX_AGENT_MODELS: content: Input should"),
     ],
