@@ -9,10 +9,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, pool
 
 import migrations
 import models
+from models.errors import ValidationFailed
 from workers.seed import seed_agents
 
 SCRIPT_LOCATION = Path(migrations.__file__).resolve().parent
@@ -31,8 +33,19 @@ def _engine(url: str) -> Engine:
 
 
 def upgrade(url: str, revision: str = "head", *, seed: bool = True) -> None:
-    """Migrate to ``revision`` and (re)seed the default agents; safe to run twice."""
-    command.upgrade(alembic_config(url), revision)
+    """Migrate to ``revision`` and (re)seed the default agents; safe to run twice.
+
+    A revision Alembic cannot go to (unknown, ``+5`` past the head, a range)
+    is a ``ValidationFailed`` naming it and the revisions there are.
+    """
+    try:
+        if not revision.strip():
+            raise CommandError("no revision given")
+        command.upgrade(alembic_config(url), revision)
+    except CommandError as exc:
+        raise ValidationFailed(
+            f"cannot migrate to {revision!r}: {exc}; revisions: {_revisions()}, or head"
+        ) from None
     if seed:
         engine = _engine(url)
         with engine.begin() as connection:
@@ -53,7 +66,21 @@ def current_revision(url: str) -> str | None:
 
 
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
+    return _scripts().get_current_head()
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config("postgresql://"))
+
+
+def _revisions() -> str:
+    """``0001, 0002, 0003 (head)``: oldest first."""
+    scripts = _scripts()
+    names = [
+        f"{script.revision} (head)" if script.is_head else script.revision
+        for script in scripts.walk_revisions()
+    ]
+    return ", ".join(reversed(names))
 
 
 def schema_drift(url: str) -> list[str]:

@@ -93,6 +93,24 @@ def test_outdated_schema_names_both_revisions(db: Engine, toolbox_env: dict[str,
     assert "toolbox migrate" in line
 
 
+@pytest.mark.parametrize(
+    ("revision", "expected"),
+    [
+        ("bogus", "Can't locate revision identified by 'bogus'"),
+        ("+5", "Relative revision +5 didn't produce 5 migrations"),
+        ("0001:0002", "Range revision not allowed"),
+        ("", "no revision given"),
+    ],
+)
+def test_migrate_to_an_unknown_revision_is_one_line(
+    toolbox_env: dict[str, str], revision: str, expected: str
+) -> None:
+    """It was Alembic's traceback (96 lines) and exit status 1."""
+    line = one_error_line(toolbox("migrate", revision, env=toolbox_env))
+    assert line.startswith(f"error: cannot migrate to {revision!r}: {expected}"), line
+    assert line.endswith("revisions: 0001, 0002, 0003 (head), or head"), line
+
+
 @pytest.mark.slow
 def test_fresh_embedded_database_points_at_the_data_dir(tmp_path: Path, redis_url: str) -> None:
     """The user ran a command from a folder with no ``.toolbox``: a new, empty server starts."""

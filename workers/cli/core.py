@@ -61,9 +61,17 @@ def up(
 
 
 def migrate(
-    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+    revision: Annotated[
+        str,
+        typer.Argument(
+            metavar="REVISION", help="Revision to upgrade to (0001, 0002, ...); never downgrades"
+        ),
+    ] = "head",
 ) -> None:
-    """Upgrade the database schema and seed the default agents."""
+    """Upgrade the database schema and seed the default agents (idempotent).
+
+    An unknown revision is one line naming the ones there are (exit status 2).
+    """
     servers = resolve_servers()
     schema.upgrade(servers.database_url, revision)
     console.print(f"schema at {schema.current_revision(servers.database_url)}")
