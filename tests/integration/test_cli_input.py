@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, text
 
 from tests.integration.test_cli import TOOLBOX, toolbox
@@ -133,3 +134,28 @@ def test_unreadable_or_bad_input_is_one_line_naming_the_option(
     for piped, problem in stdin.items():
         assert refusal("-", piped) == f"error: --input - (stdin) {problem}"
     assert task_count(engine) == 0
+
+
+# --timeout -------------------------------------------------------------------------------
+
+CLOSED_SERVERS = {
+    "TOOLBOX_DATABASE_URL": "postgresql://someone@127.0.0.1:1/toolbox",
+    "TOOLBOX_REDIS_URL": "redis://127.0.0.1:1/0",
+}
+"""Nothing answers there: an option let through fails fast on connecting instead."""
+WAITING_COMMANDS = {
+    "task submit": ("task", "submit", "echo", "--input", '{"message": "t"}', "--wait"),
+    "workflow generate": (
+        "workflow", "generate", "--subject", "science", "--grade", "6", "--topic", "volcanoes",
+        "--wait",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "abc"])
+@pytest.mark.parametrize("command", sorted(WAITING_COMMANDS))
+def test_timeout_must_be_a_positive_number_of_seconds(command: str, value: str) -> None:
+    """``--timeout -1`` printed ``still queued after -1s``; ``--timeout nan`` waited forever."""
+    result = toolbox(*WAITING_COMMANDS[command], "--timeout", value, env=CLOSED_SERVERS)
+    line = one_error_line(result)
+    assert line == f"error: --timeout: expected a positive number of seconds, got {value!r}"

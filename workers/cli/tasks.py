@@ -12,6 +12,7 @@ from rich.table import Table
 from workers import client
 from workers.cli import lookup
 from workers.cli.failures import not_sent
+from workers.cli.options import Timeout
 from workers.cli.task_input import INPUT_HELP, check_input, read_input
 from workers.embedded import resolve_servers
 from workers.views import MAX_LIST_LIMIT, TaskView, check_status
@@ -75,7 +76,7 @@ def submit(
     priority: Annotated[int | None, typer.Option(help="0 (lowest) .. 9 (highest)")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Same key, same task")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until it finishes")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait")] = 300.0,
+    timeout: Timeout = 300.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Submit an agent task; prints its id (or the task as JSON).

@@ -18,6 +18,7 @@ from workers import workflows
 from workers.cli import lookup
 from workers.cli.failures import not_sent
 from workers.cli.flags import in_flag_terms
+from workers.cli.options import Timeout
 from workers.embedded import resolve_servers
 from workers.submission import validate_input
 from workers.workflows import WorkflowView
@@ -107,7 +108,7 @@ def generate(
     language: Annotated[str, typer.Option(help="Language tag, e.g. en, es")] = "en",
     adaptive: Annotated[bool, typer.Option("--adaptive", help="Adaptive quiz")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow it to the end")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait")] = 600.0,
+    timeout: Timeout = 600.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Start a workflow for a teacher's request; prints its id (or the result with --wait).
