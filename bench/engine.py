@@ -15,7 +15,6 @@ fixed offered rate, events on.  Workers: prefork -c 2.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 import uuid
@@ -23,12 +22,18 @@ import uuid
 import redis
 from sqlalchemy import text
 
-from bench.harness import percentile, scratch_stack, servers, wait_until, worker
+from bench.harness import arguments, percentile, scratch_stack, servers, wait_until, worker
 from workers import client
 from workers.db import get_engine
 from workers.redis import client_url
 
 FINISHED = ("completed", "failed", "cancelled")
+OPTIONS = {
+    "--tasks": (2000, "N", "tasks per side (raw, submit(), submit_many) and round"),
+    "--rounds": (3, "N", "interleaved rounds per events setting; the medians are reported"),
+    "--rate": (100.0, "PER_SECOND", "tasks offered per second in the submit -> running run"),
+    "--seconds": (10.0, "S", "how long the submit -> running run offers tasks"),
+}
 
 
 def finished(ids: list[uuid.UUID], statuses: tuple[str, ...] = FINISHED) -> int:
@@ -116,12 +121,7 @@ def rates(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    args = parser.parse_args()
+    args = arguments("bench.engine", __doc__, OPTIONS)
     with servers() as (admin_url, redis_url), scratch_stack(admin_url, redis_url) as env:
         results = {
             events: rates(env, args.tasks, args.rounds, events=events) for events in (False, True)

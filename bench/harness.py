@@ -7,6 +7,7 @@ unset, embedded servers in a temporary folder, exactly like the tests.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -97,6 +98,24 @@ def worker(app: str, queues: str, env: dict[str, str], concurrency: int = 2) -> 
             process.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def arguments(
+    module: str, doc: str, options: dict[str, tuple[float, str, str]]
+) -> argparse.Namespace:
+    """The command line of ``python -m module``: ``options`` maps ``--name`` to its default
+    (an int or a float, which is also its type), metavar and help; ``--help`` shows the
+    defaults."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=doc.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for name, (default, metavar, meaning) in options.items():
+        parser.add_argument(
+            name, type=type(default), default=default, metavar=metavar, help=meaning
+        )
+    return parser.parse_args()
 
 
 def _ready() -> bool:

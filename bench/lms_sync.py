@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 import uuid
@@ -24,7 +23,7 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from bench.harness import scratch_stack, servers, wait_until, worker
+from bench.harness import arguments, scratch_stack, servers, wait_until, worker
 from lms.base import Credentials
 from lms.passback import record_attempt_completion
 from lms.schedule import claim_now
@@ -37,6 +36,12 @@ from workers.db import get_engine, reset_engine
 from workers.secrets import secret_box
 
 SYNCED = ("lms_courses", "lms_assignments", "lms_enrollments", "lms_user_links", "users")
+OPTIONS = {
+    "--courses": (200, "N", "courses in the fake Canvas"),
+    "--students": (29, "N", "students per course (each course has one teacher too)"),
+    "--assignments": (10, "N", "assignments per course"),
+    "--grades": (2000, "N", "quiz attempts completed, then passed back (<= courses x students)"),
+}
 
 
 def row_writes() -> dict[str, int]:
@@ -116,12 +121,7 @@ def passbacks_left() -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--courses", type=int, default=200)
-    parser.add_argument("--students", type=int, default=29)
-    parser.add_argument("--assignments", type=int, default=10)
-    parser.add_argument("--grades", type=int, default=2000)
-    args = parser.parse_args()
+    args = arguments("bench.lms_sync", __doc__ or "", OPTIONS)
     os.environ["TOOLBOX_SECRET_KEYS"] = generate_key()  # no development key file in the repo
     data = Dataset.generate(args.courses, args.students, args.assignments)
     with (

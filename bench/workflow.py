@@ -10,12 +10,11 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import time
 
-from bench.harness import scratch_stack, servers, worker
+from bench.harness import arguments, scratch_stack, servers, worker
 from workers import workflows
 
 REQUEST = {
@@ -23,6 +22,10 @@ REQUEST = {
     "grade_level": 6,
     "topic": "volcanoes",
     "learning_objectives": ["Explain why volcanoes erupt"],
+}
+OPTIONS = {
+    "--sequential": (5, "N", "workflows run one at a time: seconds for one environment"),
+    "--batch": (30, "N", "workflows submitted at once: environments per minute"),
 }
 
 
@@ -46,10 +49,7 @@ def batch(count: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequential", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=30)
-    args = parser.parse_args()
+    args = arguments("bench.workflow", __doc__, OPTIONS)
     with servers() as (admin_url, redis_url), scratch_stack(admin_url, redis_url) as env:
         with contextlib.ExitStack() as stack:
             stack.enter_context(worker("workers.app", "agents", env))
