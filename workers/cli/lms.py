@@ -148,10 +148,18 @@ def list_(as_json: JsonFlag = False) -> None:
 
 @lms_app.command("status")
 def status(
-    integration: Annotated[str | None, typer.Argument(help="Integration id (or prefix)")] = None,
+    integration: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="ID", help="Integration id (or prefix); without it, every integration"
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Last sync, next sync, data held and grade passbacks of one integration (or all)."""
+    """Last sync, next sync, data held and grade passbacks of one integration.
+
+    Without an id: every integration, as `toolbox lms list` shows them.
+    """
     if integration is None:
         list_(as_json=as_json)
         return

@@ -127,7 +127,10 @@ def render(report: Status) -> None:
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Queues, running tasks, failures, LMS syncs, passbacks and health, from PostgreSQL."""
+    """Queues (from Redis), running tasks, failures, LMS syncs, passbacks and health (PostgreSQL).
+
+    Redis unreachable: the queue table says so and the rest is still shown.
+    """
     resolve_servers()
     with get_engine().connect() as connection:
         report = collect_status(connection, get_redis())

@@ -123,7 +123,9 @@ def show(task_id: TaskId, as_json: JsonFlag = False) -> None:
 def list_(
     status: Annotated[str | None, typer.Option(help=lookup.STATUS_HELP)] = None,
     agent: Annotated[str | None, typer.Option(help="Filter by agent type, e.g. echo")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=MAX_LIST_LIMIT)] = 50,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_LIST_LIMIT, help="How many tasks, newest first")
+    ] = 50,
     as_json: JsonFlag = False,
 ) -> None:
     """The most recent tasks, newest first; other commands take an id prefix as shown."""

@@ -1,0 +1,80 @@
+"""The README documents every command's options as ``--help`` shows them.
+
+The README's command table had lost ``task list --limit``/``--json``,
+``workflow generate --timeout``, ``migrate [REVISION]`` and ``lms status``
+without an id; ``toolbox status --help`` said it read only PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.core import TyperGroup
+
+from workers.cli import app
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+
+
+def _leaves(group: TyperGroup, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+    for name, command in group.commands.items():
+        if isinstance(command, TyperGroup):
+            yield from _leaves(command, (*path, name))
+        else:
+            yield " ".join((*path, name)), command
+
+
+ROOT_GROUP = typer.main.get_command(app)
+assert isinstance(ROOT_GROUP, TyperGroup)
+COMMANDS = dict(_leaves(ROOT_GROUP))
+
+
+def _section(title: str) -> str:
+    return re.split(r"\n##+ ", README.split(f"\n{title}\n", 1)[1], maxsplit=1)[0]
+
+
+def _table_usage(path: str) -> str:
+    """The first cell of the command table's row for ``toolbox <path>``."""
+    for line in _section("### Command line").splitlines():
+        usage = line.split("`")[1] if line.startswith("| `toolbox ") else ""
+        words = re.match(r"toolbox ((?:[a-z][a-z-]* ?)+)", usage)
+        if words and words.group(1).strip() == path:
+            return usage
+    raise AssertionError(f"no row for `toolbox {path}` in the README's command table")
+
+
+def _documented(path: str) -> str:
+    """Where the README documents ``toolbox <path>``: its table row, or the LMS section."""
+    return _section("### Commands") if path.startswith("lms ") else _table_usage(path)
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS))
+def test_every_option_is_documented(path: str) -> None:
+    documented = _documented(path)
+    for param in COMMANDS[path].params:
+        names = [name for name in (*param.opts, *param.secondary_opts) if name.startswith("--")]
+        if names and names != ["--help"]:
+            assert any(name in documented for name in names), (path, names)
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS))
+def test_an_optional_argument_is_shown_as_optional(path: str) -> None:
+    documented = _documented(path)
+    for param in COMMANDS[path].params:
+        if param.param_type_name != "argument" or param.required:
+            continue
+        if path.startswith("lms "):  # the examples run it both ways
+            assert re.search(rf"toolbox {path} +#", documented), path
+            assert re.search(rf"toolbox {path} [0-9a-f]+ ", documented), path
+        else:
+            assert f"[{param.metavar}]" in documented, (path, param.metavar)
+
+
+def test_status_help_names_both_servers_it_reads() -> None:
+    help_text = COMMANDS["status"].help or ""
+    assert "PostgreSQL" in help_text and "Redis" in help_text, help_text
