@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.fernet import Fernet
 
@@ -131,11 +133,12 @@ def test_agent_models_accepts_pairs_and_json(monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.mark.parametrize("value", ["true", "false"])
 def test_task_events_switch_reaches_workers_and_flower(
-    monkeypatch: pytest.MonkeyPatch, value: str
+    monkeypatch: pytest.MonkeyPatch, value: str, tmp_path: Path
 ) -> None:
     from workers.celeryconfig import build_config
     from workers.flower import flower_launch
 
+    monkeypatch.setenv("TOOLBOX_DATA_DIR", str(tmp_path))  # Flower's state: not ./.toolbox
     monkeypatch.setenv("TOOLBOX_REDIS_URL", "redis://127.0.0.1:6379/0")
     monkeypatch.setenv("TOOLBOX_TASK_EVENTS", value)
     settings = load_settings()
