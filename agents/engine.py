@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from agents import hotpath, leases, lifecycle, workflow
 from agents.base import PHASES, Phase, PhaseContext, PhaseOutcome, Usage
+from agents.field_paths import field_errors
 from agents.registry import get_kind
 from models.errors import (
     RedeliveryExceeded,
@@ -209,7 +210,7 @@ class Runner:
         try:
             payload = kind.input_schema.model_validate(task.input_data)
         except ValidationError as exc:
-            raise ValidationFailed(errors=_field_errors(exc)) from None
+            raise ValidationFailed(errors=field_errors(exc)) from None
         previous = {name: dict(data.get("output", {})) for name, data in finished.items()}
         model = self.model_factory(task.agent_type) if kind.uses_model else None
         model_name = _model_name(model)
@@ -413,10 +414,3 @@ def _model_name(model: BaseChatModel | None) -> str | None:
         return None
     name = getattr(model, "model_name", None) or getattr(model, "model", None)
     return str(name) if name else type(model).__name__
-
-
-def _field_errors(exc: ValidationError) -> list[str]:
-    return [
-        f"{'.'.join(str(part) for part in error['loc']) or 'input'}: {error['msg']}"
-        for error in exc.errors()
-    ]

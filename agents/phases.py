@@ -13,6 +13,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ValidationError
 
 from agents.base import Phase, PhaseContext, PhaseOutcome, Usage
+from agents.field_paths import field_errors
 from agents.luau import LuauCheck
 from agents.prompts import TaskName, task_messages
 from agents.providers import invoke_structured
@@ -32,9 +33,7 @@ def payload_as(ctx: PhaseContext, schema: type[P]) -> P:
     try:
         return schema.model_validate(payload)
     except ValidationError as exc:
-        raise ValidationFailed(
-            errors=[f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        ) from exc
+        raise ValidationFailed(errors=field_errors(exc)) from exc
 
 
 def earlier(ctx: PhaseContext, phase: Phase) -> Mapping[str, Any]:

@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel, ValidationError
 
 from agents.base import Usage
+from agents.field_paths import field_errors
 from agents.model_spec import DRILL_UNPARSEABLE, OFFLINE_MODEL_NAME, parse_model_spec
 from agents.offline import OfflineChatModel
 from models.errors import (
@@ -195,9 +196,7 @@ def usage_of(message: BaseMessage | None) -> Usage:
 
 def _describe(error: object, raw: BaseMessage | None) -> str:
     if isinstance(error, ValidationError):
-        return "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in error.errors()[:20]
-        )
+        return "; ".join(field_errors(error, root="(root)")[:20])
     if error is not None:
         return str(error)[:2000]
     calls = getattr(raw, "tool_calls", None)

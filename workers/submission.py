@@ -41,6 +41,7 @@ from sqlalchemy import Connection, String, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
+from agents.field_paths import NUL, NUL_REFUSED, field_errors, nul_errors
 from agents.registry import get_kind
 from models.agents import AgentTask
 from models.errors import (
@@ -78,10 +79,6 @@ def _column_length(name: str) -> int:
 
 IDEMPOTENCY_KEY_MAX = _column_length("idempotency_key")
 TASK_NAME_MAX = _column_length("task_name")
-NUL = "\x00"
-_NUL_REFUSED = "contains a NUL character (\\u0000), which PostgreSQL cannot store"
-_PATH_PART_MAX = 40
-"""Characters of a dict key shown in an error's path (a free-form key is data)."""
 
 _REFERENCES = {
     "fk_agent_tasks_created_by_users": ("created_by", "user"),
@@ -115,61 +112,25 @@ _INSERT_DIRECT = text(
 
 
 def validate_input(agent_type: str, input_data: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
-    """The payload as stored: validated by the kind's schema, JSON-ready, storable by jsonb."""
+    """The payload as stored: validated by the kind's schema, JSON-ready, storable by jsonb.
+
+    Error lines name keys as ``agents.field_paths`` shows them, never raw.
+    """
     kind = get_kind(agent_type)
     raw = input_data.model_dump(mode="json") if isinstance(input_data, BaseModel) else input_data
-    try:
-        payload = kind.input_schema.model_validate(raw).model_dump(mode="json")
-    except ValidationError as exc:
-        errors = [
-            f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise ValidationFailed(
-            f"invalid input for agent {agent_type!r}: " + "; ".join(errors), errors=errors
-        ) from None
-    if _has_nul(payload):
-        errors = [f"{path}: {_NUL_REFUSED}" for path in _nul_paths(payload, "input")]
-        raise ValidationFailed(
-            f"invalid input for agent {agent_type!r}: " + "; ".join(errors), errors=errors
-        )
-    return payload
-
-
-def _has_nul(value: Any) -> bool:
-    """Whether a string or key anywhere in the JSON value holds a NUL (cheap: no paths)."""
-    if isinstance(value, str):
-        return NUL in value
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if NUL in key or _has_nul(item):
-                return True
-    elif isinstance(value, list):
-        for item in value:
-            if _has_nul(item):
-                return True
-    return False
-
-
-def _nul_paths(value: Any, path: str) -> list[str]:
-    """Paths (``input.request.topic``, ``input.items.0``) of the strings holding a NUL.
-
-    A key holding one is named by its object's path (``... (a key)``), never shown.
-    """
-    if isinstance(value, str):
-        return [path] if NUL in value else []
-    found: list[str] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if NUL in key:
-                found.append(f"{path} (a key)")
-                continue
-            shown = key if len(key) <= _PATH_PART_MAX else key[:_PATH_PART_MAX] + "..."
-            found.extend(_nul_paths(item, f"{path}.{shown}"))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found.extend(_nul_paths(item, f"{path}.{index}"))
-    return found
+    errors = nul_errors(raw)  # first: the schema's lines would name a NUL key
+    if not errors:
+        try:
+            payload = kind.input_schema.model_validate(raw).model_dump(mode="json")
+        except ValidationError as exc:
+            errors = field_errors(exc)
+        else:
+            errors = nul_errors(payload)  # the schema may have made strings (bytes to text)
+            if not errors:
+                return payload
+    raise ValidationFailed(
+        f"invalid input for agent {agent_type!r}: " + "; ".join(errors), errors=errors
+    )
 
 
 def insert_direct(
@@ -254,7 +215,7 @@ def _text_errors(field: str, value: object, maximum: int, *, blank: bool) -> lis
     if len(value) > maximum:
         return [f"{field}: at most {maximum} characters, got {len(value)}"]
     if NUL in value:
-        return [f"{field}: {_NUL_REFUSED}"]
+        return [f"{field}: {NUL_REFUSED}"]
     return []
 
 

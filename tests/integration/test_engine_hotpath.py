@@ -12,7 +12,7 @@ from workers import client
 from workers.db import get_engine
 
 
-def _runner(events: list[dict[str, Any]]) -> Runner:
+def in_process_runner(events: list[dict[str, Any]]) -> Runner:
     from workers.runtime import chat_model
 
     return Runner(
@@ -45,7 +45,7 @@ def test_a_fast_task_reports_only_its_completion(
 ) -> None:
     events: list[dict[str, Any]] = []
     task_id = client.submit("echo", {"message": "quick"})
-    assert _runner(events).execute(task_id).action == "done"
+    assert in_process_runner(events).execute(task_id).action == "done"
     row = _row(engine, task_id)
     assert row["status"] == "completed" and row["states"] == 5
     assert row["intermediate_results"] is None, "no progress write for phases under 0.25 s"
@@ -57,7 +57,7 @@ def test_a_slow_task_reports_progress_at_each_phase(
 ) -> None:
     events: list[dict[str, Any]] = []
     task_id = client.submit("echo", {"message": "slow", "phase_seconds": 0.3})
-    assert _runner(events).execute(task_id).action == "done"
+    assert in_process_runner(events).execute(task_id).action == "done"
     row = _row(engine, task_id)
     assert row["intermediate_results"] == {"last_phase": "result"}
     assert [(e["status"], e["progress"]) for e in events] == [
@@ -72,7 +72,7 @@ def test_a_slow_task_reports_progress_at_each_phase(
 def test_a_dropped_connection_retries_the_delivery_then_recovers(
     toolbox_env: dict[str, str], engine: Engine
 ) -> None:
-    runner = _runner([])
+    runner = in_process_runner([])
     warm = client.submit("echo", {})
     assert runner.execute(warm).action == "done"
     with engine.connect() as admin:
@@ -110,7 +110,7 @@ def _states(engine: Engine, workflow_id: uuid.UUID) -> list[tuple[str, str, int]
 def test_a_standalone_task_numbers_its_states_and_yields_numbers_a_child_took(
     toolbox_env: dict[str, str], engine: Engine
 ) -> None:
-    runner = _runner([])
+    runner = in_process_runner([])
     alone = client.submit("echo", {"message": "alone"})
     assert runner.execute(alone).action == "done"
     assert [n for _, _, n in _states(engine, alone)] == [1, 2, 3, 4, 5]

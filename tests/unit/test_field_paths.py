@@ -1,0 +1,51 @@
+"""Field paths in error lines: keys shown only when printable, and cut short."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from agents.base import PhaseContext
+from agents.field_paths import nul_errors, path_of
+from agents.kinds.echo import EchoInput
+from agents.phases import payload_as
+from models.errors import ValidationFailed
+
+
+@pytest.mark.parametrize(
+    ("parts", "shown"),
+    [
+        ((), "input"),
+        (("request", "learning_objectives", 1), "request.learning_objectives.1"),
+        (("caf\u00e9", "\u6f22\u5b57 with spaces"), "caf\u00e9.\u6f22\u5b57 with spaces"),
+        (("x" * 41,), "x" * 40 + "..."),
+        (("a\x00b",), "input (a key)"),
+        (("content", "game_mechanics", "\x1b[2J", "levels"), "content.game_mechanics (a key)"),
+        (("bidi\u202eoverride",), "input (a key)"),
+        (("line\u2028separator", 0), "input (a key)"),
+    ],
+)
+def test_a_key_is_shown_only_when_printable_and_short(parts: tuple[str | int], shown: str) -> None:
+    assert path_of(parts) == shown
+
+
+def test_two_nul_keys_of_one_object_are_one_line() -> None:
+    assert nul_errors({"a\x00": 1, "b\x00": 2, "ok": ["\x00"]}) == [
+        "input (a key): contains a NUL character (\\u0000), which PostgreSQL cannot store",
+        "input.ok.0: contains a NUL character (\\u0000), which PostgreSQL cannot store",
+    ]
+    assert nul_errors({1: "fine", "nested": {2: ("also fine",)}}) == []
+
+
+class Loose(BaseModel):
+    """A payload kept with whatever keys it came with."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def test_a_phase_reading_its_payload_as_a_schema_shows_no_key_raw() -> None:
+    loose = Loose.model_validate({"message": "x", "\x1b[2Jsecret": 1})
+    ctx = PhaseContext(task_id="t", workflow_id="w", agent_type="echo", payload=loose, previous={})
+    with pytest.raises(ValidationFailed) as caught:
+        payload_as(ctx, EchoInput)
+    assert caught.value.errors == ["input (a key): Extra inputs are not permitted"]
