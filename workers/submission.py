@@ -11,7 +11,7 @@ failing, an idempotency key already used) the caller falls back to
 ``insert_rows``, which raises the precise error or finds the first task.
 
 Bad input never reaches PostgreSQL as a raw database error: the options
-are checked in Python against the columns' limits (``_option_errors``),
+are checked in Python against the columns' limits (``check_options``),
 payload strings and keys for NUL characters, which ``jsonb`` refuses
 (``validate_input``); an unknown ``created_by`` or parent is found by the
 checked path's agent lookup (no extra round trip) and, on the direct path,
@@ -77,6 +77,10 @@ def _column_length(name: str) -> int:
     return kind.length
 
 
+OPTIONS_REFUSED = "invalid options"
+"""How a refusal of the options starts; the lines that follow name each option."""
+NONE_HINT = " (pass None for none)"
+"""Ends the line of an option given empty: the Python API's way to leave it out."""
 IDEMPOTENCY_KEY_MAX = _column_length("idempotency_key")
 TASK_NAME_MAX = _column_length("task_name")
 
@@ -206,12 +210,19 @@ def _option_errors(options: SubmitOptions, count: int) -> list[str]:
     return errors
 
 
+def check_options(options: SubmitOptions, count: int = 1) -> None:
+    """``ValidationFailed`` listing what ``_option_errors`` finds, if anything."""
+    problems = _option_errors(options, count)
+    if problems:
+        raise ValidationFailed(f"{OPTIONS_REFUSED}: " + "; ".join(problems), errors=problems)
+
+
 def _text_errors(field: str, value: object, maximum: int, *, blank: bool) -> list[str]:
     """A string option against its column: type, length, NUL; blank allowed or not."""
     if not isinstance(value, str):
         return [f"{field}: must be a string"]
     if not blank and not value.strip():
-        return [f"{field}: empty or blank (pass None for none)"]
+        return [f"{field}: empty or blank{NONE_HINT}"]
     if len(value) > maximum:
         return [f"{field}: at most {maximum} characters, got {len(value)}"]
     if NUL in value:
@@ -280,9 +291,7 @@ def insert_rows(
     """
     priority, idempotency_key = options.priority, options.idempotency_key
     parent_task_id, workflow_id = options.parent_task_id, options.workflow_id
-    problems = _option_errors(options, len(inputs))
-    if problems:
-        raise ValidationFailed("invalid options: " + "; ".join(problems), errors=problems)
+    check_options(options, len(inputs))
     row = _agent(connection, agent, options)
     payloads = [validate_input(row["agent_type"], item) for item in inputs]
     if not row["creator_known"]:

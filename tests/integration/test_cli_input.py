@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from tests.integration.test_cli import TOOLBOX, toolbox
-from tests.integration.test_cli_errors import one_error_line
+from tests.integration.test_cli_errors import CLOSED_PORT_URL, one_error_line
+from workers import client
 
 
 def submit(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -159,3 +160,41 @@ def test_timeout_must_be_a_positive_number_of_seconds(command: str, value: str) 
     result = toolbox(*WAITING_COMMANDS[command], "--timeout", value, env=CLOSED_SERVERS)
     line = one_error_line(result)
     assert line == f"error: --timeout: expected a positive number of seconds, got {value!r}"
+
+
+# task submit --priority, --idempotency-key ---------------------------------------------------
+
+
+def test_task_submit_options_are_refused_in_the_terms_of_the_flags(redis_url: str) -> None:
+    """Checked before any server is asked: the database here does not answer."""
+    env = {"TOOLBOX_DATABASE_URL": CLOSED_PORT_URL, "TOOLBOX_REDIS_URL": redis_url}
+    for blank in ("", "  "):
+        line = one_error_line(submit("echo", "--idempotency-key", blank, env=env))
+        assert line == (
+            "error: invalid options: --idempotency-key: empty or blank;"
+            " leave the option out for none"
+        )
+    line = one_error_line(submit("echo", "--idempotency-key", "k" * 256, env=env))
+    assert line == "error: invalid options: --idempotency-key: at most 255 characters, got 256"
+    line = one_error_line(submit("echo", "--priority", "12", "--idempotency-key", "", env=env))
+    assert line == (
+        "error: invalid options: --priority: must be between 0 and 9, got 12;"
+        " --idempotency-key: empty or blank; leave the option out for none"
+    )
+
+
+def test_task_submit_names_the_flag_of_a_key_used_by_another_request(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    first = client.submit("echo", {"message": "first"}, idempotency_key="lesson-42")
+    line = one_error_line(
+        submit("echo", "--input", '{"message": "other"}', "--idempotency-key", "lesson-42",
+               env=toolbox_env)
+    )  # fmt: skip
+    assert line == (
+        f"error: --idempotency-key: already used by task {first} with a different input;"
+        " a key may be reused only with the same agent and input"
+    )
+    again = submit("echo", "--input", '{"message": "first"}', "--idempotency-key", "lesson-42",
+                   env=toolbox_env)  # fmt: skip
+    assert again.returncode == 0 and again.stdout.strip() == str(first)

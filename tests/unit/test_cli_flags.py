@@ -8,17 +8,23 @@ from typer.core import TyperGroup
 from agents.schemas import EnvironmentRequest
 from models.errors import ValidationFailed
 from workers.cli.flags import in_flag_terms
+from workers.cli.tasks import OPTION_FLAGS, task_app
 from workers.cli.workflow import FIELD_FLAGS, workflow_app
+from workers.submission import SubmitOptions
+
+
+def _options(app: typer.Typer, command: str) -> set[str]:
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    return {name for param in group.commands[command].params for name in param.opts}
 
 
 def test_every_mapped_field_and_flag_exists() -> None:
     """A renamed option or field would otherwise leave errors naming a flag nobody can type."""
-    group = typer.main.get_command(workflow_app)
-    assert isinstance(group, TyperGroup)
-    generate = group.commands["generate"]
-    options = {name for param in generate.params for name in param.opts}
-    assert set(FIELD_FLAGS.values()) <= options
+    assert set(FIELD_FLAGS.values()) <= _options(workflow_app, "generate")
     assert set(FIELD_FLAGS) <= set(EnvironmentRequest.model_fields)
+    assert set(OPTION_FLAGS.values()) <= _options(task_app, "submit")
+    assert set(OPTION_FLAGS) <= set(SubmitOptions.__dataclass_fields__)
 
 
 def test_lines_are_renamed_and_unmapped_fields_keep_their_names() -> None:

@@ -9,18 +9,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from models.errors import IdempotencyConflict, ValidationFailed
 from workers import client
 from workers.cli import lookup
 from workers.cli.failures import not_sent
 from workers.cli.options import Timeout
+from workers.cli.flags import flag_named, in_flag_terms
 from workers.cli.task_input import INPUT_HELP, check_input, read_input
 from workers.embedded import resolve_servers
+from workers.submission import OPTIONS_REFUSED, SubmitOptions, check_options
 from workers.views import MAX_LIST_LIMIT, TaskView, check_status
 
 console = Console()
 task_app = typer.Typer(help="Submit and follow agent tasks.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON")]
+OPTION_FLAGS = {"priority": "--priority", "idempotency_key": "--idempotency-key"}
+"""The ``SubmitOptions`` field each option of ``submit`` fills, to name it in errors."""
 TaskId = Annotated[str, typer.Argument(help=lookup.ID_HELP)]
 
 
@@ -91,10 +96,18 @@ def submit(
     """
     payload = read_input(input_json)
     check_input(agent, payload, given=input_json is not None)  # a typo needs no servers
+    options = SubmitOptions(priority=priority, idempotency_key=idempotency_key)
+    try:
+        check_options(options)
+    except ValidationFailed as exc:
+        raise in_flag_terms(exc, OPTION_FLAGS, what=OPTIONS_REFUSED) from None
     resolve_servers()
-    submitted = client.submit_and_report(
-        agent, payload, priority=priority, idempotency_key=idempotency_key
-    )
+    try:
+        submitted = client.submit_and_report(
+            agent, payload, priority=priority, idempotency_key=idempotency_key
+        )
+    except IdempotencyConflict as exc:
+        raise flag_named(exc, OPTION_FLAGS) from None
     task_id = submitted.task_id
     if submitted.broker_error is not None:
         lookup.warn(
