@@ -38,7 +38,7 @@ def resolve_id(
     digits = prefix.replace("-", "")
     if len(digits) < MIN_PREFIX or len(digits) > 32 or not set(digits) <= _HEX:
         raise ValidationFailed(
-            f"not {_article(noun)} {noun} id (or a prefix of {MIN_PREFIX}+ hex characters): "
+            f"not {article(noun)} {noun} id (or a prefix of {MIN_PREFIX}+ hex characters): "
             f"{value!r}"
         )
     condition = f" AND ({where})" if where else ""
@@ -89,10 +89,11 @@ def parse_id(value: object, *, noun: str, field: str) -> uuid.UUID:
     found = as_uuid(value)
     if found is None:
         raise ValidationFailed(
-            f"{field}: not {_article(noun)} {noun} id (a UUID)", errors=[f"{field}: not a UUID"]
+            f"{field}: not {article(noun)} {noun} id (a UUID)", errors=[f"{field}: not a UUID"]
         )
     return found
 
 
-def _article(noun: str) -> str:
+def article(noun: str) -> str:
+    """``a`` or ``an`` before ``noun`` (``an agent task``, ``an LMS integration``)."""
     return "an" if noun[:1].lower() in "aeio" or noun.startswith("LMS") else "a"

@@ -45,16 +45,27 @@ def db(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def add_task(db: Engine, task_id: str, *, agent: str = "echo", status: str = "pending") -> None:
-    """A task row with a chosen id (a workflow root when ``agent`` is the supervisor)."""
+def add_task(
+    db: Engine,
+    task_id: str,
+    *,
+    agent: str = "echo",
+    status: str = "pending",
+    parent: uuid.UUID | None = None,
+) -> None:
+    """A task row with a chosen id (a workflow root when ``agent`` is the supervisor).
+
+    With a ``parent`` (a workflow's root), a child in that workflow.
+    """
     with db.begin() as connection:
         connection.execute(
             text(
-                "INSERT INTO agent_tasks (id, agent_id, workflow_id, task_type, task_name,"
-                " input_data, status) SELECT :id, id, :id, agent_type, 'test', '{}', :status"
+                "INSERT INTO agent_tasks (id, agent_id, parent_task_id, workflow_id, task_type,"
+                " task_name, input_data, status) SELECT :id, id, :parent,"
+                " coalesce(CAST(:parent AS uuid), :id), agent_type, 'test', '{}', :status"
                 " FROM ai_agents WHERE agent_type = :agent"
             ),
-            {"id": task_id, "agent": agent, "status": status},
+            {"id": task_id, "agent": agent, "status": status, "parent": parent},
         )
 
 

@@ -6,17 +6,33 @@ List filters are checked by ``workers.views`` for the CLI and the Python API ali
 from __future__ import annotations
 
 import uuid
+from typing import Any, Literal
 
 import typer
+from sqlalchemy import Connection, Row, text
 
 from agents.workflow import ROOT_AGENT
 from models.agents import TASK_STATUSES
-from models.ids import resolve_id
+from models.errors import NotFound, ValidationFailed
+from models.ids import article, resolve_id
 from workers.db import get_engine
 from workers.views import TaskView
 
 ID_HELP = "Id, or a unique prefix of it (4+ characters)"
 STATUS_HELP = "Filter by status: " + ", ".join(TASK_STATUSES)
+
+_IS_WORKFLOW = (
+    f"workflow_id = id AND agent_id IN (SELECT id FROM ai_agents WHERE agent_type = '{ROOT_AGENT}')"
+)
+"""The condition on an ``agent_tasks`` row that makes it a workflow (its root)."""
+
+_TASK = text(
+    "SELECT t.agent_type, t.workflow_id, t.workflow_id = t.id AS own_workflow,"
+    f" EXISTS (SELECT FROM agent_tasks WHERE id = t.workflow_id AND {_IS_WORKFLOW}) AS in_workflow"
+    " FROM (SELECT a.agent_type, t.id, coalesce(t.workflow_id, t.id) AS workflow_id"
+    " FROM agent_tasks t JOIN ai_agents a ON a.id = t.agent_id WHERE t.id = :id) t"
+)
+"""A task's agent type and workflow id, and whether that id is its own and names a workflow."""
 
 
 def task_id(value: str) -> uuid.UUID:
@@ -24,14 +40,62 @@ def task_id(value: str) -> uuid.UUID:
         return resolve_id(connection, value, table="agent_tasks", noun="task")
 
 
-def workflow_id(value: str) -> uuid.UUID:
-    """A workflow is its root task: a supervisor task that is its own workflow."""
+def workflow_id(value: str, *, command: Literal["show", "cancel"]) -> uuid.UUID:
+    """A workflow is its root task: a supervisor task that is its own workflow.
+
+    Every task has a workflow id (a standalone task's is its own), so a
+    user may well give a task's: that is ``NotFound`` saying what the task
+    is and which command takes it (``toolbox task`` or its workflow's).
+    """
     with get_engine().connect() as connection:
-        return resolve_id(
-            connection, value, table="agent_tasks", noun="workflow",
-            where="workflow_id = id AND agent_id IN"
-                  f" (SELECT id FROM ai_agents WHERE agent_type = '{ROOT_AGENT}')",
-        )  # fmt: skip
+        try:
+            found = resolve_id(
+                connection, value, table="agent_tasks", noun="workflow", where=_IS_WORKFLOW
+            )
+        except NotFound:
+            task = _task_prefix(connection, value)
+            if task is None:
+                raise
+            found = task
+        problem = _not_a_workflow(connection, found, command)
+    if problem is not None:
+        raise NotFound(problem)
+    return found
+
+
+def workflow_of(task: uuid.UUID) -> uuid.UUID | None:
+    """The workflow the task is part of, None if it is in none (a standalone task)."""
+    with get_engine().connect() as connection:
+        row = _task_row(connection, task)
+    return row.workflow_id if row is not None and row.in_workflow else None
+
+
+def _task_row(connection: Connection, task: uuid.UUID) -> Row[Any] | None:
+    return connection.execute(_TASK, {"id": task}).one_or_none()
+
+
+def _task_prefix(connection: Connection, value: str) -> uuid.UUID | None:
+    """The one task ``value`` names (an id prefix), None if it names none or several."""
+    try:
+        return resolve_id(connection, value, table="agent_tasks", noun="task")
+    except (NotFound, ValidationFailed):
+        return None
+
+
+def _not_a_workflow(connection: Connection, found: uuid.UUID, command: str) -> str | None:
+    """Why ``found`` is no workflow and which command takes it; None if it is one or no task."""
+    row = _task_row(connection, found)
+    if row is None or (row.in_workflow and row.own_workflow):
+        return None  # a workflow, or no task at all: the workflow's own lookup says so
+    verb = "see" if command == "show" else command
+    if row.in_workflow:
+        what = f"{article(row.agent_type)} {row.agent_type} task of workflow {row.workflow_id}"
+        target = f"the workflow: toolbox workflow {command} {row.workflow_id}"
+    else:
+        standalone = "a standalone" if row.own_workflow else article(row.agent_type)
+        what = f"{standalone} {row.agent_type} task"
+        target = f"it: toolbox task {command} {found}"
+    return f"{found} is {what}, not a workflow; to {verb} {target}"
 
 
 def warn(message: str) -> None:

@@ -37,12 +37,14 @@ def _print_json(view: TaskView | list[TaskView]) -> None:
 
 
 def _show(view: TaskView) -> None:
+    """The task as a table; a ``workflow`` line only for a task of one (not a dead end)."""
+    workflow = lookup.workflow_of(view.id)
     table = Table(show_header=False, box=None)
     rows: list[tuple[str, Any]] = [
         ("task", view.id), ("agent", view.agent_type), ("status", view.status),
         ("progress", f"{view.progress_percentage}%"), ("priority", view.priority),
         ("retries", view.retry_count), ("deliveries", view.delivery_count),
-        ("workflow", view.workflow_id), ("created", view.created_at),
+        ("workflow", workflow), ("created", view.created_at),
         ("started", view.started_at), ("completed", view.completed_at),
         ("duration", lookup.duration(view)),
         ("error", view.error_message),

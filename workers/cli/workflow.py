@@ -160,7 +160,7 @@ def show(
 ) -> None:
     """The task tree with status, progress, timings and the produced artifacts' ids."""
     resolve_servers()
-    _print(workflows.get(lookup.workflow_id(workflow_id)), as_json)
+    _print(workflows.get(lookup.workflow_id(workflow_id, command="show")), as_json)
 
 
 @workflow_app.command("cancel")
@@ -172,7 +172,7 @@ def cancel(workflow_id: WorkflowId) -> None:
     was cancelled.
     """
     resolve_servers()
-    found = lookup.workflow_id(workflow_id)
+    found = lookup.workflow_id(workflow_id, command="cancel")
     before = workflows.get(found)
     view = before if before.finished else workflows.cancel(found)
     lookup.report_cancel(view.id, before.status, view.status)
