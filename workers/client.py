@@ -213,6 +213,8 @@ def list_tasks(
 def cancel(task_id: uuid.UUID | str) -> CancelView:
     """Cancel a waiting task at once, or ask a running one to stop at its next phase.
 
+    A task already running its last phase completes (``in_last_phase``).
+
     A task of a workflow that is cancelled ends its workflow (``agents.cancel``).
     A task that had already finished stays as it was, and so does its workflow:
     ``running_workflow_id`` names the workflow when it goes on.

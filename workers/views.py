@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, text
 
+from agents.base import PHASES
 from models.agents import TASK_STATUSES
 from models.errors import ValidationFailed
 from models.ids import parse_id
@@ -63,6 +64,21 @@ class TaskView(BaseModel):
     @property
     def finished(self) -> bool:
         return self.status in {"completed", "failed", "cancelled"}
+
+    @property
+    def in_last_phase(self) -> bool:
+        """Running its last phase, which a cancel can no longer stop: the task completes.
+
+        A runner looks for a cancel request at each phase boundary but the
+        last, and writes each phase to ``states`` as it ends: every phase but
+        the last written means the last one runs.  False for a view loaded
+        without its states.
+        """
+        ended = {state.state_type for state in self.states}
+        return self.status == "running" and ended >= _BEFORE_LAST
+
+
+_BEFORE_LAST = frozenset(phase.value for phase in PHASES[:-1])
 
 
 class CancelView(TaskView):

@@ -113,23 +113,27 @@ def report_cancel(
 ) -> None:
     """Print what ``cancel`` did (status ``before`` -> ``after``); exit 1 if nothing could be.
 
-    ``running`` is the note for a run that stops later (a task at its next phase);
-    ``workflow``, a workflow that goes on although the task had finished.
+    ``running`` is the line for a task still running (``running: asked to stop ...``);
+    ``workflow``, a workflow that goes on although the cancel did not stop the
+    task (it had finished, or will complete).
     """
     if after == "running" and running is not None:
-        typer.echo(f"{found} running ({running})")
+        typer.echo(f"{found} {running}")
+        _workflow_goes_on(workflow)
     elif before == "cancelled":
         typer.echo(f"{found} cancelled (was already cancelled; nothing to do)")
     elif after in {"completed", "failed"}:
         typer.echo(f"{found} {after} (had already finished; nothing was cancelled)")
-        if workflow is not None:
-            typer.echo(
-                f"its workflow {workflow} is still running;"
-                f" to stop it: toolbox workflow cancel {workflow}"
-            )
+        _workflow_goes_on(workflow)
         raise typer.Exit(1)
     else:
         typer.echo(f"{found} {after}")
+
+
+def _workflow_goes_on(workflow: uuid.UUID | None) -> None:
+    if workflow is not None:
+        stop = f"toolbox workflow cancel {workflow}"
+        typer.echo(f"its workflow {workflow} is still running; to stop it: {stop}")
 
 
 def duration(view: TaskView) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from models.errors import IdempotencyConflict, ValidationFailed
-from workers import client
+from workers import client, workflows
 from workers.cli import lookup
 from workers.cli.failures import not_sent
 from workers.cli.options import Timeout
@@ -24,6 +25,10 @@ console = Console()
 task_app = typer.Typer(help="Submit and follow agent tasks.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON")]
+NEXT_BOUNDARY = (
+    "running: asked to stop at its next phase boundary (a task already in its last phase completes)"
+)
+LAST_PHASE = "running its last phase: it will complete (a cancel stops a task only between phases)"
 OPTION_FLAGS = {"priority": "--priority", "idempotency_key": "--idempotency-key"}
 """The ``SubmitOptions`` field each option of ``submit`` fills, to name it in errors."""
 TaskId = Annotated[str, typer.Argument(help=lookup.ID_HELP)]
@@ -164,17 +169,27 @@ def list_(
 def cancel(task_id: TaskId) -> None:
     """Cancel a task: at once if it has not started, else at its next phase boundary.
 
-    Prints the id and the status. Exit status 0: the task is cancelled, will stop
-    at its next phase, or was cancelled before. Exit status 1: it had already
-    completed or failed, so nothing was cancelled; if its workflow goes on, a
-    second line gives the command that cancels the workflow.
+    Prints the id and the status. Exit status 0: the task is cancelled, is
+    running and asked to stop at its next phase boundary (one running its
+    last phase completes, and the line says so), or was cancelled before.
+    Exit status 1: it had already completed or failed, so nothing was
+    cancelled. When the task completes or has completed and its workflow
+    goes on, a second line gives the command that cancels the workflow.
     """
     resolve_servers()
     view = client.cancel(lookup.task_id(task_id))
+    # a task that completes (or had) leaves its workflow running
+    workflow = _running_workflow(view.id) if view.in_last_phase else view.running_workflow_id
     lookup.report_cancel(
         view.id,
         view.status_before,
         view.status,
-        running="stops at its next phase",
-        workflow=view.running_workflow_id,
+        running=LAST_PHASE if view.in_last_phase else NEXT_BOUNDARY,
+        workflow=workflow,
     )
+
+
+def _running_workflow(task: uuid.UUID) -> uuid.UUID | None:
+    """The workflow the task is part of, if that has not finished."""
+    workflow = lookup.workflow_of(task)
+    return workflow if workflow is not None and not workflows.get(workflow).finished else None
