@@ -14,8 +14,8 @@ from models.errors import IdempotencyConflict, ValidationFailed
 from workers import client, workflows
 from workers.cli import lookup
 from workers.cli.failures import not_sent
-from workers.cli.options import Timeout
 from workers.cli.flags import flag_named, in_flag_terms
+from workers.cli.options import Timeout
 from workers.cli.task_input import INPUT_HELP, check_input, read_input
 from workers.embedded import resolve_servers
 from workers.submission import OPTIONS_REFUSED, SubmitOptions, check_options
