@@ -4,7 +4,8 @@
 Exactly one beat per stack: beat's own duplicate protection (a unique row
 per fire in ``periodic_job_runs``) makes a second one harmless, not useful.
 Started with ``process_env()``, they stop when the process that started them
-dies, even by SIGKILL (``workers.lifelines``).
+dies, even by SIGKILL (``workers.lifelines``).  Paths are quoted:
+``TOOLBOX_DATA_DIR`` may hold spaces.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ PROCESSES: dict[str, str] = {
     "maintenance": (
         f"{CELERY} worker -Q maintenance -n maintenance@%h -c 1 --prefetch-multiplier 1 -l INFO"
     ),
-    "beat": f"{CELERY} beat -l INFO -s ${{TOOLBOX_DATA_DIR:-.toolbox}}/celerybeat-schedule",
+    "beat": f'{CELERY} beat -l INFO -s "${{TOOLBOX_DATA_DIR:-.toolbox}}/celerybeat-schedule"',
     "flower": "toolbox flower",
 }
 

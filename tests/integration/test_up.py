@@ -85,9 +85,13 @@ def test_toolbox_up_runs_the_stack_on_embedded_servers_and_restarts_on_the_same_
 def test_toolbox_up_with_urls_migrates_an_empty_database_and_creates_its_data_dir(
     tmp_path: Path, empty_database_url: str, redis_url: str
 ) -> None:
-    """Servers of one's own, a database with no schema yet, a folder never used before."""
+    """Servers of one's own, a database with no schema yet, a folder never used before.
+
+    The folder's path holds a space: beat's command line must keep it one argument.
+    """
+    data_dir = tmp_path / "new folder" / "data"  # does not exist yet; beat keeps its file there
     env = {
-        **embedded_env(tmp_path / "new" / "data"),  # does not exist yet; beat keeps its file there
+        **embedded_env(data_dir),
         "TOOLBOX_ENV": "test",
         "TOOLBOX_DATABASE_URL": empty_database_url,
         "TOOLBOX_REDIS_URL": redis_url,
@@ -102,7 +106,7 @@ def test_toolbox_up_with_urls_migrates_an_empty_database_and_creates_its_data_di
         wait_for(lambda: b"Sending due task" in log_path.read_bytes() or up.poll() is not None, 90)
         assert up.poll() is None, log_path.read_text()[-3000:]
         assert f"schema at {migrate.head_revision()}" in log_path.read_text()
-        assert any((tmp_path / "new" / "data").glob("celerybeat-schedule*"))
+        assert any(data_dir.glob("celerybeat-schedule*"))
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGTERM)

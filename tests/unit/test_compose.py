@@ -122,7 +122,7 @@ def test_commands_exist_and_match_the_procfile(services: dict[str, dict[str, Any
             expected = PROCESSES[COMPOSE_TO_PROCESS[name]].replace(
                 "${TOOLBOX_DATA_DIR:-.toolbox}", "/data"
             )
-            assert service["command"] == expected, name
+            assert argv(service) == shlex.split(expected), name  # the words, quotes aside
 
 
 def test_every_queue_is_consumed_and_exactly_one_beat(services: dict[str, dict[str, Any]]) -> None:
