@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from models.errors import ConfigurationError
 from workers.lifelines import die_with_parent, stop_with_supervisor, supervisor_env
 
 CELERY = "celery -A workers.app"
@@ -33,6 +34,28 @@ PROCESSES: dict[str, str] = {
     "beat": f'{CELERY} beat -l INFO -s "${{TOOLBOX_DATA_DIR:-.toolbox}}/celerybeat-schedule"',
     "flower": "toolbox flower",
 }
+
+
+def choose(spec: str) -> list[str]:
+    """The processes a comma-separated list names, in its order.
+
+    ``ConfigurationError`` for a list ``toolbox up`` cannot run: empty, an
+    unknown name, or a name twice (it would start a second process by that name).
+    """
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    known = ", ".join(PROCESSES)
+    if not names:
+        raise ConfigurationError(f"--processes names no process; choose from {known}")
+    unknown = [name for name in names if name not in PROCESSES]
+    if unknown:
+        raise ConfigurationError(f"unknown process {unknown[0]!r} in --processes; known: {known}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigurationError(
+            f"--processes names {', '.join(repeated)} more than once; each runs once per "
+            "toolbox up (more agent processes: TOOLBOX_CONCURRENCY)"
+        )
+    return names
 
 
 def process_env() -> dict[str, str]:

@@ -166,10 +166,10 @@ def test_unreachable_postgres_is_one_line_without_the_password(
     assert "sekret-pw" not in result.stdout + result.stderr
 
 
-def up_that_should_not_start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run ``toolbox up``; if it starts the stack anyway, stop the whole group and fail."""
+def up_that_should_not_start(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``toolbox up [args]``; if it starts the stack anyway, stop the whole group and fail."""
     up = subprocess.Popen(
-        [TOOLBOX, "up"], env={**os.environ, **env}, stdout=subprocess.PIPE,
+        [TOOLBOX, "up", *args], env={**os.environ, **env}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:

@@ -15,7 +15,7 @@ from workers import migrate as schema
 from workers.cli.failures import check_broker, check_servers
 from workers.embedded import resolve_servers
 from workers.flower import flower_launch
-from workers.procs import PROCESSES, process_env, run_in_foreground
+from workers.procs import PROCESSES, choose, process_env, run_in_foreground
 from workers.settings import ensure_data_dir, get_settings
 
 console = Console()
@@ -29,15 +29,13 @@ def up(
 ) -> None:
     """Start the worker stack in the foreground (embedded servers when no URLs are set).
 
-    Checks that PostgreSQL and Redis answer (if not: one line, exit status 2,
-    nothing started), migrates the schema, then starts the processes.
+    Checks the process list and that PostgreSQL and Redis answer (if not: one
+    line, exit status 2, nothing started), migrates the schema, then starts the
+    processes.
     """
     from honcho.manager import Manager
 
-    names = [name.strip() for name in processes.split(",") if name.strip()]
-    unknown = sorted(set(names) - set(PROCESSES))
-    if unknown:
-        raise typer.BadParameter(f"unknown process(es) {unknown}; known: {list(PROCESSES)}")
+    names = choose(processes)
     servers = resolve_servers()
     check_servers(
         servers.database_url,

@@ -1,0 +1,45 @@
+"""What ``toolbox up`` refuses in one line, before it migrates or starts anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, pool, text
+
+from tests.integration.test_cli_errors import one_error_line, up_that_should_not_start
+
+
+def table_count(database_url: str) -> int:
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            query = text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            count: int = connection.execute(query).scalar_one()
+            return count
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("processes", "expected"),
+    [
+        ("agents,agents", "error: --processes names agents more than once; each runs once per "
+         "toolbox up (more agent processes: TOOLBOX_CONCURRENCY)"),
+        ("", "error: --processes names no process; choose from agents, lms, maintenance, "
+         "beat, flower"),
+        (" , ", "error: --processes names no process; choose from agents, lms, maintenance, "
+         "beat, flower"),
+        ("agents,worker", "error: unknown process 'worker' in --processes; known: agents, lms, "
+         "maintenance, beat, flower"),
+    ],
+)  # fmt: skip
+def test_a_process_list_it_cannot_run(
+    processes: str, expected: str, empty_database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    env = {"TOOLBOX_DATABASE_URL": empty_database_url, "TOOLBOX_REDIS_URL": redis_url,
+           "TOOLBOX_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
+    result = up_that_should_not_start(env, "--processes", processes)
+    assert one_error_line(result) == expected
+    assert result.stdout == ""  # not even the banner
+    assert table_count(empty_database_url) == 0  # checked before migrating
