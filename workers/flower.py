@@ -21,7 +21,16 @@ class FlowerLaunch:
     env: dict[str, str]
 
 
+def check_login(settings: Settings) -> None:
+    """``ConfigurationError`` when Flower would refuse to start: no login outside development."""
+    if not settings.flower_basic_auth and settings.env != "development":
+        raise ConfigurationError(
+            f"{ENV_PREFIX}FLOWER_BASIC_AUTH is required to start Flower outside development"
+        )
+
+
 def flower_launch(settings: Settings, *, address: str | None = None) -> FlowerLaunch:
+    check_login(settings)
     env = process_env()
     for key in [k for k in env if k.startswith("FLOWER_")]:
         del env[key]
@@ -29,13 +38,9 @@ def flower_launch(settings: Settings, *, address: str | None = None) -> FlowerLa
         pairs = (pair.get_secret_value() for pair in settings.flower_basic_auth)
         env["FLOWER_BASIC_AUTH"] = ",".join(pairs)
         bind = address or "0.0.0.0"
-    elif settings.env == "development":
+    else:  # development
         env["FLOWER_UNAUTHENTICATED_API"] = "true"
         bind = "127.0.0.1"
-    else:
-        raise ConfigurationError(
-            f"{ENV_PREFIX}FLOWER_BASIC_AUTH is required to start Flower outside development"
-        )
     ensure_data_dir(settings.data_dir)
     argv = [
         "celery", "-A", "workers.app", "flower",

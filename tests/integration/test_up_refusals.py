@@ -43,3 +43,16 @@ def test_a_process_list_it_cannot_run(
     assert one_error_line(result) == expected
     assert result.stdout == ""  # not even the banner
     assert table_count(empty_database_url) == 0  # checked before migrating
+
+
+def test_flower_without_a_login_outside_development(
+    empty_database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    env = {"TOOLBOX_ENV": "test", "TOOLBOX_DATABASE_URL": empty_database_url,
+           "TOOLBOX_REDIS_URL": redis_url, "TOOLBOX_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
+    result = up_that_should_not_start(env)  # every process, Flower among them
+    assert one_error_line(result) == (
+        "error: TOOLBOX_FLOWER_BASIC_AUTH is required to start Flower outside development"
+    )
+    assert result.stdout == ""
+    assert table_count(empty_database_url) == 0

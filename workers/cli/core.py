@@ -14,7 +14,7 @@ from rich.table import Table
 from workers import migrate as schema
 from workers.cli.failures import check_broker, check_servers
 from workers.embedded import resolve_servers
-from workers.flower import flower_launch
+from workers.flower import check_login, flower_launch
 from workers.procs import PROCESSES, choose, process_env, run_in_foreground
 from workers.settings import ensure_data_dir, get_settings
 
@@ -29,13 +29,15 @@ def up(
 ) -> None:
     """Start the worker stack in the foreground (embedded servers when no URLs are set).
 
-    Checks the process list and that PostgreSQL and Redis answer (if not: one
-    line, exit status 2, nothing started), migrates the schema, then starts the
-    processes.
+    Checks the process list, Flower's login when Flower is in it, and that
+    PostgreSQL and Redis answer (if not: one line, exit status 2, nothing
+    started), migrates the schema, then starts the processes.
     """
     from honcho.manager import Manager
 
     names = choose(processes)
+    if "flower" in names:
+        check_login(get_settings())
     servers = resolve_servers()
     check_servers(
         servers.database_url,
