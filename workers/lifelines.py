@@ -13,12 +13,13 @@ even when these die by SIGKILL and run no cleanup:
 - ``die_with_parent``: a direct child asks the kernel (Linux ``prctl``
   ``PR_SET_PDEATHSIG``) for SIGTERM when its parent dies.  Other systems have
   no such call: there the child keeps running.
-- honcho puts a helper process and a shell between ``toolbox up`` and each
-  worker, so the child's parent is not ``toolbox up``.  Instead ``toolbox up``
-  names itself in ``TOOLBOX_SUPERVISOR`` (``pid:mark``, see
-  ``supervisor_env``) and each worker, beat and ``toolbox flower`` watches
-  that process (``stop_with_supervisor``) and sends itself SIGTERM once it
-  is gone: it stops the way it does on Ctrl-C.
+- ``toolbox up`` (``workers.stack``) starts its processes while threads of
+  its own already run, when a ``preexec_fn`` is unsafe, and off Linux there
+  is no such signal anyway.  Instead ``toolbox up`` names itself in
+  ``TOOLBOX_SUPERVISOR`` (``pid:mark``, see ``supervisor_env``) and each
+  worker, beat and ``toolbox flower`` watches that process
+  (``stop_with_supervisor``) and sends itself SIGTERM once it is gone: it
+  stops the way it does on Ctrl-C (a worker finishes its running tasks).
 """
 
 from __future__ import annotations

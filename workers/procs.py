@@ -1,11 +1,12 @@
 """The processes of one worker stack; the ``Procfile`` lists the same lines.
 
-``toolbox up`` runs them with honcho; ``honcho start`` runs the Procfile.
-Exactly one beat per stack: beat's own duplicate protection (a unique row
-per fire in ``periodic_job_runs``) makes a second one harmless, not useful.
-Started with ``process_env()``, they stop when the process that started them
-dies, even by SIGKILL (``workers.lifelines``).  Paths are quoted:
-``TOOLBOX_DATA_DIR`` may hold spaces.
+``toolbox up`` runs them (``workers.stack``: a stop lets running tasks finish);
+``honcho start`` runs the Procfile (its stop kills them).  Exactly one beat
+per stack: beat's own duplicate protection (a unique row per fire in
+``periodic_job_runs``) makes a second one harmless, not useful.  Started with
+``process_env()``, they stop when the process that started them dies, even by
+SIGKILL (``workers.lifelines``).  Paths are quoted: ``TOOLBOX_DATA_DIR`` may
+hold spaces.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from models.errors import ConfigurationError
+from workers.celeryconfig import HARD_LIMIT_GRACE_SECONDS, MAX_TIMEOUT_SECONDS
 from workers.lifelines import die_with_parent, stop_with_supervisor, supervisor_env
 
 CELERY = "celery -A workers.app"
@@ -34,6 +36,12 @@ PROCESSES: dict[str, str] = {
     "beat": f'{CELERY} beat -l INFO -s "${{TOOLBOX_DATA_DIR:-.toolbox}}/celerybeat-schedule"',
     "flower": "toolbox flower",
 }
+WORKERS = ("agents", "lms", "maintenance")
+COLD_SIGNALS = dict.fromkeys(WORKERS, signal.SIGQUIT)
+"""Celery's cold shutdown: a worker cancels its running tasks, which go back to the queue."""
+STOP_GRACE_SECONDS = MAX_TIMEOUT_SECONDS + HARD_LIMIT_GRACE_SECONDS + 30
+"""How long a stop of ``toolbox up`` waits for running tasks: the longest hard time limit
+(an agent's or an LMS sync's) and time for the worker to leave; a second Ctrl-C is quicker."""
 
 
 def choose(spec: str) -> list[str]:
@@ -64,8 +72,7 @@ def process_env() -> dict[str, str]:
     ``.venv/bin/toolbox up`` must find ``.venv/bin/celery`` even when the
     virtualenv is not activated.  It names this process as their supervisor:
     workers, beat and ``toolbox flower`` stop once it is gone, however it ended
-    (honcho's helper processes sit between ``toolbox up`` and them, so the
-    kernel's parent-death signal cannot reach them).
+    (``workers.lifelines`` says why not by the kernel's parent-death signal).
     """
     env = dict(os.environ)
     scripts = str(Path(sys.executable).parent)
@@ -82,8 +89,8 @@ def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
 
     Unlike exec, this process lives on and runs its exit cleanup (leaving the
     embedded servers).  The child gets a process group of its own, so Ctrl-C in
-    a terminal or honcho's group-wide SIGTERM reaches it once, through here,
-    not twice (Flower prints a traceback on a second SIGINT).  So a SIGKILL of
+    a terminal or ``honcho start``'s group-wide SIGTERM reaches it once, through
+    here, not twice (Flower prints a traceback on a second SIGINT).  So a SIGKILL of
     this process alone reaches no child: on Linux the kernel then sends the
     child SIGTERM (``die_with_parent``); elsewhere the child keeps running.
     Under ``toolbox up`` this process also stops when ``toolbox up`` is gone.

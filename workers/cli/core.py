@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from typing import Annotated
 
@@ -15,8 +14,16 @@ from workers import migrate as schema
 from workers.cli.failures import check_broker, check_servers
 from workers.embedded import resolve_servers
 from workers.flower import check_login, flower_launch
-from workers.procs import PROCESSES, choose, process_env, run_in_foreground
+from workers.procs import (
+    COLD_SIGNALS,
+    PROCESSES,
+    STOP_GRACE_SECONDS,
+    choose,
+    process_env,
+    run_in_foreground,
+)
 from workers.settings import ensure_data_dir, get_settings
+from workers.stack import Stack
 
 console = Console()
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
@@ -31,10 +38,9 @@ def up(
 
     Checks the process list, Flower's login when Flower is in it, and that
     PostgreSQL and Redis answer (if not: one line, exit status 2, nothing
-    started), migrates the schema, then starts the processes.
+    started), migrates the schema, then starts the processes.  Ctrl-C or
+    SIGTERM stops them, running tasks first (``workers.stack``).
     """
-    from honcho.manager import Manager
-
     names = choose(processes)
     if "flower" in names:
         check_login(get_settings())
@@ -52,12 +58,13 @@ def up(
     console.print(f"schema at {schema.current_revision(servers.database_url)}")
     env = process_env()
     env.setdefault("TOOLBOX_DATA_DIR", str(settings.data_dir))
-    manager = Manager()
-    for name in names:
-        manager.add_process(name, PROCESSES[name], env=env, quiet=False)
-    signal.signal(signal.SIGTERM, lambda *_: manager.terminate())
-    manager.loop()
-    sys.exit(manager.returncode or 0)
+    stack = Stack(
+        {name: PROCESSES[name] for name in names},
+        env,
+        grace=STOP_GRACE_SECONDS,
+        cold_signals=COLD_SIGNALS,
+    )
+    sys.exit(stack.run())
 
 
 def migrate(

@@ -1,0 +1,231 @@
+"""Stopping ``toolbox up``: running tasks finish first, a second signal stops them now."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+from sqlalchemy import create_engine, pool, text
+
+from tests.integration.embedded_support import TOOLBOX
+from tests.integration.ops_support import start_process
+from tests.workers import wait_for
+from workers.celeryconfig import HARD_LIMIT_GRACE_SECONDS, MAX_TIMEOUT_SECONDS
+from workers.jobs.queues import read_queues
+from workers.procs import STOP_GRACE_SECONDS
+from workers.redis import client_url
+
+SLOW_ECHO = '{"message": "slow", "phase_seconds": 2}'
+"""Five phases of 2 s: running well past the 5 s after which honcho sent SIGKILL."""
+
+Signaller = Callable[[subprocess.Popen[bytes]], None]
+
+
+def ctrl_c(up: subprocess.Popen[bytes]) -> None:
+    """What a Ctrl-C typed in the terminal sends: SIGINT to the whole foreground group."""
+    os.killpg(up.pid, signal.SIGINT)
+
+
+def sigterm(up: subprocess.Popen[bytes]) -> None:
+    """What a service manager or ``kill`` sends: SIGTERM to ``toolbox up`` alone."""
+    up.send_signal(signal.SIGTERM)
+
+
+@pytest.fixture
+def start_up(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], subprocess.Popen[bytes]]]:
+    """``toolbox up --processes agents,beat``; whatever is left at the end is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+    stack: list[psutil.Process] = []
+
+    def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = tmp_path / "up.log"
+        up = start_process([TOOLBOX, "up", "--processes", "agents,beat"], env, log)
+        started.append(up)
+        wait_for(lambda: b" ready." in log.read_bytes() or up.poll() is not None, 90)
+        assert up.poll() is None, log.read_text()[-3000:]
+        stack.extend(psutil.Process(up.pid).children(recursive=True))
+        return up
+
+    yield start
+    for process in [*(psutil.Process(up.pid) for up in started if up.poll() is None), *stack]:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    for up in started:
+        up.wait(10)
+
+
+def submit_slow_echo(env: dict[str, str], database_url: str) -> str:
+    submitted = subprocess.run(
+        [TOOLBOX, "task", "submit", "echo", "--input", SLOW_ECHO, "--json"], env=env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    task_id: str = json.loads(submitted.stdout)["id"]
+    wait_for(lambda: task_row(database_url, task_id)[0] == "running", 60, 0.1)
+    return task_id
+
+
+def task_row(database_url: str, task_id: str) -> tuple[str, int]:
+    engine = create_engine(database_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("SELECT status, delivery_count FROM agent_tasks WHERE id = :id"),
+                {"id": task_id},
+            ).one()
+    finally:
+        engine.dispose()
+    return row.status, row.delivery_count
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [ctrl_c, sigterm])
+def test_a_stop_lets_the_running_task_finish(
+    stop: Signaller,
+    start_up: Callable[[dict[str, str]], subprocess.Popen[bytes]],
+    toolbox_env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, **toolbox_env}
+    up = start_up(env)
+    stack = psutil.Process(up.pid).children(recursive=True)
+    assert all(os.getsid(p.pid) != os.getsid(up.pid) for p in stack), "a signal to the group"
+    task_id = submit_slow_echo(env, database_url)
+    stop(up)
+    status = up.wait(90)
+    log = (tmp_path / "up.log").read_text()
+    assert task_row(database_url, task_id) == ("completed", 1), log[-3000:]
+    assert "WorkerLostError" not in log and "SIGKILL" not in log, log[-3000:]
+    assert status == 0
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+def test_a_second_ctrl_c_stops_at_once_and_puts_the_task_back(
+    start_up: Callable[[dict[str, str]], subprocess.Popen[bytes]],
+    toolbox_env: dict[str, str],
+    database_url: str,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, **toolbox_env}
+    up = start_up(env)
+    task_id = submit_slow_echo(env, database_url)
+    ctrl_c(up)
+    wait_for(lambda: b"Warm shutdown" in (tmp_path / "up.log").read_bytes(), 30)
+    ctrl_c(up)
+    status = up.wait(30)
+    assert task_row(database_url, task_id) == ("running", 1)  # the next delivery takes it up
+    broker = redis.Redis.from_url(client_url(redis_url))
+    snapshot = read_queues(broker, ("agents",))
+    broker.close()
+    assert (snapshot.total, snapshot.unacked) == (1, 0), "the message is back on its queue"
+    assert status == 1
+
+
+def test_the_grace_outlasts_every_hard_time_limit() -> None:
+    from workers.app import app
+
+    app.loader.import_default_modules()
+    ours = [task for name, task in app.tasks.items() if name.startswith("toolbox.")]
+    limits = [task.time_limit or 0 for task in ours]
+    agent_limit = MAX_TIMEOUT_SECONDS + HARD_LIMIT_GRACE_SECONDS  # set per message, not per task
+    assert max([*limits, agent_limit]) < STOP_GRACE_SECONDS
+
+
+# The steps themselves, on stand-in processes -------------------------------------------
+
+RUN_STACK = """
+import json, os, signal, sys
+from workers.stack import Stack
+commands, grace, cold_wait = json.loads(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+cold = {name: signal.SIGQUIT for name in commands}
+sys.exit(Stack(commands, os.environ, grace=grace, cold_signals=cold, cold_wait=cold_wait).run())
+"""
+
+
+def stand_in(ignores: str = "", exit_on: str = "", status: int = 0) -> str:
+    """A process printing each of SIGTERM and SIGQUIT it gets, then ignoring it or exiting.
+
+    ``exit_on`` names the signal it exits on; with ``status`` but no signal it exits at once.
+    """
+    code = (
+        "import signal, sys, time\n"
+        "def got(signum, frame):\n"
+        "    name = signal.Signals(signum).name\n"
+        "    print('got', name, flush=True)\n"
+        f"    if name == {exit_on!r}: sys.exit(0)\n"
+        "for name in ('SIGTERM', 'SIGQUIT'):\n"
+        f"    if name in {ignores!r} or name == {exit_on!r}:\n"
+        "        signal.signal(getattr(signal, name), got)\n"
+        "print('ready', flush=True)\n"
+        f"if {status}: sys.exit({status})\n"
+        "time.sleep(60)\n"
+    )
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
+
+
+def run_stack(
+    commands: dict[str, str], tmp_path: Path, *, grace: float, cold_wait: float = 30
+) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-c", RUN_STACK, json.dumps(commands), str(grace), str(cold_wait)]
+    stack = start_process(argv, dict(os.environ), tmp_path / "stack.log")
+    wait_for(lambda: log(tmp_path).count("| ready") == len(commands), 30)
+    return stack
+
+
+def log(tmp_path: Path) -> str:
+    return (tmp_path / "stack.log").read_text()
+
+
+def test_the_warm_stop_ends_after_its_grace_then_the_cold_one_in_sigkill(tmp_path: Path) -> None:
+    stack = run_stack({"stubborn": stand_in(ignores="SIGTERM SIGQUIT")}, tmp_path, grace=1,
+                      cold_wait=1)  # fmt: skip
+    started = time.monotonic()
+    stack.send_signal(signal.SIGTERM)
+    assert stack.wait(20) == 1, log(tmp_path)
+    elapsed = time.monotonic() - started
+    lines = log(tmp_path)
+    order = ["got SIGTERM", "still running at the end of the warm stop", "got SIGQUIT",
+             "still running at the end of the cold stop", "sending SIGKILL to stubborn",
+             "stubborn stopped (rc=137)"]  # fmt: skip
+    positions = [lines.find(line) for line in order]
+    assert -1 not in positions and positions == sorted(positions), lines
+    assert 2 <= elapsed < 10, elapsed
+
+
+def test_a_second_signal_takes_the_cold_step_at_once(tmp_path: Path) -> None:
+    stack = run_stack(
+        {"worker": stand_in(ignores="SIGTERM", exit_on="SIGQUIT"), "beat": stand_in()},
+        tmp_path, grace=600,
+    )  # fmt: skip
+    stack.send_signal(signal.SIGINT)
+    wait_for(lambda: "got SIGTERM" in log(tmp_path) and "beat stopped" in log(tmp_path), 10)
+    assert stack.poll() is None, "the warm stop waits for the worker"
+    stack.send_signal(signal.SIGTERM)
+    assert stack.wait(10) == 1, log(tmp_path)
+    assert "got SIGQUIT" in log(tmp_path) and "worker stopped (rc=0)" in log(tmp_path)
+
+
+def test_a_process_that_ends_stops_the_others_with_its_status(tmp_path: Path) -> None:
+    commands = {"quitter": stand_in(status=3), "worker": stand_in(exit_on="SIGTERM")}
+    stack = start_process(
+        [sys.executable, "-c", RUN_STACK, json.dumps(commands), "600", "30"], dict(os.environ),
+        tmp_path / "stack.log",
+    )  # fmt: skip
+    assert stack.wait(30) == 3, log(tmp_path)
+    assert "quitter stopped (rc=3)" in log(tmp_path) and "worker stopped" in log(tmp_path)
