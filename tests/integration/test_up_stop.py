@@ -137,8 +137,8 @@ def test_a_second_ctrl_c_stops_at_once_and_puts_the_task_back(
     assert status == 1
 
 
-def test_the_grace_outlasts_every_hard_time_limit() -> None:
-    from workers.app import app
+def test_the_grace_outlasts_every_hard_time_limit(toolbox_env: dict[str, str]) -> None:
+    from workers.app import app  # configured on the test servers (toolbox_env), none embedded
 
     app.loader.import_default_modules()
     ours = [task for name, task in app.tasks.items() if name.startswith("toolbox.")]
