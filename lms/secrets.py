@@ -48,8 +48,9 @@ class SecretBox:
             return self._all.decrypt(token.encode("ascii")).decode()
         except (InvalidToken, UnicodeError):
             raise ConfigurationError(
-                f"{what} cannot be decrypted with any configured key "
-                "(was a key removed from the key list before `toolbox lms rotate-keys`?)"
+                f"{what} cannot be decrypted with any configured key: this process may lack "
+                "the new key (TOOLBOX_SECRET_KEYS=new,old must reach every worker, beat and CLI "
+                "before `toolbox lms rotate-keys`), or a key was removed before the rotation"
             ) from None
 
     def is_current(self, token: str) -> bool:

@@ -70,3 +70,15 @@ def test_development_key_is_created_private_reused_and_announced_once(
     assert [r.message.count("TOOLBOX_SECRET_KEYS is not set") for r in caplog.records] == [1]
     development_key.cache_clear()  # a new process reads the same file
     assert SecretBox([development_key((tmp_path / "data").resolve())]).decrypt(token)
+
+
+def test_an_unopenable_secret_says_the_process_may_lack_the_new_key() -> None:
+    """After a rotation, a worker still running with only the old key cannot read anything."""
+    token = SecretBox([generate_key()]).encrypt("canvas-token")
+    with pytest.raises(ConfigurationError) as refused:
+        SecretBox([generate_key()]).decrypt(token, what="api_key_encrypted of LMS integration 1")
+    message = refused.value.message
+    assert message.startswith("api_key_encrypted of LMS integration 1 cannot be decrypted")
+    assert "this process may lack the new key" in message
+    assert "TOOLBOX_SECRET_KEYS=new,old must reach every worker, beat and CLI" in message
+    assert "canvas-token" not in message
