@@ -41,11 +41,14 @@ _LOCK_HELD = """EXISTS (
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND l.classid = CAST(:namespace AS oid) AND l.objid = CAST(hashtext(i.id::text) AS oid))"""
 
+#: ``i``'s frequency, capped at a year as ``lms.store`` caps it: a larger one written before
+#: that cap made ``now() + interval`` overflow in every query listing integrations.
+_EVERY = "make_interval(hours => least(i.sync_frequency_hours, 8760))"
 #: When the integration ``i`` is next due (not meaningful while it runs).
-NEXT_DUE = """coalesce(i.last_sync_at + CASE i.last_sync_status
-        WHEN 'failed' THEN least(make_interval(hours => i.sync_frequency_hours), :failed)
-        WHEN 'partial' THEN least(make_interval(hours => i.sync_frequency_hours), :partial)
-        ELSE make_interval(hours => i.sync_frequency_hours) END, now())"""
+NEXT_DUE = f"""coalesce(i.last_sync_at + CASE i.last_sync_status
+        WHEN 'failed' THEN least({_EVERY}, :failed)
+        WHEN 'partial' THEN least({_EVERY}, :partial)
+        ELSE {_EVERY} END, now())"""
 
 _CLAIM_DUE = text(f"""
 WITH due AS (
@@ -109,7 +112,7 @@ def claim_now(connection: Connection, integration_id: uuid.UUID) -> Claim:
     if row is None:
         return Claim(False, f"no LMS integration {integration_id}")
     if not row.is_active:
-        return Claim(False, "the integration is inactive")
+        return Claim(False, "the integration is disabled; `toolbox lms enable` it first")
     started = row.last_sync_at.strftime("%Y-%m-%d %H:%M:%S %Z") if row.last_sync_at else "?"
     return Claim(False, f"a sync of this integration is already running (since {started})")
 

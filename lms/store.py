@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy import select
@@ -41,6 +41,8 @@ AUTH_TYPES: Mapping[str, str] = {
     "lti": "lti_jwt",
     "oneroster": "oauth2",
 }
+#: One year: ``next sync`` (a timestamp) must stay computable, and no school waits longer.
+MAX_FREQUENCY_HOURS = 8760
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,26 @@ class NewIntegration:
 def add_integration(session: Session, new: NewIntegration, box: SecretBox) -> LMSIntegration:
     """Check ``new`` the way its client will, then add the row with its secrets encrypted.
 
-    Building the client (no network) raises the platform's own message for a
-    missing credential or option, so a bad integration is refused here
-    instead of failing at 3 a.m. in the first scheduled sync.
+    A bad integration is refused here instead of failing at 3 a.m. in the
+    first scheduled sync.  A second integration of the same LMS is the
+    caller's to refuse (``refuse_duplicate``, as ``toolbox lms add`` does):
+    the tests and benchmarks add many rows for one fake server on purpose.
     """
+    new = validated(new)
+    row = LMSIntegration(auth_type=AUTH_TYPES[new.platform])
+    write_row(row, new, box)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def validated(new: NewIntegration) -> NewIntegration:
+    """``new`` with its secrets stripped, once it passed the checks ``add`` and ``update`` share.
+
+    Building the client (no network) raises the platform's own message for a
+    missing credential or option.
+    """
+    new = dataclasses.replace(new, credentials=_stripped(new.credentials))
     _check(new)
     config = ConnectionConfig(
         platform=new.platform,
@@ -79,27 +97,52 @@ def add_integration(session: Session, new: NewIntegration, box: SecretBox) -> LM
         options=dict(new.options),
     )
     make_client(config).close()
-    row = LMSIntegration(
-        platform_name=new.platform,
-        institution_name=new.institution_name,
-        base_url=new.base_url,
-        api_version=new.api_version,
-        auth_type=AUTH_TYPES[new.platform],
-        client_id=new.credentials.client_id,
-        auth_endpoint=new.auth_endpoint,
-        token_endpoint=new.token_endpoint,
-        options=dict(new.options),
-        sync_frequency_hours=new.sync_frequency_hours,
-        grade_passback_enabled=new.grade_passback_enabled,
-        roster_sync_enabled=new.roster_sync_enabled,
-        content_sync_enabled=new.content_sync_enabled,
-    )
+    return new
+
+
+def write_row(row: LMSIntegration, new: NewIntegration, box: SecretBox) -> None:
+    """Every setting of ``new`` onto ``row``, each secret encrypted with the newest key."""
+    row.platform_name = new.platform
+    row.institution_name = new.institution_name
+    row.base_url = new.base_url
+    row.api_version = new.api_version
+    row.client_id = new.credentials.client_id
+    row.auth_endpoint = new.auth_endpoint
+    row.token_endpoint = new.token_endpoint
+    row.options = dict(new.options)
+    row.sync_frequency_hours = new.sync_frequency_hours
+    row.grade_passback_enabled = new.grade_passback_enabled
+    row.roster_sync_enabled = new.roster_sync_enabled
+    row.content_sync_enabled = new.content_sync_enabled
     for name, column in SECRET_COLUMNS.items():
         plain = getattr(new.credentials, name)
         setattr(row, column, box.encrypt(plain) if plain else None)
-    session.add(row)
-    session.flush()
-    return row
+
+
+def same_place(url: str) -> str:
+    """``url`` compared as an address: scheme and host in lower case, no default port or "/"."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    port = "" if parts.port in (None, default) else f":{parts.port}"
+    return urlunsplit((parts.scheme.lower(), host + port, parts.path.rstrip("/"), parts.query, ""))
+
+
+def refuse_duplicate(
+    session: Session, platform: str, base_url: str, *, other_than: uuid.UUID | None = None
+) -> None:
+    """A second integration of one LMS would sync every course and student twice."""
+    rows = session.execute(
+        select(LMSIntegration.id, LMSIntegration.base_url).where(
+            LMSIntegration.platform_name == platform
+        )
+    )
+    for row_id, url in rows:
+        if row_id != other_than and same_place(url) == same_place(base_url):
+            raise ValidationFailed(
+                f"{platform} at {base_url} is already integration {row_id}; "
+                f"change it with `toolbox lms update {row_id}`"
+            )
 
 
 def get_integration(session: Session, integration_id: uuid.UUID) -> LMSIntegration:
@@ -164,15 +207,19 @@ def rotate_secrets(session: Session, box: SecretBox) -> RotationReport:
 
 def _check(new: NewIntegration) -> None:
     client_class(new.platform)  # NotSupported, naming the supported platforms
-    parts = urlsplit(new.base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationFailed(f"base URL must be an http(s) URL with a host, got {new.base_url!r}")
+    check_url("base URL", new.base_url)
+    for name, url in (("auth endpoint", new.auth_endpoint), ("token endpoint", new.token_endpoint)):
+        if url is not None:
+            check_url(name, url)
     if not new.institution_name.strip():
         raise ValidationFailed("the institution name is empty")
     if len(new.institution_name) > 200 or len(new.base_url) > 500:
         raise ValidationFailed("institution name (200) or base URL (500) is too long")
-    if new.sync_frequency_hours <= 0:
-        raise ValidationFailed("the sync frequency must be at least one hour")
+    if not 1 <= new.sync_frequency_hours <= MAX_FREQUENCY_HOURS:
+        raise ValidationFailed(
+            f"the sync frequency must be 1 to {MAX_FREQUENCY_HOURS} hours (a year), "
+            f"got {new.sync_frequency_hours}"
+        )
     if new.credentials.private_key_pem:
         try:
             load_pem_private_key(new.credentials.private_key_pem.encode(), password=None)
@@ -180,6 +227,36 @@ def _check(new: NewIntegration) -> None:
             raise ConfigurationError(
                 "the private key is not an unencrypted PEM private key"
             ) from None
+
+
+def check_url(name: str, url: str) -> None:
+    """An http(s) address with a host; a password in it would be shown by ``lms list``."""
+    try:
+        parts = urlsplit(url)
+        has_host = bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:  # a port that is not a number, a broken IPv6 address
+        parts, has_host = urlsplit(""), False
+    if "@" in parts.netloc:  # checked first: the refusal below repeats the URL
+        raise ValidationFailed(
+            f"{name} must not hold a user name or password; "
+            "credentials go in the secret options (--api-key, --client-secret, ...)"
+        )
+    if not has_host or parts.scheme not in ("http", "https") or " " in url or len(url) > 500:
+        raise ValidationFailed(f"{name} must be an http(s) URL with a host, got {url!r}")
+
+
+def _stripped(credentials: Credentials) -> Credentials:
+    """Secrets without surrounding blanks; a secret given as blanks only is refused."""
+    changes: dict[str, str | None] = {}
+    for name in SECRET_COLUMNS:
+        value = getattr(credentials, name)
+        if value is not None:
+            if not value.strip():
+                raise ValidationFailed(f"the {name.replace('_', ' ')} is blank")
+            changes[name] = value.strip() if name != "private_key_pem" else value
+    client_id = credentials.client_id
+    changes["client_id"] = client_id.strip() or None if client_id is not None else None
+    return dataclasses.replace(credentials, **changes)
 
 
 def with_retries(config: ConnectionConfig, max_retries: int) -> ConnectionConfig:

@@ -93,6 +93,8 @@ def run_sync(
             row = session.get(LMSIntegration, integration_id)
             if row is None or row.last_sync_status != "running":
                 return _skipped(report, "not claimed (no sync is due or it already finished)")
+            if not row.is_active:  # disabled after its message was queued
+                return _skipped(report, "the integration is disabled")
             flags = (row.roster_sync_enabled, row.content_sync_enabled)
             try:
                 config = connection_config(row, secrets())

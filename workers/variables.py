@@ -21,7 +21,7 @@ OTHERS = frozenset(
         "TOOLBOX_SUPERVISOR",
         # the image docker-compose.yml runs
         "TOOLBOX_IMAGE",
-        # the secrets of `toolbox lms add` (workers/cli/lms.py)
+        # the secrets of `toolbox lms add` and `lms update` (workers/cli/lms_input.py)
         "TOOLBOX_LMS_API_KEY",
         "TOOLBOX_LMS_CLIENT_SECRET",
         "TOOLBOX_LMS_REFRESH_TOKEN",

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from lms.secrets import generate_key
+from tests.integration.test_cli_errors import one_error_line
 from tests.lms.fakes import Dataset, FakeCanvas
 
 TOOLBOX = str(Path(sys.executable).parent / "toolbox")
@@ -76,3 +77,57 @@ def test_add_explains_what_is_missing(toolbox_env: dict[str, str]) -> None:
                         "--client-secret", "cs3cret", env=toolbox_env)  # fmt: skip
     assert schoology.returncode == 2 and "options.user_id" in schoology.stderr
     assert "cs3cret" not in schoology.stderr
+
+
+def test_update_disable_enable_and_what_add_refuses(toolbox_env: dict[str, str]) -> None:
+    with FakeCanvas(Dataset.generate(courses=1, students_per_course=2)) as canvas:
+        expired = {**toolbox_env, "TOOLBOX_LMS_API_KEY": "expired-token"}
+        added = toolbox("lms", "add", "canvas", "--institution", "Springfield",
+                        "--base-url", canvas.base_url, "--json", env=expired)  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        integration = json.loads(added.stdout)["id"]
+
+        again = toolbox("lms", "add", "canvas", "--institution", "Springfield",
+                        "--base-url", canvas.base_url.upper() + "/", env=expired)  # fmt: skip
+        assert one_error_line(again) == (
+            f"error: canvas at {canvas.base_url.upper()} is already integration {integration}; "
+            f"change it with `toolbox lms update {integration}`"
+        )
+        update = ("lms", "update", integration[:8])
+        fixed = {**toolbox_env, "TOOLBOX_LMS_API_KEY": canvas.token}
+        assert toolbox(*update, "--frequency-hours", "0", env=fixed).returncode == 2
+        assert toolbox("lms", "sync", integration, "--now", env=fixed).returncode == 1
+
+        updated = toolbox(*update, "--frequency-hours", "48", "--no-roster-sync", env=fixed)
+        assert updated.returncode == 0, updated.stderr
+        assert "secrets replaced: api_key" in updated.stdout
+        assert toolbox("lms", "sync", integration, "--now", env=fixed).returncode == 0
+
+        assert toolbox("lms", "disable", integration[:8], env=fixed).returncode == 0
+        (listed,) = json.loads(toolbox("lms", "list", "--json", env=fixed).stdout)
+        assert listed["is_active"] is False and listed["sync_frequency_hours"] == 48
+        assert "disabled" in toolbox("lms", "list", env=fixed).stdout
+        assert "disabled" in toolbox("lms", "status", integration, env=fixed).stdout
+        refused = toolbox("lms", "sync", integration, "--now", env=fixed)
+        assert refused.returncode == 1 and "disabled" in refused.stderr
+        assert toolbox("lms", "enable", integration[:8], env=fixed).returncode == 0
+        shown = json.loads(toolbox("lms", "status", integration, "--json", env=fixed).stdout)
+        assert shown["is_active"] is True and shown["roster_sync_enabled"] is False
+
+
+REFUSED_AT_ADD = [
+    (("--frequency-hours", "100000000"), "--frequency-hours: expected whole hours from 1"),
+    (("--frequency-hours", "99999999999"), "--frequency-hours: expected whole hours from 1"),
+    (("--token-endpoint", "not a url"), "token endpoint must be an http(s) URL"),
+    (("--api-key", "   "), "the api key is blank"),
+    (("--base-url", "http://admin:S3cret@canvas.example.edu"), "credentials go in the secret"),
+]
+
+
+def test_add_refuses_in_one_line_what_would_fail_later(toolbox_env: dict[str, str]) -> None:
+    base = ("--institution", "Springfield", "--base-url", "https://canvas.example.edu")
+    env = {**toolbox_env, "TOOLBOX_LMS_API_KEY": "k3y-value"}
+    for extra, message in REFUSED_AT_ADD:
+        line = one_error_line(toolbox("lms", "add", "canvas", *base, *extra, env=env))
+        assert message in line and "S3cret" not in line, (extra, line)
+    assert json.loads(toolbox("lms", "list", "--json", env=env).stdout) == []

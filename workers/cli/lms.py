@@ -1,13 +1,10 @@
-"""``toolbox lms add | list | sync | status | rotate-keys``."""
+"""``toolbox lms add | list | sync | status | rotate-keys``; the rest: ``lms_edit``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import sys
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,14 +14,36 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from lms.base import Credentials
 from lms.registry import PLATFORMS
 from lms.schedule import claim_now
 from lms.status import integration_detail, list_integrations, resolve_id
-from lms.store import NewIntegration, add_integration, rotate_secrets
+from lms.store import (
+    NewIntegration,
+    add_integration,
+    refuse_duplicate,
+    rotate_secrets,
+    validated,
+)
 from lms.sync import SyncProgress, SyncReport, run_sync
-from models.errors import ConfigurationError, ToolboxError, ValidationFailed
+from models.errors import ToolboxError
 from workers.app import app as celery_app
+from workers.cli import lms_edit
+from workers.cli.lms_input import (
+    ApiKey,
+    ApiVersion,
+    AuthEndpoint,
+    ClientId,
+    ClientSecret,
+    JsonFlag,
+    OptionPairs,
+    OptionsJson,
+    PrivateKeyFile,
+    RefreshToken,
+    TokenEndpoint,
+    credentials,
+    hours,
+    options,
+)
 from workers.db import get_engine
 from workers.embedded import resolve_servers
 from workers.jobs.lms_errors import record_sync
@@ -33,21 +52,8 @@ from workers.secrets import secret_box
 console = Console()
 errors = Console(stderr=True)
 lms_app = typer.Typer(
-    help="LMS integrations: add, sync, status, key rotation.", no_args_is_help=True
-)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON")]
-#: The secret each platform cannot work without: (Credentials field, option, label).
-REQUIRED_SECRET: dict[str, tuple[str, str, str]] = {
-    "canvas": ("api_key", "--api-key", "Canvas API access token"),
-    "moodle": ("api_key", "--api-key", "Moodle web service token"),
-    "schoology": ("client_secret", "--client-secret", "Schoology consumer secret"),
-    "blackboard": ("client_secret", "--client-secret", "Blackboard application secret"),
-    "oneroster": ("client_secret", "--client-secret", "OneRoster client secret"),
-    "lti": ("private_key_pem", "--private-key-file", "LTI tool private key (PEM)"),
-}
-SECRET_HELP = (
-    "Secret; prefer the environment variable or the prompt (options land in shell history)"
+    help="LMS integrations: add, update, disable/enable, sync, status, key rotation.",
+    no_args_is_help=True,
 )
 
 
@@ -58,55 +64,46 @@ def add(
     base_url: Annotated[
         str, typer.Option(help="The LMS's address, e.g. https://canvas.school.edu")
     ],
-    client_id: Annotated[str | None, typer.Option(help="OAuth client id / consumer key")] = None,
-    api_key: Annotated[
-        str | None, typer.Option(envvar="TOOLBOX_LMS_API_KEY", help=SECRET_HELP)
-    ] = None,
-    client_secret: Annotated[
-        str | None, typer.Option(envvar="TOOLBOX_LMS_CLIENT_SECRET", help=SECRET_HELP)
-    ] = None,
-    refresh_token: Annotated[
-        str | None, typer.Option(envvar="TOOLBOX_LMS_REFRESH_TOKEN", help=SECRET_HELP)
-    ] = None,
-    private_key_file: Annotated[
-        Path | None,
-        typer.Option(envvar="TOOLBOX_LMS_PRIVATE_KEY_FILE", help="PEM file of the LTI tool key"),
-    ] = None,
-    token_endpoint: Annotated[str | None, typer.Option(help="OAuth2 token URL")] = None,
-    auth_endpoint: Annotated[str | None, typer.Option(help="OAuth2/OIDC auth URL")] = None,
-    api_version: Annotated[str | None, typer.Option(help="API version, if the LMS has one")] = None,
-    option: Annotated[
-        list[str] | None, typer.Option(help="Platform option KEY=VALUE (repeatable)")
-    ] = None,
-    options_json: Annotated[
-        str | None, typer.Option(help='Platform options as JSON, e.g. \'{"user_id": "42"}\'')
-    ] = None,
-    frequency_hours: Annotated[int, typer.Option(min=1, help="Hours between syncs")] = 24,
+    client_id: ClientId = None,
+    api_key: ApiKey = None,
+    client_secret: ClientSecret = None,
+    refresh_token: RefreshToken = None,
+    private_key_file: PrivateKeyFile = None,
+    token_endpoint: TokenEndpoint = None,
+    auth_endpoint: AuthEndpoint = None,
+    api_version: ApiVersion = None,
+    option: OptionPairs = None,
+    options_json: OptionsJson = None,
+    frequency_hours: Annotated[
+        int, typer.Option(parser=hours, help="Hours between syncs, 1 to 8760")
+    ] = 24,
     grade_passback: Annotated[bool, typer.Option(help="Send quiz scores back")] = True,
     roster_sync: Annotated[bool, typer.Option(help="Sync rosters")] = True,
     content_sync: Annotated[bool, typer.Option(help="Sync assignments")] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Add an integration; its secrets are stored encrypted."""
-    credentials = _credentials(
+    secrets = credentials(
         platform, client_id, api_key, client_secret, refresh_token, private_key_file
     )
     new = NewIntegration(
         platform=platform,
         institution_name=institution,
         base_url=base_url.rstrip("/"),
-        credentials=credentials,
+        credentials=secrets,
         api_version=api_version,
         auth_endpoint=auth_endpoint,
         token_endpoint=token_endpoint,
-        options=_options(option or [], options_json),
+        options=options(option or [], options_json),
         sync_frequency_hours=frequency_hours,
         grade_passback_enabled=grade_passback,
         roster_sync_enabled=roster_sync,
         content_sync_enabled=content_sync,
     )
+    new = validated(new)  # before any server is asked
     resolve_servers()
     with Session(get_engine()) as session, session.begin():
+        refuse_duplicate(session, platform, new.base_url)
         row = add_integration(session, new, secret_box())
         integration_id = row.id
     if as_json:
@@ -114,6 +111,11 @@ def add(
         return
     console.print(f"added {platform} integration [bold]{integration_id}[/bold] for {institution}")
     console.print(f"first sync: toolbox lms sync {integration_id} --now")
+
+
+lms_app.command("update")(lms_edit.update)
+lms_app.command("disable")(lms_edit.disable)
+lms_app.command("enable")(lms_edit.enable)
 
 
 @lms_app.command("list")
@@ -139,9 +141,10 @@ def list_(as_json: JsonFlag = False) -> None:
                               if s.passbacks["failed"] else "") if part
         ) or "-"  # fmt: skip
         table.add_row(
-            str(s.id)[:8], s.platform, s.institution, s.last_sync_status or "never",
+            str(s.id)[:8], s.platform, s.institution,
+            (s.last_sync_status or "never") if s.is_active else "disabled",
             _when(s.last_sync_at, short=True),
-            _when(s.next_sync_at, short=True) if s.is_active else "inactive", grades,
+            _when(s.next_sync_at, short=True) if s.is_active else "disabled", grades,
         )  # fmt: skip
     console.print(table)
 
@@ -173,10 +176,10 @@ def status(
     table = Table(show_header=False, box=None)
     rows: list[tuple[str, Any]] = [
         ("integration", s.id), ("platform", s.platform), ("institution", s.institution),
-        ("base url", s.base_url), ("active", s.is_active),
+        ("base url", s.base_url), ("state", "enabled" if s.is_active else "disabled"),
         ("sync every", f"{s.sync_frequency_hours} h"), ("last sync", _when(s.last_sync_at)),
         ("last status", s.last_sync_status or "never synced"), ("error", s.sync_error_message),
-        ("next sync", _when(s.next_sync_at) if s.is_active else "inactive"),
+        ("next sync", _when(s.next_sync_at) if s.is_active else "none: `toolbox lms enable`"),
         *detail.flags.items(), *detail.data.items(),
         ("grade passbacks", ", ".join(f"{n} {k}" for k, n in s.passbacks.items())),
         ("oldest unsent grade", _when(detail.oldest_pending_passback)),
@@ -274,59 +277,6 @@ def _show_report(report: SyncReport) -> None:
     console.print(table)
     if report.message:
         console.print(report.message)
-
-
-def _credentials(
-    platform: str,
-    client_id: str | None,
-    api_key: str | None,
-    client_secret: str | None,
-    refresh_token: str | None,
-    private_key_file: Path | None,
-) -> Credentials:
-    private_key = _read_key(private_key_file) if private_key_file else None
-    given = {"api_key": api_key, "client_secret": client_secret, "private_key_pem": private_key}
-    needed = REQUIRED_SECRET.get(platform)
-    if needed is not None and not given[needed[0]]:
-        field, option, label = needed
-        if field == "private_key_pem" or not sys.stdin.isatty():
-            variable = "TOOLBOX_LMS_" + option.removeprefix("--").replace("-", "_").upper()
-            prompted = "" if field == "private_key_pem" else " (or run it in a terminal)"
-            raise ConfigurationError(
-                f"{platform} needs the {label}: pass {option} or set {variable}{prompted}"
-            )
-        given[field] = typer.prompt(label, hide_input=True).strip()
-    return Credentials(client_id=client_id, refresh_token=refresh_token, **given)
-
-
-def _read_key(path: Path) -> str:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot read the private key file {path}: {exc.strerror}"
-        ) from None
-    if os.stat(path).st_mode & 0o077:
-        errors.print(f"[yellow]warning:[/yellow] {path} is readable by other users; chmod 600 it")
-    return text
-
-
-def _options(pairs: list[str], as_json: str | None) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if as_json:
-        try:
-            loaded = json.loads(as_json)
-        except json.JSONDecodeError as exc:
-            raise ValidationFailed(f"--options-json is not valid JSON: {exc.msg}") from None
-        if not isinstance(loaded, dict):
-            raise ValidationFailed("--options-json must be a JSON object")
-        options.update(loaded)
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValidationFailed(f"--option expects KEY=VALUE, got {pair!r}")
-        options[key.strip()] = value.strip()
-    return options
 
 
 def _when(moment: dt.datetime | None, *, short: bool = False) -> str:

@@ -1,0 +1,120 @@
+"""Change an integration after ``add``: new credentials or settings, disable and enable.
+
+An update is checked exactly as ``add`` checks a new integration (the merged
+settings and secrets go through ``lms.store.validated``), so a mistyped
+change is refused with nothing written.  Disabling is the safe way to stop
+an integration: its courses, links and pending grades stay, but the beat
+schedule, ``toolbox lms sync`` and the passback drain all skip it (they
+select ``is_active`` rows only) until it is enabled again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lms.base import Credentials
+from lms.secrets import SecretBox
+from lms.store import (
+    SECRET_COLUMNS,
+    NewIntegration,
+    refuse_duplicate,
+    validated,
+    write_row,
+)
+from models.errors import NotFound
+from models.lms import LMSIntegration
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class IntegrationChanges:
+    """What to change; ``None`` keeps the stored value.
+
+    ``secrets`` replaces the named ``Credentials`` fields (``api_key``,
+    ``client_secret``, ``refresh_token``, ``private_key_pem``); ``options``
+    replaces the stored options as a whole, ``extra_options`` sets single keys.
+    """
+
+    institution_name: str | None = None
+    base_url: str | None = None
+    client_id: str | None = None
+    secrets: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    api_version: str | None = None
+    auth_endpoint: str | None = None
+    token_endpoint: str | None = None
+    options: Mapping[str, Any] | None = None
+    extra_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    sync_frequency_hours: int | None = None
+    grade_passback_enabled: bool | None = None
+    roster_sync_enabled: bool | None = None
+    content_sync_enabled: bool | None = None
+
+
+def update_integration(
+    session: Session, integration_id: uuid.UUID, changes: IntegrationChanges, box: SecretBox
+) -> LMSIntegration:
+    """Apply ``changes`` (row locked); every secret is written again under the newest key.
+
+    A stored secret no key opens is refused (``ConfigurationError``) unless
+    ``changes`` replaces it: that is how an operator recovers from a lost key.
+    """
+    row = _locked(session, integration_id)
+    unknown = set(changes.secrets) - set(SECRET_COLUMNS)
+    if unknown:
+        raise ValueError(f"not a secret: {', '.join(sorted(unknown))}")
+    secrets = {
+        name: changes.secrets.get(name)
+        or (box.decrypt(token, what=f"{column} of LMS integration {row.id}") if token else None)
+        for name, column in SECRET_COLUMNS.items()
+        for token in [getattr(row, column)]
+    }
+    client_id = row.client_id if changes.client_id is None else changes.client_id
+    merged = NewIntegration(
+        platform=row.platform_name,
+        institution_name=_pick(changes.institution_name, row.institution_name),
+        base_url=_pick(changes.base_url, row.base_url),
+        credentials=Credentials(client_id=client_id, **secrets),
+        api_version=_pick(changes.api_version, row.api_version),
+        auth_endpoint=_pick(changes.auth_endpoint, row.auth_endpoint),
+        token_endpoint=_pick(changes.token_endpoint, row.token_endpoint),
+        options={**_pick(changes.options, row.options or {}), **changes.extra_options},
+        sync_frequency_hours=_pick(changes.sync_frequency_hours, row.sync_frequency_hours),
+        grade_passback_enabled=_pick(changes.grade_passback_enabled, row.grade_passback_enabled),
+        roster_sync_enabled=_pick(changes.roster_sync_enabled, row.roster_sync_enabled),
+        content_sync_enabled=_pick(changes.content_sync_enabled, row.content_sync_enabled),
+    )
+    merged = validated(merged)
+    refuse_duplicate(session, merged.platform, merged.base_url, other_than=row.id)
+    write_row(row, merged, box)
+    session.flush()
+    return row
+
+
+def set_active(session: Session, integration_id: uuid.UUID, *, active: bool) -> bool:
+    """Enable or disable; returns whether the integration was active before."""
+    row = _locked(session, integration_id)
+    was = row.is_active
+    row.is_active = active
+    session.flush()
+    return was
+
+
+def _locked(session: Session, integration_id: uuid.UUID) -> LMSIntegration:
+    row = session.scalars(
+        select(LMSIntegration).where(LMSIntegration.id == integration_id).with_for_update()
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no LMS integration {integration_id}")
+    return row
+
+
+def _pick(new: T | None, old: T) -> T:
+    return old if new is None else new

@@ -1,0 +1,193 @@
+"""Changing an integration after ``add``, and the checks ``add`` and ``update`` share."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from lms.base import Credentials
+from lms.edit import IntegrationChanges, set_active, update_integration
+from lms.passback import PassbackPolicy, claim
+from lms.schedule import claim_due, claim_now
+from lms.status import integration_detail, list_integrations
+from lms.store import NewIntegration, add_integration, load_config, refuse_duplicate
+from lms.sync import run_sync
+from models.errors import ToolboxError, ValidationFailed
+from tests.integration.lms_support import (
+    add_canvas,
+    complete_attempt,
+    integration_row,
+    link_quiz,
+    students_of,
+    sync,
+)
+from tests.lms.fakes import Dataset, FakeCanvas
+from workers.secrets import secret_box
+
+BASE = "https://canvas.example.edu"
+GOOD = NewIntegration("canvas", "Springfield", BASE, Credentials(api_key="t0ken"))
+
+
+def _update(engine: Engine, integration: uuid.UUID, **changes: Any) -> None:
+    with Session(engine) as session, session.begin():
+        update_integration(session, integration, IntegrationChanges(**changes), secret_box())
+
+
+def _add(engine: Engine, new: NewIntegration) -> uuid.UUID:
+    with Session(engine) as session, session.begin():
+        integration_id: uuid.UUID = add_integration(session, new, secret_box()).id
+    return integration_id
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sync_frequency_hours": 100_000_000}, "sync frequency must be 1 to 8760 hours"),
+        ({"sync_frequency_hours": 99_999_999_999}, "sync frequency must be 1 to 8760 hours"),
+        ({"sync_frequency_hours": 0}, "sync frequency must be 1 to 8760 hours"),
+        ({"token_endpoint": "not a url"}, "token endpoint must be an http(s) URL"),
+        ({"auth_endpoint": "ftp://idp.example.edu/auth"}, "auth endpoint must be an http(s) URL"),
+        ({"base_url": "http://admin:S3cret@canvas.example.edu"}, "credentials go in the secret"),
+        ({"token_endpoint": "https://u:S3cret@idp.example.edu/t"}, "credentials go in the secret"),
+        ({"credentials": Credentials(api_key="   ")}, "the api key is blank"),
+        ({"credentials": Credentials(api_key="t", client_secret=" ")}, "client secret is blank"),
+    ],
+)
+def test_add_refuses_what_would_fail_only_at_sync_time(
+    engine: Engine, toolbox_env: dict[str, str], change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        _add(engine, dataclasses.replace(GOOD, **change))
+    assert message in refused.value.message and "S3cret" not in refused.value.message
+    with engine.connect() as connection:
+        assert list_integrations(connection) == []
+
+
+def test_secrets_are_stripped_and_a_year_is_the_longest_frequency(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    padded = Credentials(api_key="  t0ken\n", client_id=" app ")
+    integration = _add(engine, dataclasses.replace(GOOD, credentials=padded,
+                                                   sync_frequency_hours=8760))  # fmt: skip
+    with Session(engine) as session:
+        config = load_config(session, integration, secret_box())
+    assert (config.credentials.api_key, config.credentials.client_id) == ("t0ken", "app")
+    with engine.connect() as connection:
+        (listed,) = list_integrations(connection)
+    assert listed.sync_frequency_hours == 8760 and listed.next_sync_at is not None
+
+
+def test_a_frequency_written_before_the_cap_does_not_break_the_listing(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """``--frequency-hours 100000000`` made ``lms list`` fail for every integration."""
+    huge, fine = _add(engine, GOOD), _add(engine, dataclasses.replace(GOOD, base_url=BASE + "/x"))
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE lms_integrations SET sync_frequency_hours = 100000000,"
+                 " last_sync_at = now(), last_sync_status = 'success' WHERE id = :id"),
+            {"id": huge},
+        )  # fmt: skip
+        assert {s.id for s in list_integrations(connection)} == {huge, fine}
+        assert integration_detail(connection, huge).summary.next_sync_at is not None
+        assert claim_due(connection) == [fine]
+
+
+def test_update_replaces_credentials_and_settings_checked_as_add_checks_them(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    with FakeCanvas(Dataset.generate(courses=1, students_per_course=2)) as canvas:
+        integration = add_canvas(engine, canvas.base_url, "expired-token")
+        assert sync(engine, integration).status == "failed"
+        before = integration_row(engine, integration)
+
+        for bad in ({"base_url": "not a url"}, {"sync_frequency_hours": 100_000_000},
+                    {"token_endpoint": "nope"}, {"secrets": {"api_key": "  "}},
+                    {"institution_name": " "}):  # fmt: skip
+            with pytest.raises(ValidationFailed):
+                _update(engine, integration, **bad)
+        assert integration_row(engine, integration) == before, "nothing written when refused"
+
+        _update(engine, integration, secrets={"api_key": canvas.token}, sync_frequency_hours=48,
+                roster_sync_enabled=False, institution_name="Springfield Elementary")  # fmt: skip
+        row = integration_row(engine, integration)
+        assert (row.sync_frequency_hours, row.roster_sync_enabled) == (48, False)
+        assert row.institution_name == "Springfield Elementary" and row.grade_passback_enabled
+        assert secret_box().is_current(row.api_key_encrypted)
+        with Session(engine) as session:
+            assert load_config(session, integration, secret_box()).credentials.api_key == (
+                canvas.token
+            )
+        assert sync(engine, integration).status == "success"
+
+
+def test_the_same_lms_twice_is_refused_naming_the_integration_to_update(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    first = _add(engine, GOOD)
+    other = _add(engine, dataclasses.replace(GOOD, base_url="https://other.example.edu"))
+    with Session(engine) as session, pytest.raises(ValidationFailed) as refused:
+        refuse_duplicate(session, "canvas", "HTTPS://Canvas.Example.edu:443/")
+    assert str(first) in refused.value.message and "toolbox lms update" in refused.value.message
+    with Session(engine) as session:
+        refuse_duplicate(session, "moodle", BASE)  # another platform at that address is fine
+        refuse_duplicate(session, "canvas", BASE, other_than=first)
+    with pytest.raises(ValidationFailed, match=str(first)):
+        _update(engine, other, base_url=BASE + "/")
+
+
+def test_a_disabled_integration_is_never_scheduled_synced_or_drained(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    data = Dataset.generate(courses=1, students_per_course=2, assignments_per_course=1)
+    course = next(iter(data.courses))
+    with FakeCanvas(data) as canvas:
+        integration = add_canvas(engine, canvas.base_url, canvas.token)
+        assert sync(engine, integration).status == "success"
+        quiz = link_quiz(engine, [data.course_assignments(course)[0].id])
+        (student, _), *_ = students_of(engine, course)
+        _, (grade,) = complete_attempt(engine, quiz, student, Decimal(90))
+        with engine.begin() as connection:  # due for a sync again
+            connection.execute(
+                text("UPDATE lms_integrations SET last_sync_at = now() - interval '2 days'"
+                     " WHERE id = :id"), {"id": integration},
+            )  # fmt: skip
+
+        _set_active(engine, integration, active=False, was=True)
+        with engine.begin() as connection:
+            assert claim_due(connection) == []
+            assert "disabled" in (claim_now(connection, integration).reason or "")
+            assert claim(connection, PassbackPolicy()) == []
+        with engine.connect() as connection:
+            shown = integration_detail(connection, integration)
+        assert not shown.summary.is_active and shown.summary.next_sync_at is None
+        assert shown.summary.passbacks["pending"] == 1, "the grade waits, unsent"
+
+        _set_active(engine, integration, active=True, was=False)
+        with engine.begin() as connection:
+            assert claim_due(connection) == [integration]
+        _set_active(engine, integration, active=False, was=True)  # before a worker took it
+        skipped = run_sync(engine, integration, secrets=secret_box)
+        assert (skipped.status, skipped.message) == ("skipped", "the integration is disabled")
+
+        _set_active(engine, integration, active=True, was=False)
+        with engine.begin() as connection:
+            assert [g.id for g in claim(connection, PassbackPolicy())] == [grade]
+
+
+def _set_active(engine: Engine, integration: uuid.UUID, *, active: bool, was: bool) -> None:
+    with Session(engine) as session, session.begin():
+        assert set_active(session, integration, active=active) is was
+
+
+def test_update_of_a_missing_integration_says_so(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    with pytest.raises(ToolboxError, match="no LMS integration"):
+        _update(engine, uuid.uuid4(), sync_frequency_hours=2)

@@ -1,0 +1,145 @@
+"""What ``toolbox lms add`` and ``lms update`` read from the operator: secrets, options, hours.
+
+Secrets come from an option, its environment variable or a hidden prompt;
+they are checked (and stripped) by ``lms.store``, like every other setting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from lms.base import Credentials
+from lms.store import MAX_FREQUENCY_HOURS
+from models.errors import ConfigurationError, ValidationFailed
+
+errors = Console(stderr=True)
+
+#: The secret each platform cannot work without: (Credentials field, option, label).
+REQUIRED_SECRET: dict[str, tuple[str, str, str]] = {
+    "canvas": ("api_key", "--api-key", "Canvas API access token"),
+    "moodle": ("api_key", "--api-key", "Moodle web service token"),
+    "schoology": ("client_secret", "--client-secret", "Schoology consumer secret"),
+    "blackboard": ("client_secret", "--client-secret", "Blackboard application secret"),
+    "oneroster": ("client_secret", "--client-secret", "OneRoster client secret"),
+    "lti": ("private_key_pem", "--private-key-file", "LTI tool private key (PEM)"),
+}
+SECRET_HELP = (
+    "Secret; prefer the environment variable or the prompt (options land in shell history)"
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON")]
+ClientId = Annotated[str | None, typer.Option(help="OAuth client id / consumer key")]
+ApiKey = Annotated[str | None, typer.Option(envvar="TOOLBOX_LMS_API_KEY", help=SECRET_HELP)]
+ClientSecret = Annotated[
+    str | None, typer.Option(envvar="TOOLBOX_LMS_CLIENT_SECRET", help=SECRET_HELP)
+]
+RefreshToken = Annotated[
+    str | None, typer.Option(envvar="TOOLBOX_LMS_REFRESH_TOKEN", help=SECRET_HELP)
+]
+PrivateKeyFile = Annotated[
+    Path | None,
+    typer.Option(envvar="TOOLBOX_LMS_PRIVATE_KEY_FILE", help="PEM file of the LTI tool key"),
+]
+TokenEndpoint = Annotated[str | None, typer.Option(help="OAuth2 token URL")]
+AuthEndpoint = Annotated[str | None, typer.Option(help="OAuth2/OIDC auth URL")]
+ApiVersion = Annotated[str | None, typer.Option(help="API version, if the LMS has one")]
+OptionPairs = Annotated[
+    list[str] | None, typer.Option(help="Platform option KEY=VALUE (repeatable)")
+]
+OptionsJson = Annotated[
+    str | None, typer.Option(help='Platform options as JSON, e.g. \'{"user_id": "42"}\'')
+]
+
+
+def hours(value: str | int) -> int:
+    """A typer ``parser`` for ``--frequency-hours``: whole hours, at most a year."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_FREQUENCY_HOURS:
+        raise ValidationFailed(
+            f"--frequency-hours: expected whole hours from 1 to {MAX_FREQUENCY_HOURS} "
+            f"(a year), got {str(value)!r}"
+        )
+    return number
+
+
+def credentials(
+    platform: str,
+    client_id: str | None,
+    api_key: str | None,
+    client_secret: str | None,
+    refresh_token: str | None,
+    private_key_file: Path | None,
+) -> Credentials:
+    private_key = read_key(private_key_file) if private_key_file else None
+    given = {"api_key": api_key, "client_secret": client_secret, "private_key_pem": private_key}
+    needed = REQUIRED_SECRET.get(platform)
+    if needed is not None and not given[needed[0]]:
+        field, option, label = needed
+        if field == "private_key_pem" or not sys.stdin.isatty():
+            variable = "TOOLBOX_LMS_" + option.removeprefix("--").replace("-", "_").upper()
+            prompted = "" if field == "private_key_pem" else " (or run it in a terminal)"
+            raise ConfigurationError(
+                f"{platform} needs the {label}: pass {option} or set {variable}{prompted}"
+            )
+        given[field] = typer.prompt(label, hide_input=True).strip()
+    return Credentials(client_id=client_id, refresh_token=refresh_token, **given)
+
+
+def read_key(path: Path) -> str:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read the private key file {path}: {exc.strerror}"
+        ) from None
+    if os.stat(path).st_mode & 0o077:
+        errors.print(f"[yellow]warning:[/yellow] {path} is readable by other users; chmod 600 it")
+    return text
+
+
+def options(pairs: list[str], as_json: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if as_json:
+        try:
+            loaded = json.loads(as_json)
+        except json.JSONDecodeError as exc:
+            raise ValidationFailed(f"--options-json is not valid JSON: {exc.msg}") from None
+        if not isinstance(loaded, dict):
+            raise ValidationFailed("--options-json must be a JSON object")
+        options.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValidationFailed(f"--option expects KEY=VALUE, got {pair!r}")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def replacement_secrets(
+    platform: str,
+    given: dict[str, str | None],
+    private_key_file: Path | None,
+    *,
+    prompt: bool,
+) -> dict[str, str]:
+    """The secrets ``lms update`` replaces: those given, or the platform's own one prompted for."""
+    if private_key_file:
+        given["private_key_pem"] = read_key(private_key_file)
+    chosen = {name: value for name, value in given.items() if value is not None}
+    needed = REQUIRED_SECRET.get(platform)
+    if prompt and needed is not None and needed[0] not in chosen:
+        field, option, label = needed
+        if field == "private_key_pem" or not sys.stdin.isatty():
+            raise ConfigurationError(f"--prompt-secret needs a terminal; or pass {option}")
+        chosen[field] = typer.prompt(f"new {label}", hide_input=True).strip()
+    return chosen
