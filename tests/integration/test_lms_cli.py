@@ -96,6 +96,10 @@ def test_update_disable_enable_and_what_add_refuses(toolbox_env: dict[str, str])
         update = ("lms", "update", integration[:8])
         fixed = {**toolbox_env, "TOOLBOX_LMS_API_KEY": canvas.token}
         assert toolbox(*update, "--frequency-hours", "0", env=fixed).returncode == 2
+        no_terminal = toolbox(*update, "--prompt-secret", env=toolbox_env)
+        assert one_error_line(no_terminal) == (
+            "error: --prompt-secret needs a terminal; or pass --api-key"
+        )
         assert toolbox("lms", "sync", integration, "--now", env=fixed).returncode == 1
 
         updated = toolbox(*update, "--frequency-hours", "48", "--no-roster-sync", env=fixed)

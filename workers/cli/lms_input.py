@@ -139,7 +139,9 @@ def replacement_secrets(
     needed = REQUIRED_SECRET.get(platform)
     if prompt and needed is not None and needed[0] not in chosen:
         field, option, label = needed
-        if field == "private_key_pem" or not sys.stdin.isatty():
+        if field == "private_key_pem":
+            raise ConfigurationError(f"the {label} is read from a file: pass {option}")
+        if not sys.stdin.isatty():
             raise ConfigurationError(f"--prompt-secret needs a terminal; or pass {option}")
         chosen[field] = typer.prompt(f"new {label}", hide_input=True).strip()
     return chosen
