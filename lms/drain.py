@@ -10,10 +10,19 @@ lease it was sent with.  What an error means for a grade:
   client that cannot be built: pending again after a capped exponential
   backoff (``Retry-After`` honoured), until ``give_up_after`` has passed;
 - answers that make no sense: retried ``malformed_attempts`` times, then failed.
+
+A drain stays inside its time: the budget is checked before every grade, and
+an integration that times out, cannot be reached or answers 5xx through every
+retry is skipped for the rest of the drain (its grades go back to pending
+untouched), so a dead LMS costs one grade's worst case per drain, not one per
+grade.  A time limit that arrives anyway (``interrupts``, or any
+``BaseException`` that is not an ``Exception``) releases the unsent grades and
+is re-raised, never recorded as a grade's error.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -41,6 +50,7 @@ from models.errors import (
     ConfigurationError,
     LMSAuthRejected,
     LMSRequestRejected,
+    LMSUnavailable,
     PermanentError,
     RetryableError,
     ToolboxError,
@@ -52,6 +62,22 @@ log = logging.getLogger(__name__)
 ClientFactory = Callable[..., LMSClient]
 #: Stop sending from a batch this long before its lease ends, and release the rest.
 LEASE_MARGIN = 0.25
+#: The longest single wait ``LMSHttp`` makes between two sends (its ``backoff_cap``).
+HTTP_WAIT_CAP_SECONDS = 30.0
+
+
+def send_worst_case_seconds(policy: PassbackPolicy) -> float:
+    """The longest one grade's send can take with the drain's HTTP settings.
+
+    ``checked_write`` makes up to ``r + 1`` writes, each after a check that is a
+    request of up to ``r + 1`` sends (``r = http_retries``); every send may
+    take the read timeout and be preceded by one wait of at most
+    ``HTTP_WAIT_CAP_SECONDS``.  (A credential renewal on 401 adds one send per
+    request; it is not counted.)
+    """
+    tries = policy.http_retries + 1
+    sends = tries * (tries + 1)
+    return sends * (policy.http_timeout_seconds + HTTP_WAIT_CAP_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -97,8 +123,15 @@ def drain(
     policy: PassbackPolicy | None = None,
     time_budget: float = 240.0,
     clock: Callable[[], float] = time.monotonic,
+    interrupts: tuple[type[BaseException], ...] = (),
 ) -> DrainReport:
-    """Send due grades until none is due or ``time_budget`` seconds have passed."""
+    """Send due grades until none is due or ``time_budget`` seconds have passed.
+
+    No grade starts after the budget, so a drain ends within ``time_budget``
+    plus ``send_worst_case_seconds(policy)``.  ``interrupts`` are exceptions
+    that stop the drain (Celery's soft time limit is an ``Exception``): the
+    grades not sent go back to pending and the exception is re-raised.
+    """
     policy = policy or PassbackPolicy()
     report = DrainReport()
     deadline = clock() + time_budget
@@ -108,11 +141,12 @@ def drain(
             with engine.begin() as connection:
                 report.recovered += recover_expired(connection)
                 report.superseded += supersede_older(connection)
-                batch = claim(connection, policy)
+                batch = claim(connection, policy, skip=clients.down)
             if not batch:
                 break
-            stop_at = clock() + policy.lease.total_seconds() * (1 - LEASE_MARGIN)
-            _send_batch(engine, clients, batch, policy, report, lambda: clock() >= stop_at)  # noqa: B023
+            stop_at = min(deadline, clock() + policy.lease.total_seconds() * (1 - LEASE_MARGIN))
+            out_of_time = lambda: clock() >= stop_at  # noqa: B023, E731
+            _send_batch(engine, clients, batch, policy, report, out_of_time, interrupts)
     finally:
         clients.close()
     if report.recovered:
@@ -126,37 +160,71 @@ def _send_batch(
     batch: list[ClaimedGrade],
     policy: PassbackPolicy,
     report: DrainReport,
-    lease_ending: Callable[[], bool],
+    out_of_time: Callable[[], bool],
+    interrupts: tuple[type[BaseException], ...],
 ) -> None:
     for position, grade in enumerate(batch):
-        if lease_ending():
-            with engine.begin() as connection:
-                for unsent in batch[position:]:
-                    record_outcome(connection, unsent, "pending", unspent=True)
-            report.released += len(batch) - position
+        if out_of_time():
+            _release(engine, batch[position:], report)
             return
+        if clients.is_down(grade.integration_id):
+            _release(engine, [grade], report)
+            continue
         try:
             outcome = clients.get(grade.integration_id).submit_grade(grade.submission)
-        except Exception as exc:  # one grade's failure must not hold back the others
-            verdict = judge(exc, grade, policy, dt.datetime.now(dt.UTC))
-            if not isinstance(exc, ToolboxError):
-                log.exception("grade passback %s: unexpected error", grade.id)
-            with engine.begin() as connection:
-                kept = record_outcome(
-                    connection, grade, verdict.status, error=verdict.error, delay=verdict.delay
-                )
-            _count(report, verdict.status, kept)
-            if kept:
-                report.problems.append(PassbackProblem(
-                    grade.id, grade.integration_id, verdict.status, type(exc).__name__,
-                    verdict.error,
-                ))  # fmt: skip
-            log.info("grade passback %s: %s (%s)", grade.id, verdict.status, verdict.error)
+        except BaseException as exc:
+            if isinstance(exc, interrupts) or not isinstance(exc, Exception):
+                _release(engine, batch[position:], report)
+                raise
+            if _unreachable(exc):
+                clients.mark_down(grade.integration_id)
+            _record_failure(engine, grade, exc, policy, report)
             continue
         with engine.begin() as connection:
             kept = record_outcome(connection, grade, "success", data=_outcome_data(outcome))
         _count(report, "success", kept)
         report.already_applied += int(kept and outcome.already_applied)
+
+
+def _record_failure(
+    engine: Engine,
+    grade: ClaimedGrade,
+    exc: Exception,
+    policy: PassbackPolicy,
+    report: DrainReport,
+) -> None:
+    """One grade's failure is written and reported; it never holds back the others."""
+    verdict = judge(exc, grade, policy, dt.datetime.now(dt.UTC))
+    if not isinstance(exc, ToolboxError):
+        log.exception("grade passback %s: unexpected error", grade.id)
+    with engine.begin() as connection:
+        kept = record_outcome(
+            connection, grade, verdict.status, error=verdict.error, delay=verdict.delay
+        )
+    _count(report, verdict.status, kept)
+    if kept:
+        report.problems.append(PassbackProblem(
+            grade.id, grade.integration_id, verdict.status, type(exc).__name__, verdict.error,
+        ))  # fmt: skip
+    log.info("grade passback %s: %s (%s)", grade.id, verdict.status, verdict.error)
+
+
+def _release(engine: Engine, grades: list[ClaimedGrade], report: DrainReport) -> None:
+    """Unsent grades go back to pending at once, their attempt not counted."""
+    if not grades:
+        return
+    with engine.begin() as connection:
+        for unsent in grades:
+            record_outcome(connection, unsent, "pending", unspent=True)
+    report.released += len(grades)
+
+
+def _unreachable(exc: Exception) -> bool:
+    """A timeout, a refused connection or a 5xx through every retry: the LMS is down."""
+    if not isinstance(exc, LMSUnavailable):
+        return False
+    status = exc.details.get("status_code")
+    return status is None or (isinstance(status, int) and status >= 500)
 
 
 def judge(
@@ -210,7 +278,10 @@ def _outcome_data(outcome: GradeOutcome) -> dict[str, object]:
 
 
 class _Clients:
-    """One client per integration for the whole drain; a broken config is remembered."""
+    """One client per integration for the whole drain; a broken config or a down LMS is remembered.
+
+    The clients wait at most ``policy.http_timeout_seconds`` for an answer.
+    """
 
     def __init__(
         self,
@@ -223,8 +294,17 @@ class _Clients:
         self._secrets = secrets
         self._factory = factory
         self._retries = policy.http_retries
+        self._timeout = policy.http_timeout_seconds
         self._box: SecretBox | None = None
         self._made: dict[uuid.UUID, LMSClient | ConfigurationError] = {}
+        self.down: set[uuid.UUID] = set()
+        """Integrations that failed for want of an answer: skipped for the rest of the drain."""
+
+    def is_down(self, integration_id: uuid.UUID) -> bool:
+        return integration_id in self.down
+
+    def mark_down(self, integration_id: uuid.UUID) -> None:
+        self.down.add(integration_id)
 
     def get(self, integration_id: uuid.UUID) -> LMSClient:
         made = self._made.get(integration_id)
@@ -243,7 +323,9 @@ class _Clients:
             self._box = self._secrets()
         with Session(self._engine) as session:
             config = load_config(session, integration_id, self._box)
-        return self._factory(with_retries(config, self._retries))
+        config = with_retries(config, self._retries)
+        timeout = min(config.timeout_seconds, self._timeout)
+        return self._factory(dataclasses.replace(config, timeout_seconds=timeout))
 
     def close(self) -> None:
         for made in self._made.values():

@@ -162,7 +162,8 @@ class LMSHttp:
             attempts += 1
             delay = self._delay(attempts, retry_after)
             if self._single_attempt or attempts > self._max_retries or delay is None:
-                raise self._unavailable(request, reason, attempts, retry_after)
+                status = None if response is None else response.status_code
+                raise self._unavailable(request, reason, attempts, retry_after, status)
             delay, self._pending_pause = max(delay, self._pending_pause), 0.0
             where = f"{method} {redact_url(request.url)}"
             log.warning("%s: %s; retry %d in %.2fs", where, reason, attempts, delay)
@@ -341,15 +342,24 @@ class LMSHttp:
         )
 
     def _unavailable(
-        self, request: httpx.Request, reason: str, attempts: int, retry_after: float | None
+        self,
+        request: httpx.Request,
+        reason: str,
+        attempts: int,
+        retry_after: float | None,
+        status_code: int | None,
     ) -> LMSUnavailable:
-        """``retry_after`` is the server's wish, else the next backoff ceiling, as a hint."""
+        """``retry_after`` is the server's wish, else the next backoff ceiling, as a hint.
+
+        ``status_code`` is the last answer's (``None``: no answer, a transport error).
+        """
         hint = min(self._backoff_cap, self._backoff_base * 2 ** min(attempts, 32))
         return LMSUnavailable(
             f"{request.method} {redact_url(request.url)} failed after {attempts} "
             f"attempt(s): {reason}",
             retry_after=hint if retry_after is None else retry_after,
             server_retry_after=retry_after,
+            status_code=status_code,
         )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -51,8 +52,10 @@ class PassbackPolicy:
     give_up_after: dt.timedelta = dt.timedelta(days=7)
     malformed_attempts: int = 5
     """Attempts before a grade whose LMS answers make no sense is marked failed."""
-    http_retries: int = 2
+    http_retries: int = 1
     """In-process retries per attempt; the database backoff does the rest."""
+    http_timeout_seconds: float = 10.0
+    """How long one grade request waits for the LMS (the integration's own timeout if shorter)."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,7 @@ WITH due AS (
     JOIN lms_integrations i ON i.id = c.lms_integration_id
     WHERE p.status = 'pending' AND p.next_attempt_at <= now()
       AND i.is_active AND i.grade_passback_enabled
+      AND i.id <> ALL(CAST(:skip AS uuid[]))
       AND NOT EXISTS (SELECT 1 FROM lms_grade_passbacks s
                       WHERE s.lms_assignment_id = p.lms_assignment_id
                         AND s.user_id = p.user_id AND s.status = 'sending')
@@ -194,9 +198,15 @@ def supersede_older(connection: Connection) -> int:
     return len(older)
 
 
-def claim(connection: Connection, policy: PassbackPolicy) -> list[ClaimedGrade]:
-    """Lease up to ``batch_size`` due grades (oldest grade first), skipping rows others hold."""
-    rows = connection.execute(_CLAIM, {"limit": policy.batch_size, "lease": policy.lease}).all()
+def claim(
+    connection: Connection,
+    policy: PassbackPolicy,
+    skip: Collection[uuid.UUID] = (),
+) -> list[ClaimedGrade]:
+    """Lease up to ``batch_size`` due grades (oldest grade first), skipping rows others hold
+    and the integrations in ``skip``."""
+    params = {"limit": policy.batch_size, "lease": policy.lease, "skip": list(skip)}
+    rows = connection.execute(_CLAIM, params).all()
     grades = [
         ClaimedGrade(
             id=row.id,

@@ -9,8 +9,10 @@ import uuid
 from typing import Any
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 
-from lms.drain import drain
+from lms.drain import drain, send_worst_case_seconds
+from lms.passback import PassbackPolicy
 from lms.schedule import claim_due
 from lms.sync import run_sync
 from models.errors import RetryableError
@@ -29,6 +31,10 @@ SYNC_RETRY_CAP_SECONDS = 300.0
 SYNC_SOFT_LIMIT_SECONDS = 3000
 DRAIN_BUDGET_SECONDS = 100.0
 """Less than the drain's beat interval, so drains do not pile up."""
+DRAIN_SOFT_LIMIT_SECONDS = int(
+    DRAIN_BUDGET_SECONDS + send_worst_case_seconds(PassbackPolicy()) + 20
+)
+"""No grade starts after the budget, and the one under way ends within its worst case."""
 
 
 @app.task(
@@ -86,12 +92,17 @@ def schedule_syncs() -> dict[str, int]:
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
-    soft_time_limit=DRAIN_BUDGET_SECONDS + 300,
-    time_limit=DRAIN_BUDGET_SECONDS + 315,
+    soft_time_limit=DRAIN_SOFT_LIMIT_SECONDS,
+    time_limit=DRAIN_SOFT_LIMIT_SECONDS + 15,
 )
 def drain_passbacks() -> dict[str, int]:
     """Send due grade passbacks; any number may run at once."""
-    report = drain(get_engine(), secrets=secret_box, time_budget=DRAIN_BUDGET_SECONDS)
+    report = drain(
+        get_engine(),
+        secrets=secret_box,
+        time_budget=DRAIN_BUDGET_SECONDS,
+        interrupts=(SoftTimeLimitExceeded,),
+    )
     record_passbacks(get_engine(), report.problems)
     counts = report.counts()  # not the LMS's messages: the result shows in Flower
     if report.sent or report.failed or report.retrying:
