@@ -77,12 +77,15 @@ def run_sync(
     client_factory: ClientFactory = make_client,
     progress: Callable[[SyncProgress], None] | None = None,
     final_attempt: bool = True,
+    longest_wait: float | None = None,
 ) -> SyncReport:
     """Run the claimed sync of ``integration_id``; commits per course, never raises half-way.
 
     Raises only a ``RetryableError`` of the whole run when ``final_attempt``
     is false (the claim stays), or what interrupted it (after writing
-    ``failed``).
+    ``failed``).  A ``RetryableError`` asking to wait (``retry_after``) longer
+    than ``longest_wait`` seconds ends the run ``failed`` instead: the
+    schedule's retry of failed syncs takes over.
     """
     started = time.monotonic()
     report = SyncReport(integration_id)
@@ -105,10 +108,14 @@ def run_sync(
             with client_factory(config) as client:
                 _sync_courses(engine, client, report, flags, progress)
         except RetryableError as exc:
-            if not final_attempt:
+            wait = exc.retry_after or 0.0
+            if not final_attempt and (longest_wait is None or wait <= longest_wait):
                 _note_retry(engine, integration_id, exc)
                 raise
-            return _finish(engine, report, "failed", exc.message, started)
+            message = exc.message
+            if not final_attempt:
+                message += f" (the LMS asked to wait {wait:.0f}s, longer than a retry waits)"
+            return _finish(engine, report, "failed", message, started)
         except ToolboxError as exc:
             return _finish(engine, report, "failed", exc.message, started)
         except BaseException as exc:  # a time limit or Ctrl-C: say so, then let it propagate

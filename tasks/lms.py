@@ -28,6 +28,12 @@ SYNC_RETRIES = 3
 """Celery retries of a sync whose whole run failed transiently; then beat's backoff takes over."""
 SYNC_RETRY_CAP_SECONDS = 300.0
 """Below ``SyncPolicy.stale_after``, so a claim waiting for its retry is never taken as stale."""
+SYNC_RETRY_AFTER_MAX_SECONDS = 600.0
+"""The longest ``Retry-After`` a sync waits for in a retry (below ``stale_after``, 15 min);
+a longer one ends the run ``failed`` and beat tries again 15 minutes later."""
+SYNC_THROTTLED_RETRIES = 5
+"""Retries the LMS asked for with ``Retry-After``: not failures, so not counted in
+``SYNC_RETRIES``, but bounded so that a server that always says "later" ends the run."""
 SYNC_SOFT_LIMIT_SECONDS = 3000
 DRAIN_BUDGET_SECONDS = 100.0
 """Less than the drain's beat interval, so drains do not pile up."""
@@ -47,24 +53,41 @@ DRAIN_SOFT_LIMIT_SECONDS = int(
     soft_time_limit=SYNC_SOFT_LIMIT_SECONDS,
     time_limit=SYNC_SOFT_LIMIT_SECONDS + 15,
 )
-def sync_integration(self: Task, integration_id: str) -> dict[str, Any]:
-    """Run the claimed sync of one ``lms_integrations`` row."""
+def sync_integration(self: Task, integration_id: str, throttled: int = 0) -> dict[str, Any]:
+    """Run the claimed sync of one ``lms_integrations`` row.
+
+    ``throttled`` counts the retries so far that the LMS asked for with
+    ``Retry-After``; the others are failures, retried ``SYNC_RETRIES`` times.
+    """
     try:
         row_id = uuid.UUID(str(integration_id))
     except ValueError:
         log.error("toolbox.lms.sync needs an lms_integrations id, got %r", str(integration_id)[:80])
         return {"status": "skipped"}
     retries = int(self.request.retries or 0)
+    failures = retries - throttled
     token = task_context.set({"integration_id": str(row_id)})
     try:
         report = run_sync(
-            get_engine(), row_id, secrets=secret_box, final_attempt=retries >= SYNC_RETRIES
+            get_engine(),
+            row_id,
+            secrets=secret_box,
+            final_attempt=failures >= SYNC_RETRIES or throttled >= SYNC_THROTTLED_RETRIES,
+            longest_wait=SYNC_RETRY_AFTER_MAX_SECONDS,
         )
     except RetryableError as exc:
         record_sync_retry(get_engine(), row_id, exc)
-        step = min(SYNC_RETRY_CAP_SECONDS, 30.0 * 2**retries)
-        countdown = max(random.uniform(step / 2, step), min(exc.retry_after or 0.0, step))
-        raise self.retry(countdown=countdown) from None
+        server_wait = exc.details.get("server_retry_after")
+        step = min(SYNC_RETRY_CAP_SECONDS, 30.0 * 2**failures)
+        countdown = random.uniform(step / 2, step)
+        if isinstance(server_wait, int | float):  # the LMS's pace, not a failure
+            countdown, throttled = max(countdown, float(server_wait)), throttled + 1
+        raise self.retry(
+            args=[str(row_id)],
+            kwargs={"throttled": throttled},
+            countdown=countdown,
+            max_retries=retries + 1,  # this function decided: final_attempt never raises
+        ) from None
     finally:
         task_context.reset(token)
     record_sync(get_engine(), report)

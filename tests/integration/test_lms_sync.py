@@ -7,13 +7,17 @@ import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 import pytest
+from celery.exceptions import Retry
 from sqlalchemy import Engine, text
 
 from lms.people import UNUSABLE_PASSWORD, placeholder_username
 from lms.registry import make_client
+from lms.schedule import claim_now
 from models.errors import LMSUnavailable
+from tasks.lms import sync_integration
 from tests.integration.lms_support import (
     add_canvas,
     count_writes,
@@ -169,6 +173,41 @@ def test_an_outage_of_the_course_list_fails_the_run_or_keeps_the_claim_for_a_ret
     row = integration_row(engine, integration)
     assert row.last_sync_status == "failed" and "503" in row.sync_error_message
     assert scalar(engine, "SELECT count(*) FROM lms_courses") == 0
+
+
+def _run_sync_task(integration: uuid.UUID, retries: int = 0, throttled: int = 0) -> Any:
+    """The sync task's body as a worker runs it (a delivered message), without a worker."""
+    sync_integration.push_request(
+        id=str(uuid.uuid4()), retries=retries, called_directly=False, delivery_info={},
+        args=[str(integration)], kwargs={"throttled": throttled},
+    )  # fmt: skip
+    try:
+        return sync_integration.run(str(integration), throttled=throttled)
+    finally:
+        sync_integration.pop_request()
+
+
+def test_a_sync_retry_waits_as_long_as_the_lms_asks_and_a_longer_wish_fails_the_run(
+    engine: Engine, integration: uuid.UUID, canvas: FakeCanvas
+) -> None:
+    # Longer than the HTTP client waits in-process (30 s) and than any backoff step (300 s).
+    canvas.throttle(times=1, retry_after="500", path="/api/v1/courses")
+    with engine.begin() as connection:
+        assert claim_now(connection, integration).claimed
+
+    with pytest.raises(Retry) as retried:
+        _run_sync_task(integration, retries=2)  # two failures already: throttling is not one
+
+    assert isinstance(retried.value.when, float) and retried.value.when >= 500
+    assert retried.value.sig is not None and retried.value.sig.kwargs == {"throttled": 1}
+    assert integration_row(engine, integration).last_sync_status == "running", "claim kept"
+
+    canvas.throttle(times=1, retry_after="3600", path="/api/v1/courses")
+    report = _run_sync_task(integration, retries=3, throttled=1)
+
+    assert report["status"] == "failed", "an hour is beyond what a retry waits"
+    row = integration_row(engine, integration)
+    assert row.last_sync_status == "failed" and "asked to wait 3600s" in row.sync_error_message
 
 
 def test_a_rejected_token_fails_with_the_lms_message_and_the_token_shows_nowhere(
