@@ -73,6 +73,7 @@ def start_worker(toolbox_env: dict[str, str], tmp_path: Path) -> Iterator[StartW
         concurrency: int = 2,
         extra_env: dict[str, str] | None = None,
         beat: bool = False,
+        include: str | None = None,
     ) -> WorkerProcess:
         name = f"test-{uuid.uuid4().hex[:6]}"
         log_path = tmp_path / f"{name}.log"
@@ -100,6 +101,8 @@ def start_worker(toolbox_env: dict[str, str], tmp_path: Path) -> Iterator[StartW
         ]
         if beat:
             command += ["-B", "-s", str(tmp_path / f"{name}-beat")]
+        if include:  # test-only task modules
+            command += ["--include", include]
         env = {**os.environ, **toolbox_env, **(extra_env or {})}
         with log_path.open("wb") as log:
             process = subprocess.Popen(

@@ -7,6 +7,9 @@ however it ended (``workers.lifelines.stop_with_supervisor``).
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
 from celery import Celery, current_task
@@ -24,6 +27,39 @@ from workers.logs import configure_logging
 from workers.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+DUPLICATE_WINDOW_SECONDS = 10.0
+"""A second ``task_failure`` for the same task id and exception type this soon is the same
+failure: Celery sends the signal from both ``on_timeout`` and ``on_failure`` for a hard time
+limit.  A later delivery of that task can only fail again after running, and retries
+fire ``task_retry``, not ``task_failure``."""
+
+
+class _RecentFailures:
+    """Failures recorded in the last ``DUPLICATE_WINDOW_SECONDS`` (bounded, thread-safe)."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def first(self, task_id: str | None, exception: BaseException) -> bool:
+        """True the first time this task failed with this exception type in the window."""
+        if task_id is None:
+            return True
+        key, now = (task_id, type(exception).__name__), time.monotonic()
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is not None and now - seen < DUPLICATE_WINDOW_SECONDS:
+                return False
+            self._seen[key] = now
+            self._seen.move_to_end(key)
+            while len(self._seen) > self._limit:
+                self._seen.popitem(last=False)
+        return True
+
+
+_recent_failures = _RecentFailures()
 
 
 class TaskLogFilter(logging.Filter):
@@ -62,8 +98,9 @@ def _task_failed(
     einfo: Any = None,
     **_: Any,
 ) -> None:
-    """A task that raised lands in ``error_logs`` (agent failures come from the engine)."""
-    if sender is None or exception is None:
+    """A task that raised lands in ``error_logs`` (agent failures come from the engine),
+    once per failure even when Celery signals it twice."""
+    if sender is None or exception is None or not _recent_failures.first(task_id, exception):
         return
     from workers.jobs.errors import record_exception  # the agent engine: only when needed
 

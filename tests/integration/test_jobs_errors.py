@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, text
 
 from agents.engine import TaskFailure
 from models.errors import ConfigurationError, LMSUnavailable
 from tests.integration.ops_support import count, insert
+from tests.workers import StartWorker, wait_for
+from workers.app import app
 from workers.jobs.errors import record_exception, record_task_failure
 
 
@@ -89,3 +93,20 @@ def test_exceptions_of_other_tasks(engine: Engine) -> None:
     assert rows["LMSUnavailable"].task_id is None, "a Celery id is not an agent task"
     assert rows["ConfigurationError"].severity == "critical"
     assert count(engine, "SELECT count(*) FROM error_logs WHERE environment IS NOT NULL") == 2
+
+
+@pytest.mark.worker
+def test_a_hard_time_limit_kill_is_one_error_counted_once(
+    engine: Engine, start_worker: StartWorker
+) -> None:
+    worker = start_worker(queues="maintenance", concurrency=1, include="tests.overrun_tasks")
+    app.send_task("toolbox.tests.overrun", queue="maintenance")
+
+    def kills() -> list[Any]:
+        return [row for row in errors(engine) if row.error_type == "TimeLimitExceeded"]
+
+    wait_for(kills, timeout=30)
+    assert "Hard time limit (1.5s) exceeded" in worker.log()
+    time.sleep(2)  # room for Celery's second task_failure signal of the same kill
+    (kill,) = kills()
+    assert (kill.service_name, kill.occurrence_count) == ("toolbox.tests.overrun", 1)
