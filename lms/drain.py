@@ -163,27 +163,49 @@ def _send_batch(
     out_of_time: Callable[[], bool],
     interrupts: tuple[type[BaseException], ...],
 ) -> None:
-    for position, grade in enumerate(batch):
-        if out_of_time():
-            _release(engine, batch[position:], report)
-            return
-        if clients.is_down(grade.integration_id):
-            _release(engine, [grade], report)
-            continue
-        try:
-            outcome = clients.get(grade.integration_id).submit_grade(grade.submission)
-        except BaseException as exc:
-            if isinstance(exc, interrupts) or not isinstance(exc, Exception):
-                _release(engine, batch[position:], report)
-                raise
-            if _unreachable(exc):
-                clients.mark_down(grade.integration_id)
-            _record_failure(engine, grade, exc, policy, report)
-            continue
-        with engine.begin() as connection:
-            kept = record_outcome(connection, grade, "success", data=_outcome_data(outcome))
-        _count(report, "success", kept)
-        report.already_applied += int(kept and outcome.already_applied)
+    """Send the batch in order; whatever is not written when it stops goes back to pending.
+
+    An interrupt may land anywhere, even while an outcome is being written: that
+    transaction rolls back and the grade is released with the rest (a resend of a
+    grade the LMS took is recognised as already applied).
+    """
+    done = 0
+    try:
+        for grade in batch:
+            if out_of_time():
+                break
+            if clients.is_down(grade.integration_id):
+                _release(engine, [grade], report)
+            else:
+                _send_one(engine, clients, grade, policy, report, interrupts)
+            done += 1
+    except BaseException:
+        _release(engine, batch[done:], report)
+        raise
+    _release(engine, batch[done:], report)
+
+
+def _send_one(
+    engine: Engine,
+    clients: _Clients,
+    grade: ClaimedGrade,
+    policy: PassbackPolicy,
+    report: DrainReport,
+    interrupts: tuple[type[BaseException], ...],
+) -> None:
+    try:
+        outcome = clients.get(grade.integration_id).submit_grade(grade.submission)
+    except Exception as exc:
+        if isinstance(exc, interrupts):
+            raise
+        if _unreachable(exc):
+            clients.mark_down(grade.integration_id)
+        _record_failure(engine, grade, exc, policy, report)
+        return
+    with engine.begin() as connection:
+        kept = record_outcome(connection, grade, "success", data=_outcome_data(outcome))
+    _count(report, "success", kept)
+    report.already_applied += int(kept and outcome.already_applied)
 
 
 def _record_failure(
