@@ -77,11 +77,11 @@ def sync_integration(self: Task, integration_id: str, throttled: int = 0) -> dic
         )
     except RetryableError as exc:
         record_sync_retry(get_engine(), row_id, exc)
-        server_wait = exc.details.get("server_retry_after")
         step = min(SYNC_RETRY_CAP_SECONDS, 30.0 * 2**failures)
-        countdown = random.uniform(step / 2, step)
-        if isinstance(server_wait, int | float):  # the LMS's pace, not a failure
-            countdown, throttled = max(countdown, float(server_wait)), throttled + 1
+        # At least the wait asked for (run_sync ended the run if it exceeds the maximum).
+        countdown = max(random.uniform(step / 2, step), exc.retry_after or 0.0)
+        if exc.details.get("server_retry_after") is not None:  # the LMS's pace, not a failure
+            throttled += 1
         raise self.retry(
             args=[str(row_id)],
             kwargs={"throttled": throttled},
