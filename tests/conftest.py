@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -40,6 +41,22 @@ class TestServers:
 
 def _admin(url: str) -> Engine:
     return create_engine(url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse a collection that configured the Celery app: it started embedded servers.
+
+    pytest reads every global of a test module while collecting; a Celery task
+    imported at module level evaluates the app's configuration then, before any
+    fixture has set the server URLs, and the app joins (or starts) embedded
+    servers in the current folder and sends every later message there.
+    """
+    app = sys.modules.get("workers.app")
+    if app is not None and getattr(app, "_embedded", None):
+        raise pytest.UsageError(
+            "collecting the tests configured the Celery app (and started embedded servers):"
+            " import Celery tasks inside the tests that use them, not at module level"
+        )
 
 
 @contextlib.contextmanager

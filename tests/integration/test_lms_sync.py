@@ -17,7 +17,6 @@ from lms.people import UNUSABLE_PASSWORD, placeholder_username
 from lms.registry import make_client
 from lms.schedule import claim_now
 from models.errors import LMSUnavailable
-from tasks.lms import sync_integration
 from tests.integration.lms_support import (
     add_canvas,
     count_writes,
@@ -176,7 +175,14 @@ def test_an_outage_of_the_course_list_fails_the_run_or_keeps_the_claim_for_a_ret
 
 
 def _run_sync_task(integration: uuid.UUID, retries: int = 0, throttled: int = 0) -> Any:
-    """The sync task's body as a worker runs it (a delivered message), without a worker."""
+    """The sync task's body as a worker runs it (a delivered message), without a worker.
+
+    Imported here, not at the top: pytest inspects a test module's globals while
+    collecting, and touching a Celery task evaluates the app's configuration,
+    which (no server URLs set yet) would start embedded servers.
+    """
+    from tasks.lms import sync_integration
+
     sync_integration.push_request(
         id=str(uuid.uuid4()), retries=retries, called_directly=False, delivery_info={},
         args=[str(integration)], kwargs={"throttled": throttled},
