@@ -1,12 +1,15 @@
-"""A task for worker tests only (``start_worker(include="tests.overrun_tasks")``)."""
+"""Tasks for worker tests only (``start_worker(include="tests.overrun_tasks")``)."""
 
 from __future__ import annotations
 
+import gc
+import os
 import time
 
 from celery.exceptions import SoftTimeLimitExceeded
 
 from workers.app import app
+from workers.redis import get_redis
 
 
 @app.task(name="toolbox.tests.overrun", soft_time_limit=0.5, time_limit=1.5, ignore_result=True)
@@ -18,3 +21,9 @@ def overrun() -> None:
             time.sleep(0.05)
         except SoftTimeLimitExceeded:
             continue
+
+
+@app.task(name="toolbox.tests.heap", ignore_result=True)
+def heap(key: str) -> None:
+    """Reports the pool child's pid and how many objects it inherited frozen, under ``key``."""
+    get_redis().rpush(key, f"{os.getpid()} {gc.get_freeze_count()}")

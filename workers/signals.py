@@ -6,6 +6,7 @@ however it ended (``workers.lifelines.stop_with_supervisor``).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -80,6 +81,21 @@ def _watch_supervisor(**_: Any) -> None:
     stop_with_supervisor()
 
 
+def _freeze_heap(**_: Any) -> None:
+    """Move everything the worker imported out of the garbage collector's reach.
+
+    Celery runs a full ``gc.collect()`` in the main process before forking
+    every replacement pool child (``worker_max_tasks_per_child``), and the
+    imported modules are about 190,000 tracked objects: about 0.1 s in which
+    the main process hands no task to any child.  Frozen, they are skipped
+    by that collection and by the children's, and their pages stay shared
+    with the children (Python's advice for fork without exec).  ``worker_init``
+    comes after the task modules are imported and before the pool forks.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def _child_started(**_: Any) -> None:
     reset_engine()
 
@@ -119,6 +135,7 @@ def _task_failed(
 def connect(app: Celery) -> None:
     del app  # signals are global in Celery; the argument documents who calls this
     worker_init.connect(_watch_supervisor, weak=False)
+    worker_init.connect(_freeze_heap, weak=False)
     beat_init.connect(_watch_supervisor, weak=False)
     worker_process_init.connect(_child_started, weak=False)
     setup_logging.connect(_setup_logging, weak=False)

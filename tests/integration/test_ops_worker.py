@@ -107,3 +107,34 @@ def test_platform_tasks_failures_and_logs_through_a_worker(
     entry = wait_until(success_line, 10, "the success log line")
     assert entry["workflow_id"] == str(workflow) and entry["task"] == "toolbox.agent.run"
     assert "Ada" not in worker.log(), "no payload in the worker's logs"
+
+
+def test_pool_children_inherit_a_frozen_heap(start_worker: StartWorker) -> None:
+    """The imported modules are frozen before the pool forks, so Celery's collection before
+    each replacement child does not scan them (it held the main process about 0.1 s)."""
+    from workers.app import app
+    from workers.redis import get_redis
+
+    worker = start_worker(queues="maintenance", concurrency=1, include="tests.overrun_tasks")
+    key = f"test:heap:{uuid.uuid4().hex}"
+    reports: list[tuple[int, int]] = []
+
+    def report() -> None:
+        app.send_task("toolbox.tests.heap", args=[key], queue="maintenance")
+        item = get_redis().blpop([key], timeout=20)
+        assert item is not None, worker.log()[-2000:]
+        pid, frozen = item[1].decode().split()
+        reports.append((int(pid), int(frozen)))
+
+    report()
+    (first,) = worker.pool_children()
+    first.kill()  # the pool forks a replacement from the main process
+    wait_until(
+        lambda: [p.pid for p in worker.pool_children()] not in ([], [first.pid]),
+        30,
+        "a replacement pool child",
+    )
+    report()
+    (first_pid, first_frozen), (second_pid, second_frozen) = reports
+    assert first_pid != second_pid
+    assert first_frozen > 50_000 and second_frozen > 50_000
