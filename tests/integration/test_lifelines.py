@@ -84,14 +84,20 @@ def test_a_child_started_after_its_parent_died_stops_at_once() -> None:
     assert result.returncode == signal.SIGTERM, result.stderr  # the child died of SIGTERM
 
 
-def test_flower_ends_with_a_killed_toolbox_flower(
-    toolbox_env: dict[str, str], tmp_path: Path
-) -> None:
+def flower_env(toolbox_env: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """A free port for Flower and the environment that serves it there, with a login."""
     port = free_port()
     env = {
         **os.environ, **toolbox_env, "TOOLBOX_FLOWER_PORT": str(port),
         "TOOLBOX_FLOWER_BASIC_AUTH": LOGIN,
     }  # fmt: skip
+    return port, env
+
+
+def test_flower_ends_with_a_killed_toolbox_flower(
+    toolbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    port, env = flower_env(toolbox_env)
     toolbox_flower = start_process([TOOLBOX, "flower"], env, tmp_path / "flower.log")
     try:
         wait_until(lambda: serving(f"http://127.0.0.1:{port}/healthcheck"), 60, "Flower up")
@@ -109,11 +115,7 @@ def test_flower_ends_with_a_killed_toolbox_flower(
 def test_the_stack_ends_with_a_killed_toolbox_up(
     toolbox_env: dict[str, str], tmp_path: Path
 ) -> None:
-    port = free_port()
-    env = {
-        **os.environ, **toolbox_env, "TOOLBOX_FLOWER_PORT": str(port),
-        "TOOLBOX_FLOWER_BASIC_AUTH": LOGIN,
-    }  # fmt: skip
+    port, env = flower_env(toolbox_env)
     # with server URLs nothing creates the folder before beat opens its schedule there
     Path(toolbox_env["TOOLBOX_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     log = tmp_path / "up.log"
