@@ -3,13 +3,16 @@
     python -m bench.engine [--tasks 2000] [--rounds 3] [--rate 100] [--seconds 10]
 
 (a) raw Celery no-op tasks per second (bare app, same reliability options;
-    the task only increments a Redis counter so the run knows when it ended);
+    the task only increments a Redis counter so the run knows when it ended),
+    and the same no-op through the agent workers' own app and queue
+    (``bench.toolbox_noop``: the configuration's cost without the engine);
 (b) echo agent tasks per second through the whole lifecycle (row insert,
     dispatch, lease, slot, claim, five SPARC states, metrics, completion),
     submitted one at a time and in batches (``submit_many``);
-then the ratio b/a of the medians of interleaved rounds, measured twice: with Celery task events off
-(Celery's default) and on (``TOOLBOX_TASK_EVENTS``, what Flower needs); and
-submit -> running latency (``started_at - created_at``) percentiles at a
+then the ratio b/a of the medians of interleaved rounds, and the CPU each
+side costs per task by process group (``bench.cpu``), measured twice: with
+Celery task events off (Celery's default) and on (``TOOLBOX_TASK_EVENTS``,
+what Flower needs); and submit -> running latency (``started_at - created_at``) percentiles at a
 fixed offered rate, events on.  Workers: prefork -c 2.
 """
 
@@ -18,14 +21,18 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import redis
 from sqlalchemy import text
 
+from bench.cpu import Ledger
 from bench.harness import arguments, percentile, scratch_stack, servers, wait_until, worker
 from workers import client
 from workers.db import get_engine
 from workers.redis import client_url
+from workers.settings import get_settings
 
 FINISHED = ("completed", "failed", "cancelled")
 OPTIONS = {
@@ -57,6 +64,18 @@ def raw_rate(tasks: int) -> float:
         for _ in range(tasks):
             raw_app.noop.apply_async(producer=producer)
     wait_until(lambda: int(counter.get("bench:noop:done") or 0) >= tasks, 600)
+    return tasks / (time.perf_counter() - started)
+
+
+def toolbox_noop_rate(tasks: int) -> float:
+    """No-op tasks/s through the agent worker's app and queue, measured as ``raw_rate``."""
+    from bench import toolbox_noop
+
+    counter = redis.Redis.from_url(client_url(get_settings().redis_url or ""))
+    counter.set(toolbox_noop.COUNTER, 0)
+    started = time.perf_counter()
+    toolbox_noop.send(tasks)
+    wait_until(lambda: int(counter.get(toolbox_noop.COUNTER) or 0) >= tasks, 600)
     return tasks / (time.perf_counter() - started)
 
 
@@ -96,28 +115,57 @@ def latency(rate: float, seconds: float) -> dict[str, float]:
             "p95": percentile(waits, 95), "p99": percentile(waits, 99)}  # fmt: skip
 
 
-def rates(
-    env: dict[str, str], tasks: int, rounds: int, *, events: bool
-) -> tuple[float, float, float]:
-    """Median (raw no-op, agent submit(), agent submit_many) tasks/s over interleaved rounds.
+@dataclass
+class Side:
+    """One thing measured: its rates over the rounds and its CPU per task."""
+
+    label: str
+    rates: list[float] = field(default_factory=list)
+    cpu: Ledger = field(default_factory=Ledger)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates)
+
+
+SIDES = (
+    "raw Celery no-op",
+    "no-op on the agent workers",
+    "agent tasks, submit()",
+    "agent tasks, submit_many(100)",
+)
+
+
+def rates(env: dict[str, str], tasks: int, rounds: int, *, events: bool) -> list[Side]:
+    """Each of ``SIDES`` over interleaved rounds (report medians).
 
     Both workers run throughout (an idle one only waits on the broker); the
-    rounds alternate so a slow spell of the machine hits both sides alike.
+    rounds alternate so a slow spell of the machine hits every side alike.
     """
     from bench import raw_app
     from workers.app import app
 
     env["TOOLBOX_TASK_EVENTS"] = "true" if events else "false"
     app.conf.task_send_sent_event = raw_app.app.conf.task_send_sent_event = events
-    raw, single, batched = [], [], []
-    with worker("bench.raw_app", "raw", env), worker("workers.app", "agents", env):
+    sides = [Side(label) for label in SIDES]
+    with (
+        worker("bench.raw_app", "raw", env) as raw,
+        worker("bench.toolbox_noop", "agents", env) as agents,
+    ):
         raw_rate(200)  # warm-up: connections, imports, caches
+        toolbox_noop_rate(200)
         agent_rate(200, batch=100)
+        runs: list[tuple[int, Callable[[], float]]] = [
+            (raw.pid, lambda: raw_rate(tasks)),
+            (agents.pid, lambda: toolbox_noop_rate(tasks)),
+            (agents.pid, lambda: agent_rate(tasks, batch=1)),
+            (agents.pid, lambda: agent_rate(tasks, batch=100)),
+        ]
         for _ in range(rounds):
-            raw.append(raw_rate(tasks))
-            single.append(agent_rate(tasks, batch=1))
-            batched.append(agent_rate(tasks, batch=100))
-    return statistics.median(raw), statistics.median(single), statistics.median(batched)
+            for side, (pid, run) in zip(sides, runs, strict=True):
+                with side.cpu.measure(pid, tasks):
+                    side.rates.append(run())
+    return sides
 
 
 def main() -> None:
@@ -129,11 +177,15 @@ def main() -> None:
         with worker("workers.app", "agents", env):
             agent_rate(200, batch=100)
             lat = latency(args.rate, args.seconds)
-    for events, (raw, single, batched) in results.items():
+    for events, sides in results.items():
+        raw = sides[0].rate
         print(f"task events {'on ' if events else 'off'}")
-        print(f"  raw Celery no-op              {raw:8.1f} tasks/s")
-        print(f"  agent tasks, submit()         {single:8.1f} tasks/s   ratio {single / raw:.2f}")
-        print(f"  agent tasks, submit_many(100) {batched:8.1f} tasks/s   ratio {batched / raw:.2f}")
+        for side in sides:
+            ratio = "" if side is sides[0] else f"   ratio {side.rate / raw:.2f}"
+            print(f"  {side.label:29} {side.rate:8.1f} tasks/s{ratio}")
+        print("  CPU per task, ms: producer / worker / PostgreSQL / Redis = total")
+        for side in sides:
+            print(f"    {side.label:29} {side.cpu.line()}")
     print(f"(medians of {args.rounds} interleaved rounds of {args.tasks} tasks each)")
     print(
         f"submit -> running at {lat['offered']:.0f}/s offered ({lat['achieved']:.0f}/s achieved,"

@@ -81,7 +81,10 @@ def scratch_stack(admin_url: str, redis_url: str) -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def worker(app: str, queues: str, env: dict[str, str], concurrency: int = 2) -> Iterator[None]:
+def worker(
+    app: str, queues: str, env: dict[str, str], concurrency: int = 2
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A ``celery worker`` of ``app`` on ``queues``, ready; yields its process."""
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queues, "-c", str(concurrency),
@@ -91,7 +94,7 @@ def worker(app: str, queues: str, env: dict[str, str], concurrency: int = 2) -> 
     )  # fmt: skip
     try:
         wait_until(_ready, timeout=60)
-        yield
+        yield process
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -34,3 +34,15 @@ def test_help_names_the_command_and_explains_every_option(module: str) -> None:
         described = line.lstrip().split("  ", 1)  # the option and its metavar, then the help
         assert len(described) == 2 and described[1].strip(), line
         assert line.endswith(f"(default: {default})"), line
+
+
+def test_cpu_per_group_counts_a_new_process_whole_and_an_ended_one_not_at_all() -> None:
+    """A database connection opened mid-round counts; one closed mid-round cannot go negative."""
+    from bench.cpu import spent
+
+    before = {("producer", 0): 1.0, ("worker", 0): 2.0, ("postgres", 10): 5.0,
+              ("postgres", 11): 9.0}  # fmt: skip
+    after = {("producer", 0): 1.5, ("worker", 0): 3.0, ("postgres", 10): 5.25,
+             ("postgres", 12): 0.5, ("redis", 20): 0.125}  # fmt: skip
+    assert spent(before, after) == {"producer": 0.5, "worker": 1.0, "postgres": 0.75,
+                                    "redis": 0.125}  # fmt: skip
