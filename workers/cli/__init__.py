@@ -11,9 +11,10 @@ import typer
 
 from models.errors import ToolboxError
 from workers.cli import core, ops
-from workers.cli.failures import explain
+from workers.cli.failures import explain, fail
 from workers.cli.lms import lms_app
 from workers.cli.tasks import task_app
+from workers.cli.usage import OneLineUsage
 from workers.cli.workflow import workflow_app
 from workers.logs import configure_logging
 
@@ -23,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=OneLineUsage,  # a usage error of any command is one line too
 )
 core.register(app)
 ops.register(app)
@@ -41,14 +43,9 @@ def main() -> None:
     try:
         app()
     except ToolboxError as exc:
-        _fail(exc.message)
+        fail(exc.message)
     except Exception as exc:  # PostgreSQL or Redis unreachable, no schema: one line too
         message = explain(exc, embedded_database=embedded_database)
         if message is None:
             raise
-        _fail(message)
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    sys.exit(2)
+        fail(message)

@@ -10,12 +10,15 @@ survived.  Lines name host and port, never a password.
 from __future__ import annotations
 
 import re
+import sys
 import uuid
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import psycopg
 import redis
+import typer
 from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy import create_engine, make_url, pool
 from sqlalchemy.exc import DBAPIError
@@ -28,6 +31,14 @@ from workers.settings import ENV_PREFIX, get_settings
 SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})
 #: Seconds ``check_servers`` gives each server to answer (a firewall drops, never refuses).
 CHECK_TIMEOUT_SECONDS = 5
+EXIT_STATUS = 2
+"""Of every refusal of the command line: click's exit status for a usage error."""
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``message`` as the README's one red ``error: ...`` line and exit with status 2."""
+    typer.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(EXIT_STATUS)
 
 
 def explain(exc: BaseException, *, embedded_database: bool) -> str | None:

@@ -1,0 +1,54 @@
+"""Usage errors of every command are one ``error:`` line naming the command and the flag.
+
+They were typer's usage message: the usage line, a hint and the error in a box
+wrapped at the terminal's width.  In process: ``toolbox`` runs this ``app``,
+and a usage error ends before any command runs.
+"""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from workers.cli import app
+
+COMMANDS = "up, flower, migrate, config, status, metrics, db, task, lms, workflow"
+REFUSALS = {
+    # a value out of range, not a whole number
+    "task list --limit 0": "toolbox task list: --limit: must be at least 1, got '0'",
+    "metrics --port 65536": "toolbox metrics: --port: must be at most 65535, got '65536'",
+    "task submit echo --priority high": (
+        "toolbox task submit: --priority: expected a whole number, got 'high'"
+    ),
+    "workflow generate --subject science --grade six --topic volcanoes": (
+        "toolbox workflow generate: --grade: expected a whole number, got 'six'"
+    ),
+    # an unknown option, with and without a close one
+    "task list --limt 5": (
+        "toolbox task list: no such option --limt; did you mean --limit?"
+        " (options: --status, --agent, --limit, --json, --help)"
+    ),
+    "up --bogus": "toolbox up: no such option --bogus (options: --processes, --help)",
+    # missing, extra, an option without its value, a flag with one
+    "task show": "toolbox task show: missing argument task_id",
+    "lms add canvas": "toolbox lms add: missing option --institution",
+    "migrate 0001 0002": "toolbox migrate: got unexpected extra argument(s) (0002)",
+    "task list --limit": "toolbox task list: option '--limit' requires an argument",
+    "workflow show --json=yes": "toolbox workflow show: option '--json' does not take a value",
+    # an unknown command
+    "tsak list": f"toolbox: no such command 'tsak'; did you mean 'task'? (commands: {COMMANDS})",
+    "workflow start": (
+        "toolbox workflow: no such command 'start' (commands: generate, show, cancel)"
+    ),
+}
+
+
+def test_each_usage_error_is_one_line_on_a_narrow_terminal() -> None:
+    runner = CliRunner()
+    shown = {}
+    for args in REFUSALS:
+        result = runner.invoke(app, args.split(), env={"COLUMNS": "40"})
+        shown[args] = (result.exit_code, result.stdout, result.stderr)
+    assert shown == {args: (2, "", f"error: {line}\n") for args, line in REFUSALS.items()}
+    group_alone = runner.invoke(app, ["workflow"])  # its help, as before
+    assert "Usage: toolbox workflow [OPTIONS] COMMAND" in group_alone.output
+    assert "error:" not in group_alone.output
