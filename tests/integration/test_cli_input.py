@@ -159,7 +159,9 @@ def test_timeout_must_be_a_positive_number_of_seconds(command: str, value: str) 
     """``--timeout -1`` printed ``still queued after -1s``; ``--timeout nan`` waited forever."""
     result = toolbox(*WAITING_COMMANDS[command], "--timeout", value, env=CLOSED_SERVERS)
     line = one_error_line(result)
-    assert line == f"error: --timeout: expected a positive number of seconds, got {value!r}"
+    assert line == (
+        f"error: toolbox {command}: --timeout: expected a positive number of seconds, got {value!r}"
+    )
 
 
 # task submit --priority, --idempotency-key ---------------------------------------------------

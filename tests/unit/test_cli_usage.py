@@ -2,7 +2,8 @@
 
 They were typer's usage message: the usage line, a hint and the error in a box
 wrapped at the terminal's width.  In process: ``toolbox`` runs this ``app``,
-and a usage error ends before any command runs.
+and a usage error ends before any command runs (``--timeout`` through the
+real command: tests/integration/test_cli_input).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from workers.cli import app
 
 COMMANDS = "up, flower, migrate, config, status, metrics, db, task, lms, workflow"
 REFUSALS = {
-    # a value out of range, not a whole number
+    # a value out of range, not a whole number, refused by a parser
     "task list --limit 0": "toolbox task list: --limit: must be at least 1, got '0'",
     "metrics --port 65536": "toolbox metrics: --port: must be at most 65535, got '65536'",
     "task submit echo --priority high": (
@@ -21,6 +22,9 @@ REFUSALS = {
     ),
     "workflow generate --subject science --grade six --topic volcanoes": (
         "toolbox workflow generate: --grade: expected a whole number, got 'six'"
+    ),
+    "task submit echo --wait --timeout nan": (
+        "toolbox task submit: --timeout: expected a positive number of seconds, got 'nan'"
     ),
     # an unknown option, with and without a close one
     "task list --limt 5": (
