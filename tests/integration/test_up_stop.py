@@ -41,15 +41,19 @@ def sigterm(up: subprocess.Popen[bytes]) -> None:
     up.send_signal(signal.SIGTERM)
 
 
+StartUp = Callable[..., subprocess.Popen[bytes]]
+"""``start_up(env, *options)``."""
+
+
 @pytest.fixture
-def start_up(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], subprocess.Popen[bytes]]]:
-    """``toolbox up --processes agents,beat``; whatever is left at the end is killed."""
+def start_up(tmp_path: Path) -> Iterator[StartUp]:
+    """``toolbox up --processes agents,beat [options]``; whatever is left at the end is killed."""
     started: list[subprocess.Popen[bytes]] = []
     stack: list[psutil.Process] = []
 
-    def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(env: dict[str, str], *options: str) -> subprocess.Popen[bytes]:
         log = tmp_path / "up.log"
-        up = start_process([TOOLBOX, "up", "--processes", "agents,beat"], env, log)
+        up = start_process([TOOLBOX, "up", "--processes", "agents,beat", *options], env, log)
         started.append(up)
         wait_for(lambda: b" ready." in log.read_bytes() or up.poll() is not None, 90)
         assert up.poll() is None, log.read_text()[-3000:]
@@ -95,7 +99,7 @@ def task_row(database_url: str, task_id: str) -> tuple[str, int]:
 @pytest.mark.parametrize("stop", [ctrl_c, sigterm])
 def test_a_stop_lets_the_running_task_finish(
     stop: Signaller,
-    start_up: Callable[[dict[str, str]], subprocess.Popen[bytes]],
+    start_up: StartUp,
     toolbox_env: dict[str, str],
     database_url: str,
     tmp_path: Path,
@@ -113,21 +117,39 @@ def test_a_stop_lets_the_running_task_finish(
     assert status == 0
 
 
+def second_ctrl_c(up: subprocess.Popen[bytes], log: Path) -> None:
+    """Ctrl-C again, once the worker has begun its warm shutdown."""
+    wait_for(lambda: b"Warm shutdown" in log.read_bytes(), 30)
+    ctrl_c(up)
+
+
+def stop_timeout_runs_out(up: subprocess.Popen[bytes], log: Path) -> None:
+    """No second signal: ``--stop-timeout 1`` ends the warm stop (the task runs 10 s)."""
+    wait_for(lambda: b"still running at the end of the warm stop" in log.read_bytes(), 30)
+
+
 @pytest.mark.worker
 @pytest.mark.slow
-def test_a_second_ctrl_c_stops_at_once_and_puts_the_task_back(
-    start_up: Callable[[dict[str, str]], subprocess.Popen[bytes]],
+@pytest.mark.parametrize(
+    ("options", "end_warm_stop"),
+    [((), second_ctrl_c), (("--stop-timeout", "1"), stop_timeout_runs_out)],
+    ids=["second-ctrl-c", "stop-timeout"],
+)
+def test_the_cold_stop_puts_the_running_task_back(
+    options: tuple[str, ...],
+    end_warm_stop: Callable[[subprocess.Popen[bytes], Path], None],
+    start_up: StartUp,
     toolbox_env: dict[str, str],
     database_url: str,
     redis_url: str,
     tmp_path: Path,
 ) -> None:
+    """A second Ctrl-C, or the end of the warm stop's time, stops the running task now."""
     env = {**os.environ, **toolbox_env}
-    up = start_up(env)
+    up = start_up(env, *options)
     task_id = submit_slow_echo(env, database_url)
     ctrl_c(up)
-    wait_for(lambda: b"Warm shutdown" in (tmp_path / "up.log").read_bytes(), 30)
-    ctrl_c(up)
+    end_warm_stop(up, tmp_path / "up.log")
     status = up.wait(30)
     assert task_row(database_url, task_id) == ("running", 1)  # the next delivery takes it up
     broker = redis.Redis.from_url(client_url(redis_url))

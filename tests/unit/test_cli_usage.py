@@ -26,12 +26,20 @@ REFUSALS = {
     "task submit echo --wait --timeout nan": (
         "toolbox task submit: --timeout: expected a positive number of seconds, got 'nan'"
     ),
+    "up --stop-timeout 0": (
+        "toolbox up: --stop-timeout: expected a positive number of seconds, got '0'"
+    ),
+    "up --stop-timeout 1e999": (
+        "toolbox up: --stop-timeout: expected a positive number of seconds, got '1e999'"
+    ),
     # an unknown option, with and without a close one
     "task list --limt 5": (
         "toolbox task list: no such option --limt; did you mean --limit?"
         " (options: --status, --agent, --limit, --json, --help)"
     ),
-    "up --bogus": "toolbox up: no such option --bogus (options: --processes, --help)",
+    "up --bogus": (
+        "toolbox up: no such option --bogus (options: --processes, --stop-timeout, --help)"
+    ),
     # missing, extra, an option without its value, a flag with one
     "task show": "toolbox task show: missing argument task_id",
     "lms add canvas": "toolbox lms add: missing option --institution",

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from workers import migrate as schema
 from workers.cli.failures import check_broker, check_servers
+from workers.cli.options import seconds
 from workers.embedded import resolve_servers
 from workers.flower import check_login, flower_launch
 from workers.procs import (
@@ -33,13 +34,23 @@ def up(
     processes: Annotated[
         str, typer.Option(help="Comma-separated processes to run: " + ", ".join(PROCESSES))
     ] = ",".join(PROCESSES),
+    stop_timeout: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            parser=seconds,
+            help="How long a stop waits for running tasks before it stops them now (they run "
+            "again later); the default outlasts the longest task time limit",
+        ),
+    ] = STOP_GRACE_SECONDS,
 ) -> None:
     """Start the worker stack in the foreground (embedded servers when no URLs are set).
 
     Checks the process list, Flower's login when Flower is in it, and that
     PostgreSQL and Redis answer (if not: one line, exit status 2, nothing
     started), migrates the schema, then starts the processes.  Ctrl-C or
-    SIGTERM stops them, running tasks first (``workers.stack``).
+    SIGTERM stops them, running tasks first for up to --stop-timeout seconds
+    (``workers.stack``).
     """
     names = choose(processes)
     if "flower" in names:
@@ -61,7 +72,7 @@ def up(
     stack = Stack(
         {name: PROCESSES[name] for name in names},
         env,
-        grace=STOP_GRACE_SECONDS,
+        grace=stop_timeout,
         cold_signals=COLD_SIGNALS,
     )
     sys.exit(stack.run())
