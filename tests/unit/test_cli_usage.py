@@ -8,9 +8,13 @@ real command: tests/integration/test_cli_input).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from typer.testing import CliRunner
 
 from workers.cli import app
+from workers.settings import get_settings
 
 COMMANDS = "up, flower, migrate, config, status, metrics, db, task, lms, workflow"
 REFUSALS = {
@@ -52,6 +56,19 @@ REFUSALS = {
         "toolbox workflow: no such command 'start' (commands: generate, show, cancel)"
     ),
 }
+
+
+@pytest.fixture(autouse=True)
+def nothing_answers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A command let through by mistake fails on connecting, in this process, starting nothing.
+
+    (No embedded servers in the current folder, no ``toolbox up`` stack.)
+    """
+    monkeypatch.setenv("TOOLBOX_DATABASE_URL", "postgresql://someone@127.0.0.1:1/toolbox")
+    monkeypatch.setenv("TOOLBOX_REDIS_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def test_each_usage_error_is_one_line_on_a_narrow_terminal() -> None:
