@@ -6,6 +6,7 @@ operator's terminal, so it names URLs and fields but never a secret.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,20 +21,33 @@ SECRET_PARAMS = frozenset(
 )
 REDACTED = "REDACTED"
 _SNIPPET = 200
+#: The user part of a URL: what stands between ``scheme://`` and the last ``@`` before the
+#: path, query or fragment (a password may hold an unescaped ``@``).
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s\"'<>]+)@")
+_SECRET_VALUE = re.compile(rf"(?i)(?P<key>[?&](?:{'|'.join(sorted(SECRET_PARAMS))})=)[^&#\s\"'<>]*")
+
+
+def redact(text: str) -> str:
+    """``text`` with the secrets of every URL in it masked, ready to show or log.
+
+    A password becomes ``***`` (``https://user:***@host``); a user part without
+    one is masked whole (it is often a token); the values of secret query
+    parameters become ``REDACTED``.  Never raises, so an address stored by an
+    older version, however malformed, can still be listed.
+    """
+    if "@" in text:
+        text = _USERINFO.sub(_masked_userinfo, text)
+    return _SECRET_VALUE.sub(rf"\g<key>{REDACTED}", text) if "=" in text else text
 
 
 def redact_url(url: httpx.URL | str) -> str:
-    """The URL with user info dropped and secret query values replaced."""
-    parsed = httpx.URL(url)
-    if parsed.userinfo:
-        parsed = parsed.copy_with(userinfo=b"")
-    if parsed.query:
-        params = [
-            (key, REDACTED if key.lower() in SECRET_PARAMS else value)
-            for key, value in parsed.params.multi_items()
-        ]
-        parsed = parsed.copy_with(params=params)
-    return str(parsed)
+    """``url`` as ``redact`` shows it."""
+    return redact(str(url))
+
+
+def _masked_userinfo(match: re.Match[str]) -> str:
+    user, colon, _ = match["userinfo"].partition(":")
+    return f"{match['scheme']}{user}:***@" if colon else f"{match['scheme']}***@"
 
 
 def require_object(value: Any, where: str, *keys: str) -> dict[str, Any]:

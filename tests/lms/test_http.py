@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from lms.http import LMSHttp, parse_link_header, retry_after_seconds
-from lms.messages import redact_url
+from lms.messages import redact, redact_url
 from models.errors import LMSRequestRejected, LMSUnavailable, ValidationFailed
 from tests.lms.fakes import FakeLMSServer, RecordedRequest, Reply
 
@@ -173,6 +173,42 @@ def test_redact_url_hides_tokens_and_userinfo() -> None:
     redacted = redact_url(url)
     assert SECRET_WSTOKEN not in redacted and "pw" not in redacted
     assert "wsfunction" not in redacted and "x=1" in redacted
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://admin:S3cret@canvas.example.edu", "https://admin:***@canvas.example.edu"),
+        ("HTTPS://admin:S3c@ret@Canvas.example.edu:8443/x?a=1#top",
+         "HTTPS://admin:***@Canvas.example.edu:8443/x?a=1#top"),
+        ("https://t0kenAsUser@canvas.example.edu/", "https://***@canvas.example.edu/"),
+        ("https://admin:S3cret@canvas.example.edu:port/",
+         "https://admin:***@canvas.example.edu:port/"),
+        ("https://admin:S3cret@[::1/", "https://admin:***@[::1/"),
+        ("https://canvas.example.edu/users/a@b?access_token=S3cret",
+         "https://canvas.example.edu/users/a@b?access_token=REDACTED"),
+    ],
+)  # fmt: skip
+def test_a_password_in_a_url_is_masked_keeping_the_user_and_any_url_still_shows(
+    url: str, shown: str
+) -> None:
+    """Addresses stored by older versions: shown as written but for the secret, never a crash."""
+    assert redact_url(url) == shown
+
+
+def test_redact_masks_every_url_in_a_log_line() -> None:
+    line = 'HTTP Request: GET http://admin:S3cret@127.0.0.1:8000/api/v1/courses "HTTP/1.1 401"'
+    assert redact(line) == (
+        'HTTP Request: GET http://admin:***@127.0.0.1:8000/api/v1/courses "HTTP/1.1 401"'
+    )
+    two = "moved from https://a:S3cret@old.example.edu to https://b:S3cret2@new.example.edu/x"
+    assert (
+        redact(two) == "moved from https://a:***@old.example.edu to https://b:***@new.example.edu/x"
+    )
+    plain = "no URL here, mail admin@example.edu; postgres@db"
+    assert redact(plain) is plain
+    request = httpx.URL("https://admin:S3cret@canvas.example.edu/api/v1")
+    assert redact_url(request) == "https://admin:***@canvas.example.edu/api/v1"
 
 
 # success paths ------------------------------------------------------------------
