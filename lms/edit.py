@@ -6,6 +6,12 @@ change is refused with nothing written.  Disabling is the safe way to stop
 an integration: its courses, links and pending grades stay, but the beat
 schedule, ``toolbox lms sync`` and the passback drain all skip it (they
 select ``is_active`` rows only) until it is enabled again.
+
+Two integrations of one LMS would sync every student twice: an update that
+moves an integration to the address of another is refused as ``add``
+refuses it, and so is enabling one while another of that LMS is enabled
+(databases written before ``add`` refused duplicates may hold such pairs;
+``disable`` one of them).
 """
 
 from __future__ import annotations
@@ -20,15 +26,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lms.base import Credentials
+from lms.messages import redact_url
 from lms.secrets import SecretBox
 from lms.store import (
     SECRET_COLUMNS,
     NewIntegration,
     refuse_duplicate,
+    same_lms,
+    same_place,
     validated,
     write_row,
 )
-from models.errors import NotFound
+from models.errors import NotFound, ValidationFailed
 from models.lms import LMSIntegration
 
 T = TypeVar("T")
@@ -92,16 +101,31 @@ def update_integration(
         content_sync_enabled=_pick(changes.content_sync_enabled, row.content_sync_enabled),
     )
     merged = validated(merged)
-    refuse_duplicate(session, merged.platform, merged.base_url, other_than=row.id)
+    if same_place(merged.base_url) != same_place(row.base_url):
+        refuse_duplicate(session, merged.platform, merged.base_url, other_than=row.id)
     write_row(row, merged, box)
     session.flush()
     return row
 
 
 def set_active(session: Session, integration_id: uuid.UUID, *, active: bool) -> bool:
-    """Enable or disable; returns whether the integration was active before."""
+    """Enable or disable; returns whether the integration was active before.
+
+    Enabling is refused (``ValidationFailed``) while another integration of the
+    same LMS is enabled.
+    """
     row = _locked(session, integration_id)
     was = row.is_active
+    if active and not was:
+        found = same_lms(
+            session, row.platform_name, row.base_url, other_than=row.id, enabled_only=True
+        )
+        if found is not None:
+            raise ValidationFailed(
+                f"{row.platform_name} at {redact_url(row.base_url)} is already integration "
+                f"{found[0]}, enabled: both would sync every student; "
+                f"`toolbox lms disable {found[0]}` first to switch to this one"
+            )
     row.is_active = active
     session.flush()
     return was

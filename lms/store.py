@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from lms.base import ConnectionConfig, Credentials
+from lms.messages import redact_url
 from lms.registry import client_class, make_client
 from lms.secrets import SecretBox
 from models.errors import ConfigurationError, NotFound, ValidationFailed
@@ -43,6 +44,9 @@ AUTH_TYPES: Mapping[str, str] = {
 }
 #: One year: ``next sync`` (a timestamp) must stay computable, and no school waits longer.
 MAX_FREQUENCY_HOURS = 8760
+#: First half of the two-int advisory lock key of an LMS address ("LMS2"); the sync lock
+#: of ``lms.schedule`` is "LMS1".
+ADDRESS_LOCK_NAMESPACE = 0x4C4D5332
 
 
 @dataclass(frozen=True)
@@ -63,17 +67,21 @@ class NewIntegration:
     content_sync_enabled: bool = True
 
 
-def add_integration(session: Session, new: NewIntegration, box: SecretBox) -> LMSIntegration:
+def add_integration(
+    session: Session, new: NewIntegration, box: SecretBox | Callable[[], SecretBox]
+) -> LMSIntegration:
     """Check ``new`` the way its client will, then add the row with its secrets encrypted.
 
     A bad integration is refused here instead of failing at 3 a.m. in the
-    first scheduled sync.  A second integration of the same LMS is the
-    caller's to refuse (``refuse_duplicate``, as ``toolbox lms add`` does):
-    the tests and benchmarks add many rows for one fake server on purpose.
+    first scheduled sync, and so is a second integration of the same LMS
+    (``refuse_duplicate``): it would sync every course and student twice.
+    ``box`` may be a function making the box, called only once ``new`` passed
+    every check: a refused add then makes no development key.
     """
     new = validated(new)
+    refuse_duplicate(session, new.platform, new.base_url)
     row = LMSIntegration(auth_type=AUTH_TYPES[new.platform])
-    write_row(row, new, box)
+    write_row(row, new, box if isinstance(box, SecretBox) else box())
     session.add(row)
     session.flush()
     return row
@@ -121,28 +129,66 @@ def write_row(row: LMSIntegration, new: NewIntegration, box: SecretBox) -> None:
 
 def same_place(url: str) -> str:
     """``url`` compared as an address: scheme and host in lower case, no default port or "/"."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        number = parts.port
+    except ValueError:  # a bad port or IPv6 host, stored before ``check_url``: as written
+        return url.strip().lower()
     host = (parts.hostname or "").lower()
     default = {"http": 80, "https": 443}.get(parts.scheme.lower())
-    port = "" if parts.port in (None, default) else f":{parts.port}"
+    port = "" if number in (None, default) else f":{number}"
     return urlunsplit((parts.scheme.lower(), host + port, parts.path.rstrip("/"), parts.query, ""))
 
 
 def refuse_duplicate(
     session: Session, platform: str, base_url: str, *, other_than: uuid.UUID | None = None
 ) -> None:
-    """A second integration of one LMS would sync every course and student twice."""
-    rows = session.execute(
-        select(LMSIntegration.id, LMSIntegration.base_url).where(
-            LMSIntegration.platform_name == platform
+    """A second integration of one LMS would sync every course and student twice.
+
+    ``ValidationFailed`` names the integration already there (enabled or
+    not), to be changed with ``toolbox lms update`` instead.
+    """
+    found = same_lms(session, platform, base_url, other_than=other_than)
+    if found is not None:
+        duplicate, active = found
+        disabled = "" if active else f"; it is disabled: `toolbox lms enable {duplicate}`"
+        raise ValidationFailed(
+            f"{platform} at {redact_url(base_url)} is already integration {duplicate}; "
+            f"change it with `toolbox lms update {duplicate}`{disabled}"
         )
+
+
+def same_lms(
+    session: Session,
+    platform: str,
+    base_url: str,
+    *,
+    other_than: uuid.UUID | None = None,
+    enabled_only: bool = False,
+) -> tuple[uuid.UUID, bool] | None:
+    """(id, is_active) of an integration of ``platform`` at ``base_url``'s address, if any.
+
+    Takes a transaction-level advisory lock on the address first, held until
+    the caller's transaction ends: two writers of one address (``add``, an
+    address change, ``enable``) check one after the other, and the second
+    sees the first's committed row (under READ COMMITTED, PostgreSQL's
+    default).  An index cannot do this: the address is ``same_place`` of the
+    URL, which no column holds.
+    """
+    address = same_place(base_url)
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:address))"),
+        {"namespace": ADDRESS_LOCK_NAMESPACE, "address": f"{platform} {address}"},
     )
-    for row_id, url in rows:
-        if row_id != other_than and same_place(url) == same_place(base_url):
-            raise ValidationFailed(
-                f"{platform} at {base_url} is already integration {row_id}; "
-                f"change it with `toolbox lms update {row_id}`"
-            )
+    query = select(LMSIntegration.id, LMSIntegration.base_url, LMSIntegration.is_active).where(
+        LMSIntegration.platform_name == platform
+    )
+    if enabled_only:
+        query = query.where(LMSIntegration.is_active)
+    for row_id, url, active in session.execute(query.order_by(LMSIntegration.created_at)):
+        if row_id != other_than and same_place(url) == address:
+            return row_id, active
+    return None
 
 
 def get_integration(session: Session, integration_id: uuid.UUID) -> LMSIntegration:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import threading
+import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -16,7 +19,13 @@ from lms.edit import IntegrationChanges, set_active, update_integration
 from lms.passback import PassbackPolicy, claim
 from lms.schedule import claim_due, claim_now
 from lms.status import integration_detail, list_integrations
-from lms.store import NewIntegration, add_integration, load_config, refuse_duplicate
+from lms.store import (
+    ADDRESS_LOCK_NAMESPACE,
+    NewIntegration,
+    add_integration,
+    load_config,
+    refuse_duplicate,
+)
 from lms.sync import run_sync
 from models.errors import ToolboxError, ValidationFailed
 from tests.integration.lms_support import (
@@ -140,6 +149,137 @@ def test_the_same_lms_twice_is_refused_naming_the_integration_to_update(
         refuse_duplicate(session, "canvas", BASE, other_than=first)
     with pytest.raises(ValidationFailed, match=str(first)):
         _update(engine, other, base_url=BASE + "/")
+
+
+def test_a_service_adding_the_same_lms_twice_is_refused_and_syncs_no_student_twice(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """``add_integration`` itself refuses (it was the CLI's check only): no second row."""
+    with FakeCanvas(Dataset.generate(courses=2, students_per_course=3)) as canvas:
+        first = add_canvas(engine, canvas.base_url, canvas.token)
+        assert sync(engine, first).status == "success"
+        users = _count(engine, "users")
+        with pytest.raises(ValidationFailed) as refused:
+            add_canvas(engine, canvas.base_url.upper() + "/", canvas.token)
+        assert refused.value.message == (
+            f"canvas at {canvas.base_url.upper()}/ is already integration {first}; "
+            f"change it with `toolbox lms update {first}`"
+        )
+        _set_active(engine, first, active=False, was=True)
+        with pytest.raises(ValidationFailed, match=f"it is disabled: `toolbox lms enable {first}`"):
+            add_canvas(engine, canvas.base_url, canvas.token)
+    assert (_count(engine, "lms_integrations"), _count(engine, "users")) == (1, users) == (1, 8)
+
+
+@pytest.mark.parametrize("second", ["add", "update"])
+def test_two_writers_of_one_lms_address_at_once_leave_one_integration_there(
+    engine: Engine, toolbox_env: dict[str, str], second: str
+) -> None:
+    """The second waits for the first's commit (an advisory lock on the address), then sees it.
+
+    ``second`` adds the LMS again, or moves another integration to its address.
+    """
+    other = _add(engine, dataclasses.replace(GOOD, base_url="https://other.example.edu"))
+    before = integration_row(engine, other)
+    outcome: list[Exception | None] = []
+    first = Session(engine)
+    with first.begin():
+        added = add_integration(first, GOOD, secret_box()).id  # not committed yet
+        writer = threading.Thread(target=lambda: outcome.append(_write(engine, second, other)))
+        writer.start()
+        deadline = time.monotonic() + 10
+        while writer.is_alive() and not _waiting_for_a_lock(engine):
+            assert time.monotonic() < deadline, "the second writer neither finished nor waited"
+            time.sleep(0.01)
+    first.close()
+    writer.join(10)
+    (refused,) = outcome
+    assert isinstance(refused, ValidationFailed), "two integrations of one LMS"
+    assert refused.message == (
+        f"canvas at https://CANVAS.example.edu:443 is already integration {added}; "
+        f"change it with `toolbox lms update {added}`"
+    )
+    assert _count(engine, "lms_integrations") == 2 and integration_row(engine, other) == before
+
+
+def _write(engine: Engine, what: str, other: uuid.UUID) -> Exception | None:
+    address = "https://CANVAS.example.edu:443"
+    try:
+        if what == "add":
+            _add(engine, dataclasses.replace(GOOD, base_url=address))
+        else:
+            _update(engine, other, base_url=address, sync_frequency_hours=2)
+    except ValidationFailed as exc:
+        return exc
+    return None
+
+
+def _waiting_for_a_lock(engine: Engine) -> bool:
+    """Someone waits for the address lock in this test's database."""
+    with engine.connect() as connection:
+        return bool(connection.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND classid = CAST(:namespace AS oid) AND database ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ), {"namespace": ADDRESS_LOCK_NAMESPACE}).scalar_one())  # fmt: skip
+
+
+def test_a_pair_written_before_the_refusal_can_be_updated_but_only_one_enabled(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """Older versions let a service add one LMS twice: ``disable`` one, keep updating both."""
+    first = _add(engine, GOOD)
+    copy = _copy_row(engine, first, base_url=BASE + "/")
+    _update(engine, copy, sync_frequency_hours=12)  # its own address: no refusal
+    _update(engine, first, institution_name="Springfield Elementary")
+    assert integration_row(engine, copy).sync_frequency_hours == 12
+
+    _set_active(engine, copy, active=False, was=True)
+    with pytest.raises(ValidationFailed) as refused:
+        _set_active(engine, copy, active=True, was=False)
+    assert refused.value.message == (
+        f"canvas at {BASE}/ is already integration {first}, enabled: both would sync every "
+        f"student; `toolbox lms disable {first}` first to switch to this one"
+    )
+    assert not integration_row(engine, copy).is_active
+    _set_active(engine, first, active=False, was=True)
+    _set_active(engine, copy, active=True, was=False)
+
+
+def test_an_address_stored_before_the_url_checks_does_not_stop_adding_others(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    old = _add(engine, dataclasses.replace(GOOD, base_url="https://old.example.edu"))
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE lms_integrations SET base_url = 'https://old.example.edu:port/'")
+        )
+    added = _add(engine, GOOD)  # compared with the old address as written, not a ValueError
+    with engine.connect() as connection:
+        assert {s.id for s in list_integrations(connection)} == {old, added}
+
+
+def _copy_row(engine: Engine, integration: uuid.UUID, **changes: str) -> uuid.UUID:
+    """A second row as an older version wrote it, past today's checks."""
+    with engine.begin() as connection:
+        row = connection.execute(
+            text("SELECT * FROM lms_integrations WHERE id = :id"), {"id": integration}
+        ).mappings().one()  # fmt: skip
+        values = {**row, "id": uuid.uuid4(), **changes}
+        columns = ", ".join(values)
+        connection.execute(
+            text(f"INSERT INTO lms_integrations ({columns}) VALUES "
+                 f"({', '.join(':' + name for name in values)})"),
+            {name: json.dumps(value) if name == "options" else value
+             for name, value in values.items()},
+        )  # fmt: skip
+    copied: uuid.UUID = values["id"]
+    return copied
+
+
+def _count(engine: Engine, table: str) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
 def test_a_disabled_integration_is_never_scheduled_synced_or_drained(

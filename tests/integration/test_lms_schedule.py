@@ -32,10 +32,17 @@ def canvas() -> Iterator[FakeCanvas]:
 
 @pytest.fixture
 def make(engine: Engine, toolbox_env: dict[str, str], canvas: FakeCanvas) -> Any:
-    """An integration whose last sync (if any) was ``ago`` before now with ``status``."""
+    """An integration whose last sync (if any) was ``ago`` before now with ``status``.
+
+    The first is the fake Canvas itself; later ones sit at addresses of their own
+    (a second integration of one LMS is refused) and are never synced.
+    """
+    made: list[uuid.UUID] = []
 
     def make(status: str | None = None, ago: str | None = None, **fields: Any) -> uuid.UUID:
-        integration = add_canvas(engine, canvas.base_url, canvas.token, **fields)
+        address = canvas.base_url + (f"/school-{len(made)}" if made else "")
+        integration = add_canvas(engine, address, canvas.token, **fields)
+        made.append(integration)
         if status is not None:
             _set(engine, integration, status, ago or "0 seconds")
         return integration
@@ -94,10 +101,13 @@ def test_a_running_claim_is_taken_again_only_when_its_worker_is_gone_for_a_while
 def test_two_beats_ticking_at_once_claim_each_integration_once(
     engine: Engine, toolbox_env: dict[str, str], canvas: FakeCanvas
 ) -> None:
-    new = NewIntegration("canvas", "District", canvas.base_url, Credentials(api_key="t0ken-x"))
+    token = Credentials(api_key="t0ken-x")
+    schools = [
+        NewIntegration("canvas", "District", f"{canvas.base_url}/{n}", token) for n in range(40)
+    ]
     with Session(engine) as session, session.begin():
         box = secret_box()
-        ids = {add_integration(session, new, box).id for _ in range(40)}
+        ids = {add_integration(session, new, box).id for new in schools}
     barrier = threading.Barrier(2)
     results: list[list[uuid.UUID]] = [[], []]
 

@@ -17,13 +17,7 @@ from sqlalchemy.orm import Session
 from lms.registry import PLATFORMS
 from lms.schedule import claim_now
 from lms.status import integration_detail, list_integrations, resolve_id
-from lms.store import (
-    NewIntegration,
-    add_integration,
-    refuse_duplicate,
-    rotate_secrets,
-    validated,
-)
+from lms.store import NewIntegration, add_integration, rotate_secrets, validated
 from lms.sync import SyncProgress, SyncReport, run_sync
 from models.errors import ToolboxError
 from workers.app import app as celery_app
@@ -103,8 +97,7 @@ def add(
     new = validated(new)  # before any server is asked
     resolve_servers()
     with Session(get_engine()) as session, session.begin():
-        refuse_duplicate(session, platform, new.base_url)
-        row = add_integration(session, new, secret_box())
+        row = add_integration(session, new, secret_box)  # refuses the same LMS twice
         integration_id = row.id
     if as_json:
         typer.echo(json.dumps({"id": str(integration_id), "platform": platform}))
