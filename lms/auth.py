@@ -193,7 +193,7 @@ class TokenProvider:
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(token_url={self.token_url!r}, "
+            f"{type(self).__name__}(token_url={self._where!r}, "
             f"client_id={self.grant.client_id!r}, grant={type(self.grant).__name__})"
         )
 

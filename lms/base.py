@@ -10,9 +10,11 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
+
+from lms.messages import redact
 
 RosterRole = Literal["student", "teacher", "ta", "admin", "observer"]
 EnrollmentState = Literal["active", "inactive", "invited", "completed", "dropped"]
@@ -42,6 +44,11 @@ class ConnectionConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     timeout_seconds: float = 30.0
     max_retries: int = 5
+
+    def __repr__(self) -> str:
+        """The dataclass's, but a password in any URL (stored by an older version) masked."""
+        shown = ", ".join(f"{item.name}={getattr(self, item.name)!r}" for item in fields(self))
+        return f"{type(self).__name__}({redact(shown)})"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """What an operator asks about integrations: last sync, next sync, data held, grades owed.
 
 Read-only queries returning plain dataclasses, for ``toolbox lms list|status``
-and for services; never a secret (the encrypted columns are not selected).
+and for services; never a secret (the encrypted columns are not selected, and
+a password that an older version let into ``base_url`` shows as ``***``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from lms.messages import redact_url
 from lms.schedule import NEXT_DUE, SyncPolicy, due_params
 from models.errors import NotFound
 from models.ids import resolve_id as resolve_prefix
@@ -171,7 +173,7 @@ def _summary(row: Any, passbacks: dict[str, int]) -> IntegrationSummary:
         id=row.id,
         platform=row.platform_name,
         institution=row.institution_name,
-        base_url=row.base_url,
+        base_url=redact_url(row.base_url),
         is_active=row.is_active,
         sync_frequency_hours=row.sync_frequency_hours,
         last_sync_at=row.last_sync_at,

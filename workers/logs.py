@@ -1,4 +1,9 @@
-"""Structured JSON logs with task and workflow ids; no payloads, no secrets."""
+"""Structured JSON logs with task and workflow ids; no payloads, no secrets.
+
+Every line passes ``lms.messages.redact`` last, whoever logged it: httpx logs
+each request's full URL at INFO, and an LMS address stored by an older
+version may hold a password (``https://user:***@host`` is what shows).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from lms.messages import redact
 
 task_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "task_context", default=None
@@ -27,7 +34,14 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    """Plain lines, URL secrets masked as in the JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class ContextFilter(logging.Filter):
@@ -44,7 +58,7 @@ def configure_logging(level: str = "INFO", *, json_output: bool = True) -> None:
     if json_output:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy import Engine, text
+
 from lms.secrets import generate_key
 from tests.integration.test_cli_errors import one_error_line
 from tests.lms.fakes import Dataset, FakeCanvas
@@ -135,3 +137,36 @@ def test_add_refuses_in_one_line_what_would_fail_later(toolbox_env: dict[str, st
         line = one_error_line(toolbox("lms", "add", "canvas", *base, *extra, env=env))
         assert message in line and "S3cret" not in line, (extra, line)
     assert json.loads(toolbox("lms", "list", "--json", env=env).stdout) == []
+
+
+def test_a_password_an_older_version_stored_in_a_url_shows_nowhere(
+    toolbox_env: dict[str, str], engine: Engine
+) -> None:
+    """``lms add`` refuses such URLs now; rows written before show ``user:***@`` instead."""
+    with FakeCanvas(Dataset.generate(courses=1, students_per_course=2)) as canvas:
+        env = {**toolbox_env, "TOOLBOX_LMS_API_KEY": canvas.token}
+        added = toolbox("lms", "add", "canvas", "--institution", "Springfield",
+                        "--base-url", canvas.base_url, "--json", env=env)  # fmt: skip
+        integration = json.loads(added.stdout)["id"]
+        legacy = canvas.base_url.replace("http://", "http://admin:S3cret@")
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE lms_integrations SET base_url = :url, token_endpoint = :token"),
+                {"url": legacy, "token": "https://svc:S3cret2@idp.example.edu/token"},
+            )
+
+        listed = toolbox("lms", "list", "--json", env=env)
+        shown = toolbox("lms", "status", integration, env=env)
+        as_json = toolbox("lms", "status", integration[:8], "--json", env=env)
+        synced = toolbox("lms", "sync", integration, "--now", "--json", env=env)
+        after = toolbox("lms", "status", integration, env=env)
+
+        masked = canvas.base_url.replace("http://", "http://admin:***@")
+        assert json.loads(listed.stdout)[0]["base_url"] == masked
+        assert json.loads(as_json.stdout)["base_url"] == masked
+        assert masked in shown.stdout
+        assert json.loads(synced.stdout)["status"] == "failed"  # the URL's user is sent instead
+        runs = (added, listed, shown, as_json, synced, after)
+        assert all(run.stdout for run in runs)
+        outputs = "".join(run.stdout + run.stderr for run in runs)
+        assert "S3cret" not in outputs

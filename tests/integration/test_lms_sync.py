@@ -27,6 +27,7 @@ from tests.integration.lms_support import (
 )
 from tests.lms.fakes import Dataset, FakeCanvas
 from tests.lms.fakes.server import Fault, Reply
+from workers.logs import configure_logging
 
 no_sleep = partial(make_client, sleep=lambda _: None)
 
@@ -232,6 +233,35 @@ def test_a_rejected_token_fails_with_the_lms_message_and_the_token_shows_nowhere
     assert secret not in caplog.text and secret not in repr(report)
     stored = scalar(engine, "SELECT row_to_json(i)::text FROM lms_integrations i")
     assert secret not in stored and row.api_key_encrypted.startswith("gAAAAA")
+
+
+@pytest.mark.parametrize("json_output", [True, False])
+def test_a_worker_logging_a_sync_of_an_address_with_a_password_masks_it(
+    engine: Engine,
+    integration: uuid.UUID,
+    canvas: FakeCanvas,
+    capsys: pytest.CaptureFixture[str],
+    json_output: bool,
+) -> None:
+    """An older version stored it; httpx logs every request's URL at INFO, the worker's level."""
+    legacy = canvas.base_url.replace("http://", "http://admin:S3cret@")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE lms_integrations SET base_url = :url"), {"url": legacy})
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("INFO", json_output=json_output)  # what the worker's setup_logging does
+    try:
+        report = sync(engine, integration)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    logged = capsys.readouterr().err
+    assert report.status == "failed"  # the URL's user is sent instead of the token: 401
+    masked = canvas.base_url.replace("http://", "http://admin:***@")
+    assert f"HTTP Request: GET {masked}/api/v1/courses" in logged
+    assert "S3cret" not in logged
+    error = integration_row(engine, integration).sync_error_message
+    assert f"GET {masked}/api/v1/courses" in error and "S3cret" not in error
 
 
 def test_roles_map_to_least_privilege_users_with_placeholders_when_names_collide(

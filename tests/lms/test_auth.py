@@ -22,8 +22,9 @@ from lms.auth import (
     TokenProvider,
     client_secret_provider,
 )
-from lms.base import Credentials
+from lms.base import ConnectionConfig, Credentials
 from lms.http import LMSHttp
+from lms.registry import make_client
 from models.errors import ConfigurationError, LMSRequestRejected, LMSUnavailable, ValidationFailed
 from tests.lms.fakes.server import FakeLMSServer, RecordedRequest, Reply
 
@@ -368,6 +369,23 @@ def test_reprs_never_show_secrets_or_tokens(
         assert SECRET not in text
         assert token not in text
         assert "PRIVATE KEY" not in text
+
+
+def test_reprs_mask_a_password_an_older_version_stored_in_an_endpoint() -> None:
+    config = ConnectionConfig(
+        platform="blackboard",
+        base_url="https://admin:S3cret@bb.example.edu",
+        credentials=Credentials(client_id="c", client_secret=SECRET),
+        token_endpoint="https://svc:S3cret2@idp.example.edu/token",
+        options={"proxy": "http://p:S3cret3@proxy.example.edu:3128"},
+    )
+    client = make_client(config)
+    texts = [repr(config), repr(client.tokens), repr(client.http)]
+    client.close()
+    assert all("S3cret" not in text and SECRET not in text for text in texts), texts
+    assert "base_url='https://admin:***@bb.example.edu'" in texts[0]
+    assert "'http://p:***@proxy.example.edu:3128'" in texts[0]
+    assert texts[1].startswith("TokenProvider(token_url='https://svc:***@idp.example.edu/token'")
 
 
 def test_missing_settings_are_named() -> None:
