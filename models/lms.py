@@ -42,7 +42,10 @@ class LMSIntegration(Base):
 
     ``options`` holds platform-specific settings (an LTI deployment id, a
     OneRoster school id); ``private_key_encrypted`` signs LTI client
-    assertions.
+    assertions.  ``not_before`` is the time an LMS's ``Retry-After`` named
+    when a sync or a grade passback stopped on it instead of waiting
+    in-process: beat's syncs and the grade drain leave the integration alone
+    until then, and a successful sync clears it.
     """
 
     __tablename__ = "lms_integrations"
@@ -87,6 +90,7 @@ class LMSIntegration(Base):
     last_sync_at: Mapped[timestamptz | None]
     last_sync_status: Mapped[str20 | None]
     sync_error_message: Mapped[text_ | None]
+    not_before: Mapped[timestamptz | None]
     health_check_url: Mapped[str500 | None]
 
     created_at: Mapped[created_at]
