@@ -74,6 +74,19 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     return max(0.0, seconds)
 
 
+def server_wait(exc: BaseException) -> float | None:
+    """The wait the LMS itself asked for (``Retry-After``) that ``exc`` carries, else ``None``.
+
+    ``LMSHttp`` keeps it in ``server_retry_after`` (its ``retry_after`` may be
+    its own backoff hint); a token endpoint's ``LMSUnavailable`` (``lms.auth``)
+    has no such detail and carries only the server's wish in ``retry_after``.
+    """
+    if not isinstance(exc, LMSUnavailable):
+        return None
+    wait = exc.details.get("server_retry_after", exc.retry_after)
+    return float(wait) if isinstance(wait, int | float) else None
+
+
 class LMSHttp:
     """One connection pool to one LMS, with the retry and paging policy.
 

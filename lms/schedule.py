@@ -12,6 +12,12 @@ after a failed or partial sync, sooner: after ``failed_retry_after`` or
 ``partial_retry_after`` (never later than the frequency), so an outage ends
 with a catch-up instead of a day's wait.  Settings are read from the table
 at every tick, so a changed frequency applies without restarting beat.
+
+Never before ``not_before``, though: the time an LMS named in a
+``Retry-After`` that a sync or a grade passback stopped on instead of waiting
+for it (``set_not_before``, at most ``NOT_BEFORE_CAP`` ahead).  Coming back
+sooner would only be throttled again, which some LMSs punish.  An operator's
+claim (``claim_now``) refuses such an integration too unless told to ignore it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,12 @@ from sqlalchemy import Connection, Engine, text
 
 #: First half of the two-int advisory lock key of a running sync ("LMS1").
 SYNC_LOCK_NAMESPACE = 0x4C4D5331
+
+
+NOT_BEFORE_CAP = dt.timedelta(hours=24)
+"""The furthest ahead an LMS's ``Retry-After`` keeps an integration waiting: a longer wish
+(a misconfigured server, an HTTP date years ahead) is asked again after a day rather than
+stopping the integration's syncs and grades unseen."""
 
 
 @dataclass(frozen=True)
@@ -44,11 +56,12 @@ _LOCK_HELD = """EXISTS (
 #: ``i``'s frequency, capped at a year as ``lms.store`` caps it: a larger one written before
 #: that cap made ``now() + interval`` overflow in every query listing integrations.
 _EVERY = "make_interval(hours => least(i.sync_frequency_hours, 8760))"
-#: When the integration ``i`` is next due (not meaningful while it runs).
-NEXT_DUE = f"""coalesce(i.last_sync_at + CASE i.last_sync_status
+#: When the integration ``i`` is next due (not meaningful while it runs); ``greatest``
+#: passes over a NULL ``not_before``.
+NEXT_DUE = f"""greatest(coalesce(i.last_sync_at + CASE i.last_sync_status
         WHEN 'failed' THEN least({_EVERY}, :failed)
         WHEN 'partial' THEN least({_EVERY}, :partial)
-        ELSE {_EVERY} END, now())"""
+        ELSE {_EVERY} END, now()), i.not_before)"""
 
 _CLAIM_DUE = text(f"""
 WITH due AS (
@@ -71,8 +84,18 @@ _CLAIM_ONE = text(f"""
 UPDATE lms_integrations i
 SET last_sync_status = 'running', last_sync_at = now(), sync_error_message = NULL
 WHERE i.id = :id AND i.is_active
+  AND (CAST(:ignore_not_before AS boolean) OR i.not_before IS NULL OR i.not_before <= now())
   AND (i.last_sync_status IS DISTINCT FROM 'running' OR NOT {_LOCK_HELD})
 RETURNING i.id
+""")
+_REFUSED = text(f"""
+SELECT i.is_active, i.last_sync_at, i.not_before, i.not_before > now() AS waiting,
+       i.last_sync_status = 'running' AND {_LOCK_HELD} AS running
+FROM lms_integrations i WHERE i.id = :id
+""")
+_SET_NOT_BEFORE = text("""
+UPDATE lms_integrations SET not_before = now() + make_interval(secs => CAST(:seconds AS float8))
+WHERE id = :id RETURNING not_before
 """)
 
 
@@ -94,27 +117,52 @@ class Claim:
     reason: str | None = None
 
 
-def claim_now(connection: Connection, integration_id: uuid.UUID) -> Claim:
+def claim_now(
+    connection: Connection, integration_id: uuid.UUID, *, ignore_not_before: bool = False
+) -> Claim:
     """Claim one integration whether due or not (an operator asked); not while one runs.
 
     A ``running`` row whose lock is free is taken over at once: its worker is
     dead, or its message still waits in the queue and will find the sync done.
+    Nor before the integration's ``not_before`` unless ``ignore_not_before``.
     """
+    key = {"id": integration_id, "namespace": SYNC_LOCK_NAMESPACE}
     claimed = connection.execute(
-        _CLAIM_ONE, {"id": integration_id, "namespace": SYNC_LOCK_NAMESPACE}
+        _CLAIM_ONE, {**key, "ignore_not_before": ignore_not_before}
     ).scalar_one_or_none()
     if claimed is not None:
         return Claim(True)
-    row = connection.execute(
-        text("SELECT is_active, last_sync_at FROM lms_integrations WHERE id = :id"),
-        {"id": integration_id},
-    ).one_or_none()
+    row = connection.execute(_REFUSED, key).one_or_none()
     if row is None:
         return Claim(False, f"no LMS integration {integration_id}")
     if not row.is_active:
         return Claim(False, "the integration is disabled; `toolbox lms enable` it first")
-    started = row.last_sync_at.strftime("%Y-%m-%d %H:%M:%S %Z") if row.last_sync_at else "?"
-    return Claim(False, f"a sync of this integration is already running (since {started})")
+    if row.running or not row.waiting:
+        started = _utc(row.last_sync_at) if row.last_sync_at else "?"
+        return Claim(False, f"a sync of this integration is already running (since {started})")
+    return Claim(
+        False,
+        f"the LMS asked (Retry-After) not to be called before {_utc(row.not_before)}; "
+        "beat syncs it then, or pass --ignore-retry-after to sync now anyway",
+    )
+
+
+def set_not_before(
+    connection: Connection, integration_id: uuid.UUID, seconds: float
+) -> dt.datetime:
+    """The integration waits ``seconds`` from now (at most ``NOT_BEFORE_CAP``); returns until when.
+
+    The newest wish wins, shorter or longer: it is the LMS's latest word.
+    """
+    seconds = min(max(seconds, 0.0), NOT_BEFORE_CAP.total_seconds())
+    until: dt.datetime = connection.execute(
+        _SET_NOT_BEFORE, {"id": integration_id, "seconds": seconds}
+    ).scalar_one()
+    return until
+
+
+def _utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @contextmanager

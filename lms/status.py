@@ -34,12 +34,14 @@ class IntegrationSummary:
     last_sync_status: str | None
     sync_error_message: str | None
     next_sync_at: dt.datetime | None
+    not_before: dt.datetime | None
+    """While in the future: the LMS asked (``Retry-After``) not to be called before then."""
     passbacks: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         shown = asdict(self)
         shown["id"] = str(self.id)
-        for key in ("last_sync_at", "next_sync_at"):
+        for key in ("last_sync_at", "next_sync_at", "not_before"):
             shown[key] = shown[key].isoformat() if shown[key] else None
         return shown
 
@@ -67,7 +69,8 @@ SELECT i.id, i.platform_name, i.institution_name, i.base_url, i.is_active,
        i.sync_frequency_hours, i.last_sync_at, i.last_sync_status, i.sync_error_message,
        i.roster_sync_enabled, i.content_sync_enabled, i.grade_passback_enabled,
        CASE WHEN i.is_active AND i.last_sync_status IS DISTINCT FROM 'running'
-            THEN {NEXT_DUE} END AS next_sync_at
+            THEN {NEXT_DUE} END AS next_sync_at,
+       CASE WHEN i.not_before > now() THEN i.not_before END AS not_before
 FROM lms_integrations i
 """
 _PASSBACKS = text("""
@@ -180,5 +183,6 @@ def _summary(row: Any, passbacks: dict[str, int]) -> IntegrationSummary:
         last_sync_status=row.last_sync_status,
         sync_error_message=row.sync_error_message,
         next_sync_at=row.next_sync_at,
+        not_before=row.not_before,
         passbacks=passbacks or dict.fromkeys(PASSBACK_STATUSES, 0),
     )

@@ -11,10 +11,16 @@ The end is written to the integration row: ``last_sync_status`` (``success``,
 ``partial``, ``failed``), ``last_sync_at`` and ``sync_error_message``.  A
 retryable failure of the whole run before the last attempt leaves the claim in
 place (the caller retries) with the reason in ``sync_error_message``.
+
+A run that stops on the LMS's ``Retry-After`` (the course list's, or a
+course's: no further course is asked for then) writes when the LMS may be
+called again, ``not_before`` (``lms.schedule``); a run the LMS answered
+(``success``, ``partial`` for other reasons) clears it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 import uuid
@@ -27,8 +33,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from lms.base import Course, LMSClient
+from lms.http import server_wait
 from lms.registry import make_client
-from lms.schedule import sync_lock
+from lms.schedule import set_not_before, sync_lock
 from lms.secrets import SecretBox
 from lms.store import connection_config
 from lms.upsert import Counts, CourseSnapshot, mark_missing_courses, write_course
@@ -62,10 +69,13 @@ class SyncReport:
     enrollments: Counts = field(default_factory=Counts)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    not_before: dt.datetime | None = None
+    """When the LMS may be called again, if the run stopped on its ``Retry-After``."""
 
     def as_dict(self) -> dict[str, Any]:
         shown = asdict(self)
         shown["integration_id"] = str(self.integration_id)
+        shown["not_before"] = self.not_before.isoformat() if self.not_before else None
         return shown
 
 
@@ -85,7 +95,8 @@ def run_sync(
     is false (the claim stays), or what interrupted it (after writing
     ``failed``).  A ``RetryableError`` asking to wait (``retry_after``) longer
     than ``longest_wait`` seconds ends the run ``failed`` instead: the
-    schedule's retry of failed syncs takes over.
+    schedule's retry of failed syncs takes over, not before the time the LMS
+    named (``SyncReport.not_before``).
     """
     started = time.monotonic()
     report = SyncReport(integration_id)
@@ -106,16 +117,17 @@ def run_sync(
         log.info("LMS sync of %s (%s) started", integration_id, config.platform)
         try:
             with client_factory(config) as client:
-                _sync_courses(engine, client, report, flags, progress)
+                asked = _sync_courses(engine, client, report, flags, progress)
         except RetryableError as exc:
             wait = exc.retry_after or 0.0
             if not final_attempt and (longest_wait is None or wait <= longest_wait):
                 _note_retry(engine, integration_id, exc)
                 raise
-            message = exc.message
-            if not final_attempt:
-                message += f" (the LMS asked to wait {wait:.0f}s, longer than a retry waits)"
-            return _finish(engine, report, "failed", message, started)
+            message, asked = exc.message, server_wait(exc)
+            if asked:
+                beyond = "" if final_attempt else ", longer than a retry waits"
+                message += f" (the LMS asked to wait {asked:.0f}s{beyond})"
+            return _finish(engine, report, "failed", message, started, asked)
         except ToolboxError as exc:
             return _finish(engine, report, "failed", exc.message, started)
         except BaseException as exc:  # a time limit or Ctrl-C: say so, then let it propagate
@@ -125,7 +137,7 @@ def run_sync(
             return _finish(engine, report, "success", None, started)
         status = "failed" if report.courses_failed == report.courses_listed else "partial"
         summary = f"{report.courses_failed} of {report.courses_listed} course(s) failed: "
-        return _finish(engine, report, status, summary + "; ".join(report.errors), started)
+        return _finish(engine, report, status, summary + "; ".join(report.errors), started, asked)
 
 
 def _sync_courses(
@@ -134,7 +146,9 @@ def _sync_courses(
     report: SyncReport,
     flags: tuple[bool, bool],
     progress: Callable[[SyncProgress], None] | None,
-) -> None:
+) -> float | None:
+    """Read and write each course; the LMS's ``Retry-After`` that stopped the loop, if one did."""
+    asked: float | None = None
     courses = _distinct(client.list_courses())
     report.courses_listed = len(courses)
     if progress:
@@ -151,6 +165,13 @@ def _sync_courses(
             report.errors.append(f"course {course.external_id}: {reason}")
             log.warning("LMS sync of %s: course %s failed: %s",
                         report.integration_id, course.external_id, reason)  # fmt: skip
+            asked = server_wait(exc)
+            if asked:  # the LMS throttles the client, not this course: ask it nothing more
+                left = len(courses) - done
+                report.courses_failed += left
+                report.errors.append(f"{left} course(s) not read: the LMS asked to wait "
+                                     f"{asked:.0f}s")  # fmt: skip
+                break
         else:
             report.courses.add(written.course)
             report.assignments.add(written.assignments)
@@ -161,6 +182,7 @@ def _sync_courses(
         report.courses_removed = mark_missing_courses(
             connection, report.integration_id, [course.external_id for course in courses]
         )
+    return asked
 
 
 def _read_course(
@@ -201,18 +223,35 @@ def _note_retry(engine: Engine, integration_id: uuid.UUID, exc: RetryableError) 
 
 
 def _finish(
-    engine: Engine, report: SyncReport, status: str, message: str | None, started: float
+    engine: Engine,
+    report: SyncReport,
+    status: str,
+    message: str | None,
+    started: float,
+    asked: float | None = None,
 ) -> SyncReport:
+    """Write the end; ``asked``: the LMS's ``Retry-After`` the run stopped on, if any."""
     report.status, report.message = status, _clip(message) if message else None
     report.seconds = round(time.monotonic() - started, 3)
     with engine.begin() as connection:
+        # A failure of another kind (credentials, a time limit) says nothing of the LMS's pace.
+        answered = status != "failed"
         connection.execute(
             text(
                 "UPDATE lms_integrations SET last_sync_status = :status, last_sync_at = now(),"
-                " sync_error_message = :message WHERE id = :id AND last_sync_status = 'running'"
+                " sync_error_message = :message,"
+                " not_before = CASE WHEN :answered THEN NULL ELSE not_before END"
+                " WHERE id = :id AND last_sync_status = 'running'"
             ),
-            {"id": report.integration_id, "status": status, "message": report.message},
+            {
+                "id": report.integration_id,
+                "status": status,
+                "message": report.message,
+                "answered": answered,
+            },
         )
+        if asked:
+            report.not_before = set_not_before(connection, report.integration_id, asked)
     log_at = logging.INFO if status == "success" else logging.WARNING
     log.log(
         log_at,

@@ -30,7 +30,8 @@ SYNC_RETRY_CAP_SECONDS = 300.0
 """Below ``SyncPolicy.stale_after``, so a claim waiting for its retry is never taken as stale."""
 SYNC_RETRY_AFTER_MAX_SECONDS = 600.0
 """The longest ``Retry-After`` a sync waits for in a retry (below ``stale_after``, 15 min);
-a longer one ends the run ``failed`` and beat tries again 15 minutes later."""
+a longer one ends the run ``failed`` and beat tries again 15 minutes later, but not before
+the time the LMS named (``lms_integrations.not_before``, at most a day ahead)."""
 SYNC_THROTTLED_RETRIES = 5
 """Retries the LMS asked for with ``Retry-After``: not failures, so not counted in
 ``SYNC_RETRIES``, but bounded so that a server that always says "later" ends the run."""

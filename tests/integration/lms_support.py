@@ -27,10 +27,12 @@ def add_canvas(engine: Engine, base_url: str, token: str, **fields: Any) -> uuid
     return integration_id
 
 
-def sync(engine: Engine, integration_id: uuid.UUID, **kwargs: Any) -> SyncReport:
+def sync(
+    engine: Engine, integration_id: uuid.UUID, *, ignore_not_before: bool = False, **kwargs: Any
+) -> SyncReport:
     """Claim and run a sync here, as ``toolbox lms sync --now`` does."""
     with engine.begin() as connection:
-        assert claim_now(connection, integration_id).claimed
+        assert claim_now(connection, integration_id, ignore_not_before=ignore_not_before).claimed
     return run_sync(engine, integration_id, secrets=secret_box, **kwargs)
 
 

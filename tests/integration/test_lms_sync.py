@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,8 @@ from sqlalchemy import Engine, text
 
 from lms.people import UNUSABLE_PASSWORD, placeholder_username
 from lms.registry import make_client
-from lms.schedule import claim_now
+from lms.schedule import claim_due, claim_now
+from lms.status import list_integrations
 from models.errors import LMSUnavailable
 from tests.integration.lms_support import (
     add_canvas,
@@ -194,7 +196,7 @@ def _run_sync_task(integration: uuid.UUID, retries: int = 0, throttled: int = 0)
         sync_integration.pop_request()
 
 
-def test_a_sync_retry_waits_as_long_as_the_lms_asks_and_a_longer_wish_fails_the_run(
+def test_a_sync_retry_waits_as_long_as_the_lms_asks_and_a_longer_wish_is_kept_to(
     engine: Engine, integration: uuid.UUID, canvas: FakeCanvas
 ) -> None:
     # Longer than the HTTP client waits in-process (30 s) and than any backoff step (300 s).
@@ -215,6 +217,48 @@ def test_a_sync_retry_waits_as_long_as_the_lms_asks_and_a_longer_wish_fails_the_
     assert report["status"] == "failed", "an hour is beyond what a retry waits"
     row = integration_row(engine, integration)
     assert row.last_sync_status == "failed" and "asked to wait 3600s" in row.sync_error_message
+    in_an_hour = "now() + interval '3600 seconds'"
+    assert scalar(engine, f"SELECT not_before BETWEEN {in_an_hour} - interval '1 minute'"
+                          f" AND {in_an_hour} FROM lms_integrations") is True  # fmt: skip
+    _set_times(engine, "last_sync_at = now() - interval '20 minutes'")  # failure back-off over
+    with engine.begin() as connection:
+        assert claim_due(connection) == [], "not before the time the LMS named"
+        (shown,) = list_integrations(connection)
+    assert shown.not_before == shown.next_sync_at == row.not_before
+
+    _set_times(engine, "not_before = now() - interval '1 second'")  # the hour is over
+    with engine.begin() as connection:
+        assert claim_due(connection) == [integration]
+    assert _run_sync_task(integration)["status"] == "success"
+    assert integration_row(engine, integration).not_before is None, "a success clears it"
+
+
+def test_a_course_throttled_for_long_ends_the_run_and_no_sync_runs_before_the_wait(
+    engine: Engine, integration: uuid.UUID, canvas: FakeCanvas
+) -> None:
+    canvas.throttle(times=1, retry_after="3600", path="/api/v1/courses/")  # the first course
+
+    report = sync(engine, integration, client_factory=no_sleep)
+
+    assert (report.status, report.courses_failed) == ("failed", 3)
+    assert "2 course(s) not read: the LMS asked to wait 3600s" in (report.message or "")
+    assert len(canvas.requests_to("/api/v1/courses/")) == 1, "the LMS was asked nothing more"
+    assert report.not_before is not None
+    assert report.not_before == integration_row(engine, integration).not_before
+    with engine.begin() as connection:
+        refused = claim_now(connection, integration)
+    assert not refused.claimed
+    until = report.not_before.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert f"the LMS asked (Retry-After) not to be called before {until}" in (refused.reason or "")
+    assert "--ignore-retry-after" in (refused.reason or "")
+
+    overridden = sync(engine, integration, ignore_not_before=True)
+    assert overridden.status == "success" and overridden.not_before is None
+
+
+def _set_times(engine: Engine, assignment: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(text(f"UPDATE lms_integrations SET {assignment}"))
 
 
 def test_a_rejected_token_fails_with_the_lms_message_and_the_token_shows_nowhere(

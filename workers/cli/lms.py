@@ -140,6 +140,10 @@ def list_(as_json: JsonFlag = False) -> None:
             _when(s.next_sync_at, short=True) if s.is_active else "disabled", grades,
         )  # fmt: skip
     console.print(table)
+    for s in summaries:
+        if s.not_before:
+            console.print(f"{str(s.id)[:8]}: the LMS asked (Retry-After) not to be called "
+                          f"before {_when(s.not_before)}")  # fmt: skip
 
 
 @lms_app.command("status")
@@ -173,6 +177,7 @@ def status(
         ("sync every", f"{s.sync_frequency_hours} h"), ("last sync", _when(s.last_sync_at)),
         ("last status", s.last_sync_status or "never synced"), ("error", s.sync_error_message),
         ("next sync", _when(s.next_sync_at) if s.is_active else "none: `toolbox lms enable`"),
+        ("not before", s.not_before and f"{_when(s.not_before)}, as the LMS asked (Retry-After)"),
         *detail.flags.items(), *detail.data.items(),
         ("grade passbacks", ", ".join(f"{n} {k}" for k, n in s.passbacks.items())),
         ("oldest unsent grade", _when(detail.oldest_pending_passback)),
@@ -189,14 +194,25 @@ def status(
 def sync(
     integration: Annotated[str, typer.Argument(help="Integration id (or prefix)")],
     now: Annotated[bool, typer.Option("--now", help="Run here instead of on a worker")] = False,
+    ignore_retry_after: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-retry-after",
+            help="Sync even though the LMS asked (Retry-After) not to be called yet",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Sync courses, assignments and rosters: queued for the lms workers, or here with --now."""
+    """Sync courses, assignments and rosters: queued for the lms workers, or here with --now.
+
+    Refused while the LMS's Retry-After runs (`lms status` shows until when),
+    unless --ignore-retry-after.
+    """
     resolve_servers()
     engine = get_engine()
     with engine.begin() as connection:
         integration_id = resolve_id(connection, integration)
-        claim = claim_now(connection, integration_id)
+        claim = claim_now(connection, integration_id, ignore_not_before=ignore_retry_after)
     if not claim.claimed:
         errors.print(f"[red]not started:[/red] {claim.reason}")
         raise typer.Exit(1)
@@ -258,6 +274,9 @@ def _sync_here(integration_id: uuid.UUID) -> SyncReport:
 def _show_report(report: SyncReport) -> None:
     colour = {"success": "green", "partial": "yellow"}.get(report.status, "red")
     console.print(f"[{colour}]{report.status}[/{colour}] in {report.seconds:.1f}s")
+    if report.not_before:
+        console.print(f"the LMS asked not to be called before {_when(report.not_before)}: "
+                      "beat waits until then")  # fmt: skip
     if report.status == "skipped" or report.courses_listed == 0:
         console.print(report.message or "the LMS lists no courses")
         return
