@@ -15,9 +15,14 @@ A drain stays inside its time: the budget is checked before every grade, and
 an integration that times out, cannot be reached or answers 5xx through every
 retry is skipped for the rest of the drain (its grades go back to pending
 untouched), so a dead LMS costs one grade's worst case per drain, not one per
-grade.  A time limit that arrives anyway (``interrupts``, or any
-``BaseException`` that is not an ``Exception``) releases the unsent grades and
-is re-raised, never recorded as a grade's error.
+grade.  So is one whose LMS asked to wait (a ``Retry-After`` the HTTP client did
+not wait out): its pace holds for every grade, not only the one it refused, so
+the wait is written to the integration (``not_before``, as a sync writes it)
+and later drains leave its grades alone until then, however long the wait
+(up to a day), not only the 15 minutes a grade's own backoff honours.  A time
+limit that arrives anyway (``interrupts``, or any ``BaseException`` that is not
+an ``Exception``) releases the unsent grades and is re-raised, never recorded
+as a grade's error.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from lms.base import GradeOutcome, LMSClient
+from lms.http import server_wait
 from lms.passback import (
     ClaimedGrade,
     PassbackPolicy,
@@ -44,6 +50,7 @@ from lms.passback import (
     supersede_older,
 )
 from lms.registry import make_client
+from lms.schedule import set_not_before
 from lms.secrets import SecretBox
 from lms.store import load_config, with_retries
 from models.errors import (
@@ -201,6 +208,11 @@ def _send_one(
         if _unreachable(exc):
             clients.mark_down(grade.integration_id)
         _record_failure(engine, grade, exc, policy, report)
+        asked = server_wait(exc)
+        if asked:
+            clients.mark_down(grade.integration_id)
+            with engine.begin() as connection:
+                set_not_before(connection, grade.integration_id, asked)
         return
     with engine.begin() as connection:
         kept = record_outcome(connection, grade, "success", data=_outcome_data(outcome))
@@ -320,7 +332,8 @@ class _Clients:
         self._box: SecretBox | None = None
         self._made: dict[uuid.UUID, LMSClient | ConfigurationError] = {}
         self.down: set[uuid.UUID] = set()
-        """Integrations that failed for want of an answer: skipped for the rest of the drain."""
+        """Integrations that failed for want of an answer, or whose LMS asked to wait: skipped
+        for the rest of the drain."""
 
     def is_down(self, integration_id: uuid.UUID) -> bool:
         return integration_id in self.down

@@ -164,6 +164,7 @@ WITH due AS (
     JOIN lms_integrations i ON i.id = c.lms_integration_id
     WHERE p.status = 'pending' AND p.next_attempt_at <= now()
       AND i.is_active AND i.grade_passback_enabled
+      AND (i.not_before IS NULL OR i.not_before <= now())
       AND i.id <> ALL(CAST(:skip AS uuid[]))
       AND NOT EXISTS (SELECT 1 FROM lms_grade_passbacks s
                       WHERE s.lms_assignment_id = p.lms_assignment_id
@@ -203,8 +204,8 @@ def claim(
     policy: PassbackPolicy,
     skip: Collection[uuid.UUID] = (),
 ) -> list[ClaimedGrade]:
-    """Lease up to ``batch_size`` due grades (oldest grade first), skipping rows others hold
-    and the integrations in ``skip``."""
+    """Lease up to ``batch_size`` due grades (oldest grade first), skipping rows others hold,
+    the integrations in ``skip`` and those whose LMS asked to wait (``not_before``)."""
     params = {"limit": policy.batch_size, "lease": policy.lease, "skip": list(skip)}
     rows = connection.execute(_CLAIM, params).all()
     grades = [

@@ -192,6 +192,28 @@ def test_outages_back_off_permanent_refusals_fail_and_both_say_why(
     )
 
 
+def test_a_long_retry_after_holds_back_every_grade_of_that_lms_until_then(
+    engine: Engine, quiz: uuid.UUID, course: str, canvas: FakeCanvas
+) -> None:
+    for user, _ in students_of(engine, course):
+        complete_attempt(engine, quiz, user, 80)
+    grades = f"/api/v1/courses/{course}/assignments/"
+    canvas.throttle(times=1, retry_after="3600", path=grades)
+
+    report = run_drain(engine)
+
+    assert (report.retrying, report.released, report.sent) == (1, 2, 0)
+    assert len(canvas.requests_to(grades)) == 1, "the other grades were not sent"
+    assert _scalar(engine, "SELECT not_before > now() + interval '59 minutes'"
+                           " FROM lms_integrations") is True  # fmt: skip
+    make_all_due(engine)  # each grade's own backoff (at most 15 minutes) is over
+    assert run_drain(engine).sent == 0, "not before the time the LMS named"
+
+    with engine.begin() as connection:  # the hour is over
+        connection.execute(text("UPDATE lms_integrations SET not_before = now() - interval '1s'"))
+    assert run_drain(engine).sent == 3
+
+
 def test_only_the_newest_pending_grade_is_sent_and_a_newer_lms_grade_is_kept(
     engine: Engine, quiz: uuid.UUID, course: str, data: Dataset, assignment: str
 ) -> None:
@@ -220,12 +242,12 @@ def test_grades_not_sent_by_the_drain_task_are_counted_in_the_error_log(
     canvas: FakeCanvas,
 ) -> None:  # fmt: skip
     (flaky, _), *refused = students_of(engine, course)
-    complete_attempt(engine, quiz, flaky, 60)
     for user, lms_id in refused:
         complete_attempt(engine, quiz, user, 70)
         enrollment = data.enrollment_of(course, lms_id)
         assert enrollment is not None
         enrollment.state = "deleted"  # Canvas now answers 404 for these students
+    complete_attempt(engine, quiz, flaky, 60)  # sent last: after it the drain leaves the LMS be
     # longer than the client waits in-process: the grade goes back to pending at once
     canvas.throttle(times=1, retry_after="3600", path=f"/api/v1/courses/{course}/assignments/",
                     method="PUT")  # fmt: skip
