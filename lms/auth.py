@@ -27,7 +27,7 @@ import jwt
 
 from lms.base import ConnectionConfig
 from lms.http import LMSHttp, retry_after_seconds
-from lms.messages import redact_url
+from lms.messages import redact_url, scrub
 from models.errors import (
     ConfigurationError,
     LMSAuthRejected,
@@ -270,10 +270,7 @@ class TokenProvider:
         return _CachedToken(value=token, renew_at=self._clock() + lifetime - margin)
 
     def _scrub(self, text: str) -> str:
-        for secret in self.grant.secrets():
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return scrub(text, (secret for secret in self.grant.secrets() if secret))
 
 
 class BearerAuth(httpx.Auth):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
-from lms.messages import redact
+from models.redaction import redact
 
 RosterRole = Literal["student", "teacher", "ta", "admin", "observer"]
 EnrollmentState = Literal["active", "inactive", "invited", "completed", "dropped"]

@@ -24,15 +24,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from lms.messages import (
-    SECRET_PARAMS,
-    lms_message,
-    redact_url,
-    require_object,
-    scrub,
-    secrets_of,
-)
+from lms.messages import lms_message, redact_url, require_object, scrub, secrets_of
 from models.errors import LMSRequestRejected, LMSUnavailable, ValidationFailed
+from models.redaction import SECRET_PARAMS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

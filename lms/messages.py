@@ -6,48 +6,20 @@ operator's terminal, so it names URLs and fields but never a secret.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
 
 from models.errors import ValidationFailed
+from models.redaction import MASK, SECRET_PARAMS, redact
 
-#: Query and form parameters whose values are secrets, redacted from messages.
-SECRET_PARAMS = frozenset(
-    "access_token api_key apikey client_secret oauth_signature password refresh_token secret"
-    " token wstoken".split()
-)
-REDACTED = "REDACTED"
 _SNIPPET = 200
-#: The user part of a URL: what stands between ``scheme://`` and the last ``@`` before the
-#: path, query or fragment (a password may hold an unescaped ``@``).
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s\"'<>]+)@")
-_SECRET_VALUE = re.compile(rf"(?i)(?P<key>[?&](?:{'|'.join(sorted(SECRET_PARAMS))})=)[^&#\s\"'<>]*")
-
-
-def redact(text: str) -> str:
-    """``text`` with the secrets of every URL in it masked, ready to show or log.
-
-    A password becomes ``***`` (``https://user:***@host``); a user part without
-    one is masked whole (it is often a token); the values of secret query
-    parameters become ``REDACTED``.  Never raises, so an address stored by an
-    older version, however malformed, can still be listed.
-    """
-    if "@" in text:
-        text = _USERINFO.sub(_masked_userinfo, text)
-    return _SECRET_VALUE.sub(rf"\g<key>{REDACTED}", text) if "=" in text else text
 
 
 def redact_url(url: httpx.URL | str) -> str:
-    """``url`` as ``redact`` shows it."""
+    """``url`` with its secrets masked (``models.redaction``), ready to show or log."""
     return redact(str(url))
-
-
-def _masked_userinfo(match: re.Match[str]) -> str:
-    user, colon, _ = match["userinfo"].partition(":")
-    return f"{match['scheme']}{user}:***@" if colon else f"{match['scheme']}***@"
 
 
 def require_object(value: Any, where: str, *keys: str) -> dict[str, Any]:
@@ -103,5 +75,5 @@ def secrets_of(request: httpx.Request | None, extra: Iterable[str]) -> list[str]
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every occurrence of each secret replaced."""
     for secret in secrets:
-        text = text.replace(secret, REDACTED)
+        text = text.replace(secret, MASK)
     return text

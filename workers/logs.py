@@ -1,6 +1,6 @@
 """Structured JSON logs with task and workflow ids; no payloads, no secrets.
 
-Every line passes ``lms.messages.redact`` last, whoever logged it: httpx logs
+Every line passes ``models.redaction.redact`` last, whoever logged it: httpx logs
 each request's full URL at INFO, and an LMS address stored by an older
 version may hold a password (``https://user:***@host`` is what shows).
 """
@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from lms.messages import redact
+from models.redaction import redact
 
 task_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "task_context", default=None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
@@ -30,6 +29,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 
 from agents.model_spec import parse_model_spec
 from models.errors import ConfigurationError
+from models.redaction import MASK, redact
 from workers.variables import unknown_variables
 
 ENV_PREFIX = "TOOLBOX_"
@@ -42,7 +42,8 @@ HOW_TO_GENERATE_KEY = (
     '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 )
 SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
-"""URL query parameters that carry a password (libpq reads ``?password=``)."""
+"""URL query parameters that carry a password (libpq reads ``?password=``); shown masked, as
+every secret parameter (``models.redaction.SECRET_PARAMS``)."""
 
 
 def _check_port(parts: SplitResult) -> None:
@@ -69,7 +70,8 @@ def _normalise_database_url(value: str) -> str:
 def _check_redis_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in {"redis", "rediss", "redis+socket"}:
-        raise ValueError(f"must be a redis://, rediss:// or redis+socket:// URL, got {value!r}")
+        shown = redact(value)
+        raise ValueError(f"must be a redis://, rediss:// or redis+socket:// URL, got {shown!r}")
     if parts.scheme != "redis+socket" and not parts.hostname:
         raise ValueError("needs a host")
     if parts.scheme == "redis+socket" and not parts.path:
@@ -258,9 +260,9 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, list) and value and isinstance(value[0], SecretStr):
-                shown[name] = ["**********"] * len(value)
+                shown[name] = [MASK] * len(value)
             elif name.endswith("_url") and value:
-                shown[name] = mask_url(value)
+                shown[name] = redact(value)
             elif isinstance(value, BaseModel):
                 shown[name] = value.model_dump()
             else:
@@ -274,18 +276,6 @@ def url_passwords(url: str) -> list[str]:
     found = [unquote(parts.password)] if parts.password is not None else []
     query = parse_qsl(parts.query, keep_blank_values=True)
     return found + [value for key, value in query if key.lower() in SECRET_QUERY_KEYS]
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password masked, in the user part or in a ``?password=`` parameter."""
-    base, sep, query = url.partition("?")
-    parts = urlsplit(base)
-    if parts.password is not None:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
-        base = parts._replace(netloc=netloc).geturl()
-    keys = "|".join(sorted(SECRET_QUERY_KEYS))
-    query = re.sub(rf"(?i)(^|&)({keys})=[^&#]*", r"\1\2=****", query)
-    return base + sep + query
 
 
 def ensure_data_dir(path: Path) -> Path:

@@ -31,7 +31,7 @@ def test_config_masks_secrets() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
-    assert shown["secret_keys"] == ["**********"]
+    assert shown["secret_keys"] == ["***"]
     assert "pw9" not in result.stdout and key not in result.stdout
 
 

@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from lms.http import LMSHttp, parse_link_header, retry_after_seconds
-from lms.messages import redact, redact_url
 from models.errors import LMSRequestRejected, LMSUnavailable, ValidationFailed
 from tests.lms.fakes import FakeLMSServer, RecordedRequest, Reply
 
@@ -166,49 +165,6 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_seconds(response(past)) == 0.0
     assert retry_after_seconds(response("soon")) is None
     assert retry_after_seconds(httpx.Response(429)) is None
-
-
-def test_redact_url_hides_tokens_and_userinfo() -> None:
-    url = f"https://admin:pw@lms.test/webservice/rest/server.php?wstoken={SECRET_WSTOKEN}&x=1"
-    redacted = redact_url(url)
-    assert SECRET_WSTOKEN not in redacted and "pw" not in redacted
-    assert "wsfunction" not in redacted and "x=1" in redacted
-
-
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("https://admin:S3cret@canvas.example.edu", "https://admin:***@canvas.example.edu"),
-        ("HTTPS://admin:S3c@ret@Canvas.example.edu:8443/x?a=1#top",
-         "HTTPS://admin:***@Canvas.example.edu:8443/x?a=1#top"),
-        ("https://t0kenAsUser@canvas.example.edu/", "https://***@canvas.example.edu/"),
-        ("https://admin:S3cret@canvas.example.edu:port/",
-         "https://admin:***@canvas.example.edu:port/"),
-        ("https://admin:S3cret@[::1/", "https://admin:***@[::1/"),
-        ("https://canvas.example.edu/users/a@b?access_token=S3cret",
-         "https://canvas.example.edu/users/a@b?access_token=REDACTED"),
-    ],
-)  # fmt: skip
-def test_a_password_in_a_url_is_masked_keeping_the_user_and_any_url_still_shows(
-    url: str, shown: str
-) -> None:
-    """Addresses stored by older versions: shown as written but for the secret, never a crash."""
-    assert redact_url(url) == shown
-
-
-def test_redact_masks_every_url_in_a_log_line() -> None:
-    line = 'HTTP Request: GET http://admin:S3cret@127.0.0.1:8000/api/v1/courses "HTTP/1.1 401"'
-    assert redact(line) == (
-        'HTTP Request: GET http://admin:***@127.0.0.1:8000/api/v1/courses "HTTP/1.1 401"'
-    )
-    two = "moved from https://a:S3cret@old.example.edu to https://b:S3cret2@new.example.edu/x"
-    assert (
-        redact(two) == "moved from https://a:***@old.example.edu to https://b:***@new.example.edu/x"
-    )
-    plain = "no URL here, mail admin@example.edu; postgres@db"
-    assert redact(plain) is plain
-    request = httpx.URL("https://admin:S3cret@canvas.example.edu/api/v1")
-    assert redact_url(request) == "https://admin:***@canvas.example.edu/api/v1"
 
 
 # success paths ------------------------------------------------------------------
@@ -482,7 +438,7 @@ def test_second_401_is_rejected_without_leaking_the_token(
     assert calls == [1]
     assert caught.value.status_code == 401
     assert_secret_free(caught.value, SECRET_TOKEN)  # the fake echoes it in its message
-    assert "REDACTED" in str(caught.value)
+    assert "***" in str(caught.value)
 
 
 def test_secrets_never_reach_messages(

@@ -9,7 +9,6 @@ survived.  Lines name host and port, never a password.
 
 from __future__ import annotations
 
-import re
 import sys
 import uuid
 from pathlib import Path
@@ -24,8 +23,9 @@ from sqlalchemy import create_engine, make_url, pool
 from sqlalchemy.exc import DBAPIError
 
 from models.errors import ConfigurationError
+from models.redaction import MASK, redact
 from workers.redis import client_url
-from workers.settings import ENV_PREFIX, get_settings
+from workers.settings import ENV_PREFIX, get_settings, url_passwords
 
 #: ``agent_tasks`` missing (no schema) or a column missing (an older schema).
 SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})
@@ -174,13 +174,16 @@ def _reason(message: str) -> str:
 
 
 def _scrub(text: str) -> str:
-    """Drop anything that looks like a URL password, and the configured one."""
-    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1****@", text)
+    """``text`` with every URL's secrets masked, and the configured passwords wherever they are.
+
+    A server's message may quote the password without its URL.
+    """
+    text = redact(text)
     settings = get_settings()
-    for url in (settings.database_url, settings.redis_url):
-        password = urlsplit(url or "").password
-        if password:
-            text = text.replace(password, "****")
+    for url in filter(None, (settings.database_url, settings.redis_url)):
+        for password in {*url_passwords(url), urlsplit(url).password}:  # decoded, as written
+            if password:
+                text = text.replace(password, MASK)
     return text
 
 

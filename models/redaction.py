@@ -1,0 +1,61 @@
+"""The one rule that masks the secrets of URLs in text that is shown or logged.
+
+Every place that shows an address uses it: ``lms.messages.redact_url`` (LMS
+errors, reprs, ``lms list``), the log formatters of ``workers.logs``,
+``toolbox config`` and the CLI's connection errors.  It lives in ``models``,
+the bottom layer, because both ``lms`` (which never imports ``workers``) and
+``workers.settings`` (which every command loads, and which should not load
+the LMS layer) need it.
+
+What is masked, always as ``***``, in every URL found in the text:
+
+- a password: ``https://user:***@host``.  It may hold an unescaped ``@``, or
+  a ``/``, ``?`` or ``#`` that no parser would take for one (the run up to
+  the last ``@`` before the host is masked); after a colon, digits followed
+  by the end of the address are a port, as every client reads them;
+- a user part without a password, masked whole (it is often a token):
+  ``https://***@host``;
+- the values of secret query parameters (``SECRET_PARAMS``, any case):
+  ``?access_token=***``.
+
+It never raises, so an address stored by an older version, however malformed,
+can still be shown.
+"""
+
+from __future__ import annotations
+
+import re
+
+MASK = "***"
+#: Query and form parameters whose values are secrets (compared in lower case).
+SECRET_PARAMS = frozenset(
+    "access_token api_key apikey client_secret oauth_signature password refresh_token secret"
+    " sslpassword token wstoken".split()
+)
+
+# What ends a URL in text (blanks, quotes, angle brackets), and what ends its authority.
+_QUIET = r"\s\"'<>"
+_AUTHORITY_END = rf"(?:[/?#{_QUIET}]|$)"
+_USERINFO = re.compile(
+    rf"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?:"
+    # user:password@host -- the @ after which the authority holds no other @
+    rf"(?P<user>[^:/?#@{_QUIET}]*):(?!\d*{_AUTHORITY_END})[^{_QUIET}]*?"
+    rf"@(?=[^@/?#{_QUIET}]*{_AUTHORITY_END})"
+    # or a user part without a colon
+    rf"|[^/?#{_QUIET}]+@)"
+)
+_SECRET_VALUE = re.compile(
+    rf"(?i)(?P<key>[?&](?:{'|'.join(sorted(SECRET_PARAMS))})=)[^&#{_QUIET}]*"
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with the secrets of every URL in it masked, ready to show or log."""
+    if "@" in text:
+        text = _USERINFO.sub(_masked_userinfo, text)
+    return _SECRET_VALUE.sub(rf"\g<key>{MASK}", text) if "=" in text else text
+
+
+def _masked_userinfo(match: re.Match[str]) -> str:
+    user = match["user"]
+    return f"{match['scheme']}{user}:{MASK}@" if user is not None else f"{match['scheme']}{MASK}@"
