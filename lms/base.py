@@ -136,6 +136,18 @@ class LMSClient(abc.ABC):
     @abc.abstractmethod
     def submit_grade(self, grade: GradeSubmission) -> GradeOutcome: ...
 
+    @classmethod
+    def option_urls(
+        cls,
+        options: Mapping[str, Any],  # noqa: ARG003 - the clients with URL options read it
+    ) -> Iterator[tuple[str, Any]]:
+        """(name, value) of each URL in ``options`` the client calls, however malformed.
+
+        ``add`` and ``update`` check them as they check the endpoints
+        (``lms.store.check_url``); the default client has none.
+        """
+        return iter(())
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default has nothing to release."""
 

@@ -11,12 +11,14 @@ launches, e.g.::
                    "lineitems_url": "https://lms/.../lineitems"}],
      "key_id": "tool-key-2024"}
 
-Other options: ``key_id`` (the ``kid`` of the tool's JWKS key), ``scopes``
-and ``token_audience`` (when the platform wants an ``aud`` other than its
-token URL).  Scores carry the grade's fixed timestamp; the platform must not
-apply one that is not newer than what it holds, and such a refusal (409, or a
-400/422 that names the timestamp) means the grade or a newer one is already
-there.  A platform that silently ignores a stale score answers 2xx, which
+``add`` and ``update`` check those URLs as they check the endpoints
+(``option_urls``).  Other options: ``key_id`` (the ``kid`` of the tool's
+JWKS key), ``scopes`` and ``token_audience`` (when the platform wants an
+``aud`` other than its token URL; not called, so not checked as a URL).
+Scores carry the grade's fixed timestamp; the platform must not apply one
+that is not newer than what it holds, and such a refusal (409, or a 400/422
+that names the timestamp) means the grade or a newer one is already there.
+A platform that silently ignores a stale score answers 2xx, which
 cannot be told apart from an applied one and is reported as applied; the
 platform still keeps the newer grade.
 """
@@ -50,6 +52,8 @@ from models.errors import ConfigurationError, LMSRequestRejected, ValidationFail
 NRPS_MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 LINEITEMS_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 SCORE_MEDIA_TYPE = "application/vnd.ims.lis.v1.score+json"
+#: The URLs of a context's services (NRPS, AGS), in ``options["contexts"]``.
+SERVICE_URLS = ("memberships_url", "lineitems_url")
 
 _LIS = "http://purl.imsglobal.org/vocab/lis/v2/"
 # Context roles by their last segment; a sub-role such as
@@ -167,6 +171,15 @@ class LTIAdvantageClient(LMSClient):
                 return GradeOutcome(already_applied=True, detail=exc.message)
             raise
         return GradeOutcome()
+
+    @classmethod
+    def option_urls(cls, options: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+        """Each context's service URLs given (a null one counts as not given)."""
+        contexts = options.get("contexts")
+        for index, context in enumerate(contexts if isinstance(contexts, list) else []):
+            for key in SERVICE_URLS:
+                if isinstance(context, Mapping) and context.get(key) is not None:
+                    yield f"options.contexts[{index}].{key}", context[key]
 
     def close(self) -> None:
         self.http.close()

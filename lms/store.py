@@ -257,6 +257,8 @@ def _check(new: NewIntegration) -> None:
     for name, url in (("auth endpoint", new.auth_endpoint), ("token endpoint", new.token_endpoint)):
         if url is not None:
             check_url(name, url)
+    for name, url in client_class(new.platform).option_urls(new.options):
+        check_url(name, url)
     if not new.institution_name.strip():
         raise ValidationFailed("the institution name is empty")
     if len(new.institution_name) > 200 or len(new.base_url) > 500:
@@ -275,10 +277,14 @@ def _check(new: NewIntegration) -> None:
             ) from None
 
 
-def check_url(name: str, url: str) -> None:
-    """An http(s) address with a host; a password in it would be shown by ``lms list``."""
+def check_url(name: str, url: object) -> None:
+    """An http(s) address with a host; a password in it would be shown by ``lms list``.
+
+    ``url`` may be anything an option held (a number, a list): refused, named.
+    """
+    text = url if isinstance(url, str) else ""
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(text)
         has_host = bool(parts.hostname) and (parts.port is None or parts.port > 0)
     except ValueError:  # a port that is not a number, a broken IPv6 address
         parts, has_host = urlsplit(""), False
@@ -287,8 +293,9 @@ def check_url(name: str, url: str) -> None:
             f"{name} must not hold a user name or password; "
             "credentials go in the secret options (--api-key, --client-secret, ...)"
         )
-    if not has_host or parts.scheme not in ("http", "https") or " " in url or len(url) > 500:
-        raise ValidationFailed(f"{name} must be an http(s) URL with a host, got {url!r}")
+    if not has_host or parts.scheme not in ("http", "https") or " " in text or len(text) > 500:
+        shown = redact_url(url) if isinstance(url, str) else url  # one urllib cannot split
+        raise ValidationFailed(f"{name} must be an http(s) URL with a host, got {shown!r}")
 
 
 def _stripped(credentials: Credentials) -> Credentials:

@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -76,6 +78,39 @@ def test_add_refuses_what_would_fail_only_at_sync_time(
     assert message in refused.value.message and "S3cret" not in refused.value.message
     with engine.connect() as connection:
         assert list_integrations(connection) == []
+
+
+def test_the_lti_service_urls_in_the_options_are_checked_as_the_endpoints_are(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """An LTI context's NRPS and AGS URLs get the token: refused by add and update alike."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    context = {"id": "ctx-1", "memberships_url": f"{BASE}/m", "lineitems_url": f"{BASE}/li"}
+    lti = NewIntegration(
+        "lti", "Ogdenville", BASE, Credentials(client_id="tool", private_key_pem=pem),
+        token_endpoint=f"{BASE}/token", options={"contexts": [context]},
+    )  # fmt: skip
+    name = "options.contexts[0].memberships_url"
+    for url, message in [
+        ("https://u:S3cret@lms.example.edu/m", f"{name} must not hold a user name or password; "
+                                               "credentials go in the secret options"),
+        ("ftp://lms.example.edu/m", f"{name} must be an http(s) URL with a host, got 'ftp://"),
+        (" ", f"{name} must be an http(s) URL with a host, got ' '"),
+    ]:  # fmt: skip
+        bad = {"contexts": [{**context, "memberships_url": url}]}
+        with pytest.raises(ValidationFailed) as refused:
+            _add(engine, dataclasses.replace(lti, options=bad))
+        assert refused.value.message.startswith(message) and "S3cret" not in refused.value.message
+    with engine.connect() as connection:
+        assert list_integrations(connection) == []
+
+    integration = _add(engine, lti)
+    before = integration_row(engine, integration)
+    second = {"id": "ctx-2", "lineitems_url": "https://admin:S3cret@lms.example.edu/li"}
+    with pytest.raises(ValidationFailed, match=r"^options\.contexts\[1\]\.lineitems_url must not"):
+        _update(engine, integration, options={"contexts": [context, second]})
+    assert integration_row(engine, integration) == before, "nothing written when refused"
 
 
 def test_secrets_are_stripped_and_a_year_is_the_longest_frequency(
