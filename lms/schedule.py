@@ -17,7 +17,8 @@ Never before ``not_before``, though: the time an LMS named in a
 ``Retry-After`` that a sync or a grade passback stopped on instead of waiting
 for it (``set_not_before``, at most ``NOT_BEFORE_CAP`` ahead).  Coming back
 sooner would only be throttled again, which some LMSs punish.  An operator's
-claim (``claim_now``) refuses such an integration too unless told to ignore it.
+claim (``claim_now``) refuses such an integration too unless told to ignore it,
+and so does a run claimed before the LMS asked (``lms.sync.run_sync``).
 """
 
 from __future__ import annotations
@@ -140,10 +141,14 @@ def claim_now(
     if row.running or not row.waiting:
         started = _utc(row.last_sync_at) if row.last_sync_at else "?"
         return Claim(False, f"a sync of this integration is already running (since {started})")
-    return Claim(
-        False,
-        f"the LMS asked (Retry-After) not to be called before {_utc(row.not_before)}; "
-        "beat syncs it then, or pass --ignore-retry-after to sync now anyway",
+    return Claim(False, waiting_reason(row.not_before))
+
+
+def waiting_reason(not_before: dt.datetime) -> str:
+    """Why no sync starts before ``not_before``: a claim's refusal, a queued run's skip."""
+    return (
+        f"the LMS asked (Retry-After) not to be called before {_utc(not_before)}; "
+        "beat syncs it then, or pass --ignore-retry-after to sync now anyway"
     )
 
 

@@ -15,7 +15,11 @@ place (the caller retries) with the reason in ``sync_error_message``.
 A run that stops on the LMS's ``Retry-After`` (the course list's, or a
 course's: no further course is asked for then) writes when the LMS may be
 called again, ``not_before`` (``lms.schedule``); a run the LMS answered
-(``success``, ``partial`` for other reasons) clears it.
+(``success``, ``partial`` for other reasons) clears it.  A run claimed
+before the LMS asked (a queued message, a scheduled retry; the grade drain
+writes ``not_before`` too) does not call it: it ends ``failed`` as a run
+stopped by a ``Retry-After`` does, so beat syncs it then, and reports
+``skipped``; unless an operator said ``--ignore-retry-after``.
 """
 
 from __future__ import annotations
@@ -28,14 +32,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from lms.base import Course, LMSClient
 from lms.http import server_wait
 from lms.registry import make_client
-from lms.schedule import set_not_before, sync_lock
+from lms.schedule import set_not_before, sync_lock, waiting_reason
 from lms.secrets import SecretBox
 from lms.store import connection_config
 from lms.upsert import Counts, CourseSnapshot, mark_missing_courses, write_course
@@ -88,8 +92,12 @@ def run_sync(
     progress: Callable[[SyncProgress], None] | None = None,
     final_attempt: bool = True,
     longest_wait: float | None = None,
+    ignore_not_before: bool = False,
 ) -> SyncReport:
     """Run the claimed sync of ``integration_id``; commits per course, never raises half-way.
+
+    Not before the integration's ``not_before`` (``skipped``, the claim
+    released), unless ``ignore_not_before``: an operator's override.
 
     Raises only a ``RetryableError`` of the whole run when ``final_attempt``
     is false (the claim stays), or what interrupted it (after writing
@@ -109,6 +117,9 @@ def run_sync(
                 return _skipped(report, "not claimed (no sync is due or it already finished)")
             if not row.is_active:  # disabled after its message was queued
                 return _skipped(report, "the integration is disabled")
+            waiting = None if ignore_not_before else _waiting_until(session, integration_id)
+            if waiting is not None:  # the LMS asked to wait after this run was claimed
+                return _held_back(engine, report, waiting)
             flags = (row.roster_sync_enabled, row.content_sync_enabled)
             try:
                 config = connection_config(row, secrets())
@@ -203,6 +214,28 @@ def _distinct(courses: Iterable[Course]) -> list[Course]:
     return list(seen.values())
 
 
+def _waiting_until(session: Session, integration_id: uuid.UUID) -> dt.datetime | None:
+    """The integration's ``not_before`` while it lies ahead (by the database's clock)."""
+    query = select(LMSIntegration.not_before).where(
+        LMSIntegration.id == integration_id, LMSIntegration.not_before > func.now()
+    )
+    until: dt.datetime | None = session.scalar(query)
+    return until
+
+
+def _held_back(engine: Engine, report: SyncReport, until: dt.datetime) -> SyncReport:
+    """End the claim without calling the LMS: ``failed``, as a run stopped by a Retry-After.
+
+    Left ``running``, the row would be claimed again as stale in 15 minutes,
+    ``not_before`` or not; ended so, beat claims it once ``not_before`` passed.
+    """
+    reason = waiting_reason(until)
+    with engine.begin() as connection:
+        _write_end(connection, report.integration_id, "failed", f"not run: {reason}")
+    report.not_before = until
+    return _skipped(report, reason)
+
+
 def _skipped(report: SyncReport, reason: str) -> SyncReport:
     log.info("LMS sync of %s skipped: %s", report.integration_id, reason)
     report.status, report.message = "skipped", reason
@@ -234,22 +267,7 @@ def _finish(
     report.status, report.message = status, _clip(message) if message else None
     report.seconds = round(time.monotonic() - started, 3)
     with engine.begin() as connection:
-        # A failure of another kind (credentials, a time limit) says nothing of the LMS's pace.
-        answered = status != "failed"
-        connection.execute(
-            text(
-                "UPDATE lms_integrations SET last_sync_status = :status, last_sync_at = now(),"
-                " sync_error_message = :message,"
-                " not_before = CASE WHEN :answered THEN NULL ELSE not_before END"
-                " WHERE id = :id AND last_sync_status = 'running'"
-            ),
-            {
-                "id": report.integration_id,
-                "status": status,
-                "message": report.message,
-                "answered": answered,
-            },
-        )
+        _write_end(connection, report.integration_id, status, report.message)
         if asked:
             report.not_before = set_not_before(connection, report.integration_id, asked)
     log_at = logging.INFO if status == "success" else logging.WARNING
@@ -263,6 +281,27 @@ def _finish(
         report.courses_failed,
     )  # fmt: skip
     return report
+
+
+def _write_end(
+    connection: Connection, integration_id: uuid.UUID, status: str, message: str | None
+) -> None:
+    """End the claim.  A run the LMS answered clears ``not_before``; a failure of another
+    kind (credentials, a time limit) says nothing of the LMS's pace."""
+    connection.execute(
+        text(
+            "UPDATE lms_integrations SET last_sync_status = :status, last_sync_at = now(),"
+            " sync_error_message = :message,"
+            " not_before = CASE WHEN :answered THEN NULL ELSE not_before END"
+            " WHERE id = :id AND last_sync_status = 'running'"
+        ),
+        {
+            "id": integration_id,
+            "status": status,
+            "message": message,
+            "answered": status != "failed",
+        },
+    )
 
 
 def _clip(message: str) -> str:

@@ -54,11 +54,16 @@ DRAIN_SOFT_LIMIT_SECONDS = int(
     soft_time_limit=SYNC_SOFT_LIMIT_SECONDS,
     time_limit=SYNC_SOFT_LIMIT_SECONDS + 15,
 )
-def sync_integration(self: Task, integration_id: str, throttled: int = 0) -> dict[str, Any]:
+def sync_integration(
+    self: Task, integration_id: str, throttled: int = 0, ignore_not_before: bool = False
+) -> dict[str, Any]:
     """Run the claimed sync of one ``lms_integrations`` row.
 
     ``throttled`` counts the retries so far that the LMS asked for with
     ``Retry-After``; the others are failures, retried ``SYNC_RETRIES`` times.
+    A run finding the integration's ``not_before`` ahead (the LMS asked to wait
+    after the claim) is skipped, unless ``ignore_not_before``: the operator's
+    ``lms sync --ignore-retry-after``, which holds for the run's retries too.
     """
     try:
         row_id = uuid.UUID(str(integration_id))
@@ -75,6 +80,7 @@ def sync_integration(self: Task, integration_id: str, throttled: int = 0) -> dic
             secrets=secret_box,
             final_attempt=failures >= SYNC_RETRIES or throttled >= SYNC_THROTTLED_RETRIES,
             longest_wait=SYNC_RETRY_AFTER_MAX_SECONDS,
+            ignore_not_before=ignore_not_before,
         )
     except RetryableError as exc:
         record_sync_retry(get_engine(), row_id, exc)
@@ -85,7 +91,7 @@ def sync_integration(self: Task, integration_id: str, throttled: int = 0) -> dic
             throttled += 1
         raise self.retry(
             args=[str(row_id)],
-            kwargs={"throttled": throttled},
+            kwargs={"throttled": throttled, "ignore_not_before": ignore_not_before},
             countdown=countdown,
             max_retries=retries + 1,  # this function decided: final_attempt never raises
         ) from None

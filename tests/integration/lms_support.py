@@ -30,10 +30,12 @@ def add_canvas(engine: Engine, base_url: str, token: str, **fields: Any) -> uuid
 def sync(
     engine: Engine, integration_id: uuid.UUID, *, ignore_not_before: bool = False, **kwargs: Any
 ) -> SyncReport:
-    """Claim and run a sync here, as ``toolbox lms sync --now`` does."""
+    """Claim and run a sync here, as ``toolbox lms sync --now [--ignore-retry-after]`` does."""
     with engine.begin() as connection:
         assert claim_now(connection, integration_id, ignore_not_before=ignore_not_before).claimed
-    return run_sync(engine, integration_id, secrets=secret_box, **kwargs)
+    return run_sync(
+        engine, integration_id, secrets=secret_box, ignore_not_before=ignore_not_before, **kwargs
+    )
 
 
 def integration_row(engine: Engine, integration_id: uuid.UUID) -> Any:

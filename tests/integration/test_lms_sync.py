@@ -16,7 +16,7 @@ from sqlalchemy import Engine, text
 
 from lms.people import UNUSABLE_PASSWORD, placeholder_username
 from lms.registry import make_client
-from lms.schedule import claim_due, claim_now
+from lms.schedule import claim_due, claim_now, set_not_before
 from lms.status import list_integrations
 from models.errors import LMSUnavailable
 from tests.integration.lms_support import (
@@ -177,7 +177,7 @@ def test_an_outage_of_the_course_list_fails_the_run_or_keeps_the_claim_for_a_ret
     assert scalar(engine, "SELECT count(*) FROM lms_courses") == 0
 
 
-def _run_sync_task(integration: uuid.UUID, retries: int = 0, throttled: int = 0) -> Any:
+def _run_sync_task(integration: uuid.UUID, retries: int = 0, **kwargs: Any) -> Any:
     """The sync task's body as a worker runs it (a delivered message), without a worker.
 
     Imported here, not at the top: pytest inspects a test module's globals while
@@ -188,10 +188,10 @@ def _run_sync_task(integration: uuid.UUID, retries: int = 0, throttled: int = 0)
 
     sync_integration.push_request(
         id=str(uuid.uuid4()), retries=retries, called_directly=False, delivery_info={},
-        args=[str(integration)], kwargs={"throttled": throttled},
+        args=[str(integration)], kwargs=kwargs,
     )  # fmt: skip
     try:
-        return sync_integration.run(str(integration), throttled=throttled)
+        return sync_integration.run(str(integration), **kwargs)
     finally:
         sync_integration.pop_request()
 
@@ -208,7 +208,8 @@ def test_a_sync_retry_waits_as_long_as_the_lms_asks_and_a_longer_wish_is_kept_to
         _run_sync_task(integration, retries=2)  # two failures already: throttling is not one
 
     assert isinstance(retried.value.when, float) and retried.value.when >= 500
-    assert retried.value.sig is not None and retried.value.sig.kwargs == {"throttled": 1}
+    assert retried.value.sig is not None
+    assert retried.value.sig.kwargs == {"throttled": 1, "ignore_not_before": False}
     assert integration_row(engine, integration).last_sync_status == "running", "claim kept"
 
     canvas.throttle(times=1, retry_after="3600", path="/api/v1/courses")
@@ -254,6 +255,33 @@ def test_a_course_throttled_for_long_ends_the_run_and_no_sync_runs_before_the_wa
 
     overridden = sync(engine, integration, ignore_not_before=True)
     assert overridden.status == "success" and overridden.not_before is None
+
+
+def test_a_run_claimed_before_the_lms_asked_to_wait_does_not_call_it_unless_overridden(
+    engine: Engine, integration: uuid.UUID, canvas: FakeCanvas, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A queued message (or a retry) meets a not_before the grade drain wrote after the claim."""
+    with engine.begin() as connection:
+        assert claim_now(connection, integration).claimed
+        until = set_not_before(connection, integration, 3600)
+
+    with caplog.at_level(logging.INFO, logger="lms.sync"):
+        report = _run_sync_task(integration)
+
+    assert report["status"] == "skipped" and canvas.requests_to("/api/v1/") == []
+    shown = until.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    reason = f"the LMS asked (Retry-After) not to be called before {shown}"
+    assert f"LMS sync of {integration} skipped: {reason}" in caplog.text
+    row = integration_row(engine, integration)
+    assert (row.last_sync_status, row.not_before) == ("failed", until), "the claim ends"
+    assert row.sync_error_message.startswith(f"not run: {reason}")
+    _set_times(engine, "last_sync_at = now() - interval '20 minutes'")  # failure back-off over
+    with engine.begin() as connection:
+        assert claim_due(connection) == [], "beat waits for not_before, as after a throttled run"
+        assert claim_now(connection, integration, ignore_not_before=True).claimed
+
+    assert _run_sync_task(integration, ignore_not_before=True)["status"] == "success"
+    assert integration_row(engine, integration).not_before is None
 
 
 def _set_times(engine: Engine, assignment: str) -> None:

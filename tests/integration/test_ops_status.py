@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -64,8 +65,11 @@ def stack(engine: Engine, redis_url: str) -> dict[str, Any]:
             connection, "lms_integrations", platform_name="canvas",
             institution_name="Lincoln Elementary", base_url="https://canvas.school.test",
             auth_type="oauth2", last_sync_status="failed", last_sync_at_ago=7200,
-            sync_error_message="canvas answered 503",
+            sync_error_message="canvas answered 503", not_before_ago=-3600,  # an hour ahead
         )  # fmt: skip
+        not_before = connection.execute(
+            text("SELECT not_before FROM lms_integrations WHERE id = :id"), {"id": integration}
+        ).scalar_one()
         course = insert(
             connection, "lms_courses", lms_integration_id=integration, external_course_id="c1",
             title="Science 5",
@@ -88,7 +92,7 @@ def stack(engine: Engine, redis_url: str) -> dict[str, Any]:
             connection, "periodic_job_runs", json=("detail",), job_name="retention",
             slot_start_ago=60, status="success", detail={"usage_deleted": 4},
         )  # fmt: skip
-    return {"integration": integration}
+    return {"integration": integration, "not_before": not_before}
 
 
 def toolbox(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -114,6 +118,7 @@ def test_status_json_shows_the_durable_picture(
     [lms] = status["lms"]
     assert (lms["institution"], lms["last_sync_status"]) == ("Lincoln Elementary", "failed")
     assert lms["error"] == "canvas answered 503" and lms["id"] == str(stack["integration"])
+    assert dt.datetime.fromisoformat(lms["not_before"]) == stack["not_before"]
     assert {k: status["passbacks"][k] for k in ("pending", "sending", "failed")} == {
         "pending": 2, "sending": 0, "failed": 1,
     }  # fmt: skip
@@ -131,6 +136,8 @@ def test_status_tables(stack: dict[str, Any], toolbox_env: dict[str, str]) -> No
         assert title in result.stdout
     assert "p9: 2, p6: 1" in result.stdout
     assert "Lincoln Elementary" in result.stdout and "canvas answered 503" in result.stdout
+    until = stack["not_before"].astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    assert f"not before {until} (Retry-After)" in result.stdout
     assert "grade passbacks: 2 pending, 0 sending, 1 failed" in result.stdout
     assert "degraded (90)" in result.stdout
 

@@ -218,7 +218,11 @@ def sync(
         raise typer.Exit(1)
     if not now:
         try:
-            message = celery_app.send_task("toolbox.lms.sync", args=[str(integration_id)])
+            message = celery_app.send_task(
+                "toolbox.lms.sync",
+                args=[str(integration_id)],
+                kwargs={"ignore_not_before": ignore_retry_after},
+            )
         except Exception as exc:  # the broker: the claim stays and beat takes it up when stale
             raise ToolboxError(
                 f"could not queue the sync ({type(exc).__name__}); run it here with --now, "
@@ -231,7 +235,7 @@ def sync(
             console.print(f"sync of {integration_id} queued on the lms queue (task {message.id})")
             console.print(f"follow it with: toolbox lms status {integration_id}")
         return
-    report = _sync_here(integration_id)
+    report = _sync_here(integration_id, ignore_not_before=ignore_retry_after)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
@@ -255,7 +259,7 @@ def rotate_keys() -> None:
         console.print("every secret now opens with the newest key; older keys can be removed")
 
 
-def _sync_here(integration_id: uuid.UUID) -> SyncReport:
+def _sync_here(integration_id: uuid.UUID, *, ignore_not_before: bool) -> SyncReport:
     progress = Progress(
         TextColumn("syncing courses"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=errors, transient=False,
@@ -266,7 +270,13 @@ def _sync_here(integration_id: uuid.UUID) -> SyncReport:
         def advance(step: SyncProgress) -> None:
             progress.update(task, completed=step.done, total=step.total)
 
-        report = run_sync(get_engine(), integration_id, secrets=secret_box, progress=advance)
+        report = run_sync(
+            get_engine(),
+            integration_id,
+            secrets=secret_box,
+            progress=advance,
+            ignore_not_before=ignore_not_before,
+        )
     record_sync(get_engine(), report)
     return report
 

@@ -83,10 +83,13 @@ def _lms(report: Status) -> Table:
     table = Table("institution", "platform", "active", "last sync", "status", "error",
                   title="LMS integrations")  # fmt: skip
     for row in report.lms:
+        state = row["last_sync_status"] or "-"
+        if row["not_before"]:  # the LMS's Retry-After: no sync nor grade before then
+            until = row["not_before"].astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+            state += f"\nnot before {until} (Retry-After)"
         table.add_row(
             row["institution"], row["platform"], "yes" if row["active"] else "no",
-            _when(row["last_sync_at"], report.generated_at), row["last_sync_status"] or "-",
-            row["error"] or "",
+            _when(row["last_sync_at"], report.generated_at), state, row["error"] or "",
         )  # fmt: skip
     passbacks = report.passbacks
     caption = (

@@ -74,11 +74,14 @@ def recent_errors(connection: Connection) -> list[dict[str, Any]]:
 
 
 def lms_integrations(connection: Connection) -> list[dict[str, Any]]:
+    """Each integration's last sync, and ``not_before``, the time its LMS asked (Retry-After)
+    not to be called before, while that lies ahead (else None)."""
     rows = _rows(
         connection,
         "SELECT id, platform_name AS platform, institution_name AS institution,"
         " is_active AS active, sync_frequency_hours, last_sync_at, last_sync_status,"
-        " sync_error_message AS error"
+        " sync_error_message AS error,"
+        " CASE WHEN not_before > now() THEN not_before END AS not_before"
         " FROM lms_integrations ORDER BY institution_name, platform_name",
     )
     for row in rows:
