@@ -117,7 +117,9 @@ def stuck_after_first_phase(
             "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
             " WHERE d.datname = current_database() AND l.locktype = 'advisory' AND NOT l.granted"
         )
-        wait_for(lambda: scalar(engine, waiting) == 1, 30)
+        # at least one: a sibling of the same workflow that loses a sequence race waits on
+        # the same lock (CI saw two waiters); the task cannot pass its first phase either way
+        wait_for(lambda: scalar(engine, waiting) >= 1, 30)
         try:
             yield
         finally:
