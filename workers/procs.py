@@ -49,18 +49,19 @@ def choose(spec: str) -> list[str]:
 
     ``ConfigurationError`` for a list ``toolbox up`` cannot run: empty, an
     unknown name, or a name twice (it would start a second process by that name).
+    Its message is about the list; ``toolbox up`` names ``--processes`` before it.
     """
     names = [name.strip() for name in spec.split(",") if name.strip()]
     known = ", ".join(PROCESSES)
     if not names:
-        raise ConfigurationError(f"--processes names no process; choose from {known}")
+        raise ConfigurationError(f"names no process; choose from {known}")
     unknown = [name for name in names if name not in PROCESSES]
     if unknown:
-        raise ConfigurationError(f"unknown process {unknown[0]!r} in --processes; known: {known}")
+        raise ConfigurationError(f"unknown process {unknown[0]!r}; known: {known}")
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ConfigurationError(
-            f"--processes names {', '.join(repeated)} more than once; each runs once per "
+            f"names {', '.join(repeated)} more than once; each runs once per "
             "toolbox up (more agent processes: TOOLBOX_CONCURRENCY)"
         )
     return names

@@ -130,7 +130,9 @@ def test_migrate_to_an_unknown_revision_is_one_line(
 ) -> None:
     """It was Alembic's traceback (96 lines) and exit status 1."""
     line = one_error_line(toolbox("migrate", revision, env=toolbox_env))
-    assert line.startswith(f"error: cannot migrate to {revision!r}: {expected}"), line
+    assert line.startswith(
+        f"error: toolbox migrate: REVISION: cannot migrate to {revision!r}: {expected}"
+    ), line
     assert line.endswith(f"revisions: {every_revision()}, or head"), line
 
 
@@ -358,9 +360,13 @@ def test_task_list_rejects_unknown_status_and_agent(
     assert all(f"'{status}'" in constraint for status in TASK_STATUSES)
     assert constraint.count("'") == 2 * len(TASK_STATUSES)
     status = one_error_line(toolbox("task", "list", "--status", "bogus", env=toolbox_env))
-    assert status == f"error: unknown status 'bogus'; valid: {', '.join(TASK_STATUSES)}"
+    assert status == (
+        f"error: toolbox task list: --status: unknown status 'bogus'; valid: "
+        f"{', '.join(TASK_STATUSES)}"
+    )
     agent = one_error_line(toolbox("task", "list", "--agent", "painter", env=toolbox_env))
-    assert agent.startswith("error: unknown agent 'painter'; known: ") and "echo" in agent
+    assert agent.startswith("error: toolbox task list: --agent: unknown agent 'painter'; known: ")
+    assert "echo" in agent
     add_task(db, str(uuid.uuid4()), status="failed")
     listed = toolbox("task", "list", "--status", "failed", "--agent", "echo", "--json",
                      env=toolbox_env)  # fmt: skip

@@ -55,7 +55,7 @@ def test_workflow_generate_names_the_flags_the_user_typed(
         env=toolbox_env,
     )  # fmt: skip
     line = one_error_line(result)
-    assert line.startswith("error: invalid workflow request: --grade: "), line
+    assert line.startswith("error: toolbox workflow generate: --grade: "), line
     for flag in ("--grade", "--topic", "--objective #2", "--duration", "--students",
                  "--accessibility #1", "--language"):  # fmt: skip
         assert f"; {flag}: " in line or f": {flag}: " in line, (flag, line)
@@ -173,14 +173,16 @@ def test_task_submit_options_are_refused_in_the_terms_of_the_flags(redis_url: st
     for blank in ("", "  "):
         line = one_error_line(submit("echo", "--idempotency-key", blank, env=env))
         assert line == (
-            "error: invalid options: --idempotency-key: empty or blank;"
+            "error: toolbox task submit: --idempotency-key: empty or blank;"
             " leave the option out for none"
         )
     line = one_error_line(submit("echo", "--idempotency-key", "k" * 256, env=env))
-    assert line == "error: invalid options: --idempotency-key: at most 255 characters, got 256"
+    assert line == (
+        "error: toolbox task submit: --idempotency-key: at most 255 characters, got 256"
+    )
     line = one_error_line(submit("echo", "--priority", "12", "--idempotency-key", "", env=env))
     assert line == (
-        "error: invalid options: --priority: must be between 0 and 9, got 12;"
+        "error: toolbox task submit: --priority: must be between 0 and 9, got 12;"
         " --idempotency-key: empty or blank; leave the option out for none"
     )
 
@@ -194,7 +196,8 @@ def test_task_submit_names_the_flag_of_a_key_used_by_another_request(
                env=toolbox_env)
     )  # fmt: skip
     assert line == (
-        f"error: --idempotency-key: already used by task {first} with a different input;"
+        f"error: toolbox task submit: --idempotency-key: already used by task {first}"
+        " with a different input;"
         " a key may be reused only with the same agent and input"
     )
     again = submit("echo", "--input", '{"message": "first"}', "--idempotency-key", "lesson-42",

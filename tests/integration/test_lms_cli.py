@@ -121,9 +121,10 @@ def test_update_disable_enable_and_what_add_refuses(toolbox_env: dict[str, str])
         assert shown["is_active"] is True and shown["roster_sync_enabled"] is False
 
 
+HOURS_REFUSED = "toolbox lms add: --frequency-hours: expected whole hours from 1"
 REFUSED_AT_ADD = [
-    (("--frequency-hours", "100000000"), "--frequency-hours: expected whole hours from 1"),
-    (("--frequency-hours", "99999999999"), "--frequency-hours: expected whole hours from 1"),
+    (("--frequency-hours", "100000000"), HOURS_REFUSED),
+    (("--frequency-hours", "99999999999"), HOURS_REFUSED),
     (("--token-endpoint", "not a url"), "token endpoint must be an http(s) URL"),
     (("--api-key", "   "), "the api key is blank"),
     (("--base-url", "http://admin:S3cret@canvas.example.edu"), "credentials go in the secret"),

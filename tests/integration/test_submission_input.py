@@ -173,7 +173,8 @@ def test_the_cli_refuses_a_long_key_in_one_line_without_it(toolbox_env: dict[str
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == (
-        f"error: invalid options: --idempotency-key: at most 255 characters, got {len(long_key)}"
+        "error: toolbox task submit: --idempotency-key: at most 255 characters,"
+        f" got {len(long_key)}"
     )
 
 

@@ -24,14 +24,14 @@ def table_count(database_url: str) -> int:
 @pytest.mark.parametrize(
     ("processes", "expected"),
     [
-        ("agents,agents", "error: --processes names agents more than once; each runs once per "
-         "toolbox up (more agent processes: TOOLBOX_CONCURRENCY)"),
-        ("", "error: --processes names no process; choose from agents, lms, maintenance, "
-         "beat, flower"),
-        (" , ", "error: --processes names no process; choose from agents, lms, maintenance, "
-         "beat, flower"),
-        ("agents,worker", "error: unknown process 'worker' in --processes; known: agents, lms, "
+        ("agents,agents", "error: toolbox up: --processes: names agents more than once; "
+         "each runs once per toolbox up (more agent processes: TOOLBOX_CONCURRENCY)"),
+        ("", "error: toolbox up: --processes: names no process; choose from agents, lms, "
          "maintenance, beat, flower"),
+        (" , ", "error: toolbox up: --processes: names no process; choose from agents, lms, "
+         "maintenance, beat, flower"),
+        ("agents,worker", "error: toolbox up: --processes: unknown process 'worker'; known: "
+         "agents, lms, maintenance, beat, flower"),
     ],
 )  # fmt: skip
 def test_a_process_list_it_cannot_run(

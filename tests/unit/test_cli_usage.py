@@ -36,6 +36,54 @@ REFUSALS = {
     "up --stop-timeout 1e999": (
         "toolbox up: --stop-timeout: expected a positive number of seconds, got '1e999'"
     ),
+    # a value refused once parsed, by the command's own checks
+    "task submit echo --priority 12": (
+        "toolbox task submit: --priority: must be between 0 and 9, got 12"
+    ),
+    "task submit echo --idempotency-key=": (
+        "toolbox task submit: --idempotency-key: empty or blank; leave the option out for none"
+    ),
+    f"task submit echo --idempotency-key {'k' * 300}": (
+        "toolbox task submit: --idempotency-key: at most 255 characters, got 300"
+    ),
+    "task submit echo --priority 12 --idempotency-key=": (
+        "toolbox task submit: --priority: must be between 0 and 9, got 12;"
+        " --idempotency-key: empty or blank; leave the option out for none"
+    ),
+    "task list --status bogus": (
+        "toolbox task list: --status: unknown status 'bogus'; valid: pending, queued, running,"
+        " retrying, completed, failed, cancelled"
+    ),
+    "task list --status=": (
+        "toolbox task list: --status: unknown status ''; valid: pending, queued, running,"
+        " retrying, completed, failed, cancelled"
+    ),
+    "lms add canvas --institution x --base-url https://lms.example --frequency-hours 0": (
+        "toolbox lms add: --frequency-hours: expected whole hours from 1 to 8760 (a year), got '0'"
+    ),
+    "lms add canvas --institution x --base-url https://lms.example --frequency-hours abc": (
+        "toolbox lms add: --frequency-hours: expected whole hours from 1 to 8760 (a year),"
+        " got 'abc'"
+    ),
+    "lms update x --frequency-hours=": (
+        "toolbox lms update: --frequency-hours: expected whole hours from 1 to 8760 (a year),"
+        " got ''"
+    ),
+    "up --processes foo": (
+        "toolbox up: --processes: unknown process 'foo'; known: agents, lms, maintenance, beat,"
+        " flower"
+    ),
+    "up --processes=": (
+        "toolbox up: --processes: names no process; choose from agents, lms, maintenance, beat,"
+        " flower"
+    ),
+    "up --processes agents,agents": (
+        "toolbox up: --processes: names agents more than once; each runs once per toolbox up"
+        " (more agent processes: TOOLBOX_CONCURRENCY)"
+    ),
+    "workflow generate --subject science --grade 13 --topic volcanoes": (
+        "toolbox workflow generate: --grade: Input should be less than or equal to 12"
+    ),
     # an unknown option, with and without a close one
     "task list --limt 5": (
         "toolbox task list: no such option --limt; did you mean --limit?"
@@ -78,6 +126,7 @@ def test_each_usage_error_is_one_line_on_a_narrow_terminal() -> None:
         result = runner.invoke(app, args.split(), env={"COLUMNS": "40"})
         shown[args] = (result.exit_code, result.stdout, result.stderr)
     assert shown == {args: (2, "", f"error: {line}\n") for args, line in REFUSALS.items()}
+
     group_alone = runner.invoke(app, ["workflow"])  # its help, as before
     assert "Usage: toolbox workflow [OPTIONS] COMMAND" in group_alone.output
     assert "error:" not in group_alone.output

@@ -10,9 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from models.errors import ConfigurationError, ValidationFailed
 from workers import migrate as schema
 from workers.cli.failures import check_broker, check_servers
 from workers.cli.options import seconds
+from workers.cli.usage import refused
 from workers.embedded import resolve_servers
 from workers.flower import check_login, flower_launch
 from workers.procs import (
@@ -52,7 +54,10 @@ def up(
     SIGTERM stops them, running tasks first for up to --stop-timeout seconds
     (``workers.stack``).
     """
-    names = choose(processes)
+    try:
+        names = choose(processes)
+    except ConfigurationError as exc:
+        raise refused("--processes", exc.message) from None
     if "flower" in names:
         check_login(get_settings())
     servers = resolve_servers()
@@ -91,7 +96,10 @@ def migrate(
     An unknown revision is one line naming the ones there are (exit status 2).
     """
     servers = resolve_servers()
-    schema.upgrade(servers.database_url, revision)
+    try:
+        schema.upgrade(servers.database_url, revision)
+    except ValidationFailed as exc:  # a revision Alembic cannot go to
+        raise refused("REVISION", exc.message) from None
     console.print(f"schema at {schema.current_revision(servers.database_url)}")
 
 

@@ -6,7 +6,9 @@ Python API uses, whose ``ValidationFailed`` lines name fields
 ``--grade`` and a second ``--objective``, so each line is renamed for the
 command line; a field no flag fills keeps its name, and the Python API's
 own wording (``pass None for none``) becomes the command line's.  The
-Python API keeps naming fields: services send those.
+Python API keeps naming fields: services send those.  Renamed, a refusal is
+a ``Refused``, which the command line prints after the command as typed
+(``error: toolbox workflow generate: --grade: ...``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 
 from agents.field_paths import ROOT
 from models.errors import ValidationFailed
+from workers.cli.usage import Refused, refused
 from workers.submission import NONE_HINT
 
 PAYLOAD_ROOT = ROOT
@@ -23,28 +26,34 @@ WORDING = {NONE_HINT: "; leave the option out for none"}
 """The Python API's words in a refusal, and the command line's for the same thing."""
 
 
-def in_flag_terms(
-    exc: ValidationFailed, flags: Mapping[str, str], *, what: str
-) -> ValidationFailed:
-    """``exc`` with every field in ``flags`` (field name to flag) named by its flag.
+def in_flag_terms(exc: ValidationFailed, flags: Mapping[str, str]) -> Refused | ValidationFailed:
+    """Each line of ``exc``, every field in ``flags`` (field name to flag) named by its flag.
 
-    ``what`` starts the message (``invalid workflow request``).  An error
-    without lines has nothing to rename and comes back as it is.
+    The Python API's summary (``invalid options:``) is left out: the lines
+    name the flags.  An error without lines has nothing to rename and comes
+    back as it is.
     """
     if not exc.errors:
         return exc
-    lines = [_rename(line, flags) for line in exc.errors]
-    return ValidationFailed(f"{what}: " + "; ".join(lines), errors=lines)
+    return Refused("; ".join(_rename(line, flags) for line in exc.errors))
 
 
-def flag_named(exc: ValidationFailed, flags: Mapping[str, str]) -> ValidationFailed:
-    """``exc`` (of its own class) with the field its message starts with named by its flag.
+def flag_named(exc: ValidationFailed, flags: Mapping[str, str]) -> Refused | ValidationFailed:
+    """The refusal of the one field ``exc`` names, in its own message, by that field's flag.
 
-    For a refusal of one field whose message says more than its error
-    lines (``IdempotencyConflict`` names the task that holds the key).
+    For a refusal whose message says more than its error lines
+    (``IdempotencyConflict`` names the task that holds the key, an unknown
+    status lists the valid ones).  The field is the first error line's; a
+    message that starts with it has it renamed, any other is prefixed with
+    the flag.  A field no flag fills: ``exc`` as it is.
     """
-    lines = [_rename(line, flags) for line in exc.errors]
-    return type(exc)(_rename(exc.message, flags), errors=lines)
+    field = exc.errors[0].partition(": ")[0] if exc.errors else ""
+    flag = flags.get(field)
+    if flag is None:
+        return exc
+    if exc.message.startswith(f"{field}: "):
+        return Refused(_rename(exc.message, flags))
+    return refused(flag, exc.message)
 
 
 def _rename(line: str, flags: Mapping[str, str]) -> str:

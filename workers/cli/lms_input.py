@@ -65,9 +65,8 @@ def hours(value: str | int) -> int:
     except ValueError:
         number = 0
     if not 1 <= number <= MAX_FREQUENCY_HOURS:
-        raise ValidationFailed(
-            f"--frequency-hours: expected whole hours from 1 to {MAX_FREQUENCY_HOURS} "
-            f"(a year), got {str(value)!r}"
+        raise ValueError(  # worded with the command and flag by workers.cli.usage
+            f"expected whole hours from 1 to {MAX_FREQUENCY_HOURS} (a year), got {str(value)!r}"
         )
     return number
 

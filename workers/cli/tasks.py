@@ -18,7 +18,7 @@ from workers.cli.flags import flag_named, in_flag_terms
 from workers.cli.options import Timeout
 from workers.cli.task_input import INPUT_HELP, check_input, read_input
 from workers.embedded import resolve_servers
-from workers.submission import OPTIONS_REFUSED, SubmitOptions, check_options
+from workers.submission import SubmitOptions, check_options
 from workers.views import MAX_LIST_LIMIT, TaskView, check_status
 
 console = Console()
@@ -31,6 +31,8 @@ NEXT_BOUNDARY = (
 LAST_PHASE = "running its last phase: it will complete (a cancel stops a task only between phases)"
 OPTION_FLAGS = {"priority": "--priority", "idempotency_key": "--idempotency-key"}
 """The ``SubmitOptions`` field each option of ``submit`` fills, to name it in errors."""
+LIST_FLAGS = {"status": "--status", "agent_type": "--agent", "limit": "--limit"}
+"""The filter each option of ``list`` fills, to name it in errors."""
 TaskId = Annotated[str, typer.Argument(help=lookup.ID_HELP)]
 
 
@@ -107,7 +109,7 @@ def submit(
     try:
         check_options(options)
     except ValidationFailed as exc:
-        raise in_flag_terms(exc, OPTION_FLAGS, what=OPTIONS_REFUSED) from None
+        raise in_flag_terms(exc, OPTION_FLAGS) from None
     resolve_servers()
     try:
         submitted = client.submit_and_report(
@@ -149,9 +151,12 @@ def list_(
     as_json: JsonFlag = False,
 ) -> None:
     """The most recent tasks, newest first; other commands take an id prefix as shown."""
-    status = check_status(status)  # before the servers: a typo needs none
-    resolve_servers()
-    views = client.list_tasks(status=status, agent_type=agent, limit=limit)
+    try:
+        status = check_status(status)  # before the servers: a typo needs none
+        resolve_servers()
+        views = client.list_tasks(status=status, agent_type=agent, limit=limit)
+    except ValidationFailed as exc:
+        raise flag_named(exc, LIST_FLAGS) from None
     if as_json:
         _print_json(views)
         return

@@ -10,8 +10,10 @@ README's other errors are printed (``fail``: one red ``error:`` line, exit
 status 2, which is also click's for a usage error).  The line starts with the
 command as typed; a bad value, a missing parameter and an unknown option or
 command are worded here, naming the flag and what it takes, anything else in
-typer's words (``got unexpected extra argument(s) (x)``).  ``toolbox`` and
-``toolbox task`` alone still print their help.
+typer's words (``got unexpected extra argument(s) (x)``).  A value a command
+refuses after parsing (``--status bogus``, ``--priority 12``) is a ``Refused``
+naming its flag, which this prefixes with the command in the same way.
+``toolbox`` and ``toolbox task`` alone still print their help.
 """
 
 from __future__ import annotations
@@ -38,6 +40,19 @@ WORDS = "toolbox.words"
 """``ctx.meta`` key: the words after ``toolbox``, for an error that names no command."""
 BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le")}
 """pydantic's errors for a number outside an option's ``min``/``max``: words, bound."""
+
+
+class Refused(UsageError):
+    """A value the command refuses once parsed; the message starts with the flag(s) it names.
+
+    ``--status: unknown status 'x'; valid: ...``.  Raised by a command, it is
+    printed as every usage error is, after the command as typed.
+    """
+
+
+def refused(flag: str, message: str) -> Refused:
+    """The refusal of ``flag``'s value: ``message`` says what is wrong with it."""
+    return Refused(f"{flag}: {message}")
 
 
 class OneLineUsage(TyperGroup):
@@ -90,6 +105,8 @@ def _typed(root: str, group: TyperGroup, words: list[str]) -> str:
 
 
 def _problem(exc: UsageError) -> str:
+    if isinstance(exc, Refused):
+        return exc.message
     if isinstance(exc, MissingParameter) and exc.param is not None:
         return f"missing {exc.param.param_type_name} {_name(exc.param)}"
     if isinstance(exc, BadParameter) and exc.param is not None:

@@ -130,7 +130,7 @@ def generate(
     try:  # before the servers: a typo needs none
         validate_input(ROOT_AGENT, request)
     except ValidationFailed as exc:
-        raise in_flag_terms(exc, FIELD_FLAGS, what="invalid workflow request") from None
+        raise in_flag_terms(exc, FIELD_FLAGS) from None
     resolve_servers()
     submitted = workflows.generate_and_report(request)
     workflow_id = submitted.task_id
