@@ -92,6 +92,15 @@ REFUSALS = {
     "up --bogus": (
         "toolbox up: no such option --bogus (options: --processes, --stop-timeout, --help)"
     ),
+    # only options, a boolean flag with its --no- form
+    "migrate --bogus": "toolbox migrate: no such option --bogus (options: --help)",
+    "lms update x --bogus": (
+        "toolbox lms update: no such option --bogus (options: --institution, --base-url,"
+        " --client-id, --api-key, --client-secret, --refresh-token, --private-key-file,"
+        " --prompt-secret, --token-endpoint, --auth-endpoint, --api-version, --option,"
+        " --options-json, --frequency-hours, --grade-passback, --no-grade-passback,"
+        " --roster-sync, --no-roster-sync, --content-sync, --no-content-sync, --json, --help)"
+    ),
     # missing, extra, an option without its value, a flag with one
     "task show": "toolbox task show: missing argument task_id",
     "lms add canvas": "toolbox lms add: missing option --institution",

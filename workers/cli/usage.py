@@ -115,12 +115,19 @@ def _problem(exc: UsageError) -> str:
         close = " or ".join(sorted(exc.possibilities or ()))
         guess = f"; did you mean {close}?" if close else ""
         params = exc.ctx.command.get_params(exc.ctx)
-        known = _known("options", [name for param in params for name in param.opts])
+        known = _known("options", [name for param in params for name in _flags(param)])
         return f"no such option {exc.option_name}{guess}{known}"
     problem = _clauses(exc.message)
     if exc.ctx is not None and isinstance(exc.ctx.command, TyperGroup):
         problem += _known("commands", list(exc.ctx.command.commands))  # no such command
     return problem
+
+
+def _flags(param: Parameter) -> list[str]:
+    """An option's flags, ``--no-`` forms included; none for an argument."""
+    if param.param_type_name != "option":
+        return []
+    return [*param.opts, *param.secondary_opts]
 
 
 def _name(param: Parameter) -> str:
