@@ -136,6 +136,11 @@ def test_each_usage_error_is_one_line_on_a_narrow_terminal() -> None:
         shown[args] = (result.exit_code, result.stdout, result.stderr)
     assert shown == {args: (2, "", f"error: {line}\n") for args, line in REFUSALS.items()}
 
-    group_alone = runner.invoke(app, ["workflow"])  # its help, as before
-    assert "Usage: toolbox workflow [OPTIONS] COMMAND" in group_alone.output
-    assert "error:" not in group_alone.output
+
+@pytest.mark.parametrize("group", [[], ["task"], ["lms"], ["workflow"], ["db"]])
+def test_a_group_alone_prints_its_help_as_help_does(group: list[str]) -> None:
+    runner = CliRunner()
+    alone = runner.invoke(app, group, env={"COLUMNS": "80"})
+    asked = runner.invoke(app, [*group, "--help"], env={"COLUMNS": "80"})
+    assert (alone.exit_code, alone.stdout, alone.stderr) == (0, asked.stdout, "")
+    assert asked.exit_code == 0 and "Usage: toolbox" in asked.stdout

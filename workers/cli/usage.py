@@ -12,17 +12,20 @@ command as typed; a bad value, a missing parameter and an unknown option or
 command are worded here, naming the flag and what it takes, anything else in
 typer's words (``got unexpected extra argument(s) (x)``).  A value a command
 refuses after parsing (``--status bogus``, ``--priority 12``) is a ``Refused``
-naming its flag, which this prefixes with the command in the same way.
-``toolbox`` and ``toolbox task`` alone still print their help.
+naming its flag, which this prefixes with the command in the same way.  A
+group alone (``toolbox``, ``toolbox task``) prints its help on stdout and
+exits 0, as ``--help`` does.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import typer
 from pydantic import ValidationError
 from typer._click.core import Context, Parameter
 from typer._click.exceptions import (  # typer vendors click and exports only BadParameter
@@ -80,8 +83,9 @@ class OneLineUsage(TyperGroup):
 def _one_line(root: str, group: TyperGroup, words: list[str]) -> Iterator[None]:
     try:
         yield
-    except NoArgsIsHelpError:
-        raise  # a group without a command: its help, as before
+    except NoArgsIsHelpError as exc:  # a group without a command: its help, as --help gives it
+        typer.echo(exc.message, color=exc.ctx.color if exc.ctx is not None else None)
+        sys.exit(0)
     except UsageError as exc:
         command = exc.ctx.command_path if exc.ctx is not None else _typed(root, group, words)
         fail(f"{command}: {_problem(exc)}")
