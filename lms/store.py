@@ -258,7 +258,7 @@ def _check(new: NewIntegration) -> None:
         if url is not None:
             check_url(name, url)
     for name, url in client_class(new.platform).option_urls(new.options):
-        check_url(name, url)
+        check_url(name, url, query_allowed=True)  # a platform's service URL, called as given
     if not new.institution_name.strip():
         raise ValidationFailed("the institution name is empty")
     if len(new.institution_name) > 200 or len(new.base_url) > 500:
@@ -277,10 +277,15 @@ def _check(new: NewIntegration) -> None:
             ) from None
 
 
-def check_url(name: str, url: object) -> None:
+def check_url(name: str, url: object, *, query_allowed: bool = False) -> None:
     """An http(s) address with a host; a password in it would be shown by ``lms list``.
 
     ``url`` may be anything an option held (a number, a list): refused, named.
+    A query string or fragment is refused: the clients join API paths and
+    their own query to the base URL, which drops both (``?x=1`` made every
+    Canvas sync call ``/?per_page=100``), and no token endpoint needs one.
+    ``query_allowed`` is for the service URLs a platform hands over whole
+    (LTI NRPS and AGS, which the client calls as given, query kept: AGS 3.4).
     """
     text = url if isinstance(url, str) else ""
     try:
@@ -293,9 +298,17 @@ def check_url(name: str, url: object) -> None:
             f"{name} must not hold a user name or password; "
             "credentials go in the secret options (--api-key, --client-secret, ...)"
         )
-    if not has_host or parts.scheme not in ("http", "https") or " " in text or len(text) > 500:
+    if len(text) > 500:
+        raise ValidationFailed(f"{name} is {len(text)} characters long; at most 500")
+    if not has_host or parts.scheme not in ("http", "https") or " " in text:
         shown = redact_url(url) if isinstance(url, str) else url  # one urllib cannot split
         raise ValidationFailed(f"{name} must be an http(s) URL with a host, got {shown!r}")
+    if "#" in text or ("?" in text and not query_allowed):  # not shown: a query may hold a key
+        what = "a fragment (#...)" if query_allowed else "a query string or fragment (?... #...)"
+        raise ValidationFailed(
+            f"{name} must not hold {what}; give the address alone, "
+            f"e.g. {parts.scheme}://{parts.netloc}{parts.path}"
+        )
 
 
 def _stripped(credentials: Credentials) -> Credentials:

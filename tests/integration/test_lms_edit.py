@@ -68,6 +68,12 @@ def _add(engine: Engine, new: NewIntegration) -> uuid.UUID:
         ({"token_endpoint": "https://u:S3cret@idp.example.edu/t"}, "credentials go in the secret"),
         ({"credentials": Credentials(api_key="   ")}, "the api key is blank"),
         ({"credentials": Credentials(api_key="t", client_secret=" ")}, "client secret is blank"),
+        ({"base_url": BASE + "/?x=1"}, "base URL must not hold a query string or fragment"),
+        ({"base_url": BASE + "?"}, "base URL must not hold a query string or fragment"),
+        ({"base_url": BASE + "#top"}, "base URL must not hold a query string or fragment"),
+        ({"token_endpoint": BASE + "/t?k=S3cret"}, "token endpoint must not hold a query string"),
+        ({"auth_endpoint": BASE + "/a#x"}, "auth endpoint must not hold a query string"),
+        ({"base_url": BASE + "/" + "x" * 500}, "base URL is 527 characters long; at most 500"),
     ],
 )
 def test_add_refuses_what_would_fail_only_at_sync_time(
@@ -97,6 +103,7 @@ def test_the_lti_service_urls_in_the_options_are_checked_as_the_endpoints_are(
                                                "credentials go in the secret options"),
         ("ftp://lms.example.edu/m", f"{name} must be an http(s) URL with a host, got 'ftp://"),
         (" ", f"{name} must be an http(s) URL with a host, got ' '"),
+        (f"{BASE}/m#S3cret", f"{name} must not hold a fragment (#...); give the address alone"),
     ]:  # fmt: skip
         bad = {"contexts": [{**context, "memberships_url": url}]}
         with pytest.raises(ValidationFailed) as refused:
@@ -105,7 +112,13 @@ def test_the_lti_service_urls_in_the_options_are_checked_as_the_endpoints_are(
     with engine.connect() as connection:
         assert list_integrations(connection) == []
 
-    integration = _add(engine, lti)
+    # a platform may hand over a service URL with a query (Moodle: lineitems?type_id=2)
+    with_query = {**context, "lineitems_url": f"{BASE}/li?type_id=2"}
+    integration = _add(engine, dataclasses.replace(lti, options={"contexts": [with_query]}))
+    with Session(engine) as session:
+        (stored,) = load_config(session, integration, secret_box()).options["contexts"]
+    assert stored["lineitems_url"] == f"{BASE}/li?type_id=2"
+    _update(engine, integration, options={"contexts": [context]})
     before = integration_row(engine, integration)
     second = {"id": "ctx-2", "lineitems_url": "https://admin:S3cret@lms.example.edu/li"}
     with pytest.raises(ValidationFailed, match=r"^options\.contexts\[1\]\.lineitems_url must not"):
