@@ -69,9 +69,12 @@ class IntegrationChanges:
 
 def update_integration(
     session: Session, integration_id: uuid.UUID, changes: IntegrationChanges, box: SecretBox
-) -> LMSIntegration:
+) -> bool:
     """Apply ``changes`` (row locked); every secret is written again under the newest key.
 
+    Returns whether anything changed: ``changes`` naming no secret and only
+    values already stored write nothing.  A secret given empty is refused
+    as ``add`` refuses it (it used to keep the stored one, reported replaced).
     A stored secret no key opens is refused (``ConfigurationError``) unless
     ``changes`` replaces it: that is how an operator recovers from a lost key.
     """
@@ -80,8 +83,9 @@ def update_integration(
     if unknown:
         raise ValueError(f"not a secret: {', '.join(sorted(unknown))}")
     secrets = {
-        name: changes.secrets.get(name)
-        or (box.decrypt(token, what=f"{column} of LMS integration {row.id}") if token else None)
+        name: changes.secrets[name]
+        if name in changes.secrets
+        else (box.decrypt(token, what=f"{column} of LMS integration {row.id}") if token else None)
         for name, column in SECRET_COLUMNS.items()
         for token in [getattr(row, column)]
     }
@@ -101,11 +105,13 @@ def update_integration(
         content_sync_enabled=_pick(changes.content_sync_enabled, row.content_sync_enabled),
     )
     merged = validated(merged)
+    if not changes.secrets and _settings(merged) == _settings(_stored(row)):
+        return False
     if same_place(merged.base_url) != same_place(row.base_url):
         refuse_duplicate(session, merged.platform, merged.base_url, other_than=row.id)
     write_row(row, merged, box)
     session.flush()
-    return row
+    return True
 
 
 def set_active(session: Session, integration_id: uuid.UUID, *, active: bool) -> bool:
@@ -138,6 +144,30 @@ def _locked(session: Session, integration_id: uuid.UUID) -> LMSIntegration:
     if row is None:
         raise NotFound(f"no LMS integration {integration_id}")
     return row
+
+
+def _stored(row: LMSIntegration) -> NewIntegration:
+    """The settings ``row`` holds, secrets left out."""
+    return NewIntegration(
+        platform=row.platform_name,
+        institution_name=row.institution_name,
+        base_url=row.base_url,
+        credentials=Credentials(client_id=row.client_id),
+        api_version=row.api_version,
+        auth_endpoint=row.auth_endpoint,
+        token_endpoint=row.token_endpoint,
+        options=dict(row.options or {}),
+        sync_frequency_hours=row.sync_frequency_hours,
+        grade_passback_enabled=row.grade_passback_enabled,
+        roster_sync_enabled=row.roster_sync_enabled,
+        content_sync_enabled=row.content_sync_enabled,
+    )
+
+
+def _settings(new: NewIntegration) -> NewIntegration:
+    """``new`` without its secrets, to compare with ``_stored``."""
+    plain = Credentials(client_id=new.credentials.client_id)
+    return dataclasses.replace(new, credentials=plain, options=dict(new.options))
 
 
 def _pick(new: T | None, old: T) -> T:

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from lms.base import Credentials
 from lms.edit import IntegrationChanges, set_active, update_integration
@@ -39,6 +40,7 @@ from tests.integration.lms_support import (
     sync,
 )
 from tests.lms.fakes import Dataset, FakeCanvas
+from workers.cli import app
 from workers.secrets import secret_box
 
 BASE = "https://canvas.example.edu"
@@ -182,6 +184,44 @@ def test_update_replaces_credentials_and_settings_checked_as_add_checks_them(
                 canvas.token
             )
         assert sync(engine, integration).status == "success"
+
+
+def test_an_empty_secret_is_refused_and_an_update_changing_nothing_writes_nothing(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """``update --api-key ""`` said "secrets replaced: api_key" and kept the old one."""
+    integration = _add(engine, GOOD)
+    before = integration_row(engine, integration)
+    for empty in ("", "  "):
+        with pytest.raises(ValidationFailed, match=r"^the api key is blank$"):
+            _update(engine, integration, secrets={"api_key": empty})
+    assert integration_row(engine, integration) == before
+    with Session(engine) as session, session.begin():
+        box = secret_box()
+        assert not update_integration(session, integration, IntegrationChanges(), box)
+        same = IntegrationChanges(institution_name="Springfield", base_url=BASE,
+                                  sync_frequency_hours=24, grade_passback_enabled=True)  # fmt: skip
+        assert not update_integration(session, integration, same, box)
+        assert update_integration(session, integration, IntegrationChanges(api_version="v2"), box)
+    assert integration_row(engine, integration).api_version == "v2"
+
+
+def test_cli_update_says_when_nothing_changed_and_refuses_an_empty_secret(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    integration = _add(engine, GOOD)
+    runner = CliRunner()
+    unchanged = runner.invoke(app, ["lms", "update", str(integration)[:8]], env={})
+    assert unchanged.exit_code == 0, unchanged.output
+    assert unchanged.output.startswith(f"nothing changed: canvas integration {integration} ")
+    assert "updated" not in unchanged.output and "replaced" not in unchanged.output
+    empty = runner.invoke(app, ["lms", "update", str(integration), "--api-key", ""])
+    assert isinstance(empty.exception, ValidationFailed)
+    assert empty.exception.message == "the api key is blank"
+    changed = runner.invoke(app, ["lms", "update", str(integration), "--api-key", "n3w"])
+    assert changed.exit_code == 0 and "secrets replaced: api_key" in changed.output
+    with Session(engine) as session:
+        assert load_config(session, integration, secret_box()).credentials.api_key == "n3w"
 
 
 def test_the_same_lms_twice_is_refused_naming_the_integration_to_update(

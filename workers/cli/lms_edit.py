@@ -95,15 +95,19 @@ def update(
             roster_sync_enabled=roster_sync,
             content_sync_enabled=content_sync,
         )
-        row = update_integration(session, integration_id, changes, secret_box())
-        shown = {"id": str(row.id), "platform": row.platform_name,
-                 "secrets_replaced": sorted(changes.secrets)}  # fmt: skip
+        changed = update_integration(session, integration_id, changes, secret_box())
+    replaced = sorted(changes.secrets)
+    shown = {"id": str(integration_id), "platform": platform, "changed": changed,
+             "secrets_replaced": replaced}  # fmt: skip
     if as_json:
         typer.echo(json.dumps(shown))
         return
-    replaced = ", ".join(shown["secrets_replaced"]) or "none"
-    typer.echo(f"updated {shown['platform']} integration {integration_id} "
-               f"(secrets replaced: {replaced})")  # fmt: skip
+    if not changed:  # exit 0, as `lms enable` of an enabled one
+        typer.echo(f"nothing changed: {platform} integration {integration_id} already "
+                   "holds every setting given (see toolbox lms update --help)")  # fmt: skip
+        return
+    typer.echo(f"updated {platform} integration {integration_id} "
+               f"(secrets replaced: {', '.join(replaced) or 'none'})")  # fmt: skip
 
 
 def disable(integration: IntegrationId) -> None:
