@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -128,16 +129,31 @@ def write_row(row: LMSIntegration, new: NewIntegration, box: SecretBox) -> None:
 
 
 def same_place(url: str) -> str:
-    """``url`` compared as an address: scheme and host in lower case, no default port or "/"."""
+    """``url`` compared as an address: scheme and host in lower case, no default port or "/".
+
+    The host is compared as DNS resolves it: IDNA-encoded (``bücher.example``
+    is ``xn--bcher-kva.example``) and without its one trailing dot.
+    """
     try:
         parts = urlsplit(url.strip())
         number = parts.port
     except ValueError:  # a bad port or IPv6 host, stored before ``check_url``: as written
         return url.strip().lower()
-    host = (parts.hostname or "").lower()
+    host = _dns_name((parts.hostname or "").lower())
     default = {"http": 80, "https": 443}.get(parts.scheme.lower())
     port = "" if number in (None, default) else f":{number}"
     return urlunsplit((parts.scheme.lower(), host + port, parts.path.rstrip("/"), parts.query, ""))
+
+
+def _dns_name(host: str) -> str:
+    """``host`` in ASCII (IDNA), one trailing dot dropped; as given if IDNA refuses it."""
+    host = host.removesuffix(".")
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:  # an empty or over-long label: no name DNS would resolve
+        return host
 
 
 def refuse_duplicate(
@@ -303,6 +319,10 @@ def check_url(name: str, url: object, *, query_allowed: bool = False) -> None:
     if not has_host or parts.scheme not in ("http", "https") or " " in text:
         shown = redact_url(url) if isinstance(url, str) else url  # one urllib cannot split
         raise ValidationFailed(f"{name} must be an http(s) URL with a host, got {shown!r}")
+    try:  # the clients' own parser: IDNA 2008 refuses hosts Python's IDNA 2003 takes
+        httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise ValidationFailed(f"{name}: {exc}") from None
     if "#" in text or ("?" in text and not query_allowed):  # not shown: a query may hold a key
         what = "a fragment (#...)" if query_allowed else "a query string or fragment (?... #...)"
         raise ValidationFailed(

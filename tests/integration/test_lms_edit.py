@@ -239,6 +239,23 @@ def test_the_same_lms_twice_is_refused_naming_the_integration_to_update(
         _update(engine, other, base_url=BASE + "/")
 
 
+def test_an_address_is_compared_as_dns_resolves_it(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """An IDNA host in either form, and one trailing dot, name the same LMS."""
+    first = _add(engine, GOOD)
+    books = _add(engine, dataclasses.replace(GOOD, base_url="https://bücher.example"))
+    for url, existing in [(BASE + ".", first), ("https://CANVAS.example.edu./", first),
+                          ("https://xn--bcher-kva.example/", books),
+                          ("https://BÜCHER.example.", books)]:  # fmt: skip
+        with pytest.raises(ValidationFailed, match=f"is already integration {existing}"):
+            _add(engine, dataclasses.replace(GOOD, base_url=url))
+    with pytest.raises(ValidationFailed, match=f"is already integration {books}"):
+        _update(engine, first, base_url="https://xn--bcher-kva.example")
+    with pytest.raises(ValidationFailed, match=r"^base URL: Invalid IDNA hostname: 'a\.\.ü"):
+        _add(engine, dataclasses.replace(GOOD, base_url="https://a..ü.example"))  # no traceback
+
+
 def test_a_service_adding_the_same_lms_twice_is_refused_and_syncs_no_student_twice(
     engine: Engine, toolbox_env: dict[str, str]
 ) -> None:
