@@ -9,6 +9,7 @@ never reads) and owns the transaction.
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -275,10 +276,19 @@ def _check(new: NewIntegration) -> None:
             check_url(name, url)
     for name, url in client_class(new.platform).option_urls(new.options):
         check_url(name, url, query_allowed=True)  # a platform's service URL, called as given
-    if not new.institution_name.strip():
+    name = new.institution_name
+    if not name.strip():
         raise ValidationFailed("the institution name is empty")
-    if len(new.institution_name) > 200 or len(new.base_url) > 500:
-        raise ValidationFailed("institution name (200) or base URL (500) is too long")
+    bad = next((c for c in name if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:  # a tab or line break splits the rows of `lms list` and `lms status`
+        raise ValidationFailed(
+            f"the institution name (--institution) must be one line without control "
+            f"characters, found U+{ord(bad):04X} at character {name.index(bad) + 1}"
+        )
+    if len(name) > 200:
+        raise ValidationFailed(
+            f"the institution name (--institution) is {len(name)} characters long; at most 200"
+        )
     if not 1 <= new.sync_frequency_hours <= MAX_FREQUENCY_HOURS:
         raise ValidationFailed(
             f"the sync frequency must be 1 to {MAX_FREQUENCY_HOURS} hours (a year), "

@@ -76,6 +76,11 @@ def _add(engine: Engine, new: NewIntegration) -> uuid.UUID:
         ({"token_endpoint": BASE + "/t?k=S3cret"}, "token endpoint must not hold a query string"),
         ({"auth_endpoint": BASE + "/a#x"}, "auth endpoint must not hold a query string"),
         ({"base_url": BASE + "/" + "x" * 500}, "base URL is 527 characters long; at most 500"),
+        ({"institution_name": "x" * 201}, "institution name (--institution) is 201 characters"),
+        ({"institution_name": "Spring\tfield"}, "found U+0009 at character 7"),
+        ({"institution_name": "Spring\nfield"}, "must be one line without control characters"),
+        ({"institution_name": "Spring\x1b[31m"}, "found U+001B at character 7"),
+        ({"institution_name": "Spring\u2028field"}, "found U+2028 at character 7"),
     ],
 )
 def test_add_refuses_what_would_fail_only_at_sync_time(
