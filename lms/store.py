@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import idna
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -147,13 +148,17 @@ def same_place(url: str) -> str:
 
 
 def _dns_name(host: str) -> str:
-    """``host`` in ASCII (IDNA), one trailing dot dropped; as given if IDNA refuses it."""
+    """``host`` in ASCII (IDNA), one trailing dot dropped; as given if IDNA refuses it.
+
+    Python's own ``idna`` codec is IDNA 2003, which maps ``straße`` to
+    ``strasse``: two hosts httpx (IDNA 2008) tells apart would look the same.
+    """
     host = host.removesuffix(".")
     if host.isascii():
         return host
-    try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError:  # an empty or over-long label: no name DNS would resolve
+    try:  # the ``idna`` package (IDNA 2008), as httpx encodes the host it connects to
+        return idna.encode(host).decode("ascii")
+    except idna.IDNAError:  # an empty or over-long label, a disallowed character: as given
         return host
 
 
