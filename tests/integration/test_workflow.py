@@ -63,6 +63,13 @@ def child(workflow_id: uuid.UUID, agent_type: str) -> uuid.UUID:
     return found[0]
 
 
+def siblings_done(workflow_id: uuid.UUID, *agent_types: str) -> None:
+    """Wait until the workflow's tasks of ``agent_types`` have completed."""
+    wait_for(
+        lambda: all(status_of(child(workflow_id, kind)) == "completed" for kind in agent_types), 60
+    )
+
+
 def status_of(task_id: uuid.UUID) -> str:
     return client.get_task(task_id, states=False).status
 
@@ -253,11 +260,17 @@ def test_a_failed_child_fails_the_workflow_and_nothing_is_marked_ready(
 def test_a_workflow_fails_at_once_while_a_sibling_runs_and_that_sibling_stores_nothing(
     start_worker: StartWorker, engine: Engine
 ) -> None:
-    """The failure is reported before a running sibling stops; it stops at its next phase."""
+    """The failure is reported before a running sibling stops; it stops at its next phase.
+
+    Quiz and script finish first: with content stuck in one of the worker's
+    two processes, a sibling losing a sequence race would wait on the lock the
+    test holds in the other, and terrain would never get a process to fail in.
+    """
     with held_slot(engine, "content") as content_slot, held_slot(engine, "terrain") as terrain_slot:
         start_worker(extra_env={"TOOLBOX_AGENT_MODELS": "terrain=nosuchprovider:model-x"})
         workflow_id = workflows.generate(REQUEST)
         content, terrain = child(workflow_id, "content"), child(workflow_id, "terrain")
+        siblings_done(workflow_id, "quiz", "script")
         with stuck_after_first_phase(engine, content_slot, content, workflow_id):
             release(terrain_slot)  # terrain fails for good: the workflow fails
             view = workflows.wait(workflow_id, timeout=30)
@@ -282,10 +295,7 @@ def test_cancelling_a_waiting_child_ends_its_workflow_at_once(
         start_worker()
         workflow_id = workflows.generate(REQUEST)
         content = child(workflow_id, "content")
-        others = ("quiz", "terrain", "script")
-        wait_for(
-            lambda: all(status_of(child(workflow_id, kind)) == "completed" for kind in others), 60
-        )
+        siblings_done(workflow_id, "quiz", "terrain", "script")
         assert status_of(content) == "queued"  # waiting for the content slot
         cancelled = toolbox("task", "cancel", str(content), env=toolbox_env)
         assert cancelled.returncode == 0, cancelled.stderr
@@ -374,31 +384,37 @@ def test_a_workflow_ended_while_a_task_completes_does_not_deadlock(
 
     A completion that locked its own row first and then waited for the root
     deadlocked with the transaction ending the workflow, which held the root
-    and waited for that row; PostgreSQL then aborted one of them.
+    and waited for that row; PostgreSQL then aborted one of them.  The other
+    children finish first: completions of theirs waiting for the root would
+    hold both of the worker's processes and leave none for the quiz.
     """
     with held_slot(engine, "quiz") as slot:
         start_worker()
         workflow_id = workflows.generate(REQUEST)
         quiz = child(workflow_id, "quiz")
+        siblings_done(workflow_id, "content", "terrain", "script")
         with engine.connect() as ending:
             ending.execute(
                 text("SELECT id FROM agent_tasks WHERE id = :id FOR UPDATE"), {"id": workflow_id}
             )
+            ending_pid = ending.execute(text("SELECT pg_backend_pid()")).scalar_one()
             release(slot)
-            waiting = (
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock'"
+            blocked = (
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE CAST(:pid AS int) = ANY(pg_blocking_pids(pid))"
             )
-            running = "SELECT count(*) FROM agent_tasks WHERE status = 'running'"
+            running = "SELECT array_agg(id) FROM agent_tasks WHERE status = 'running'"
             phases = "SELECT count(*) FROM agent_states WHERE task_id = :id"
 
-            def completions_wait() -> bool:
-                """The quiz ran its five phases; it, like every running task, waits for the root."""
-                return scalar(engine, phases, id=quiz) == 5 and scalar(engine, waiting) == scalar(
-                    engine, running
+            def completion_waits() -> bool:
+                """The quiz, the only task running, ran its five phases and waits for the root."""
+                return (
+                    scalar(engine, phases, id=quiz) == 5
+                    and scalar(engine, running) == [quiz]
+                    and scalar(engine, blocked, pid=ending_pid) == 1
                 )
 
-            wait_for(completions_wait, 30)
+            wait_for(completion_waits, 30)
             assert flow.cancel(ending, workflow_id)
             ending.commit()
     view = workflows.wait(workflow_id, timeout=30)
