@@ -15,6 +15,7 @@ from workers import client, workflows
 from workers.cli import lookup
 from workers.cli.failures import not_sent
 from workers.cli.flags import flag_named, in_flag_terms
+from workers.cli.idle import hint_if_no_worker
 from workers.cli.options import Timeout
 from workers.cli.task_input import INPUT_HELP, check_input, read_input
 from workers.embedded import resolve_servers
@@ -123,7 +124,13 @@ def submit(
             not_sent("task", task_id, submitted.broker_error, waiting=timeout if wait else None)
         )
     if wait:
-        view = client.wait(task_id, timeout=timeout)
+        with hint_if_no_worker(
+            lambda: _started(client.get_task(task_id, states=False)),
+            noun=f"task {task_id}",
+            timeout=timeout,
+            quiet=submitted.broker_error is not None,
+        ):
+            view = client.wait(task_id, timeout=timeout)
         _print_json(view) if as_json else _show(view)
         if view.status != "completed":
             raise typer.Exit(1)
@@ -131,6 +138,10 @@ def submit(
         _print_json(client.get_task(task_id))
     else:
         typer.echo(str(task_id))
+
+
+def _started(view: TaskView) -> bool:
+    return view.started_at is not None or view.finished
 
 
 @task_app.command("show")

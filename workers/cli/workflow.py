@@ -18,6 +18,7 @@ from workers import workflows
 from workers.cli import lookup
 from workers.cli.failures import not_sent
 from workers.cli.flags import in_flag_terms
+from workers.cli.idle import hint_if_no_worker
 from workers.cli.options import Timeout
 from workers.embedded import resolve_servers
 from workers.submission import validate_input
@@ -140,10 +141,20 @@ def generate(
     if not wait:
         typer.echo(workflow_id if not as_json else json.dumps({"workflow_id": str(workflow_id)}))
         return
-    view = _follow(workflow_id, timeout, bar=not as_json)
+    with hint_if_no_worker(
+        lambda: _started(workflows.get(workflow_id)),
+        noun=f"workflow {workflow_id}",
+        timeout=timeout,
+        quiet=submitted.broker_error is not None,
+    ):
+        view = _follow(workflow_id, timeout, bar=not as_json)
     _print(view, as_json)
     if view.status != "completed":
         raise typer.Exit(1)
+
+
+def _started(view: WorkflowView) -> bool:
+    return view.finished or any(task.started_at is not None for task in view.tasks)
 
 
 def _print(view: WorkflowView, as_json: bool) -> None:
