@@ -86,7 +86,7 @@ def test_task_commands_end_to_end(start_worker: StartWorker, toolbox_env: dict[s
 
 def test_task_submit_rejects_bad_input(toolbox_env: dict[str, str]) -> None:
     bad_json = toolbox("task", "submit", "echo", "--input", "{nope", env=toolbox_env)
-    assert bad_json.returncode == 2 and "--input is not valid JSON" in bad_json.stderr
+    assert bad_json.returncode == 2 and "submit: --input: not valid JSON" in bad_json.stderr
     bad_field = toolbox(
         "task", "submit", "echo", "--input", '{"phase_seconds": "slow"}', env=toolbox_env
     )

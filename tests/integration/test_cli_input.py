@@ -103,7 +103,7 @@ def test_task_submit_reads_the_input_from_a_file(
     assert stored_input(engine, result)["message"] == 'from a "file"'
 
 
-def test_unreadable_or_bad_input_is_one_line_naming_the_option(
+def test_unreadable_or_bad_input_is_one_line_naming_the_command_and_option(
     engine: Engine, toolbox_env: dict[str, str], tmp_path: Path
 ) -> None:
     def refusal(option: str, stdin: str = "") -> str:
@@ -111,29 +111,32 @@ def test_unreadable_or_bad_input_is_one_line_naming_the_option(
 
     missing = tmp_path / "missing.json"
     assert refusal(f"@{missing}") == (
-        f"error: --input @{missing}: cannot read {missing} (no such file or directory)"
+        f"error: toolbox task submit: --input @{missing}: cannot read {missing}"
+        " (no such file or directory)"
     )
-    assert refusal("@") == "error: --input @: name the file after the @ (--input @FILE)"
+    assert refusal("@") == (
+        "error: toolbox task submit: --input @: name the file after the @ (--input @FILE)"
+    )
     files = {
         "bad.json": (
             b'{"message":\n  "hi" "there"}',
-            "is not valid JSON: Expecting ',' delimiter at line 2 column 8",
+            "not valid JSON: Expecting ',' delimiter at line 2 column 8",
         ),
-        "latin1.json": ('{"message": "caf\u00e9"}'.encode("latin-1"), "is not UTF-8 text"),
+        "latin1.json": ('{"message": "caf\u00e9"}'.encode("latin-1"), "not UTF-8 text"),
         "list.json": (b"[1, 2]", "must be a JSON object"),
-        "blank.json": (b"\n", "is empty"),
+        "blank.json": (b"\n", "empty"),
     }
     for name, (data, problem) in files.items():
         path = tmp_path / name
         path.write_bytes(data)
-        assert refusal(f"@{path}") == f"error: --input @{path} {problem}"
+        assert refusal(f"@{path}") == f"error: toolbox task submit: --input @{path}: {problem}"
     stdin = {
-        "{nope": "is not valid JSON: Expecting property name enclosed in double quotes at line 1 "
+        "{nope": "not valid JSON: Expecting property name enclosed in double quotes at line 1 "
         "column 2",
-        "": "is empty",
+        "": "empty",
     }
     for piped, problem in stdin.items():
-        assert refusal("-", piped) == f"error: --input - (stdin) {problem}"
+        assert refusal("-", piped) == f"error: toolbox task submit: --input - (stdin): {problem}"
     assert task_count(engine) == 0
 
 

@@ -81,6 +81,29 @@ REFUSALS = {
         "toolbox up: --processes: names agents more than once; each runs once per toolbox up"
         " (more agent processes: TOOLBOX_CONCURRENCY)"
     ),
+    # --input and the LMS options, read by the command itself
+    "task submit echo --input @/nonexistent/in.json": (
+        "toolbox task submit: --input @/nonexistent/in.json: cannot read /nonexistent/in.json"
+        " (no such file or directory)"
+    ),
+    "task submit echo --input @": (
+        "toolbox task submit: --input @: name the file after the @ (--input @FILE)"
+    ),
+    "task submit echo --input [1]": "toolbox task submit: --input: must be a JSON object",
+    "task submit echo --input {nope": (
+        "toolbox task submit: --input: not valid JSON: Expecting property name enclosed in"
+        " double quotes at line 1 column 2"
+    ),
+    "lms add canvas --institution x --base-url https://lms.example --api-key k --option bad": (
+        "toolbox lms add: --option: expected KEY=VALUE, got 'bad'"
+    ),
+    "lms add canvas --institution x --base-url https://lms.example --api-key k"
+    " --options-json [1]": "toolbox lms add: --options-json: must be a JSON object",
+    "lms update x --options-json {nope": (
+        "toolbox lms update: --options-json: not valid JSON: Expecting property name enclosed"
+        " in double quotes"
+    ),
+    "lms update x --option =v": "toolbox lms update: --option: expected KEY=VALUE, got '=v'",
     "workflow generate --subject science --grade 13 --topic volcanoes": (
         "toolbox workflow generate: --grade: Input should be less than or equal to 12"
     ),

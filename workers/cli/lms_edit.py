@@ -72,6 +72,8 @@ def update(
     `--options-json` replaces them all.  Nothing is written when the result
     would be refused.
     """
+    replaced_options = options([], options_json) if options_json else None  # no server needed
+    extra_options = options(option or [], None)
     resolve_servers()
     with Session(get_engine()) as session, session.begin():
         integration_id = resolve_id(session.connection(), integration)
@@ -88,8 +90,8 @@ def update(
             api_version=api_version,
             auth_endpoint=auth_endpoint,
             token_endpoint=token_endpoint,
-            options=options([], options_json) if options_json else None,
-            extra_options=options(option or [], None),
+            options=replaced_options,
+            extra_options=extra_options,
             sync_frequency_hours=frequency_hours,
             grade_passback_enabled=grade_passback,
             roster_sync_enabled=roster_sync,

@@ -17,7 +17,8 @@ from rich.console import Console
 
 from lms.base import Credentials
 from lms.store import MAX_FREQUENCY_HOURS
-from models.errors import ConfigurationError, ValidationFailed
+from models.errors import ConfigurationError
+from workers.cli.usage import refused
 
 errors = Console(stderr=True)
 
@@ -112,14 +113,14 @@ def options(pairs: list[str], as_json: str | None) -> dict[str, Any]:
         try:
             loaded = json.loads(as_json)
         except json.JSONDecodeError as exc:
-            raise ValidationFailed(f"--options-json is not valid JSON: {exc.msg}") from None
+            raise refused("--options-json", f"not valid JSON: {exc.msg}") from None
         if not isinstance(loaded, dict):
-            raise ValidationFailed("--options-json must be a JSON object")
+            raise refused("--options-json", "must be a JSON object")
         options.update(loaded)
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ValidationFailed(f"--option expects KEY=VALUE, got {pair!r}")
+            raise refused("--option", f"expected KEY=VALUE, got {pair!r}")
         options[key.strip()] = value.strip()
     return options
 

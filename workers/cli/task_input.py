@@ -3,11 +3,12 @@
 ``--input`` takes JSON text, ``-`` to read it from stdin or ``@FILE`` to read
 a file, because quoting JSON for a shell is the first thing a new user
 fights.  A file that cannot be read, an empty stdin or text that is not a
-JSON object is one line naming the option.  Without ``--input`` the payload
-is ``{}``, which is all an agent such as ``echo`` needs.  An agent that
-refuses it gets the schema's error lines and one more, saying that no
-``--input`` was given and which fields the agent needs: a new user who left
-it out should not have to guess.
+JSON object is a ``Refused`` naming the option as typed (``--input @x.json:
+cannot read x.json (...)``), printed after the command like every usage
+error.  Without ``--input`` the payload is ``{}``, which is all an agent
+such as ``echo`` needs.  An agent that refuses it gets the schema's error
+lines and one more, saying that no ``--input`` was given and which fields
+the agent needs: a new user who left it out should not have to guess.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import BaseModel
 
 from agents.registry import get_kind
 from models.errors import AgentUnavailable, ValidationFailed
+from workers.cli.usage import refused
 from workers.submission import validate_input
 
 OPTION = "--input"
@@ -50,22 +52,22 @@ def read_input(value: str | None) -> dict[str, Any]:
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValidationFailed(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise refused(
+            source, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     if not isinstance(payload, dict):
-        raise ValidationFailed(f"{source} must be a JSON object")
+        raise refused(source, "must be a JSON object")
     return payload
 
 
 def _read_file(source: str, name: str) -> bytes:
     if not name:
-        raise ValidationFailed(f"{source}: name the file after the @ ({OPTION} @FILE)")
+        raise refused(source, f"name the file after the @ ({OPTION} @FILE)")
     try:
         return Path(name).expanduser().read_bytes()
     except OSError as exc:
         reason = (exc.strerror or type(exc).__name__).lower()
-        raise ValidationFailed(f"{source}: cannot read {name} ({reason})") from None
+        raise refused(source, f"cannot read {name} ({reason})") from None
 
 
 def _text(source: str, data: bytes) -> str:
@@ -73,9 +75,9 @@ def _text(source: str, data: bytes) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ValidationFailed(f"{source} is not UTF-8 text") from None
+        raise refused(source, "not UTF-8 text") from None
     if not text.strip():
-        raise ValidationFailed(f"{source} is empty")
+        raise refused(source, "empty")
     return text
 
 
