@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import typer
 from typer.core import TyperGroup
+from typer.testing import CliRunner
 
 from workers.cli import app
 
@@ -29,9 +30,20 @@ def _leaves(group: TyperGroup, path: tuple[str, ...] = ()) -> Iterator[tuple[str
             yield " ".join((*path, name)), command
 
 
+def _groups(group: TyperGroup, path: tuple[str, ...] = ()) -> Iterator[str]:
+    yield " ".join(path)
+    for name, command in group.commands.items():
+        if isinstance(command, TyperGroup):
+            yield from _groups(command, (*path, name))
+
+
 ROOT_GROUP = typer.main.get_command(app)
 assert isinstance(ROOT_GROUP, TyperGroup)
 COMMANDS = dict(_leaves(ROOT_GROUP))
+EVERY_COMMAND = sorted([*COMMANDS, *_groups(ROOT_GROUP)])
+"""Each leaf and group, ``""`` for ``toolbox`` itself."""
+PYTHON_TYPE = re.compile(r"<[a-z][\w\[\]| ]*>")
+"""Typer 0.29's metavar: ``<bool>``, ``<str>``, ``<int range>``, ``<list[str]>``."""
 
 
 def _section(title: str) -> str:
@@ -78,3 +90,27 @@ def test_an_optional_argument_is_shown_as_optional(path: str) -> None:
 def test_status_help_names_both_servers_it_reads() -> None:
     help_text = COMMANDS["status"].help or ""
     assert "PostgreSQL" in help_text and "Redis" in help_text, help_text
+
+
+@pytest.mark.parametrize("path", EVERY_COMMAND)
+def test_help_shows_no_metavar_for_a_flag_and_no_python_type(path: str) -> None:
+    """``--wait <bool>`` read as if the flag took a value, ``agent <str>`` spoke Python."""
+    result = CliRunner().invoke(app, [*path.split(), "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.stdout, result.stdout
+    assert not PYTHON_TYPE.search(result.stdout), result.stdout
+
+
+def test_help_shows_a_value_as_click_names_it_or_by_its_own_metavar() -> None:
+    result = CliRunner().invoke(app, ["task", "submit", "--help"], env={"COLUMNS": "200"})
+    rows = {}  # a parameter's name: the two words after it
+    for row in result.stdout.splitlines():
+        words = row.strip("│ ").removeprefix("*").split()
+        if row.startswith("│") and words:
+            rows[words[0]] = " ".join(words[1:3])
+    assert rows["agent"] == "TEXT Agent"
+    assert rows["--input"] == "JSON|-|@FILE Input"
+    assert rows["--priority"] == "INTEGER 0"
+    assert rows["--timeout"] == "SECONDS How"
+    assert rows["--wait"] == "Wait until"
+    assert rows["--help"] == "Show this"

@@ -10,7 +10,7 @@ import sys
 import typer
 
 from models.errors import ToolboxError
-from workers.cli import core, ops
+from workers.cli import core, metavars, ops
 from workers.cli.failures import explain, fail
 from workers.cli.lms import lms_app
 from workers.cli.tasks import task_app
@@ -18,6 +18,7 @@ from workers.cli.usage import OneLineUsage
 from workers.cli.workflow import workflow_app
 from workers.logs import configure_logging
 
+metavars.install()  # --wait, not --wait <bool>; agent TEXT, not agent <str>
 app = typer.Typer(
     name="toolbox",
     help="ToolboxAI worker: agent tasks, workflows and LMS sync on Celery + PostgreSQL.",

@@ -52,10 +52,12 @@ TokenEndpoint = Annotated[str | None, typer.Option(help="OAuth2 token URL")]
 AuthEndpoint = Annotated[str | None, typer.Option(help="OAuth2/OIDC auth URL")]
 ApiVersion = Annotated[str | None, typer.Option(help="API version, if the LMS has one")]
 OptionPairs = Annotated[
-    list[str] | None, typer.Option(help="Platform option KEY=VALUE (repeatable)")
+    list[str] | None,
+    typer.Option(metavar="KEY=VALUE", help="Platform option KEY=VALUE (repeatable)"),
 ]
 OptionsJson = Annotated[
-    str | None, typer.Option(help='Platform options as JSON, e.g. \'{"user_id": "42"}\'')
+    str | None,
+    typer.Option(metavar="JSON", help='Platform options as JSON, e.g. \'{"user_id": "42"}\''),
 ]
 
 
