@@ -120,6 +120,9 @@ class LMSClient(abc.ABC):
     """A client of one LMS platform; one instance per integration and run."""
 
     platform: ClassVar[str]
+    option_keys: ClassVar[frozenset[str]] = frozenset()
+    """The keys of ``ConnectionConfig.options`` the client reads, and the only ones ``add``
+    and ``update`` store: another is a typo the client would ignore (``lms.registry``)."""
 
     def __init__(self, config: ConnectionConfig) -> None:
         self.config = config

@@ -76,6 +76,7 @@ class CanvasClient(LMSClient):
     """Courses, enrollments, assignments and grades of one Canvas instance."""
 
     platform: ClassVar[str] = "canvas"
+    option_keys: ClassVar[frozenset[str]] = frozenset({"account_id", "throttle_threshold"})
 
     def __init__(
         self,

@@ -7,6 +7,10 @@ an integration: its courses, links and pending grades stay, but the beat
 schedule, ``toolbox lms sync`` and the passback drain all skip it (they
 select ``is_active`` rows only) until it is enabled again.
 
+An option key the platform's client does not read is refused when the
+update gives it; one an older version stored is kept, unchecked, until
+``options`` replaces them all.
+
 Two integrations of one LMS would sync every student twice: an update that
 moves an integration to the address of another is refused as ``add``
 refuses it, and so is enabling one while another of that LMS is enabled
@@ -104,7 +108,8 @@ def update_integration(
         roster_sync_enabled=_pick(changes.roster_sync_enabled, row.roster_sync_enabled),
         content_sync_enabled=_pick(changes.content_sync_enabled, row.content_sync_enabled),
     )
-    merged = validated(merged)
+    kept = set(row.options or {}) - set(changes.extra_options) if changes.options is None else ()
+    merged = validated(merged, kept_options=kept)
     if not changes.secrets and _settings(merged) == _settings(_stored(row)):
         return False
     if same_place(merged.base_url) != same_place(row.base_url):

@@ -86,6 +86,9 @@ class LTIAdvantageClient(LMSClient):
     """NRPS and AGS services of the contexts an LTI 1.3 tool was launched in."""
 
     platform: ClassVar[str] = "lti"
+    option_keys: ClassVar[frozenset[str]] = frozenset(
+        {"contexts", "key_id", "scopes", "token_audience"}
+    )
 
     def __init__(
         self,

@@ -60,6 +60,9 @@ class OneRosterClient(LMSClient):
     """One OneRoster 1.2 provider (an SIS or a rostering hub)."""
 
     platform: ClassVar[str] = "oneroster"
+    option_keys: ClassVar[frozenset[str]] = frozenset(
+        {"rostering_path", "gradebook_path", "page_size", "token_auth", "scopes"}
+    )
 
     def __init__(
         self,

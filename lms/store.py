@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import unicodedata
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from lms.base import ConnectionConfig, Credentials
 from lms.messages import redact_url
-from lms.registry import client_class, make_client
+from lms.registry import client_class, make_client, unknown_option
 from lms.secrets import SecretBox
 from models.errors import ConfigurationError, NotFound, ValidationFailed
 from models.lms import LMSIntegration
@@ -90,14 +90,17 @@ def add_integration(
     return row
 
 
-def validated(new: NewIntegration) -> NewIntegration:
+def validated(new: NewIntegration, *, kept_options: Collection[str] = ()) -> NewIntegration:
     """``new`` with its secrets stripped, once it passed the checks ``add`` and ``update`` share.
 
-    Building the client (no network) raises the platform's own message for a
-    missing credential or option.
+    An option key the platform's client does not read is refused (a typo it
+    would ignore), but for ``kept_options``: the keys an update keeps as
+    stored, which an older version stored unchecked.  Building the client (no
+    network) raises the platform's own message for a missing credential or
+    option.
     """
     new = dataclasses.replace(new, credentials=_stripped(new.credentials))
-    _check(new)
+    _check(new, kept_options)
     config = ConnectionConfig(
         platform=new.platform,
         base_url=new.base_url,
@@ -273,8 +276,11 @@ def rotate_secrets(session: Session, box: SecretBox) -> RotationReport:
     return RotationReport(integrations, rotated, current)
 
 
-def _check(new: NewIntegration) -> None:
+def _check(new: NewIntegration, kept_options: Collection[str]) -> None:
     client_class(new.platform)  # NotSupported, naming the supported platforms
+    problem = unknown_option(new.platform, (key for key in new.options if key not in kept_options))
+    if problem is not None:
+        raise ValidationFailed(problem)
     check_url("base URL", new.base_url)
     for name, url in (("auth endpoint", new.auth_endpoint), ("token endpoint", new.token_endpoint)):
         if url is not None:

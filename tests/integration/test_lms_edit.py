@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 import time
 import uuid
@@ -131,6 +132,54 @@ def test_the_lti_service_urls_in_the_options_are_checked_as_the_endpoints_are(
     with pytest.raises(ValidationFailed, match=r"^options\.contexts\[1\]\.lineitems_url must not"):
         _update(engine, integration, options={"contexts": [context, second]})
     assert integration_row(engine, integration) == before, "nothing written when refused"
+
+
+def test_an_option_key_the_client_does_not_read_is_refused_by_add_and_update(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """A typo (``acount_id``) was stored and then ignored by every sync."""
+    typo = "unknown option 'acount_id' for canvas; did you mean 'account_id'? (known: account_id"
+    with pytest.raises(ValidationFailed, match=re.escape(typo)):
+        _add(engine, dataclasses.replace(GOOD, options={"acount_id": "1"}))
+    with engine.connect() as connection:
+        assert list_integrations(connection) == []
+
+    integration = _add(engine, dataclasses.replace(GOOD, options={"account_id": "1"}))
+    before = integration_row(engine, integration)
+    for changes in ({"extra_options": {"acount_id": "2"}}, {"options": {"acount_id": "2"}}):
+        with pytest.raises(ValidationFailed, match=re.escape(typo)):
+            _update(engine, integration, **changes)
+        assert integration_row(engine, integration) == before, "nothing written when refused"
+
+
+def test_an_unknown_key_an_older_version_stored_is_kept_until_the_options_are_replaced(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    integration = _add(engine, GOOD)
+    with engine.begin() as connection:
+        connection.execute(text("""UPDATE lms_integrations SET options = '{"acount_id": "1"}'"""))
+    _update(engine, integration, extra_options={"account_id": "1"})  # the stray key: not refused
+    assert integration_row(engine, integration).options == {"acount_id": "1", "account_id": "1"}
+    with pytest.raises(ValidationFailed, match="unknown option 'acount_id' for canvas"):
+        _update(engine, integration, options={"acount_id": "1"})  # given again: refused
+    _update(engine, integration, options={"account_id": "1"})
+    assert integration_row(engine, integration).options == {"account_id": "1"}
+
+
+def test_cli_update_names_the_flag_that_gave_an_unknown_key(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    integration = _add(engine, GOOD)
+    before = integration_row(engine, integration)
+    runner = CliRunner()
+    for flag, value in (("--option", "acount_id=1"), ("--options-json", '{"acount_id": 1}')):
+        result = runner.invoke(app, ["lms", "update", str(integration), flag, value])
+        assert (result.exit_code, result.stdout) == (2, ""), result.output
+        assert result.stderr == (
+            f"error: toolbox lms update: {flag}: unknown option 'acount_id' for canvas; did you"
+            " mean 'account_id'? (known: account_id, throttle_threshold)\n"
+        )
+    assert integration_row(engine, integration) == before
 
 
 def test_secrets_are_stripped_and_a_year_is_the_longest_frequency(

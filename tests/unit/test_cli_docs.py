@@ -17,6 +17,7 @@ import typer
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
+from lms.registry import CLIENTS
 from workers.cli import app
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
@@ -85,6 +86,13 @@ def test_an_optional_argument_is_shown_as_optional(path: str) -> None:
             assert re.search(rf"toolbox {path} [0-9a-f]+ ", documented), path
         else:
             assert f"[{param.metavar}]" in documented, (path, param.metavar)
+
+
+def test_every_platform_option_key_is_documented() -> None:
+    documented = _section("### Commands")
+    for platform, client in CLIENTS.items():
+        for key in client.option_keys:
+            assert f"`{key}`" in documented, (platform, key)
 
 
 def test_status_help_names_both_servers_it_reads() -> None:

@@ -104,6 +104,22 @@ REFUSALS = {
         " in double quotes"
     ),
     "lms update x --option =v": "toolbox lms update: --option: expected KEY=VALUE, got '=v'",
+    # an option key the platform's client does not read: a typo it would ignore
+    "lms add canvas --institution x --base-url https://lms.example --api-key k"
+    " --option acount_id=1": (
+        "toolbox lms add: --option: unknown option 'acount_id' for canvas; did you mean"
+        " 'account_id'? (known: account_id, throttle_threshold)"
+    ),
+    "lms add schoology --institution x --base-url https://lms.example --client-secret s"
+    ' --option user_id=1 --options-json {"user_id":"2","timezone":"UTC","memberships_ulr":"u"}': (
+        "toolbox lms add: --options-json: unknown option 'memberships_ulr' for schoology"
+        " (known: timezone, user_id)"
+    ),
+    "lms add moodle --institution x --base-url https://lms.example --api-key k"
+    ' --options-json {"a":1}': (
+        "toolbox lms add: --options-json: unknown option 'a' for moodle (known: none, moodle"
+        " reads no options)"
+    ),
     "workflow generate --subject science --grade 13 --topic volcanoes": (
         "toolbox workflow generate: --grade: Input should be less than or equal to 12"
     ),

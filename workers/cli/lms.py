@@ -36,7 +36,9 @@ from workers.cli.lms_input import (
     TokenEndpoint,
     credentials,
     hours,
-    options,
+    json_options,
+    pair_options,
+    refuse_unknown_options,
 )
 from workers.db import get_engine
 from workers.embedded import resolve_servers
@@ -80,6 +82,8 @@ def add(
     secrets = credentials(
         platform, client_id, api_key, client_secret, refresh_token, private_key_file
     )
+    from_json, from_pairs = json_options(options_json), pair_options(option)
+    refuse_unknown_options(platform, {"--options-json": from_json, "--option": from_pairs})
     new = NewIntegration(
         platform=platform,
         institution_name=institution,
@@ -88,7 +92,7 @@ def add(
         api_version=api_version,
         auth_endpoint=auth_endpoint,
         token_endpoint=token_endpoint,
-        options=options(option or [], options_json),
+        options={**from_json, **from_pairs},
         sync_frequency_hours=frequency_hours,
         grade_passback_enabled=grade_passback,
         roster_sync_enabled=roster_sync,

@@ -28,7 +28,9 @@ from workers.cli.lms_input import (
     RefreshToken,
     TokenEndpoint,
     hours,
-    options,
+    json_options,
+    pair_options,
+    refuse_unknown_options,
     replacement_secrets,
 )
 from workers.db import get_engine
@@ -72,12 +74,14 @@ def update(
     `--options-json` replaces them all.  Nothing is written when the result
     would be refused.
     """
-    replaced_options = options([], options_json) if options_json else None  # no server needed
-    extra_options = options(option or [], None)
+    replaced_options = json_options(options_json) if options_json else None  # no server needed
+    extra_options = pair_options(option)
     resolve_servers()
     with Session(get_engine()) as session, session.begin():
         integration_id = resolve_id(session.connection(), integration)
         platform = get_integration(session, integration_id).platform_name
+        given_options = {"--options-json": replaced_options or {}, "--option": extra_options}
+        refuse_unknown_options(platform, given_options)
         given = {"api_key": api_key, "client_secret": client_secret,
                  "refresh_token": refresh_token}  # fmt: skip
         changes = IntegrationChanges(

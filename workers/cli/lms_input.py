@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ import typer
 from rich.console import Console
 
 from lms.base import Credentials
+from lms.registry import unknown_option
 from lms.store import MAX_FREQUENCY_HOURS
 from models.errors import ConfigurationError
 from workers.cli.usage import refused
@@ -109,22 +111,37 @@ def read_key(path: Path) -> str:
     return text
 
 
-def options(pairs: list[str], as_json: str | None) -> dict[str, Any]:
+def json_options(as_json: str | None) -> dict[str, Any]:
+    """The platform options ``--options-json`` gives (a JSON object); none when not given."""
+    if not as_json:
+        return {}
+    try:
+        loaded = json.loads(as_json)
+    except json.JSONDecodeError as exc:
+        raise refused("--options-json", f"not valid JSON: {exc.msg}") from None
+    if not isinstance(loaded, dict):
+        raise refused("--options-json", "must be a JSON object")
+    return loaded
+
+
+def pair_options(pairs: list[str] | None) -> dict[str, Any]:
+    """The platform options the ``--option KEY=VALUE`` flags give, the last one of a key winning."""
     options: dict[str, Any] = {}
-    if as_json:
-        try:
-            loaded = json.loads(as_json)
-        except json.JSONDecodeError as exc:
-            raise refused("--options-json", f"not valid JSON: {exc.msg}") from None
-        if not isinstance(loaded, dict):
-            raise refused("--options-json", "must be a JSON object")
-        options.update(loaded)
-    for pair in pairs:
+    for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise refused("--option", f"expected KEY=VALUE, got {pair!r}")
         options[key.strip()] = value.strip()
     return options
+
+
+def refuse_unknown_options(platform: str, given: Mapping[str, Mapping[str, Any]]) -> None:
+    """A ``Refused`` naming the flag (``--option``, ``--options-json``) that gave an option key
+    ``platform``'s client does not read: it would be stored and ignored."""
+    for flag, options_given in given.items():
+        problem = unknown_option(platform, options_given)
+        if problem is not None:
+            raise refused(flag, problem)
 
 
 def replacement_secrets(
