@@ -27,13 +27,14 @@ import jwt
 
 from lms.base import ConnectionConfig
 from lms.http import LMSHttp, retry_after_seconds
-from lms.messages import redact_url, scrub
+from lms.messages import scrub
 from models.errors import (
     ConfigurationError,
     LMSAuthRejected,
     LMSUnavailable,
     ValidationFailed,
 )
+from models.redaction import redact
 
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -179,7 +180,7 @@ class TokenProvider:
         if not token_url:
             raise ConfigurationError("the token endpoint is not configured")
         self.token_url = token_url
-        self._where = redact_url(token_url)
+        self._where = redact(token_url)
         self.grant = grant
         self.scopes = tuple(scopes)
         self._max_attempts = max(1, max_attempts)
@@ -314,14 +315,14 @@ def _json_object(response: httpx.Response) -> Mapping[str, Any]:
         if response.status_code >= 400:
             return {}
         raise ValidationFailed(
-            f"token response from {redact_url(response.request.url)} is not JSON",
+            f"token response from {redact(str(response.request.url))} is not JSON",
             errors=["body: not JSON"],
         ) from None
     if not isinstance(body, dict):
         if response.status_code >= 400:
             return {}
         raise ValidationFailed(
-            f"token response from {redact_url(response.request.url)} is not a JSON object",
+            f"token response from {redact(str(response.request.url))} is not a JSON object",
             errors=["body: not an object"],
         )
     return body

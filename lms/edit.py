@@ -30,7 +30,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lms.base import Credentials
-from lms.messages import redact_url
 from lms.secrets import SecretBox
 from lms.store import (
     SECRET_COLUMNS,
@@ -43,6 +42,7 @@ from lms.store import (
 )
 from models.errors import NotFound, ValidationFailed
 from models.lms import LMSIntegration
+from models.redaction import redact
 
 T = TypeVar("T")
 
@@ -133,7 +133,7 @@ def set_active(session: Session, integration_id: uuid.UUID, *, active: bool) -> 
         )
         if found is not None:
             raise ValidationFailed(
-                f"{row.platform_name} at {redact_url(row.base_url)} is already integration "
+                f"{row.platform_name} at {redact(row.base_url)} is already integration "
                 f"{found[0]}, enabled: both would sync every student; "
                 f"`toolbox lms disable {found[0]}` first to switch to this one"
             )

@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from lms.messages import lms_message, redact_url, require_object, scrub, secrets_of
+from lms.messages import lms_message, require_object, scrub, secrets_of
 from models.errors import LMSRequestRejected, LMSUnavailable, ValidationFailed
-from models.redaction import SECRET_PARAMS
+from models.redaction import SECRET_PARAMS, redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -119,7 +119,7 @@ class LMSHttp:
         self._single_attempt = False
 
     def __repr__(self) -> str:
-        return f"LMSHttp(base_url={redact_url(self.base_url)!r})"
+        return f"LMSHttp(base_url={redact(self.base_url)!r})"
 
     def __enter__(self) -> LMSHttp:
         return self
@@ -157,7 +157,7 @@ class LMSHttp:
                 self._note_budget(response)
                 if response.status_code == 401 and not renewed and self._on_unauthorized:
                     renewed = True
-                    log.info("%s %s: 401, renewing credentials", method, redact_url(request.url))
+                    log.info("%s %s: 401, renewing credentials", method, redact(str(request.url)))
                     self._on_unauthorized()
                     continue
                 transient = _transient_reason(response)
@@ -172,7 +172,7 @@ class LMSHttp:
                 status = None if response is None else response.status_code
                 raise self._unavailable(request, reason, attempts, retry_after, status)
             delay, self._pending_pause = max(delay, self._pending_pause), 0.0
-            where = f"{method} {redact_url(request.url)}"
+            where = f"{method} {redact(str(request.url))}"
             log.warning("%s: %s; retry %d in %.2fs", where, reason, attempts, delay)
             self._sleep(delay)
 
@@ -228,7 +228,7 @@ class LMSHttp:
             # The body is not quoted: a broken roster page may hold students' names, and
             # this message ends up in logs and lms_integrations.sync_error_message.
             raise ValidationFailed(
-                f"{response.request.method} {redact_url(response.request.url)} returned "
+                f"{response.request.method} {redact(str(response.request.url))} returned "
                 f"{len(response.content)} bytes that are not JSON (HTTP {response.status_code}, "
                 f"Content-Type {response.headers.get('Content-Type', 'none')!r})"
             ) from None
@@ -245,7 +245,7 @@ class LMSHttp:
         seen: set[str] = set()
         while next_url is not None:
             response = self.request("GET", next_url, params=page_params)
-            where = f"GET {redact_url(response.request.url)}"
+            where = f"GET {redact(str(response.request.url))}"
             page = self.decode(response)
             if not isinstance(page, list):
                 raise ValidationFailed(
@@ -292,7 +292,7 @@ class LMSHttp:
 
     def _page_items(self, response: httpx.Response, items_key: str | None) -> list[Any]:
         body = self.decode(response)
-        where = f"GET {redact_url(response.request.url)}"
+        where = f"GET {redact(str(response.request.url))}"
         if items_key is not None:
             body = require_object(body, where).get(items_key, [])
         if not isinstance(body, list):
@@ -343,7 +343,7 @@ class LMSHttp:
         secrets = secrets_of(response.request, form_secrets)
         message = scrub(lms_message(response), secrets)
         return LMSRequestRejected(
-            f"{response.request.method} {redact_url(response.request.url)} was rejected "
+            f"{response.request.method} {redact(str(response.request.url))} was rejected "
             f"with HTTP {response.status_code}: {message}",
             status_code=response.status_code,
         )
@@ -362,7 +362,7 @@ class LMSHttp:
         """
         hint = min(self._backoff_cap, self._backoff_base * 2 ** min(attempts, 32))
         return LMSUnavailable(
-            f"{request.method} {redact_url(request.url)} failed after {attempts} "
+            f"{request.method} {redact(str(request.url))} failed after {attempts} "
             f"attempt(s): {reason}",
             retry_after=hint if retry_after is None else retry_after,
             server_retry_after=retry_after,

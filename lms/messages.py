@@ -12,14 +12,9 @@ from typing import Any
 import httpx
 
 from models.errors import ValidationFailed
-from models.redaction import MASK, SECRET_PARAMS, redact
+from models.redaction import MASK, SECRET_PARAMS
 
 _SNIPPET = 200
-
-
-def redact_url(url: httpx.URL | str) -> str:
-    """``url`` with its secrets masked (``models.redaction``), ready to show or log."""
-    return redact(str(url))
 
 
 def require_object(value: Any, where: str, *keys: str) -> dict[str, Any]:

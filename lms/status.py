@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from lms.messages import redact_url
 from lms.schedule import NEXT_DUE, SyncPolicy, due_params
 from models.errors import NotFound
 from models.ids import resolve_id as resolve_prefix
+from models.redaction import redact
 
 PASSBACK_STATUSES = ("pending", "sending", "success", "failed")
 
@@ -176,7 +176,7 @@ def _summary(row: Any, passbacks: dict[str, int]) -> IntegrationSummary:
         id=row.id,
         platform=row.platform_name,
         institution=row.institution_name,
-        base_url=redact_url(row.base_url),
+        base_url=redact(row.base_url),
         is_active=row.is_active,
         sync_frequency_hours=row.sync_frequency_hours,
         last_sync_at=row.last_sync_at,

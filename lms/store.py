@@ -23,11 +23,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from lms.base import ConnectionConfig, Credentials
-from lms.messages import redact_url
 from lms.registry import client_class, make_client, unknown_option
 from lms.secrets import SecretBox
 from models.errors import ConfigurationError, NotFound, ValidationFailed
 from models.lms import LMSIntegration
+from models.redaction import redact
 
 #: ``Credentials`` field -> encrypted column of ``lms_integrations``.
 SECRET_COLUMNS: Mapping[str, str] = {
@@ -178,7 +178,7 @@ def refuse_duplicate(
         duplicate, active = found
         disabled = "" if active else f"; it is disabled: `toolbox lms enable {duplicate}`"
         raise ValidationFailed(
-            f"{platform} at {redact_url(base_url)} is already integration {duplicate}; "
+            f"{platform} at {redact(base_url)} is already integration {duplicate}; "
             f"change it with `toolbox lms update {duplicate}`{disabled}"
         )
 
@@ -338,7 +338,7 @@ def check_url(name: str, url: object, *, query_allowed: bool = False) -> None:
     if len(text) > 500:
         raise ValidationFailed(f"{name} is {len(text)} characters long; at most 500")
     if not has_host or parts.scheme not in ("http", "https") or " " in text:
-        shown = redact_url(url) if isinstance(url, str) else url  # one urllib cannot split
+        shown = redact(url) if isinstance(url, str) else url  # one urllib cannot split
         raise ValidationFailed(f"{name} must be an http(s) URL with a host, got {shown!r}")
     try:  # the clients' own parser: IDNA 2008 refuses hosts Python's IDNA 2003 takes
         httpx.URL(text)

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from lms.messages import redact_url
+from lms.http import LMSHttp
+from models.redaction import redact
 from workers.cli.failures import _scrub
 from workers.logs import TextFormatter
 from workers.settings import Settings, get_settings
@@ -39,7 +40,7 @@ def _config(text: str) -> str:
 
 
 SHOWN_BY: dict[str, Callable[[str], str]] = {
-    "LMS messages (redact_url)": redact_url,
+    "LMS messages (redact)": redact,
     "log lines": _logged,
     "toolbox config": _config,
     "CLI connection errors": _scrub,
@@ -89,5 +90,8 @@ def test_the_cli_masks_the_configured_passwords_wherever_they_appear() -> None:
 
 
 def test_an_httpx_url_is_masked_as_its_text() -> None:
-    url = httpx.URL("https://admin:S3cret@canvas.example.edu/api/v1?access_token=S3cret")
-    assert redact_url(url) == "https://admin:***@canvas.example.edu/api/v1?access_token=***"
+    text = "https://admin:S3cret@canvas.example.edu/api/v1?access_token=S3cret"
+    masked = "https://admin:***@canvas.example.edu/api/v1?access_token=***"
+    assert redact(str(httpx.URL(text))) == masked
+    with LMSHttp(text) as client:  # what the LMS layer shows of its address
+        assert repr(client) == f"LMSHttp(base_url={masked!r})"
