@@ -9,6 +9,7 @@ never reads) and owns the transaction.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import unicodedata
 import uuid
 from collections.abc import Callable, Collection, Mapping
@@ -137,17 +138,31 @@ def same_place(url: str) -> str:
     """``url`` compared as an address: scheme and host in lower case, no default port or "/".
 
     The host is compared as DNS resolves it: IDNA-encoded (``bücher.example``
-    is ``xn--bcher-kva.example``) and without its one trailing dot.
+    is ``xn--bcher-kva.example``) and without its one trailing dot.  An IPv6
+    host keeps its brackets (``https://[::1]:8443``: the address stays a URL,
+    and ``[::1]:8443`` never reads as ``[::1:8443]``), in one form for all the
+    ways to write it (``[0:0::1]`` is ``[::1]``).
     """
     try:
         parts = urlsplit(url.strip())
         number = parts.port
     except ValueError:  # a bad port or IPv6 host, stored before ``check_url``: as written
         return url.strip().lower()
-    host = _dns_name((parts.hostname or "").lower())
+    host = _host((parts.hostname or "").lower())
     default = {"http": 80, "https": 443}.get(parts.scheme.lower())
     port = "" if number in (None, default) else f":{number}"
     return urlunsplit((parts.scheme.lower(), host + port, parts.path.rstrip("/"), parts.query, ""))
+
+
+def _host(hostname: str) -> str:
+    """``hostname`` (as ``urlsplit`` gives it: no brackets) in the form ``same_place`` compares."""
+    if ":" not in hostname:  # only an IPv6 literal holds a colon
+        return _dns_name(hostname)
+    try:
+        hostname = ipaddress.IPv6Address(hostname).compressed
+    except ValueError:  # not an address Python reads: as written
+        pass
+    return f"[{hostname}]"
 
 
 def _dns_name(host: str) -> str:
