@@ -1,8 +1,9 @@
 """The one rule that masks the secrets of URLs in text that is shown or logged.
 
 Every place that shows an address uses it: the LMS layer (errors, reprs,
-``lms list``; ``redact(str(url))`` for an ``httpx.URL``), the log formatters of ``workers.logs``,
-``toolbox config`` and the CLI's connection errors.  It lives in ``models``,
+``lms list``; ``redact(str(url))`` for an ``httpx.URL``), the log formatters
+of ``workers.logs``, a command's log lines (``workers.cli.logs``), ``toolbox
+config`` and the CLI's connection errors.  It lives in ``models``,
 the bottom layer, because both ``lms`` (which never imports ``workers``) and
 ``workers.settings`` (which every command loads, and which should not load
 the LMS layer) need it.

@@ -65,6 +65,32 @@ def test_add_list_sync_status_and_rotate_keys(toolbox_env: dict[str, str]) -> No
         assert canvas.token not in outputs + config.stdout and new not in config.stdout
 
 
+def test_log_records_are_warning_lines_on_stderr_and_stdout_stays_json(
+    toolbox_env: dict[str, str],
+) -> None:
+    """The development key's warning (workers.secrets), a retried 503 (lms.http): the CLI's
+    own ``warning:`` lines, never timestamped log records nor httpx's INFO request lines."""
+    with FakeCanvas(Dataset.generate(courses=1, students_per_course=2)) as canvas:
+        env = {**toolbox_env, "TOOLBOX_LMS_API_KEY": canvas.token, "TOOLBOX_LOG_JSON": "true"}
+        added = toolbox("lms", "add", "canvas", "--institution", "Springfield",
+                        "--base-url", canvas.base_url, "--json", env=env)  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        integration = json.loads(added.stdout)["id"]
+        assert added.stderr.startswith("warning: TOOLBOX_SECRET_KEYS is not set: LMS secrets are")
+        assert len(added.stderr.splitlines()) == 1, added.stderr
+
+        canvas.server_errors(1, path="/api/v1/courses")
+        synced = toolbox("lms", "sync", integration, "--now", "--json", env=env)
+        assert synced.returncode == 0, synced.stderr
+        assert json.loads(synced.stdout)["status"] == "success"
+        retried = f"warning: GET {canvas.base_url}/api/v1/courses?per_page=100"
+        lines = [line for line in synced.stderr.splitlines() if "syncing" not in line]  # progress
+        assert [line.startswith(retried) for line in lines] == [False, True], synced.stderr
+        assert "HTTP 503 Service Unavailable; retry 1 in" in lines[1]
+        assert all(line.startswith("warning: ") for line in lines), synced.stderr
+        assert "WARNING" not in synced.stderr and "HTTP Request" not in synced.stderr
+
+
 def test_add_explains_what_is_missing(toolbox_env: dict[str, str]) -> None:
     base = ("--institution", "Springfield", "--base-url", "https://canvas.example.edu")
     missing = toolbox("lms", "add", "canvas", *base, env=toolbox_env)

@@ -12,6 +12,7 @@ import pytest
 from lms.http import LMSHttp
 from models.redaction import redact
 from workers.cli.failures import _scrub
+from workers.cli.logs import command_line
 from workers.logs import TextFormatter
 from workers.settings import Settings, get_settings
 
@@ -34,6 +35,11 @@ def _logged(text: str) -> str:
     return TextFormatter("%(message)s").format(record)
 
 
+def _command_logged(text: str) -> str:
+    record = logging.LogRecord("lms.http", logging.WARNING, __file__, 1, text, None, None)
+    return command_line(record)
+
+
 def _config(text: str) -> str:
     shown: str = Settings.model_construct(database_url=text).masked()["database_url"]
     return shown
@@ -42,6 +48,7 @@ def _config(text: str) -> str:
 SHOWN_BY: dict[str, Callable[[str], str]] = {
     "LMS messages (redact)": redact,
     "log lines": _logged,
+    "log lines of a command": _command_logged,
     "toolbox config": _config,
     "CLI connection errors": _scrub,
 }

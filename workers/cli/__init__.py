@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -13,10 +12,10 @@ from models.errors import ToolboxError
 from workers.cli import core, metavars, ops
 from workers.cli.failures import explain, fail
 from workers.cli.lms import lms_app
+from workers.cli.logs import configure_command_logging
 from workers.cli.tasks import task_app
 from workers.cli.usage import OneLineUsage
 from workers.cli.workflow import workflow_app
-from workers.logs import configure_logging
 
 metavars.install()  # --wait, not --wait <bool>; agent TEXT, not agent <str>
 app = typer.Typer(
@@ -35,9 +34,7 @@ app.add_typer(workflow_app, name="workflow")
 
 
 def main() -> None:
-    configure_logging("WARNING", json_output=False)
-    # a refused message: the submit commands print a warning a user can act on instead
-    logging.getLogger("workers.dispatch").setLevel(logging.ERROR)
+    configure_command_logging()
     embedded_database = not os.environ.get("TOOLBOX_DATABASE_URL")  # before resolve_servers
     # SIGTERM ends a command the way Ctrl-C does, through exit cleanup (leaving embedded servers)
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))

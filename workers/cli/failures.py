@@ -37,8 +37,13 @@ EXIT_STATUS = 2
 
 def fail(message: str) -> NoReturn:
     """Print ``message`` as the README's one red ``error: ...`` line and exit with status 2."""
-    typer.secho(f"error: {message}", fg="red", err=True)
+    say_error(message)
     sys.exit(EXIT_STATUS)
+
+
+def say_error(message: str) -> None:
+    """The red ``error: ...`` line on stderr, without exiting (``fail`` exits)."""
+    typer.secho(f"error: {message}", fg="red", err=True)
 
 
 def explain(exc: BaseException, *, embedded_database: bool) -> str | None:
