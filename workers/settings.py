@@ -280,14 +280,51 @@ def url_passwords(url: str) -> list[str]:
 
 def ensure_data_dir(path: Path) -> Path:
     """Create the data folder; an unusable one is a setting to fix, not a mkdir traceback."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        problem = "not a folder" if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
-        raise ConfigurationError(f"{ENV_PREFIX}DATA_DIR={path} is not usable: {problem}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigurationError(f"{ENV_PREFIX}DATA_DIR={path} is not usable: not writable")
+    problem = data_dir_problem(path)
+    if problem is None:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # a dangling symbolic link
+            problem = _unusable(path, "not a folder")
+        except OSError as exc:
+            problem = _unusable(path, f"cannot create it ({_reason(exc)})")
+        else:
+            problem = data_dir_problem(path)
+    if problem is not None:
+        raise ConfigurationError(problem)
     return path
+
+
+def data_dir_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be the data folder, in one line naming the setting and the path;
+    None if it is one or can be created.  Creates nothing (``toolbox config`` asks too)."""
+    try:
+        if path.exists():
+            if not path.is_dir():
+                return _unusable(path, "not a folder")
+            writable = os.access(path, os.W_OK | os.X_OK)
+            return None if writable else _unusable(path, "not writable")
+        for parent in Path(os.path.abspath(path)).parents:  # the nearest one there is
+            if not parent.exists():
+                continue
+            if not parent.is_dir():
+                return _unusable(path, f"{parent} is not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                return _unusable(path, f"cannot create it: {parent} is not writable")
+            return None
+    except OSError as exc:  # a parent that cannot be searched
+        return _unusable(path, _reason(exc))
+    return None
+
+
+def _unusable(path: Path, reason: str) -> str:
+    return f"{ENV_PREFIX}DATA_DIR={path} is not usable: {reason}"
+
+
+def _reason(exc: OSError) -> str:
+    """``Permission denied`` as a clause: ``permission denied``."""
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
 
 
 def _describe(error: ValidationError) -> str:

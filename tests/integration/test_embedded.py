@@ -252,13 +252,57 @@ def test_sigterm_ends_a_command_through_its_cleanup(tmp_path: Path, server_dir: 
     assert_stopped(data_dir)
 
 
-@pytest.mark.parametrize(
-    ("data_dir", "problem"),
-    [("/proc/nope", "No such file or directory"), ("/etc/hostname", "not a folder")],
-)
+UNUSABLE_DATA_DIRS = [
+    ("/etc/hostname", "not a folder"),
+    ("{file}/sub", "{file} is not a folder"),  # a parent that cannot be created, even as root
+    ("{file}/sub/deeper", "{file} is not a folder"),
+]
+
+
+def test_a_data_folder_that_only_creating_it_shows_unusable_is_refused() -> None:
+    """/proc looks writable to root: ``toolbox config``, which creates nothing, cannot tell."""
+    result = toolbox(embedded_env(Path("/proc/nope")), "task", "list")
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", (
+        "error: TOOLBOX_DATA_DIR=/proc/nope is not usable: "
+        "cannot create it (no such file or directory)\n"
+    ))  # fmt: skip
+
+
+@pytest.mark.parametrize(("data_dir", "problem"), UNUSABLE_DATA_DIRS)
 def test_an_unusable_data_folder_is_one_line_naming_the_setting(
-    data_dir: str, problem: str
+    data_dir: str, problem: str, tmp_path: Path
 ) -> None:
-    result = toolbox(embedded_env(Path(data_dir)), "task", "list")
-    assert result.returncode == 2
-    assert result.stderr.strip() == f"error: TOOLBOX_DATA_DIR={data_dir} is not usable: {problem}"
+    """``toolbox config`` warns of it; a command that needs it refuses to start."""
+    file = tmp_path / "file"
+    file.write_text("")
+    data_dir, problem = data_dir.format(file=file), problem.format(file=file)
+    line = f"TOOLBOX_DATA_DIR={data_dir} is not usable: {problem}"
+    env = embedded_env(Path(data_dir))
+    result = toolbox(env, "task", "list")
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", f"error: {line}\n")
+    shown = toolbox(env, "config", "--json")
+    assert shown.returncode == 0 and shown.stderr == f"warning: {line}\n"
+    assert json.loads(shown.stdout)["data_dir"] == data_dir
+    table = toolbox(env, "config")
+    assert table.stderr == f"warning: {line}\n" and "TOOLBOX_DATA_DIR" in table.stdout
+
+
+def test_config_says_nothing_of_a_data_folder_it_can_create(tmp_path: Path) -> None:
+    shown = toolbox(embedded_env(tmp_path / "new" / "data"), "config")
+    assert shown.returncode == 0 and shown.stderr == ""
+    assert not (tmp_path / "new").exists()
+
+
+def test_commands_with_urls_that_need_the_data_folder_refuse_it_alike(
+    toolbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``toolbox up`` keeps beat's schedule there; ``lms add`` the development key."""
+    file = tmp_path / "file"
+    file.write_text("")
+    env = {**embedded_env(tmp_path), **toolbox_env, "TOOLBOX_DATA_DIR": f"{file}/sub"}
+    line = f"error: TOOLBOX_DATA_DIR={file}/sub is not usable: {file} is not a folder\n"
+    up = toolbox(env, "up", "--processes", "beat")
+    assert (up.returncode, up.stderr) == (2, line)
+    lms = ("--institution", "Springfield", "--base-url", "https://canvas.example.edu")
+    added = toolbox({**env, "TOOLBOX_LMS_API_KEY": "k3y-value"}, "lms", "add", "canvas", *lms)
+    assert (added.returncode, added.stderr) == (2, line)

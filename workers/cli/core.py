@@ -13,6 +13,7 @@ from rich.table import Table
 from models.errors import ConfigurationError, ValidationFailed
 from workers import migrate as schema
 from workers.cli.failures import check_broker, check_servers
+from workers.cli.lookup import warn
 from workers.cli.options import seconds
 from workers.cli.usage import refused
 from workers.embedded import resolve_servers
@@ -25,7 +26,7 @@ from workers.procs import (
     process_env,
     run_in_foreground,
 )
-from workers.settings import ensure_data_dir, get_settings
+from workers.settings import data_dir_problem, ensure_data_dir, get_settings
 from workers.stack import Stack
 
 console = Console()
@@ -123,15 +124,19 @@ def db_check() -> None:
 def config(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Print the effective settings, secrets masked."""
-    shown = get_settings().masked()
+    """Print the effective settings, secrets masked; warn of a data folder that is unusable."""
+    settings = get_settings()
+    shown = settings.masked()
     if as_json:
         typer.echo(json.dumps(shown, indent=2, default=str))
-        return
-    table = Table("setting", "value")
-    for name, value in shown.items():
-        table.add_row(f"TOOLBOX_{name.upper()}", "(embedded)" if value is None else str(value))
-    console.print(table)
+    else:
+        table = Table("setting", "value")
+        for name, value in shown.items():
+            table.add_row(f"TOOLBOX_{name.upper()}", "(embedded)" if value is None else str(value))
+        console.print(table)
+    problem = data_dir_problem(settings.data_dir)  # the commands that need it would refuse
+    if problem is not None:
+        warn(problem)
 
 
 def flower() -> None:
