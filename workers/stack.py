@@ -31,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
 from typing import TextIO
@@ -63,7 +63,8 @@ class Stack:
     ``run`` returns the exit status: 0 after a stop asked for by a signal that
     needed no more than the warm step, 1 after one that went further (tasks
     were cut short and will run again), otherwise the status of the process
-    that ended first (128 + N for signal N; 1 if it exited with 0).
+    that ended first (128 + N for signal N; 1 if it exited with 0), which
+    ``on_end`` hears of as it starts the stop (its name and ``Popen.returncode``).
     """
 
     def __init__(
@@ -75,8 +76,10 @@ class Stack:
         cold_signals: Mapping[str, signal.Signals],
         cold_wait: float = COLD_SECONDS,
         output: TextIO | None = None,
+        on_end: Callable[[str, int], None] | None = None,
     ) -> None:
         self._commands = dict(commands)
+        self._on_end = on_end
         self._env = dict(env)
         self._grace = grace
         self._cold = dict(cold_signals)
@@ -147,6 +150,8 @@ class Stack:
                 self._say(f"{process.name} stopped (rc={status})")
                 if self._step == 0:
                     self._status = status or 1
+                    if self._on_end is not None:
+                        self._on_end(process.name, returncode)
                     self._next_step()
         if self._deadline is not None and time.monotonic() >= self._deadline:
             left = ", ".join(p.name for p in self._processes if p.popen.returncode is None)
@@ -219,6 +224,17 @@ class Stack:
     def _write(self, name: str, colour: str | None, data: bytes | str) -> None:
         now = datetime.datetime.now()
         self._printer.write(Message(type="line", data=data, time=now, name=name, colour=colour))
+
+
+def how_it_ended(returncode: int) -> str:
+    """A ``Popen.returncode`` in words: ``exited with status 1``, ``was ended by signal SIGHUP``."""
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = str(-returncode)
+    return f"was ended by signal {name}"
 
 
 def _exit_status(returncode: int) -> int:

@@ -24,6 +24,7 @@ from workers.celeryconfig import HARD_LIMIT_GRACE_SECONDS, MAX_TIMEOUT_SECONDS
 from workers.jobs.queues import read_queues
 from workers.procs import STOP_GRACE_SECONDS
 from workers.redis import client_url
+from workers.stack import how_it_ended
 
 SLOW_ECHO = '{"message": "slow", "phase_seconds": 2}'
 """Five phases of 2 s: running well past the 5 s after which honcho sent SIGKILL."""
@@ -157,6 +158,49 @@ def test_the_cold_stop_puts_the_running_task_back(
     broker.close()
     assert (snapshot.total, snapshot.unacked) == (1, 0), "the message is back on its queue"
     assert status == 1
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+def test_a_process_that_ends_is_named_on_stderr_and_the_stack_stops(
+    toolbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Killing beat stops ``toolbox up`` with one ``error:`` line saying which and how."""
+    output, errors = tmp_path / "up.log", tmp_path / "up.err"
+    with output.open("wb") as stdout, errors.open("wb") as stderr:
+        up = subprocess.Popen(
+            [TOOLBOX, "up", "--processes", "agents,beat"], env={**os.environ, **toolbox_env},
+            stdout=stdout, stderr=stderr, start_new_session=True,
+        )  # fmt: skip
+    stack: list[psutil.Process] = []
+    try:
+        wait_for(lambda: b" ready." in output.read_bytes() or up.poll() is not None, 90)
+        assert up.poll() is None, output.read_text()[-3000:] + errors.read_text()
+        stack = psutil.Process(up.pid).children(recursive=True)
+        (beat,) = [p for p in psutil.Process(up.pid).children() if "beat" in p.cmdline()]
+        beat.kill()
+        status = up.wait(60)
+    finally:
+        for process in [psutil.Process(up.pid), *stack] if up.poll() is None else stack:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        up.wait(10)
+    assert status == 128 + signal.SIGKILL, output.read_text()[-3000:]
+    assert errors.read_text().splitlines() == [
+        "error: toolbox up: the beat process was ended by signal SIGKILL; stopping the stack"
+    ]
+    assert "beat stopped (rc=137)" in output.read_text()
+
+
+@pytest.mark.parametrize(
+    ("returncode", "said"),
+    [(0, "exited with status 0"), (3, "exited with status 3"),
+     (-signal.SIGTERM, "was ended by signal SIGTERM"), (-200, "was ended by signal 200")],
+)  # fmt: skip
+def test_how_a_process_ended_in_words(returncode: int, said: str) -> None:
+    assert how_it_ended(returncode) == said
 
 
 def test_the_grace_outlasts_every_hard_time_limit(toolbox_env: dict[str, str]) -> None:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from models.errors import ConfigurationError, ValidationFailed
 from workers import migrate as schema
-from workers.cli.failures import check_broker, check_servers
+from workers.cli.failures import check_broker, check_servers, say_error
 from workers.cli.lookup import warn
 from workers.cli.options import seconds
 from workers.cli.usage import refused
@@ -27,7 +27,7 @@ from workers.procs import (
     run_in_foreground,
 )
 from workers.settings import data_dir_problem, ensure_data_dir, get_settings
-from workers.stack import Stack
+from workers.stack import Stack, how_it_ended
 
 console = Console()
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
@@ -80,8 +80,14 @@ def up(
         env,
         grace=stop_timeout,
         cold_signals=COLD_SIGNALS,
+        on_end=_ended,
     )
     sys.exit(stack.run())
+
+
+def _ended(name: str, returncode: int) -> None:
+    """A process of ``toolbox up`` ended by itself: the stack stops, and says why on stderr."""
+    say_error(f"toolbox up: the {name} process {how_it_ended(returncode)}; stopping the stack")
 
 
 def migrate(
