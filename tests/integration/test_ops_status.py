@@ -202,6 +202,26 @@ def test_metrics_exporter_over_http(
     assert not any("Grace" in label for _, labels in samples for _, label in labels)
 
 
+def test_the_metrics_exporter_logs_as_a_service(
+    toolbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Timestamped JSON lines (TOOLBOX_LOG_JSON), as the workers log; not a command's warnings."""
+    port = free_port()
+    argv = [TOOLBOX, "metrics", "--port", str(port), "--address", "127.0.0.1"]
+    env = {**os.environ, **toolbox_env, "TOOLBOX_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    log_path = tmp_path / "metrics.log"
+    process = start_process(argv, env, log_path)
+    try:
+        samples = wait_until(lambda: scrape(f"http://127.0.0.1:{port}/metrics"), 30, "an answer")
+    finally:
+        stop_process(process)
+    assert samples[("toolbox_up", (("component", "redis"),))] == 0
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line[:1] == "{"]
+    unreachable = [r for r in records if r["msg"] == "metrics: redis unreachable (ConnectionError)"]
+    assert unreachable and unreachable[0]["level"] == "WARNING" and unreachable[0]["ts"]
+    assert "warning: " not in log_path.read_text()
+
+
 def test_duration_metric_keeps_sub_second_run_times(engine: Engine) -> None:
     """Most agent tasks take well under a second; the whole-second column made them all 1."""
     from workers.metrics import database_metrics

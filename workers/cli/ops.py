@@ -14,6 +14,7 @@ from workers.cli.failures import redis_unreachable
 from workers.db import get_engine
 from workers.embedded import resolve_servers
 from workers.jobs.status import Status, collect_status
+from workers.logs import configure_logging
 from workers.metrics import DEFAULT_PORT, serve
 from workers.redis import get_redis
 from workers.settings import get_settings
@@ -153,9 +154,15 @@ def metrics(
         str | None, typer.Option(help="Address to bind (default 127.0.0.1 in development)")
     ] = None,
 ) -> None:
-    """Serve Prometheus metrics Flower lacks: queue depths, retries, durations, health."""
+    """Serve Prometheus metrics Flower lacks: queue depths, retries, durations, health.
+
+    A service, not a one-off command: it logs as the workers do
+    (``TOOLBOX_LOG_LEVEL``, ``TOOLBOX_LOG_JSON``), timestamped.
+    """
+    settings = get_settings()
+    configure_logging(settings.log_level, json_output=settings.log_json)
     resolve_servers()
-    bind = address or ("127.0.0.1" if get_settings().env == "development" else "0.0.0.0")
+    bind = address or ("127.0.0.1" if settings.env == "development" else "0.0.0.0")
     console.print(f"metrics on http://{bind}:{port}/metrics")
     serve(get_engine, get_redis, port=port, address=bind)
 
