@@ -116,4 +116,20 @@ def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    return status if status >= 0 else 128 - status
+    return exit_status(status)
+
+
+def how_it_ended(returncode: int) -> str:
+    """A ``Popen.returncode`` in words: ``exited with status 1``, ``was ended by signal SIGHUP``."""
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = str(-returncode)
+    return f"was ended by signal {name}"
+
+
+def exit_status(returncode: int) -> int:
+    """A shell's exit status: 128 + N for a process ended by signal N."""
+    return 128 - returncode if returncode < 0 else returncode

@@ -280,16 +280,15 @@ def url_passwords(url: str) -> list[str]:
 
 def ensure_data_dir(path: Path) -> Path:
     """Create the data folder; an unusable one is a setting to fix, not a mkdir traceback."""
-    problem = data_dir_problem(path)
-    if problem is None:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:  # a dangling symbolic link
-            problem = _unusable(path, "not a folder")
-        except OSError as exc:
-            problem = _unusable(path, f"cannot create it ({_reason(exc)})")
-        else:
-            problem = data_dir_problem(path)
+    problem: str | None
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file, or a dangling symbolic link
+        problem = data_dir_problem(path) or _unusable(path, "not a folder")
+    except OSError as exc:  # the check names the cause (``/x/file is not a folder``) if it can
+        problem = data_dir_problem(path) or _unusable(path, f"cannot create it ({_reason(exc)})")
+    else:
+        problem = data_dir_problem(path)  # created, or there already, but maybe not writable
     if problem is not None:
         raise ConfigurationError(problem)
     return path

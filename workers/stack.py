@@ -39,6 +39,8 @@ from typing import TextIO
 from honcho.colour import get_colours
 from honcho.printer import Message, Printer
 
+from workers.procs import exit_status
+
 COLD_SECONDS = 10.0
 """How long the cold step waits before SIGKILL, unless told otherwise."""
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -146,7 +148,7 @@ class Stack:
                 continue  # reported already
             returncode = process.popen.poll()
             if returncode is not None:
-                status = _exit_status(returncode)
+                status = exit_status(returncode)
                 self._say(f"{process.name} stopped (rc={status})")
                 if self._step == 0:
                     self._status = status or 1
@@ -224,19 +226,3 @@ class Stack:
     def _write(self, name: str, colour: str | None, data: bytes | str) -> None:
         now = datetime.datetime.now()
         self._printer.write(Message(type="line", data=data, time=now, name=name, colour=colour))
-
-
-def how_it_ended(returncode: int) -> str:
-    """A ``Popen.returncode`` in words: ``exited with status 1``, ``was ended by signal SIGHUP``."""
-    if returncode >= 0:
-        return f"exited with status {returncode}"
-    try:
-        name = signal.Signals(-returncode).name
-    except ValueError:
-        name = str(-returncode)
-    return f"was ended by signal {name}"
-
-
-def _exit_status(returncode: int) -> int:
-    """A shell's exit status: 128 + N for a process ended by signal N."""
-    return 128 - returncode if returncode < 0 else returncode

@@ -22,9 +22,8 @@ from tests.integration.ops_support import start_process
 from tests.workers import wait_for
 from workers.celeryconfig import HARD_LIMIT_GRACE_SECONDS, MAX_TIMEOUT_SECONDS
 from workers.jobs.queues import read_queues
-from workers.procs import STOP_GRACE_SECONDS
+from workers.procs import STOP_GRACE_SECONDS, how_it_ended
 from workers.redis import client_url
-from workers.stack import how_it_ended
 
 SLOW_ECHO = '{"message": "slow", "phase_seconds": 2}'
 """Five phases of 2 s: running well past the 5 s after which honcho sent SIGKILL."""

@@ -23,11 +23,12 @@ from workers.procs import (
     PROCESSES,
     STOP_GRACE_SECONDS,
     choose,
+    how_it_ended,
     process_env,
     run_in_foreground,
 )
 from workers.settings import data_dir_problem, ensure_data_dir, get_settings
-from workers.stack import Stack, how_it_ended
+from workers.stack import Stack
 
 console = Console()
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
