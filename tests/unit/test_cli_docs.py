@@ -122,3 +122,17 @@ def test_help_shows_a_value_as_click_names_it_or_by_its_own_metavar() -> None:
     assert rows["--timeout"] == "SECONDS How"
     assert rows["--wait"] == "Wait until"
     assert rows["--help"] == "Show this"
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS))
+def test_the_usage_line_names_each_argument_as_the_readme_does(path: str) -> None:
+    """Typer 0.29 wrote ``Usage: toolbox task submit [OPTIONS] {agent}``: braces to type?"""
+    result = CliRunner().invoke(app, [*path.split(), "--help"], env={"COLUMNS": "200"})
+    usage = next(line for line in result.stdout.splitlines() if "Usage:" in line)
+    arguments = usage.split(f"toolbox {path} [OPTIONS]", 1)[1].split()
+    assert len(arguments) == sum(p.param_type_name == "argument" for p in COMMANDS[path].params)
+    for argument in arguments:
+        assert re.fullmatch(r"\[?[A-Z_]+\]?(\.\.\.)?", argument), usage
+        # the lms commands share a row: ``toolbox lms add PLATFORM \\| update ID \\| ...``
+        row = _table_usage("lms add") if path.startswith("lms ") else _table_usage(path)
+        assert f"{path.removeprefix('lms ')} {argument}" in row, (path, argument)

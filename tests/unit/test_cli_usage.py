@@ -141,7 +141,7 @@ REFUSALS = {
         " --roster-sync, --no-roster-sync, --content-sync, --no-content-sync, --json, --help)"
     ),
     # missing, extra, an option without its value, a flag with one
-    "task show": "toolbox task show: missing argument task_id",
+    "task show": "toolbox task show: missing argument ID",
     "lms add canvas": "toolbox lms add: missing option --institution",
     "migrate 0001 0002": "toolbox migrate: got unexpected extra argument(s) (0002)",
     "task list --limit": "toolbox task list: option '--limit' requires an argument",

@@ -196,7 +196,7 @@ def status(
 
 @lms_app.command("sync")
 def sync(
-    integration: Annotated[str, typer.Argument(help="Integration id (or prefix)")],
+    integration: Annotated[str, typer.Argument(metavar="ID", help="Integration id (or prefix)")],
     now: Annotated[bool, typer.Option("--now", help="Run here instead of on a worker")] = False,
     ignore_retry_after: Annotated[
         bool,

@@ -11,6 +11,8 @@ for every command and the ``--help`` option alike: a flag (``--wait``,
 option's own metavar (``JSON|-|@FILE``, ``SECONDS``) is kept, and any other
 value shows click's name for its type (``TEXT``, ``INTEGER``, ``FLOAT``,
 ``PATH``, ``INTEGER RANGE`` before the range), as typer showed before 0.29.
+The usage line names an argument as click does (``AGENT``, ``[REVISION]``),
+not typer 0.29's ``{agent}``, which reads as a placeholder to type in braces.
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ def install() -> None:
     """Show flags without a metavar and values as click names them, in every ``--help``."""
     TyperOption.display_type_rich = _option_metavar  # type: ignore[method-assign,assignment]
     TyperArgument.display_type_rich = _kind  # type: ignore[method-assign,assignment]
+    TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign,assignment]
+
+
+def _usage_name(argument: TyperArgument) -> str:
+    """``AGENT`` when required, ``[REVISION]`` when not, ``...`` after a repeatable one."""
+    name = argument.metavar if argument.metavar is not None else argument.display_name_raw.upper()
+    name = name if argument.required else f"[{name}]"
+    return f"{name}..." if argument.nargs != 1 else name
 
 
 def _option_metavar(option: TyperOption, ctx: Context) -> str | None:

@@ -34,7 +34,7 @@ OPTION_FLAGS = {"priority": "--priority", "idempotency_key": "--idempotency-key"
 """The ``SubmitOptions`` field each option of ``submit`` fills, to name it in errors."""
 LIST_FLAGS = {"status": "--status", "agent_type": "--agent", "limit": "--limit"}
 """The filter each option of ``list`` fills, to name it in errors."""
-TaskId = Annotated[str, typer.Argument(help=lookup.ID_HELP)]
+TaskId = Annotated[str, typer.Argument(metavar="ID", help=lookup.ID_HELP)]
 
 
 def _print_json(view: TaskView | list[TaskView]) -> None:

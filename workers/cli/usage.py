@@ -135,10 +135,10 @@ def _flags(param: Parameter) -> list[str]:
 
 
 def _name(param: Parameter) -> str:
-    """An option by its flags (``--limit``), an argument as its help names it."""
+    """An option by its flags (``--limit``), an argument as the usage line names it (``ID``)."""
     if param.param_type_name == "option":
         return "/".join(param.opts)
-    return str(param.metavar or param.name)
+    return str(param.metavar or (param.name or "").upper())
 
 
 def _bad_value(exc: BadParameter) -> str:

@@ -26,7 +26,7 @@ from workers.workflows import WorkflowView
 
 console = Console()
 workflow_app = typer.Typer(help="Generate learning environments.", no_args_is_help=True)
-WorkflowId = Annotated[str, typer.Argument(help=lookup.ID_HELP)]
+WorkflowId = Annotated[str, typer.Argument(metavar="ID", help=lookup.ID_HELP)]
 
 FIELD_FLAGS = {
     "subject": "--subject",
