@@ -34,6 +34,7 @@ from lms.secrets import SecretBox
 from lms.store import (
     SECRET_COLUMNS,
     NewIntegration,
+    check_url,
     refuse_duplicate,
     same_lms,
     same_place,
@@ -83,6 +84,7 @@ def update_integration(
     ``changes`` replaces it: that is how an operator recovers from a lost key.
     """
     row = _locked(session, integration_id)
+    _check_stored_urls(row, changes)
     unknown = set(changes.secrets) - set(SECRET_COLUMNS)
     if unknown:
         raise ValueError(f"not a secret: {', '.join(sorted(unknown))}")
@@ -140,6 +142,23 @@ def set_active(session: Session, integration_id: uuid.UUID, *, active: bool) -> 
     row.is_active = active
     session.flush()
     return was
+
+
+def _check_stored_urls(row: LMSIntegration, changes: IntegrationChanges) -> None:
+    """An address an older version stored past today's checks, and kept by ``changes``:
+    refused as if given, saying it is the stored one and which flag replaces it."""
+    for name, flag, stored, given in (
+        ("base URL", "--base-url", row.base_url, changes.base_url),
+        ("auth endpoint", "--auth-endpoint", row.auth_endpoint, changes.auth_endpoint),
+        ("token endpoint", "--token-endpoint", row.token_endpoint, changes.token_endpoint),
+    ):
+        if given is None and stored is not None:
+            try:
+                check_url(name, stored)
+            except ValidationFailed as exc:
+                raise ValidationFailed(
+                    f"the stored {exc} (an older version took it); replace it with {flag}"
+                ) from None
 
 
 def _locked(session: Session, integration_id: uuid.UUID) -> LMSIntegration:

@@ -493,3 +493,33 @@ def test_update_of_a_missing_integration_says_so(
 ) -> None:
     with pytest.raises(ToolboxError, match="no LMS integration"):
         _update(engine, uuid.uuid4(), sync_frequency_hours=2)
+
+
+@pytest.mark.parametrize(
+    ("column", "stored", "flag"),
+    [
+        ("base_url", BASE + "/?per_page=10", "--base-url"),
+        ("token_endpoint", BASE + "/token?k=S3cret", "--token-endpoint"),
+        ("auth_endpoint", BASE + "/auth#x", "--auth-endpoint"),
+    ],
+)
+def test_an_address_stored_by_an_older_version_is_named_with_the_flag_that_replaces_it(
+    engine: Engine, toolbox_env: dict[str, str], column: str, stored: str, flag: str
+) -> None:
+    """Every update of the row was refused as if the operator had typed the bad address."""
+    integration = _add(engine, GOOD)
+    with engine.begin() as connection:  # past today's checks, as an older version took it
+        connection.execute(text(f"UPDATE lms_integrations SET {column} = :url"), {"url": stored})
+    with pytest.raises(ValidationFailed) as refused:
+        _update(engine, integration, sync_frequency_hours=6)
+    name = column.replace("_url", " URL").replace("_", " ")
+    assert refused.value.message.startswith(f"the stored {name} must not hold a ")
+    assert refused.value.message.endswith(f"(an older version took it); replace it with {flag}")
+    assert "S3cret" not in refused.value.message
+    fixed = BASE if column == "base_url" else f"{BASE}/{column}"
+    _update(engine, integration, sync_frequency_hours=6, **{column: fixed})
+    with engine.connect() as connection:
+        row = connection.execute(
+            text(f"SELECT {column}, sync_frequency_hours FROM lms_integrations")
+        ).one()  # fmt: skip
+    assert tuple(row) == (fixed, 6)
