@@ -10,9 +10,11 @@ kinds, queues and statuses only: no ids, no personal data.
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from collections.abc import Callable, Iterator
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import redis
 from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -21,6 +23,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from models.errors import ConfigurationError
 from workers.jobs.queues import read_queues
 
 log = logging.getLogger(__name__)
@@ -186,17 +189,44 @@ class _QuietHandler(WSGIRequestHandler):
         del format, args
 
 
-def serve(
+class CannotListen(ConfigurationError):
+    """The exporter cannot listen where it was told; ``flag`` names the option to change."""
+
+    def __init__(self, message: str, *, flag: str) -> None:
+        super().__init__(message)
+        self.flag = flag
+
+
+def listen(
     engine: Callable[[], Engine],
     client: Callable[[], redis.Redis[bytes]],
     *,
     port: int = DEFAULT_PORT,
     address: str = "0.0.0.0",
-) -> None:
-    """Serve ``/metrics`` until interrupted."""
+) -> WSGIServer:
+    """The exporter's server, bound to ``address:port``; ``CannotListen`` says why it is not."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ToolboxCollector(engine, client))
-    server = make_server(address, port, make_wsgi_app(registry), handler_class=_QuietHandler)
+    try:
+        return make_server(address, port, make_wsgi_app(registry), handler_class=_QuietHandler)
+    except socket.gaierror:
+        message = f"cannot listen on {address}: no such address"
+        raise CannotListen(message, flag="--address") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            reason, flag = "the address is not one of this machine's", "--address"
+        elif exc.errno == errno.EADDRINUSE:
+            reason, flag = "the port is in use by another process", "--port"
+        elif exc.errno == errno.EACCES:
+            reason, flag = "permission denied (ports below 1024 need privileges)", "--port"
+        else:
+            reason, flag = (exc.strerror or type(exc).__name__).lower(), "--port"
+        raise CannotListen(f"cannot listen on {address}:{port}: {reason}", flag=flag) from None
+
+
+def run(server: WSGIServer) -> None:
+    """Serve ``/metrics`` on a server from ``listen`` until interrupted."""
+    address, port = server.server_address[:2]
     log.info("metrics exporter on %s:%d", address, port)
     try:
         server.serve_forever()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -220,6 +221,29 @@ def test_the_metrics_exporter_logs_as_a_service(
     unreachable = [r for r in records if r["msg"] == "metrics: redis unreachable (ConnectionError)"]
     assert unreachable and unreachable[0]["level"] == "WARNING" and unreachable[0]["ts"]
     assert "warning: " not in log_path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("127.0.0.1",
+         "--port: cannot listen on 127.0.0.1:{port}: the port is in use by another process"),
+        ("999.1.1.1", "--address: cannot listen on 999.1.1.1: no such address"),
+    ],
+)  # fmt: skip
+def test_the_metrics_exporter_that_cannot_listen_says_so_in_one_line(
+    toolbox_env: dict[str, str], address: str, message: str
+) -> None:
+    """A busy port or a bad address: one error line, not a traceback after "metrics on ..."."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = toolbox(toolbox_env, "metrics", "--port", str(port), "--address", address)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "metrics on" not in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: toolbox metrics: " + message.format(port=port)]
 
 
 def test_duration_metric_keeps_sub_second_run_times(engine: Engine) -> None:

@@ -11,11 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 from workers.cli.failures import redis_unreachable
+from workers.cli.usage import refused
 from workers.db import get_engine
 from workers.embedded import resolve_servers
 from workers.jobs.status import Status, collect_status
 from workers.logs import configure_logging
-from workers.metrics import DEFAULT_PORT, serve
+from workers.metrics import DEFAULT_PORT, CannotListen, listen, run
 from workers.redis import get_redis
 from workers.settings import get_settings
 
@@ -163,8 +164,12 @@ def metrics(
     configure_logging(settings.log_level, json_output=settings.log_json)
     resolve_servers()
     bind = address or ("127.0.0.1" if settings.env == "development" else "0.0.0.0")
+    try:
+        server = listen(get_engine, get_redis, port=port, address=bind)
+    except CannotListen as exc:  # say so before claiming to serve, in one line
+        raise refused(exc.flag, exc.message) from None
     console.print(f"metrics on http://{bind}:{port}/metrics")
-    serve(get_engine, get_redis, port=port, address=bind)
+    run(server)
 
 
 def register(app: typer.Typer) -> None:
