@@ -8,6 +8,8 @@ start without credentials; in development without them it listens on
 
 from __future__ import annotations
 
+import errno
+import socket
 from dataclasses import dataclass
 
 from models.errors import ConfigurationError
@@ -29,18 +31,47 @@ def check_login(settings: Settings) -> None:
         )
 
 
+def flower_address(settings: Settings, address: str | None = None) -> str:
+    """Where Flower listens: every address with a login, 127.0.0.1 only without one."""
+    if settings.flower_basic_auth:
+        return address or "0.0.0.0"
+    return "127.0.0.1"  # development without a login
+
+
+def check_port(settings: Settings, address: str | None = None) -> None:
+    """``ConfigurationError`` when Flower's port is taken, before anything starts.
+
+    Flower would otherwise die with a traceback after ``toolbox up`` had
+    started everything else (a second ``toolbox up`` in the same folder, or
+    another program on the port).  The probe binds as Tornado does
+    (``SO_REUSEADDR``), so a port left in TIME_WAIT by a stopped Flower is free.
+    """
+    bind, port = flower_address(settings, address), settings.flower_port
+    with socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((bind, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # Flower will say what else is wrong
+            raise ConfigurationError(
+                f"Flower cannot listen on {bind}:{port}: the port is in use by another process"
+                " (a toolbox up or toolbox flower already running?); stop it, or set"
+                f" {ENV_PREFIX}FLOWER_PORT"
+            ) from None
+
+
 def flower_launch(settings: Settings, *, address: str | None = None) -> FlowerLaunch:
     check_login(settings)
     env = process_env()
     for key in [k for k in env if k.startswith("FLOWER_")]:
         del env[key]
+    bind = flower_address(settings, address)
     if settings.flower_basic_auth:
         pairs = (pair.get_secret_value() for pair in settings.flower_basic_auth)
         env["FLOWER_BASIC_AUTH"] = ",".join(pairs)
-        bind = address or "0.0.0.0"
     else:  # development
         env["FLOWER_UNAUTHENTICATED_API"] = "true"
-        bind = "127.0.0.1"
     ensure_data_dir(settings.data_dir)
     argv = [
         "celery", "-A", "workers.app", "flower",

@@ -119,3 +119,31 @@ def test_flower_refuses_to_start_when_redis_does_not_answer() -> None:
     assert result.stderr.strip().startswith("error: cannot connect to Redis at 127.0.0.1:1")
     assert "TOOLBOX_REDIS_URL" in result.stderr and LOGIN[1] not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [["flower"], ["up", "--processes", "agents,flower"]])
+def test_flower_refuses_a_port_in_use_before_anything_starts(
+    command: list[str], toolbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A second ``toolbox up`` (or another program on the port) used to start everything,
+    then lose Flower to a tornado traceback and stop the stack; now one line, nothing started."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TOOLBOX_", "FLOWER_"))}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **toolbox_env,  # servers that answer: the port is the only problem
+            "TOOLBOX_FLOWER_BASIC_AUTH": ":".join(LOGIN),
+            "TOOLBOX_FLOWER_PORT": str(port),
+        }
+        result = subprocess.run(
+            [TOOLBOX, *command], env={**base, **env}, capture_output=True, text=True,
+            timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"error: Flower cannot listen on 0.0.0.0:{port}: the port is in use by another process"
+        " (a toolbox up or toolbox flower already running?); stop it, or set TOOLBOX_FLOWER_PORT"
+    )
+    assert result.stdout == "" and LOGIN[1] not in result.stderr

@@ -17,7 +17,7 @@ from workers.cli.lookup import warn
 from workers.cli.options import seconds
 from workers.cli.usage import refused
 from workers.embedded import resolve_servers
-from workers.flower import check_login, flower_launch
+from workers.flower import check_login, check_port, flower_launch
 from workers.procs import (
     COLD_SIGNALS,
     PROCESSES,
@@ -50,7 +50,7 @@ def up(
 ) -> None:
     """Start the worker stack in the foreground (embedded servers when no URLs are set).
 
-    Checks the process list, Flower's login when Flower is in it, and that
+    Checks the process list, Flower's login and port when Flower is in it, and that
     PostgreSQL and Redis answer (if not: one line, exit status 2, nothing
     started), migrates the schema, then starts the processes.  Ctrl-C or
     SIGTERM stops them, running tasks first for up to --stop-timeout seconds
@@ -62,6 +62,7 @@ def up(
         raise refused("--processes", exc.message) from None
     if "flower" in names:
         check_login(get_settings())
+        check_port(get_settings())  # else Flower dies with a traceback once the rest runs
     servers = resolve_servers()
     check_servers(
         servers.database_url,
@@ -155,6 +156,7 @@ def flower() -> None:
     servers = resolve_servers()  # first: Flower's environment must carry the URLs it exports
     launch = flower_launch(get_settings())
     check_broker(servers.redis_url)
+    check_port(get_settings())  # else Flower dies with a traceback
     # a child, not exec: this process must live on to leave the embedded servers
     sys.exit(run_in_foreground(launch.argv, launch.env))
 
