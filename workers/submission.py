@@ -239,6 +239,18 @@ def _missing_reference(exc: IntegrityError, options: SubmitOptions) -> Exception
     return exc
 
 
+def _unknown_agent(connection: Connection, agent: str | uuid.UUID) -> str:
+    """The refusal of an agent that is not there: a type names the known ones, as
+    ``list_tasks`` does (a typo, ``ecco``, is then plain); an id has none to offer."""
+    if isinstance(agent, uuid.UUID):
+        return f"unknown agent {str(agent)!r}"
+    known = connection.execute(
+        text("SELECT DISTINCT agent_type FROM ai_agents ORDER BY agent_type")
+    ).scalars()
+    shown = repr(agent) if len(agent) <= 50 else "given"
+    return f"unknown agent {shown}; known: {', '.join(known)}"
+
+
 def _agent(
     connection: Connection, agent: str | uuid.UUID, options: SubmitOptions
 ) -> dict[str, Any]:
@@ -266,7 +278,7 @@ def _agent(
     ).mappings()
     row = rows.one_or_none()
     if row is None:
-        raise AgentUnavailable(f"unknown agent {str(agent)!r}")
+        raise AgentUnavailable(_unknown_agent(connection, agent))
     if not row["is_active"]:
         raise AgentUnavailable(f"agent {row['name']!r} is inactive")
     if row["timeout_seconds"] > MAX_TIMEOUT_SECONDS:

@@ -269,6 +269,27 @@ def test_an_id_that_is_no_uuid_is_refused_before_any_query(
         client.get_task(uuid.uuid4())
 
 
+def test_an_unknown_agent_type_names_the_known_ones(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """``toolbox task submit ecco`` said only "unknown agent 'ecco'"; a new user could not
+    tell the agent types, which ``task list --agent`` already lists."""
+    known = "content, echo, quiz, review, script, supervisor, terrain"
+    message = refused(AgentUnavailable, lambda: client.submit("ecco", {}))
+    assert message == f"unknown agent 'ecco'; known: {known}"
+    with Session(engine) as session:  # the checked way, in the caller's transaction
+        message = refused(AgentUnavailable, lambda: client.submit("ecco", {}, session=session))
+        assert message == f"unknown agent 'ecco'; known: {known}"
+        assert session.execute(text("SELECT 1")).scalar() == 1  # still usable
+    missing = uuid.uuid4()
+    assert refused(AgentUnavailable, lambda: client.submit(missing, {})) == (
+        f"unknown agent '{missing}'"
+    )
+    result = toolbox("task", "submit", "ecco", env=toolbox_env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: unknown agent 'ecco'; known: {known}"
+
+
 def test_list_tasks_checks_its_filters_as_the_cli_does(
     engine: Engine, toolbox_env: dict[str, str]
 ) -> None:
