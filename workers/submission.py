@@ -247,7 +247,7 @@ def _unknown_agent(connection: Connection, agent: str | uuid.UUID) -> str:
     known = connection.execute(
         text("SELECT DISTINCT agent_type FROM ai_agents ORDER BY agent_type")
     ).scalars()
-    shown = repr(agent) if len(agent) <= 50 else "given"
+    shown = repr(agent[:50]) + ("..." if len(agent) > 50 else "")
     return f"unknown agent {shown}; known: {', '.join(known)}"
 
 

@@ -281,6 +281,8 @@ def test_an_unknown_agent_type_names_the_known_ones(
         message = refused(AgentUnavailable, lambda: client.submit("ecco", {}, session=session))
         assert message == f"unknown agent 'ecco'; known: {known}"
         assert session.execute(text("SELECT 1")).scalar() == 1  # still usable
+    long = refused(AgentUnavailable, lambda: client.submit("x" * 60, {}))
+    assert long == f"unknown agent '{'x' * 50}'...; known: {known}"
     missing = uuid.uuid4()
     assert refused(AgentUnavailable, lambda: client.submit(missing, {})) == (
         f"unknown agent '{missing}'"
