@@ -10,13 +10,16 @@ character of it is printable, cut to ``KEY_SHOWN_MAX`` characters; a key
 that is not printable ends the path as ``(a key)`` of its object, never
 shown.  Schemas name their fields in plain words, so only data is affected.
 
-A NUL, which PostgreSQL's ``jsonb`` refuses, is looked for before the
-schema runs (``nul_errors``): the schema would otherwise name a NUL key
-in its "extra inputs" line before the NUL check could refuse it.
+What PostgreSQL's ``jsonb`` cannot store, a NUL in a string or key and a
+number that is NaN or infinite (Python's ``json`` reads and writes them;
+JSON has none), is looked for before the schema runs (``storage_errors``):
+the schema would otherwise name a NUL key in its "extra inputs" line, or
+take NaN for a number, before the check could refuse it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +27,7 @@ from pydantic import ValidationError
 
 NUL = "\x00"
 NUL_REFUSED = "contains a NUL character (\\u0000), which PostgreSQL cannot store"
+NON_FINITE_REFUSED = "is NaN or infinite, which JSON cannot hold; give a number"
 KEY_SHOWN_MAX = 40
 """Characters of a key shown in a path; a longer one is cut and ends in ``...``."""
 UNSHOWN_KEY = " (a key)"
@@ -48,44 +52,45 @@ def field_errors(exc: ValidationError, root: str = ROOT) -> list[str]:
     return [f"{path_of(error['loc'], root)}: {error['msg']}" for error in exc.errors()]
 
 
-def nul_errors(value: Any) -> list[str]:
-    """One line per string or key of the JSON-like ``value`` that holds a NUL (cheap if none)."""
-    if not has_nul(value):
+def storage_errors(value: Any) -> list[str]:
+    """One line per place in the JSON-like ``value`` that ``jsonb`` cannot store (cheap if none)."""
+    if not unstorable(value):
         return []
-    paths = dict.fromkeys(_nul_paths(value, [ROOT]))  # two NUL keys of one object: one line
-    return [f"{path}: {NUL_REFUSED}" for path in paths]
+    return list(dict.fromkeys(_unstorable_lines(value, [ROOT])))  # two NUL keys of one object
 
 
-def has_nul(value: Any) -> bool:
-    """Whether a string or key anywhere in the JSON-like value holds a NUL (no paths)."""
+def unstorable(value: Any) -> bool:
+    """Whether a string or key holds a NUL, or a number is NaN or infinite (no paths)."""
     if isinstance(value, str):
         return NUL in value
+    if isinstance(value, float):
+        return not math.isfinite(value)
     if isinstance(value, dict):
         for key, item in value.items():
-            if (isinstance(key, str) and NUL in key) or has_nul(item):
+            if (isinstance(key, str) and NUL in key) or unstorable(item):
                 return True
     elif isinstance(value, list | tuple):
         for item in value:
-            if has_nul(item):
+            if unstorable(item):
                 return True
     return False
 
 
-def _nul_paths(value: Any, parts: list[str | int]) -> list[str]:
-    """Paths (``input.request.topic``, ``input.items.0``) of the strings holding a NUL.
-
-    A key holding one is named by its object's path (``... (a key)``).
-    """
+def _unstorable_lines(value: Any, parts: list[str | int]) -> list[str]:
+    """``path: why`` (``input.request.topic``, ``input.items.0``) of each place ``unstorable``
+    finds; a key holding a NUL is named by its object's path (``... (a key)``)."""
     if isinstance(value, str):
-        return [path_of(parts)] if NUL in value else []
+        return [f"{path_of(parts)}: {NUL_REFUSED}"] if NUL in value else []
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [f"{path_of(parts)}: {NON_FINITE_REFUSED}"]
     found: list[str] = []
     if isinstance(value, dict):
         for key, item in value.items():
             if isinstance(key, str) and NUL in key:
-                found.append(path_of([*parts, key]))
+                found.append(f"{path_of([*parts, key])}: {NUL_REFUSED}")
             else:
-                found.extend(_nul_paths(item, [*parts, key]))
+                found.extend(_unstorable_lines(item, [*parts, key]))
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found.extend(_nul_paths(item, [*parts, index]))
+            found.extend(_unstorable_lines(item, [*parts, index]))
     return found

@@ -41,7 +41,7 @@ from sqlalchemy import Connection, String, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
-from agents.field_paths import NUL, NUL_REFUSED, field_errors, nul_errors
+from agents.field_paths import NUL, NUL_REFUSED, field_errors, storage_errors
 from agents.registry import get_kind
 from models.agents import AgentTask
 from models.errors import (
@@ -122,14 +122,14 @@ def validate_input(agent_type: str, input_data: Mapping[str, Any] | BaseModel) -
     """
     kind = get_kind(agent_type)
     raw = input_data.model_dump(mode="json") if isinstance(input_data, BaseModel) else input_data
-    errors = nul_errors(raw)  # first: the schema's lines would name a NUL key
+    errors = storage_errors(raw)  # first: the schema would name a NUL key, take NaN
     if not errors:
         try:
             payload = kind.input_schema.model_validate(raw).model_dump(mode="json")
         except ValidationError as exc:
             errors = field_errors(exc)
         else:
-            errors = nul_errors(payload)  # the schema may have made strings (bytes to text)
+            errors = storage_errors(payload)  # the schema may have made strings (of bytes)
             if not errors:
                 return payload
     raise ValidationFailed(

@@ -134,6 +134,15 @@ def test_unreadable_or_bad_input_is_one_line_naming_the_command_and_option(
         "{nope": "not valid JSON: Expecting property name enclosed in double quotes at line 1 "
         "column 2",
         "": "empty",
+        # Python's json takes these; JSON has no NaN and keeps one value per key
+        '{"phase_seconds": NaN}': "not valid JSON: NaN is not a JSON value (JSON has no NaN or"
+        " Infinity); give a number",
+        '{"x": [-Infinity]}': "not valid JSON: -Infinity is not a JSON value (JSON has no NaN or"
+        " Infinity); give a number",
+        '{"message": "a", "message": "b"}': "not valid JSON: 'message' appears twice in one"
+        " object; give each key once",
+        '{"a": {"\\u001b[31m": 1, "\\u001b[31m": 2}}': "not valid JSON: one key appears twice in"
+        " one object; give each key once",
     }
     for piped, problem in stdin.items():
         assert refusal("-", piped) == f"error: toolbox task submit: --input - (stdin): {problem}"

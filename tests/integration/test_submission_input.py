@@ -130,6 +130,27 @@ def test_nul_in_nested_strings_and_in_keys_is_found_on_every_path(
     assert task_count(engine) == 0
 
 
+def test_a_nan_or_infinite_number_is_named_by_its_path_before_the_schema_takes_it(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """The schema passed NaN in a free-form object (and as a float field's value, said
+    ``less than or equal to 600``); jsonb then refused the INSERT."""
+    request = EnvironmentRequest(subject="science", grade_level=6, topic="volcanoes")
+    content = lesson_content(request, Random(1)).model_dump(mode="json")
+    content["game_mechanics"] = {"levels": [{"bonus": float("inf")}], "rate": float("nan")}
+    review = {"request": request.model_dump(mode="json"), "content": content}
+    message = refused(ValidationFailed, lambda: client.submit("review", review))
+    assert message.endswith(
+        "input.content.game_mechanics.levels.0.bonus: is NaN or infinite, which JSON cannot"
+        " hold; give a number; input.content.game_mechanics.rate: is NaN or infinite, which"
+        " JSON cannot hold; give a number"
+    )
+    message = refused(ValidationFailed, lambda: client.submit("echo", {"phase_seconds": -1e999}))
+    assert message.endswith("input.phase_seconds: is NaN or infinite, which JSON cannot hold;"
+                            " give a number")  # fmt: skip
+    assert task_count(engine) == 0
+
+
 def test_an_agent_name_with_a_nul_is_an_unknown_agent(
     engine: Engine, toolbox_env: dict[str, str]
 ) -> None:

@@ -101,7 +101,11 @@ REFUSALS = {
     " --options-json [1]": "toolbox lms add: --options-json: must be a JSON object",
     "lms update x --options-json {nope": (
         "toolbox lms update: --options-json: not valid JSON: Expecting property name enclosed"
-        " in double quotes"
+        " in double quotes at line 1 column 2"
+    ),
+    'lms update x --options-json {"sandbox":NaN}': (
+        "toolbox lms update: --options-json: not valid JSON: NaN is not a JSON value (JSON has"
+        " no NaN or Infinity); give a number"
     ),
     "lms update x --option =v": "toolbox lms update: --option: expected KEY=VALUE, got '=v'",
     # an option key the platform's client does not read: a typo it would ignore

@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from agents.base import PhaseContext
-from agents.field_paths import nul_errors, path_of
+from agents.field_paths import path_of, storage_errors
 from agents.kinds.echo import EchoInput
 from agents.phases import payload_as
 from models.errors import ValidationFailed
@@ -30,11 +30,20 @@ def test_a_key_is_shown_only_when_printable_and_short(parts: tuple[str | int], s
 
 
 def test_two_nul_keys_of_one_object_are_one_line() -> None:
-    assert nul_errors({"a\x00": 1, "b\x00": 2, "ok": ["\x00"]}) == [
+    assert storage_errors({"a\x00": 1, "b\x00": 2, "ok": ["\x00"]}) == [
         "input (a key): contains a NUL character (\\u0000), which PostgreSQL cannot store",
         "input.ok.0: contains a NUL character (\\u0000), which PostgreSQL cannot store",
     ]
-    assert nul_errors({1: "fine", "nested": {2: ("also fine",)}}) == []
+    assert storage_errors({1: "fine", "nested": {2: ("also fine",)}}) == []
+
+
+def test_a_number_json_cannot_hold_is_named_by_its_path() -> None:
+    """Python's json reads NaN and Infinity; jsonb refused them after the schema passed them."""
+    nan, inf = float("nan"), float("inf")
+    assert storage_errors({"scores": [1.5, nan], "deep": {"x": -inf}, "n": 10**400 // 10**390}) == [
+        "input.scores.1: is NaN or infinite, which JSON cannot hold; give a number",
+        "input.deep.x: is NaN or infinite, which JSON cannot hold; give a number",
+    ]
 
 
 class Loose(BaseModel):

@@ -6,7 +6,6 @@ they are checked (and stripped) by ``lms.store``, like every other setting.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from lms.base import Credentials
 from lms.registry import unknown_option
 from lms.store import MAX_FREQUENCY_HOURS
 from models.errors import ConfigurationError
+from workers.cli import json_text
 from workers.cli.usage import refused
 
 errors = Console(stderr=True)
@@ -116,9 +116,9 @@ def json_options(as_json: str | None) -> dict[str, Any]:
     if not as_json:
         return {}
     try:
-        loaded = json.loads(as_json)
-    except json.JSONDecodeError as exc:
-        raise refused("--options-json", f"not valid JSON: {exc.msg}") from None
+        loaded = json_text.loads(as_json)
+    except json_text.NotJson as exc:
+        raise refused("--options-json", f"not valid JSON: {exc}") from None
     if not isinstance(loaded, dict):
         raise refused("--options-json", "must be a JSON object")
     return loaded

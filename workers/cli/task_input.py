@@ -13,7 +13,6 @@ the agent needs: a new user who left it out should not have to guess.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from pydantic import BaseModel
 
 from agents.registry import get_kind
 from models.errors import AgentUnavailable, ValidationFailed
+from workers.cli import json_text
 from workers.cli.usage import refused
 from workers.submission import validate_input
 
@@ -50,11 +50,9 @@ def read_input(value: str | None) -> dict[str, Any]:
     else:
         source, text = OPTION, value
     try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise refused(
-            source, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        payload = json_text.loads(text)
+    except json_text.NotJson as exc:
+        raise refused(source, f"not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise refused(source, "must be a JSON object")
     return payload

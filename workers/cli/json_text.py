@@ -1,0 +1,42 @@
+"""JSON text from the command line, read as JSON defines it.
+
+Python's ``json`` also takes ``NaN``, ``Infinity`` and ``-Infinity``, which
+no other JSON reader does and ``jsonb`` cannot store, and lets the last of
+two equal keys of an object win, silently dropping the first: a typo'd
+copy-paste loses a value nobody sees go.  ``loads`` refuses both, in the
+words ``json`` uses for its own errors.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agents.field_paths import path_of
+
+
+class NotJson(ValueError):
+    """The text is not JSON; the message says why and where it can."""
+
+
+def loads(text: str) -> Any:
+    """The value ``text`` holds; ``NotJson`` for what JSON does not allow."""
+    try:
+        return json.loads(text, parse_constant=_constant, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise NotJson(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def _constant(name: str) -> Any:
+    raise NotJson(f"{name} is not a JSON value (JSON has no NaN or Infinity); give a number")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:  # a key is data: shown only when printable and short
+            shown = path_of([key], root="")
+            named = f"{shown!r}" if shown and not shown.endswith(" (a key)") else "one key"
+            raise NotJson(f"{named} appears twice in one object; give each key once")
+        found[key] = value
+    return found
