@@ -12,6 +12,7 @@ meanwhile still picks the work up.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -23,10 +24,11 @@ GRACE_SECONDS = 5.0
 Probe = Callable[[], dict[str, list[str]]]
 
 
-def no_worker_message(noun: str, waiting: float) -> str:
+def no_worker_message(noun: str, left: float) -> str:
+    """The warning, with the seconds of the wait ``left`` (not the whole ``--timeout``)."""
     return (
         f"the {noun} has not started: no worker consumes the {AGENT_QUEUE} queue"
-        f" (start one with: toolbox up); still waiting up to {waiting:g}s"
+        f" (start one with: toolbox up); still waiting up to {max(left, 0):.0f}s more"
     )
 
 
@@ -56,6 +58,7 @@ def hint_if_no_worker(
         yield
         return
     done = threading.Event()
+    began = time.monotonic()
 
     def check() -> None:
         if done.wait(grace) or timeout <= grace or started():
@@ -67,7 +70,7 @@ def hint_if_no_worker(
         if any(AGENT_QUEUE in queues for queues in workers.values()):
             return
         if not done.is_set() and not started():
-            lookup.warn(no_worker_message(noun, timeout))
+            lookup.warn(no_worker_message(noun, timeout - (time.monotonic() - began)))
 
     watcher = threading.Thread(target=check, name="toolbox-idle-hint", daemon=True)
     watcher.start()
