@@ -12,6 +12,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.workers import StartWorker
+from workers.settings import setting_variables
+from workers.variables import unknown_variables
 
 TOOLBOX = str(Path(sys.executable).parent / "toolbox")
 
@@ -33,6 +35,20 @@ def test_config_masks_secrets() -> None:
     shown = json.loads(result.stdout)
     assert shown["secret_keys"] == ["***"]
     assert "pw9" not in result.stdout and key not in result.stdout
+
+
+def test_config_names_each_setting_by_the_variable_that_sets_it() -> None:
+    """It listed ``TOOLBOX_RETENTION`` and ``TOOLBOX_SESSIONS`` (a dict each): not the
+    variables the README documents, ``TOOLBOX_RETENTION_<NAME>``."""
+    result = toolbox("config", env={"TOOLBOX_RETENTION_USAGE_DAYS": "3", "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    rows = dict(
+        [cell.strip() for cell in line.strip("│").split("│")]
+        for line in result.stdout.splitlines() if line.startswith("│ TOOLBOX_")
+    )  # fmt: skip
+    assert rows["TOOLBOX_RETENTION_USAGE_DAYS"] == "3.0"
+    assert rows["TOOLBOX_SESSIONS_GAME_IDLE_SECONDS"] == "1800"
+    assert unknown_variables(dict.fromkeys(rows, "x"), setting_variables(), "TOOLBOX_") == ""
 
 
 def test_a_bad_secret_key_stops_commands_before_they_touch_anything() -> None:

@@ -7,6 +7,7 @@ without an id; ``toolbox status --help`` said it read only PostgreSQL.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,6 +108,20 @@ def test_help_shows_no_metavar_for_a_flag_and_no_python_type(path: str) -> None:
     assert result.exit_code == 0, result.output
     assert "<bool>" not in result.stdout, result.stdout
     assert not PYTHON_TYPE.search(result.stdout), result.stdout
+    assert "``" not in result.stdout, result.stdout  # a docstring's markup, not help
+
+
+@pytest.mark.parametrize("path", EVERY_COMMAND)
+def test_help_text_wraps_once_at_80_columns(path: str) -> None:
+    """Typer keeps a docstring's line breaks: a line too long for 80 columns left one word
+    on a line of its own (``toolbox up --help`` showed "... and" / "that" / "PostgreSQL")."""
+    result = CliRunner().invoke(app, [*path.split(), "--help"], env={"COLUMNS": "80"})
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    orphans = [
+        (line, after) for line, after in itertools.pairwise(lines)
+        if line and after and " " not in line and not line.startswith(("╭", "│", "╰", "Usage"))
+    ]  # fmt: skip
+    assert not orphans, result.stdout
 
 
 def test_help_shows_a_value_as_click_names_it_or_by_its_own_metavar() -> None:

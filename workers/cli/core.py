@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,7 +28,13 @@ from workers.procs import (
     process_env,
     run_in_foreground,
 )
-from workers.settings import data_dir_problem, ensure_data_dir, get_settings
+from workers.settings import (
+    ENV_PREFIX,
+    NESTED,
+    data_dir_problem,
+    ensure_data_dir,
+    get_settings,
+)
 from workers.stack import Stack
 
 console = Console()
@@ -50,11 +57,11 @@ def up(
 ) -> None:
     """Start the worker stack in the foreground (embedded servers when no URLs are set).
 
-    Checks the process list, Flower's login and port when Flower is in it, and that
-    PostgreSQL and Redis answer (if not: one line, exit status 2, nothing
-    started), migrates the schema, then starts the processes.  Ctrl-C or
-    SIGTERM stops them, running tasks first for up to --stop-timeout seconds
-    (``workers.stack``).
+    Checks the process list, Flower's login and port when Flower is in
+    it, and that PostgreSQL and Redis answer (if not: one line, exit
+    status 2, nothing started), migrates the schema, then starts the
+    processes.  Ctrl-C or SIGTERM stops them, letting running tasks
+    finish for up to --stop-timeout seconds; a second one stops them now.
     """
     try:
         names = choose(processes)
@@ -139,12 +146,23 @@ def config(
         typer.echo(json.dumps(shown, indent=2, default=str))
     else:
         table = Table("setting", "value")
-        for name, value in shown.items():
-            table.add_row(f"TOOLBOX_{name.upper()}", "(embedded)" if value is None else str(value))
+        for name, value in _variables(shown):
+            table.add_row(name, "(embedded)" if value is None else str(value))
         console.print(table)
     problem = data_dir_problem(settings.data_dir)  # the commands that need it would refuse
     if problem is not None:
         warn(problem)
+
+
+def _variables(shown: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Each setting by the variable that sets it: a nested one field by field
+    (``TOOLBOX_RETENTION_USAGE_DAYS``), not as one ``TOOLBOX_RETENTION`` dict."""
+    for name, value in shown.items():
+        if name in NESTED and isinstance(value, dict):
+            for field, item in value.items():
+                yield f"{ENV_PREFIX}{name.upper()}_{field.upper()}", item
+        else:
+            yield f"{ENV_PREFIX}{name.upper()}", value
 
 
 def flower() -> None:

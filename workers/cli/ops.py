@@ -158,7 +158,7 @@ def metrics(
     """Serve Prometheus metrics Flower lacks: queue depths, retries, durations, health.
 
     A service, not a one-off command: it logs as the workers do
-    (``TOOLBOX_LOG_LEVEL``, ``TOOLBOX_LOG_JSON``), timestamped.
+    (TOOLBOX_LOG_LEVEL, TOOLBOX_LOG_JSON), timestamped.
     """
     settings = get_settings()
     configure_logging(settings.log_level, json_output=settings.log_json)
