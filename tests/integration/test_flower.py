@@ -103,17 +103,23 @@ def test_flower_refuses_to_start_without_credentials(env: dict[str, str], messag
     assert result.stderr.strip() == message
 
 
-def test_flower_refuses_to_start_when_redis_does_not_answer() -> None:
+def test_flower_refuses_to_start_when_redis_does_not_answer(tmp_path: Path) -> None:
     """Flower would retry forever behind an empty dashboard; PostgreSQL it does not need."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TOOLBOX_", "FLOWER_"))}
     env = {
         "TOOLBOX_ENV": "test",
+        "TOOLBOX_DATA_DIR": str(tmp_path / "data"),  # not ./.toolbox of the checkout
         "TOOLBOX_FLOWER_BASIC_AUTH": ":".join(LOGIN),
         "TOOLBOX_DATABASE_URL": "postgresql://toolbox@127.0.0.1:1/toolbox",
         "TOOLBOX_REDIS_URL": "redis://127.0.0.1:1/0",
     }
     result = subprocess.run(
-        [TOOLBOX, "flower"], env={**base, **env}, capture_output=True, text=True, timeout=60
+        [TOOLBOX, "flower"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().startswith("error: cannot connect to Redis at 127.0.0.1:1")
