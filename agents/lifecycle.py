@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 
+from agents.base import PHASES
+
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 WAITING = ("pending", "queued", "retrying")
 
@@ -153,6 +155,15 @@ def error_details(exc: BaseException, *, retryable: bool) -> dict[str, Any]:
     }
 
 
+PHASES_DONE = (
+    "progress_percentage = greatest(progress_percentage, least(99,"
+    " (SELECT count(*) FROM agent_states s WHERE s.task_id = agent_tasks.id)::int * 100"
+    f" / {len(PHASES)}))"
+)
+"""A task that stops early shows the phases it wrote, as a running one reports them (at
+most every ``PROGRESS_INTERVAL``, so a fast task that failed still showed 0 %)."""
+
+
 def schedule_retry(
     connection: Connection, task_id: uuid.UUID, countdown: float, details: dict[str, Any]
 ) -> bool:
@@ -160,7 +171,8 @@ def schedule_retry(
         text(
             "UPDATE agent_tasks SET status = 'retrying', retry_count = retry_count + 1,"
             " delivery_count = 0, not_before = now() + make_interval(secs => :countdown),"
-            " error_message = :message, error_details = :details, heartbeat_at = NULL"
+            " error_message = :message, error_details = :details, heartbeat_at = NULL,"
+            f" {PHASES_DONE}"
             " WHERE id = :id AND status = 'running' RETURNING id"
         ).bindparams(bindparam("details", type_=JSONB)),
         {"id": task_id, "countdown": countdown, "message": details["message"], "details": details},
@@ -176,7 +188,8 @@ def finish_unsuccessfully(
         text(
             "UPDATE agent_tasks SET status = :status, completed_at = now(),"
             " error_message = :message, error_details = :details,"
-            " duration_seconds = ceil(extract(epoch FROM now() - started_at))::int"
+            " duration_seconds = ceil(extract(epoch FROM now() - started_at))::int,"
+            f" {PHASES_DONE}"
             " WHERE id = :id AND status NOT IN ('completed', 'failed', 'cancelled') RETURNING id"
         ).bindparams(bindparam("details", type_=JSONB)),
         {

@@ -120,6 +120,7 @@ def test_permanent_failure_fails_at_once(start_worker: StartWorker) -> None:
     assert view.error_details["retryable"] is False
     assert "Traceback" in view.error_details["traceback"]
     assert [s.state_type for s in view.states] == ["situation"]
+    assert view.progress_percentage == 20  # the phase it wrote; it showed 0 %
 
 
 def test_retry_budget_comes_from_the_agent(start_worker: StartWorker, engine: Engine) -> None:
