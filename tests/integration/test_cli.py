@@ -147,6 +147,7 @@ def test_workflow_commands_end_to_end(
     )  # fmt: skip
     assert followed.returncode == 0, followed.stderr
     assert "completed" in followed.stdout and "artifacts" in followed.stdout
+    assert followed.stdout.startswith("workflow "), "the progress bar's line endings are on stderr"
 
 
 def test_workflow_generate_refuses_a_bad_request(toolbox_env: dict[str, str]) -> None:

@@ -37,6 +37,17 @@ def test_a_wait_with_no_worker_says_how_to_start_one(toolbox_env: dict[str, str]
     assert hint.startswith("warning: the workflow ")
 
 
+def test_a_workflow_wait_leaves_stdout_to_the_result(toolbox_env: dict[str, str]) -> None:
+    """The progress bar and its line endings go to stderr: a timed-out wait prints nothing."""
+    workflow = toolbox(
+        "workflow", "generate", "--subject", "science", "--grade", "5", "--topic", "plants",
+        "--wait", "--timeout", "1", env=toolbox_env,
+    )  # fmt: skip
+    assert workflow.returncode == 2, workflow.stderr
+    assert workflow.stdout == ""
+    assert "still pending (not started) after 1s" in workflow.stderr
+
+
 @pytest.mark.worker
 def test_a_worker_on_other_queues_only_gets_the_hint_too(
     start_worker: StartWorker, toolbox_env: dict[str, str]

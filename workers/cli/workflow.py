@@ -25,6 +25,8 @@ from workers.submission import validate_input
 from workers.workflows import WorkflowView
 
 console = Console()
+progress_console = Console(stderr=True)
+"""The live progress bar's: stdout holds only the result (the tree, or JSON)."""
 workflow_app = typer.Typer(help="Generate learning environments.", no_args_is_help=True)
 WorkflowId = Annotated[str, typer.Argument(metavar="ID", help=lookup.ID_HELP)]
 
@@ -69,7 +71,11 @@ def _tree(view: WorkflowView) -> Tree:
 
 
 def _follow(workflow_id: uuid.UUID, timeout: float, *, bar: bool) -> WorkflowView:
-    """Poll until the workflow ends, with a progress bar on the terminal if ``bar``."""
+    """Poll until the workflow ends, with a progress bar on stderr if ``bar``.
+
+    The bar and its line endings go to stderr, and stdout is left alone (not
+    redirected through the bar), so stdout holds the result only.
+    """
     deadline = time.monotonic() + timeout
     columns = (
         TextColumn("{task.description}"),
@@ -77,7 +83,9 @@ def _follow(workflow_id: uuid.UUID, timeout: float, *, bar: bool) -> WorkflowVie
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=True, disable=not bar) as progress:
+    with Progress(
+        *columns, console=progress_console, transient=True, redirect_stdout=False, disable=not bar
+    ) as progress:
         shown = progress.add_task("planning", total=100)
         while True:
             view = workflows.get(workflow_id)
