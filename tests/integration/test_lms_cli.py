@@ -91,6 +91,28 @@ def test_log_records_are_warning_lines_on_stderr_and_stdout_stays_json(
         assert "WARNING" not in synced.stderr and "HTTP Request" not in synced.stderr
 
 
+def test_a_failed_sync_names_its_reason_in_errors_and_on_stderr(
+    toolbox_env: dict[str, str],
+) -> None:
+    """An LMS that cannot be reached fails the run as a whole, with no per-course errors."""
+    env = {**toolbox_env, "TOOLBOX_LMS_API_KEY": "unreachable-t0ken"}
+    added = toolbox("lms", "add", "canvas", "--institution", "Springfield",
+                    "--base-url", "http://127.0.0.1:9/", "--json", env=env)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    integration = json.loads(added.stdout)["id"]
+    synced = toolbox("lms", "sync", integration, "--now", "--json", env=env)
+    assert synced.returncode == 1, synced.stderr
+    report = json.loads(synced.stdout)
+    assert report["status"] == "failed" and report["message"]
+    (reason,) = report["errors"]
+    assert reason == report["message"] and "Connection refused" in reason
+    assert reason.startswith("GET http://127.0.0.1:9/api/v1/courses")
+    (line,) = [line for line in synced.stderr.splitlines() if "Connection refused" in line
+               and "retry" not in line]  # fmt: skip
+    assert line == f"warning: sync of {integration} failed: {reason}"
+    assert "unreachable-t0ken" not in synced.stdout + synced.stderr
+
+
 def test_add_explains_what_is_missing(toolbox_env: dict[str, str]) -> None:
     base = ("--institution", "Springfield", "--base-url", "https://canvas.example.edu")
     missing = toolbox("lms", "add", "canvas", *base, env=toolbox_env)

@@ -20,6 +20,7 @@ from lms.status import integration_detail, list_integrations, resolve_id
 from lms.store import NewIntegration, add_integration, rotate_secrets, validated
 from lms.sync import SyncProgress, SyncReport, run_sync
 from models.errors import ToolboxError
+from models.redaction import redact
 from workers.app import app as celery_app
 from workers.cli import lms_edit
 from workers.cli.lms_input import (
@@ -40,6 +41,7 @@ from workers.cli.lms_input import (
     pair_options,
     refuse_unknown_options,
 )
+from workers.cli.lookup import warn
 from workers.db import get_engine
 from workers.embedded import resolve_servers
 from workers.jobs.lms_errors import record_sync
@@ -241,7 +243,9 @@ def sync(
         return
     report = _sync_here(integration_id, ignore_not_before=ignore_retry_after)
     if as_json:
-        typer.echo(json.dumps(report.as_dict(), indent=2))
+        typer.echo(json.dumps(_report_json(report), indent=2))
+        if report.status != "success" and report.message:  # stdout is the script's
+            warn(f"sync of {integration_id} {report.status}: {redact(report.message)}")
     else:
         _show_report(report)
     if report.status != "success":
@@ -285,6 +289,19 @@ def _sync_here(integration_id: uuid.UUID, *, ignore_not_before: bool) -> SyncRep
     return report
 
 
+def _report_json(report: SyncReport) -> dict[str, Any]:
+    """The report for ``--json``; a failed run's ``errors`` hold its reason.
+
+    A run that failed as a whole (the LMS unreachable, credentials refused)
+    has no per-course errors, only a ``message``: it goes in ``errors`` too,
+    so a script reads why any failed sync failed from one field.
+    """
+    shown = report.as_dict()
+    if report.status == "failed" and not report.errors and report.message:
+        shown["errors"] = [redact(report.message)]
+    return shown
+
+
 def _show_report(report: SyncReport) -> None:
     colour = {"success": "green", "partial": "yellow"}.get(report.status, "red")
     console.print(f"[{colour}]{report.status}[/{colour}] in {report.seconds:.1f}s")
@@ -292,7 +309,7 @@ def _show_report(report: SyncReport) -> None:
         console.print(f"the LMS asked not to be called before {_when(report.not_before)}: "
                       "beat waits until then")  # fmt: skip
     if report.status == "skipped" or report.courses_listed == 0:
-        console.print(report.message or "the LMS lists no courses")
+        console.print(redact(report.message or "the LMS lists no courses"))
         return
     table = Table("", "new", "updated", "unchanged", "removed")
     for name, counts in (("courses", report.courses), ("assignments", report.assignments),
@@ -302,7 +319,7 @@ def _show_report(report: SyncReport) -> None:
                       str(removed))  # fmt: skip
     console.print(table)
     if report.message:
-        console.print(report.message)
+        console.print(redact(report.message))
 
 
 def _when(moment: dt.datetime | None, *, short: bool = False) -> str:
