@@ -37,6 +37,14 @@ SECRET_COLUMNS: Mapping[str, str] = {
     "refresh_token": "refresh_token_encrypted",
     "private_key_pem": "private_key_encrypted",
 }
+#: ``Credentials`` field -> how the operator gives it: (the ``toolbox lms`` flag, its
+#: environment variable), named in errors; the command line declares its options with these.
+SECRET_INPUTS: Mapping[str, tuple[str, str]] = {
+    "client_secret": ("--client-secret", "TOOLBOX_LMS_CLIENT_SECRET"),
+    "api_key": ("--api-key", "TOOLBOX_LMS_API_KEY"),
+    "refresh_token": ("--refresh-token", "TOOLBOX_LMS_REFRESH_TOKEN"),
+    "private_key_pem": ("--private-key-file", "TOOLBOX_LMS_PRIVATE_KEY_FILE"),
+}
 #: How each platform authenticates (the ``auth_type`` column).
 AUTH_TYPES: Mapping[str, str] = {
     "canvas": "token",
@@ -374,11 +382,18 @@ def _stripped(credentials: Credentials) -> Credentials:
         value = getattr(credentials, name)
         if value is not None:
             if not value.strip():
-                raise ValidationFailed(f"the {name.replace('_', ' ')} is blank")
+                raise ValidationFailed(f"{_secret_named(name)} is blank")
             changes[name] = value.strip() if name != "private_key_pem" else value
     client_id = credentials.client_id
     changes["client_id"] = client_id.strip() or None if client_id is not None else None
     return dataclasses.replace(credentials, **changes)
+
+
+def _secret_named(name: str) -> str:
+    """``the api key (--api-key or TOOLBOX_LMS_API_KEY)``: the secret, where it was given."""
+    flag, variable = SECRET_INPUTS[name]
+    label = "private key" if name == "private_key_pem" else name.replace("_", " ")
+    return f"the {label} ({flag} or {variable})"
 
 
 def with_retries(config: ConnectionConfig, max_retries: int) -> ConnectionConfig:

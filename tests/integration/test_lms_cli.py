@@ -174,7 +174,9 @@ REFUSED_AT_ADD = [
     (("--frequency-hours", "100000000"), HOURS_REFUSED),
     (("--frequency-hours", "99999999999"), HOURS_REFUSED),
     (("--token-endpoint", "not a url"), "token endpoint must be an http(s) URL"),
-    (("--api-key", "   "), "the api key is blank"),
+    (("--api-key", "   "), "error: the api key (--api-key or TOOLBOX_LMS_API_KEY) is blank"),
+    (("--client-secret", " "), "the client secret (--client-secret or TOOLBOX_LMS_CLIENT_SECRET)"),
+    (("--refresh-token", "\t"), "the refresh token (--refresh-token or TOOLBOX_LMS_REFRESH_TOKEN)"),
     (("--base-url", "http://admin:S3cret@canvas.example.edu"), "credentials go in the secret"),
 ]
 

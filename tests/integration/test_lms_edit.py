@@ -46,6 +46,10 @@ from workers.secrets import secret_box
 
 BASE = "https://canvas.example.edu"
 GOOD = NewIntegration("canvas", "Springfield", BASE, Credentials(api_key="t0ken"))
+API = "the api key (--api-key or TOOLBOX_LMS_API_KEY) is blank"
+SECRET = "the client secret (--client-secret or TOOLBOX_LMS_CLIENT_SECRET) is blank"
+TOKEN = "the refresh token (--refresh-token or TOOLBOX_LMS_REFRESH_TOKEN) is blank"
+KEY = "the private key (--private-key-file or TOOLBOX_LMS_PRIVATE_KEY_FILE) is blank"
 
 
 def _update(engine: Engine, integration: uuid.UUID, **changes: Any) -> None:
@@ -69,8 +73,10 @@ def _add(engine: Engine, new: NewIntegration) -> uuid.UUID:
         ({"auth_endpoint": "ftp://idp.example.edu/auth"}, "auth endpoint must be an http(s) URL"),
         ({"base_url": "http://admin:S3cret@canvas.example.edu"}, "credentials go in the secret"),
         ({"token_endpoint": "https://u:S3cret@idp.example.edu/t"}, "credentials go in the secret"),
-        ({"credentials": Credentials(api_key="   ")}, "the api key is blank"),
-        ({"credentials": Credentials(api_key="t", client_secret=" ")}, "client secret is blank"),
+        ({"credentials": Credentials(api_key="   ")}, API),
+        ({"credentials": Credentials(api_key="t", client_secret=" ")}, SECRET),
+        ({"credentials": Credentials(api_key="t", refresh_token="\n")}, TOKEN),
+        ({"credentials": Credentials(api_key="t", private_key_pem=" \n")}, KEY),
         ({"base_url": BASE + "/?x=1"}, "base URL must not hold a query string or fragment"),
         ({"base_url": BASE + "?"}, "base URL must not hold a query string or fragment"),
         ({"base_url": BASE + "#top"}, "base URL must not hold a query string or fragment"),
@@ -247,7 +253,7 @@ def test_an_empty_secret_is_refused_and_an_update_changing_nothing_writes_nothin
     integration = _add(engine, GOOD)
     before = integration_row(engine, integration)
     for empty in ("", "  "):
-        with pytest.raises(ValidationFailed, match=r"^the api key is blank$"):
+        with pytest.raises(ValidationFailed, match=f"^{re.escape(API)}$"):
             _update(engine, integration, secrets={"api_key": empty})
     assert integration_row(engine, integration) == before
     with Session(engine) as session, session.begin():
@@ -271,7 +277,7 @@ def test_cli_update_says_when_nothing_changed_and_refuses_an_empty_secret(
     assert "updated" not in unchanged.output and "replaced" not in unchanged.output
     empty = runner.invoke(app, ["lms", "update", str(integration), "--api-key", ""])
     assert isinstance(empty.exception, ValidationFailed)
-    assert empty.exception.message == "the api key is blank"
+    assert empty.exception.message == API
     changed = runner.invoke(app, ["lms", "update", str(integration), "--api-key", "n3w"])
     assert changed.exit_code == 0 and "secrets replaced: api_key" in changed.output
     with Session(engine) as session:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from lms.base import Credentials
 from lms.registry import unknown_option
-from lms.store import MAX_FREQUENCY_HOURS
+from lms.store import MAX_FREQUENCY_HOURS, SECRET_INPUTS
 from models.errors import ConfigurationError
 from workers.cli import json_text
 from workers.cli.usage import refused
@@ -39,16 +39,18 @@ SECRET_HELP = (
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON")]
 ClientId = Annotated[str | None, typer.Option(help="OAuth client id / consumer key")]
-ApiKey = Annotated[str | None, typer.Option(envvar="TOOLBOX_LMS_API_KEY", help=SECRET_HELP)]
-ClientSecret = Annotated[
-    str | None, typer.Option(envvar="TOOLBOX_LMS_CLIENT_SECRET", help=SECRET_HELP)
-]
-RefreshToken = Annotated[
-    str | None, typer.Option(envvar="TOOLBOX_LMS_REFRESH_TOKEN", help=SECRET_HELP)
-]
+
+
+def _secret_option(field: str, help: str = SECRET_HELP) -> Any:
+    """The option of a secret, read from the environment variable ``lms.store`` names it by."""
+    return typer.Option(envvar=SECRET_INPUTS[field][1], help=help)
+
+
+ApiKey = Annotated[str | None, _secret_option("api_key")]
+ClientSecret = Annotated[str | None, _secret_option("client_secret")]
+RefreshToken = Annotated[str | None, _secret_option("refresh_token")]
 PrivateKeyFile = Annotated[
-    Path | None,
-    typer.Option(envvar="TOOLBOX_LMS_PRIVATE_KEY_FILE", help="PEM file of the LTI tool key"),
+    Path | None, _secret_option("private_key_pem", help="PEM file of the LTI tool key")
 ]
 TokenEndpoint = Annotated[str | None, typer.Option(help="OAuth2 token URL")]
 AuthEndpoint = Annotated[str | None, typer.Option(help="OAuth2/OIDC auth URL")]
@@ -90,7 +92,7 @@ def credentials(
     if needed is not None and not given[needed[0]]:
         field, option, label = needed
         if field == "private_key_pem" or not sys.stdin.isatty():
-            variable = "TOOLBOX_LMS_" + option.removeprefix("--").replace("-", "_").upper()
+            variable = SECRET_INPUTS[field][1]
             prompted = "" if field == "private_key_pem" else " (or run it in a terminal)"
             raise ConfigurationError(
                 f"{platform} needs the {label}: pass {option} or set {variable}{prompted}"
