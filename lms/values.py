@@ -16,12 +16,15 @@ from models.errors import ValidationFailed
 
 
 def decimal_or_none(value: Any) -> Decimal | None:
+    """A finite number, or None: NaN and Infinity (which Python's ``json`` reads, and
+    ``Decimal`` takes) would raise ``InvalidOperation`` in the first comparison."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        return Decimal(str(value))
+        parsed = Decimal(str(value))
     except InvalidOperation:
         return None
+    return parsed if parsed.is_finite() else None
 
 
 def strict_decimal(value: Any, where: str) -> Decimal | None:

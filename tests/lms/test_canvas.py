@@ -18,6 +18,7 @@ from models.errors import (
     ValidationFailed,
 )
 from tests.lms.fakes import Dataset, FakeCanvas
+from tests.lms.fakes.server import Fault, Reply
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -220,6 +221,19 @@ def test_cost_bucket_pauses_before_it_runs_dry(
     assert len(list(connect(sleep=wait).list_courses())) == 30
     assert len(sleeps) == 1  # after page 3 left 100 units, below the threshold of 150
     assert len(canvas.requests_to("/api/v1/courses")) == 6  # and no 403 to retry
+
+
+@pytest.mark.parametrize("points", ["NaN", '"NaN"', '"-Infinity"', "1e999999"])
+def test_points_possible_that_are_not_a_finite_number_are_refused(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient], points: str
+) -> None:
+    """Python's json reads NaN and 1e999999 (infinity); ``Decimal`` took them (and the
+    strings), and the first comparison in grade scaling raised ``decimal.InvalidOperation``."""
+    course_id = next(iter(canvas.data.courses))
+    body = f'[{{"id": 7, "name": "Quiz", "points_possible": {points}}}]'.encode()
+    canvas.inject(Fault(1, Reply(200, body, {"Content-Type": "application/json"})))
+    with pytest.raises(ValidationFailed, match=r": expected a number, got "):
+        list(connect().list_assignments(course_id))
 
 
 def test_5xx_storm_exhausts_the_budget(
