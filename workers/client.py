@@ -213,7 +213,9 @@ def list_tasks(
 def cancel(task_id: uuid.UUID | str) -> CancelView:
     """Cancel a waiting task at once, or ask a running one to stop at its next phase.
 
-    A task already running its last phase completes (``in_last_phase``).
+    A task already running its last phase completes (``in_last_phase``).  A
+    ``running`` task no worker holds (its worker was stopped or died) is
+    cancelled at once (``orphaned``): nobody would read the request.
 
     A task of a workflow that is cancelled ends its workflow (``agents.cancel``).
     A task that had already finished stays as it was, and so does its workflow:
@@ -228,6 +230,7 @@ def cancel(task_id: uuid.UUID | str) -> CancelView:
         **dict(get_task(task_id)),
         status_before=found.status,
         running_workflow_id=found.running_workflow_id,
+        orphaned=found.orphaned,
     )
 
 

@@ -89,6 +89,9 @@ class CancelView(TaskView):
     running_workflow_id: uuid.UUID | None = None
     """The task's workflow, when the task had already finished and the workflow goes on:
     ``workflows.cancel`` (``toolbox workflow cancel``) stops it."""
+    orphaned: bool = False
+    """The task was ``running`` but no worker held it (its worker was stopped or died),
+    so it was cancelled at once instead of asked to stop."""
 
 
 _SELECT = (

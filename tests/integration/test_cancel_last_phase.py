@@ -10,11 +10,14 @@ so the row tells: every phase but the last written means the last one runs.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import Engine, text
 
 from agents.base import PHASES
+from agents.leases import task_key
 from tests.integration.test_cli import toolbox
 from tests.integration.test_cli_errors import add_task
 from tests.workers import StartWorker, wait_for
@@ -54,23 +57,38 @@ def cancel_lines(task_id: uuid.UUID, env: dict[str, str]) -> list[str]:
     return result.stdout.splitlines()
 
 
+@contextmanager
+def held_leases(engine: Engine, *task_ids: uuid.UUID) -> Iterator[None]:
+    """The tasks' leases, held as live workers' runners hold them (a free one: no worker)."""
+    with engine.connect() as connection:
+        for task_id in task_ids:
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": task_key(task_id)})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock_all()"))
+            connection.commit()
+
+
 def test_the_cli_says_a_task_in_its_last_phase_completes(
     engine: Engine, toolbox_env: dict[str, str]
 ) -> None:
     midway = running_task(engine, 2)
-    assert cancel_lines(midway, toolbox_env) == [f"{midway} {NEXT_BOUNDARY}"]
     last = running_task(engine, len(PHASES) - 1)
-    assert cancel_lines(last, toolbox_env) == [f"{last} {LAST_PHASE}"]
     workflow_id = workflows.generate(REQUEST)
     child = running_task(engine, len(PHASES) - 1, agent="content", parent=workflow_id)
-    assert cancel_lines(child, toolbox_env) == [
-        f"{child} {LAST_PHASE}",
-        f"its workflow {workflow_id} is still running;"
-        f" to stop it: toolbox workflow cancel {workflow_id}",
-    ]
-    assert not workflows.get(workflow_id).finished  # the cancel did not end it
     waiting_child = running_task(engine, 1, agent="quiz", parent=workflow_id)
-    assert cancel_lines(waiting_child, toolbox_env) == [f"{waiting_child} {NEXT_BOUNDARY}"]
+    with held_leases(engine, midway, last, child, waiting_child):
+        assert cancel_lines(midway, toolbox_env) == [f"{midway} {NEXT_BOUNDARY}"]
+        assert cancel_lines(last, toolbox_env) == [f"{last} {LAST_PHASE}"]
+        assert cancel_lines(child, toolbox_env) == [
+            f"{child} {LAST_PHASE}",
+            f"its workflow {workflow_id} is still running;"
+            f" to stop it: toolbox workflow cancel {workflow_id}",
+        ]
+        assert not workflows.get(workflow_id).finished  # the cancel did not end it
+        assert cancel_lines(waiting_child, toolbox_env) == [f"{waiting_child} {NEXT_BOUNDARY}"]
 
 
 @pytest.mark.worker

@@ -103,6 +103,9 @@ def warn(message: str) -> None:
     typer.secho(f"warning: {message}", fg="yellow", err=True)
 
 
+ORPHANED = "(it was running, but no worker held it: cancelled at once)"
+
+
 def report_cancel(
     found: uuid.UUID,
     before: str,
@@ -110,14 +113,18 @@ def report_cancel(
     *,
     running: str | None = None,
     workflow: uuid.UUID | None = None,
+    orphaned: bool = False,
 ) -> None:
     """Print what ``cancel`` did (status ``before`` -> ``after``); exit 1 if nothing could be.
 
     ``running`` is the line for a task still running (``running: asked to stop ...``);
     ``workflow``, a workflow that goes on although the cancel did not stop the
-    task (it had finished, or will complete).
+    task (it had finished, or will complete); ``orphaned``, a running task
+    that no worker held, cancelled at once.
     """
-    if after == "running" and running is not None:
+    if orphaned:
+        typer.echo(f"{found} {after} {ORPHANED}")
+    elif after == "running" and running is not None:
         typer.echo(f"{found} {running}")
         _workflow_goes_on(workflow)
     elif before == "cancelled":

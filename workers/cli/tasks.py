@@ -185,9 +185,11 @@ def list_(
 def cancel(task_id: TaskId) -> None:
     """Cancel a task: at once if it has not started, else at its next phase boundary.
 
-    Prints the id and the status. Exit status 0: the task is cancelled, is
-    running and asked to stop at its next phase boundary (one running its
-    last phase completes, and the line says so), or was cancelled before.
+    Prints the id and the status. Exit status 0: the task is cancelled (a
+    running task that no worker holds, its worker stopped or dead, at once,
+    and the line says so), is running and asked to stop at its next phase
+    boundary (one running its last phase completes, and the line says so),
+    or was cancelled before.
     Exit status 1: it had already completed or failed, so nothing was
     cancelled. When the task completes or has completed and its workflow
     goes on, a second line gives the command that cancels the workflow.
@@ -202,6 +204,7 @@ def cancel(task_id: TaskId) -> None:
         view.status,
         running=LAST_PHASE if view.in_last_phase else NEXT_BOUNDARY,
         workflow=workflow,
+        orphaned=view.orphaned,
     )
 
 
