@@ -9,9 +9,16 @@
 commits.  Invalid payloads or options, unknown or inactive agents, unknown
 users or parents and a reused idempotency key of another request raise
 (``ValidationFailed``, ``NotFound``, ...) before anything is written.  A
-broker that refuses the message is not an error: the row stays ``pending``
-and the relay sends it later; ``submit_and_report`` says when that happened
-(the command line tells the user).
+broker that is down is not an error: the row stays ``pending`` and the
+relay sends it later; ``submit_and_report`` says when that happened (the
+command line tells the user).  A Redis that answers but refuses the
+settings of ``TOOLBOX_REDIS_URL`` (a database number out of range, a wrong
+password or user) will not come back by itself: ``submit`` on its own
+removes the rows it has just written and raises ``ConfigurationError``
+naming the setting, so nothing is left waiting for a broker that never
+takes it.  This costs nothing until a send fails.  In a caller's
+``session`` the rows are committed by then and stay ``pending`` until the
+setting is fixed.
 """
 
 from __future__ import annotations
@@ -23,14 +30,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.orm import Session
 
 from agents import cancel as cancelling
-from models.errors import NotFound, WaitTimeout
+from models.errors import ConfigurationError, NotFound, WaitTimeout
 from models.ids import parse_id
 from workers import dispatch as dispatcher
 from workers.db import get_engine
+from workers.redis import refusal, refused_message
 from workers.submission import SubmitOptions, insert_direct, insert_rows
 from workers.views import CancelView, TaskView, load_task, query_tasks
 
@@ -112,6 +120,7 @@ def _submit_now(
         if inserted is not None:  # written queued: only what the broker refused is put back
             ids, new = inserted
             published = dispatcher.publish(new)
+            _unless_refused(connection, new, published)
             sent = set(published.sent)
             dispatcher.unmark(connection, [e.task_id for e in new if e.task_id not in sent])
             return ids, published
@@ -120,9 +129,27 @@ def _submit_now(
             ids, new = insert_rows(connection, agent, inputs, options)
         connection.execution_options(isolation_level="AUTOCOMMIT")
         published = dispatcher.publish(new)
+        _unless_refused(connection, new, published)
         if published.sent:  # the relay sends the rest
             dispatcher.mark_dispatched(connection, published.sent, flush=False)
     return ids, published
+
+
+def _unless_refused(
+    connection: Connection, new: Sequence[dispatcher.Envelope], published: dispatcher.Published
+) -> None:
+    """Raise ``ConfigurationError`` if Redis refused the broker's settings, removing ``new``.
+
+    Only when no message went out: a broker that took some is no refusing one.
+    """
+    refused = None if published.sent else refusal(published.error)
+    if refused is None:
+        return
+    dispatcher.discard(connection, [envelope.task_id for envelope in new])
+    nothing = "the task was" if len(new) == 1 else f"the {len(new)} tasks were"
+    raise ConfigurationError(
+        f"{refused_message(refused)}; {nothing} not saved"
+    ) from published.error
 
 
 def submit(

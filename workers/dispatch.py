@@ -4,7 +4,10 @@ A row is the truth; the message is only a wake-up call.  If the broker is
 down the rows stay (or, written ``queued`` by ``submit``'s direct path, go
 back to) ``pending`` with ``dispatched_at`` NULL and the relay
 (``toolbox.maintenance.relay``) sends them later.  Sending twice is
-harmless: the worker's claim lets one delivery run.
+harmless: the worker's claim lets one delivery run.  A Redis that refuses
+the broker URL's settings (``workers.redis.refusal``) is no outage: a
+submit on its own ``discard``s the rows it has just written and says so
+(``workers.client``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import Connection, text
 
 from workers.celeryconfig import AGENT_QUEUE, HARD_LIMIT_GRACE_SECONDS, broker_priority
+from workers.redis import refusal
 
 log = logging.getLogger(__name__)
 AGENT_TASK = "toolbox.agent.run"
@@ -94,11 +98,14 @@ def publish(batch: Sequence[Envelope]) -> Published:
                 )
                 sent.append(envelope.task_id)
     except BROKER_ERRORS as exc:
+        refused = refusal(exc) is not None
         log.warning(
-            "broker unavailable after %d of %d messages (%s); the relay will send the rest",
+            "broker %s after %d of %d messages (%s); the relay will send the rest%s",
+            "refuses its settings" if refused else "unavailable",
             len(sent),
             len(batch),
             type(exc).__name__,
+            " once TOOLBOX_REDIS_URL is fixed" if refused else "",
         )
         return Published(sent, exc)
     return Published(sent)
@@ -144,6 +151,18 @@ def unmark(connection: Connection, ids: Sequence[uuid.UUID]) -> None:
     """
     if ids:
         connection.execute(text(_UNMARK), {"ids": list(ids)})
+
+
+_DISCARD = "DELETE FROM agent_tasks WHERE id = ANY(:ids) AND status IN ('pending', 'queued')"
+
+
+def discard(connection: Connection, ids: Sequence[uuid.UUID]) -> None:
+    """Remove rows just written whose submit fails: a broker that refuses its settings.
+
+    The rows were never sent nor returned to anyone; rows that moved on are left alone.
+    """
+    if ids:
+        connection.execute(text(_DISCARD), {"ids": list(ids)})
 
 
 def dispatch(connection: Connection, ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:

@@ -1,4 +1,9 @@
-"""A redis-py client on the broker's Redis, one per process (progress events, health)."""
+"""A redis-py client on the broker's Redis, one per process (progress events, health).
+
+Also what tells a Redis that refuses the broker URL's settings (``refusal``)
+from one that is down: a wrong database number (``DB index is out of
+range``), password or user is answered with an error, never fixed by waiting.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,15 @@ import os
 from typing import Any
 
 import redis
+from redis.exceptions import (  # type: ignore[attr-defined]  # types-redis lacks OutOfMemoryError
+    ClusterDownError,
+    OutOfMemoryError,
+    TryAgainError,
+)
 
+from models.redaction import redact
 from workers.celeryconfig import build_config
-from workers.settings import get_settings
+from workers.settings import ENV_PREFIX, get_settings
 
 _clients: dict[int, redis.Redis[bytes]] = {}
 
@@ -18,6 +29,36 @@ def client_url(broker_url: str) -> str:
     if broker_url.startswith("redis+socket://"):
         return "unix://" + broker_url.removeprefix("redis+socket://")
     return broker_url
+
+
+_REFUSALS = (redis.AuthenticationError, redis.ResponseError)
+_PASSING = (OutOfMemoryError, TryAgainError, ClusterDownError)
+"""Errors Redis answers with that may pass by themselves: memory, a cluster failing over."""
+
+
+def refusal(error: BaseException | None) -> redis.RedisError | None:
+    """The error with which a Redis that answers refused the URL's settings, else None.
+
+    ``error`` or what caused it (kombu wraps redis-py's errors in its own
+    ``OperationalError``): a wrong database number, password or user
+    (``AuthenticationError``), an ACL that forbids a command.  Not a Redis
+    that is down or unreachable, which may come back.
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, _REFUSALS) and not isinstance(error, _PASSING):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def refused_message(error: BaseException) -> str:
+    """``Redis refuses TOOLBOX_REDIS_URL=redis://:***@host:6379/99 (DB index is out of range)``."""
+    text = str(error).strip()
+    reason = redact(text.splitlines()[0]) if text else type(error).__name__
+    url = redact(get_settings().redis_url or "(embedded)")
+    return f"Redis refuses {ENV_PREFIX}REDIS_URL={url} ({reason}); fix the setting"
 
 
 def get_redis() -> redis.Redis[bytes]:

@@ -1,5 +1,9 @@
 """One line for the failures a user can fix: PostgreSQL or Redis unreachable, no schema.
 
+A Redis that answers but refuses ``TOOLBOX_REDIS_URL``'s settings (a
+database number out of range, a wrong password) is a setting to fix, not
+an outage, and is worded so (``workers.redis.refused_message``).
+
 ``main()`` asks ``explain`` about any exception a command let through; the
 library (``workers.client``, ``workers.workflows``) keeps raising SQLAlchemy's
 and redis-py's own exceptions.  ``check_servers`` asks both servers up front
@@ -24,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from models.errors import ConfigurationError
 from models.redaction import MASK, redact
-from workers.redis import client_url
+from workers.redis import client_url, refusal, refused_message
 from workers.settings import ENV_PREFIX, get_settings, url_passwords
 
 #: ``agent_tasks`` missing (no schema) or a column missing (an older schema).
@@ -54,6 +58,9 @@ def explain(exc: BaseException, *, embedded_database: bool) -> str | None:
             return _unreachable_postgres(exc.orig, embedded_database, lost=lost)
         if exc.orig.sqlstate in SCHEMA_SQLSTATES:
             return _no_schema(exc.orig, embedded_database)
+    refused = refusal(exc) if isinstance(exc, redis.RedisError | KombuOperationalError) else None
+    if refused is not None:
+        return refused_message(refused)
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError | KombuOperationalError):
         return redis_unreachable(_reason(str(exc)))
     return None
@@ -104,7 +111,8 @@ def _redis_problem(url: str) -> str | None:
     try:
         client.ping()
     except redis.RedisError as exc:  # refused, timed out, wrong password, not a Redis at all
-        return redis_unreachable(_reason(str(exc)))
+        refused = refusal(exc)
+        return redis_unreachable(_reason(str(exc))) if refused is None else refused_message(refused)
     finally:
         client.close()
     return None

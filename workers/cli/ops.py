@@ -135,6 +135,8 @@ def status(
     """Queues (from Redis), running tasks, failures, LMS syncs, passbacks and health (PostgreSQL).
 
     Redis unreachable: the queue table says so and the rest is still shown.
+    A Redis that refuses TOOLBOX_REDIS_URL's settings (database number,
+    password) is one error line naming the setting, exit status 2.
     """
     resolve_servers()
     with get_engine().connect() as connection:

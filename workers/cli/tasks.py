@@ -102,7 +102,9 @@ def submit(
 
     If the broker cannot take it, a warning on stderr says so: the task is
     saved and the relay dispatches it once the broker is back (exit status 0
-    without --wait; with --wait, the wait goes on).
+    without --wait; with --wait, the wait goes on). A Redis that refuses
+    TOOLBOX_REDIS_URL's settings (database number, password) is an error
+    line naming the setting, exit status 2, and nothing is saved.
     """
     payload = read_input(input_json)
     check_input(agent, payload, given=input_json is not None)  # a typo needs no servers

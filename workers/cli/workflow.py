@@ -123,7 +123,9 @@ def generate(
     """Start a workflow for a teacher's request; prints its id (or the result with --wait).
 
     If the broker cannot take it, a warning on stderr says so: the workflow is
-    saved and the relay dispatches it once the broker is back.
+    saved and the relay dispatches it once the broker is back. A Redis that
+    refuses TOOLBOX_REDIS_URL's settings is an error (exit status 2), and
+    nothing is saved.
     """
     request = {
         "subject": subject,

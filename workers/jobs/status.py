@@ -17,6 +17,7 @@ from sqlalchemy import Connection, text
 
 from workers.jobs.errors import normalise_message
 from workers.jobs.queues import read_queues
+from workers.redis import refusal
 
 ERRORS_SHOWN = 10
 MESSAGE_WIDTH = 120
@@ -134,6 +135,8 @@ def collect_status(connection: Connection, client: redis.Redis[bytes]) -> Status
     try:
         snapshot = read_queues(client)
     except (redis.RedisError, OSError) as exc:
+        if refusal(exc) is not None:  # a setting to fix: the caller says so (toolbox status)
+            raise
         broker_error = f"redis unreachable: {type(exc).__name__}"
     else:
         queues = [dataclasses.asdict(queue) for queue in snapshot.queues]

@@ -1,0 +1,133 @@
+"""A Redis that answers but refuses ``TOOLBOX_REDIS_URL``'s settings: to fix, not an outage.
+
+A database number out of range (``redis://host:6379/99``) or a wrong user or
+password never comes back by itself, yet ``toolbox task submit`` said
+``cannot connect to Redis ... the relay will dispatch it once the broker is
+back``, exit status 0, and left a ``pending`` row behind.  Now a submit
+removes the row it has just written and stops with one ``error:`` line
+naming the setting (password masked) and what Redis said, as ``toolbox up``
+and ``toolbox status`` do.  A Redis that is down is still an outage
+(``test_cli_broker_down``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from kombu.exceptions import OperationalError
+from sqlalchemy import Engine, text
+
+from models.redaction import redact
+from tests.integration.test_cli import toolbox
+from tests.integration.test_cli_errors import one_error_line, up_that_should_not_start
+from tests.integration.test_cli_input import task_count
+from workers.redis import refusal
+
+WORKFLOW = ("workflow", "generate", "--subject", "science", "--grade", "6", "--topic", "volcanoes")
+
+
+def refusing(redis_url: str, *, userinfo: str = "", db: int = 99) -> str:
+    """The test Redis's address with another database number (and user part)."""
+    parts = urlsplit(redis_url)
+    if parts.scheme != "redis":
+        pytest.skip("needs a redis:// test server (TOOLBOX_TEST_REDIS_URL)")
+    return f"redis://{userinfo}{parts.hostname}:{parts.port or 6379}/{db}"
+
+
+def test_a_submit_to_a_redis_that_refuses_its_database_is_an_error_and_saves_nothing(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    url = refusing(toolbox_env["TOOLBOX_REDIS_URL"])
+    env = {**toolbox_env, "TOOLBOX_REDIS_URL": url}
+    said = f"Redis refuses TOOLBOX_REDIS_URL={url} (DB index is out of range); fix the setting"
+    for args in (("task", "submit", "echo"), ("task", "submit", "echo", "--wait", "--json")):
+        result = toolbox(*args, env=env)
+        assert one_error_line(result) == f"error: {said}; the task was not saved"
+        assert result.stdout == ""
+    assert one_error_line(toolbox(*WORKFLOW, env=env)) == f"error: {said}; the task was not saved"
+    assert task_count(engine) == 0  # nothing left pending for a broker that never comes
+    for args in (("status",), ("status", "--json")):
+        assert one_error_line(toolbox(*args, env=env)) == f"error: {said}"
+    listed = toolbox("task", "list", env=env)  # PostgreSQL only: Redis is not asked
+    assert listed.returncode == 0, listed.stderr
+
+
+def test_up_with_a_redis_that_refuses_its_database_starts_nothing(
+    toolbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    url = refusing(toolbox_env["TOOLBOX_REDIS_URL"])
+    result = up_that_should_not_start(
+        {**toolbox_env, "TOOLBOX_REDIS_URL": url, "TOOLBOX_DATA_DIR": str(tmp_path / "up")},
+        "--processes", "beat",
+    )  # fmt: skip
+    assert one_error_line(result) == (
+        f"error: Redis refuses TOOLBOX_REDIS_URL={url} (DB index is out of range); fix the setting"
+    )
+    assert result.stdout == ""
+
+
+def test_a_refused_login_names_the_setting_with_its_password_masked(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    url = refusing(toolbox_env["TOOLBOX_REDIS_URL"], userinfo="nobody:sekret-pw@", db=0)
+    result = toolbox("task", "submit", "echo", env={**toolbox_env, "TOOLBOX_REDIS_URL": url})
+    line = one_error_line(result)
+    assert line.startswith(f"error: Redis refuses TOOLBOX_REDIS_URL={redact(url)} (")
+    assert line.endswith("); fix the setting; the task was not saved")
+    assert "nobody:***@" in line and "sekret-pw" not in result.stdout + result.stderr
+    assert task_count(engine) == 0
+
+
+def test_the_python_client_raises_and_keeps_no_row_on_either_insert_path(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """The direct insert (by agent type) and the checked one (by agent id) both clean up.
+
+    The idempotency key is free afterwards: the same submit goes through once
+    the setting is fixed.
+    """
+    with engine.connect() as connection:
+        echo = connection.execute(
+            text("SELECT id FROM ai_agents WHERE agent_type = 'echo'")
+        ).scalar_one()
+    code = (
+        "import uuid, sys\n"
+        "from models.errors import ConfigurationError\n"
+        "from workers import client\n"
+        f"for agent in ('echo', uuid.UUID('{echo}')):\n"
+        "    try:\n"
+        "        client.submit(agent, {}, idempotency_key='lesson-1')\n"
+        "    except ConfigurationError as exc:\n"
+        "        print(exc.message)\n"
+    )
+    url = refusing(toolbox_env["TOOLBOX_REDIS_URL"])
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **toolbox_env, "TOOLBOX_REDIS_URL": url},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    said = f"Redis refuses TOOLBOX_REDIS_URL={url} (DB index is out of range); fix the setting"
+    assert result.stdout.splitlines() == [f"{said}; the task was not saved"] * 2
+    assert task_count(engine) == 0
+    from workers import client
+
+    task_id = client.submit("echo", {}, idempotency_key="lesson-1")  # the setting fixed
+    assert client.get_task(task_id).status == "queued"
+
+
+def test_refusals_are_told_from_outages() -> None:
+    refused = OperationalError("DB index is out of range")
+    refused.__cause__ = redis.ResponseError("DB index is out of range")
+    assert refusal(refused) is refused.__cause__
+    assert refusal(redis.AuthenticationError("invalid password")) is not None
+    assert refusal(OperationalError("Error 111 connecting")) is None
+    assert refusal(redis.ConnectionError("Connection refused")) is None
+    assert refusal(redis.BusyLoadingError("loading")) is None
+    assert refusal(None) is None
