@@ -26,7 +26,8 @@ from workers.workflows import WorkflowView
 
 console = Console()
 progress_console = Console(stderr=True)
-"""The live progress bar's: stdout holds only the result (the tree, or JSON)."""
+"""The live progress bar's: stdout holds only the result (the tree, or JSON).  Shown only
+on a terminal: redirected, its last frame would leave a blank line among the messages."""
 workflow_app = typer.Typer(help="Generate learning environments.", no_args_is_help=True)
 WorkflowId = Annotated[str, typer.Argument(metavar="ID", help=lookup.ID_HELP)]
 
@@ -157,7 +158,7 @@ def generate(
         timeout=timeout,
         quiet=submitted.broker_error is not None,
     ):
-        view = _follow(workflow_id, timeout, bar=not as_json)
+        view = _follow(workflow_id, timeout, bar=not as_json and progress_console.is_terminal)
     _print(view, as_json)
     if view.status != "completed":
         raise typer.Exit(1)
