@@ -11,11 +11,6 @@ import os
 from typing import Any
 
 import redis
-from redis.exceptions import (  # type: ignore[attr-defined]  # types-redis lacks OutOfMemoryError
-    ClusterDownError,
-    OutOfMemoryError,
-    TryAgainError,
-)
 
 from models.redaction import redact
 from workers.celeryconfig import build_config
@@ -31,23 +26,28 @@ def client_url(broker_url: str) -> str:
     return broker_url
 
 
-_REFUSALS = (redis.AuthenticationError, redis.ResponseError)
-_PASSING = (OutOfMemoryError, TryAgainError, ClusterDownError)
-"""Errors Redis answers with that may pass by themselves: memory, a cluster failing over."""
+_SETTING_ERRORS = (redis.AuthenticationError, redis.exceptions.NoPermissionError)
+_SETTING_ANSWERS = ("db index is out of range", "invalid db index", "wrongpass", "noauth")
+"""How Redis answers a wrong database number or login (``ResponseError`` by its words):
+anything else it answers (``MISCONF`` on a full disk, ``READONLY`` mid-failover, ``OOM``)
+may pass by itself, and a submit keeps its task for the relay as for an outage."""
 
 
 def refusal(error: BaseException | None) -> redis.RedisError | None:
     """The error with which a Redis that answers refused the URL's settings, else None.
 
     ``error`` or what caused it (kombu wraps redis-py's errors in its own
-    ``OperationalError``): a wrong database number, password or user
-    (``AuthenticationError``), an ACL that forbids a command.  Not a Redis
-    that is down or unreachable, which may come back.
+    ``OperationalError``): a wrong database number, password or user, an
+    ACL that forbids a command.  Not a Redis that is down, unreachable or
+    answering with a passing trouble, which may come back.
     """
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, _REFUSALS) and not isinstance(error, _PASSING):
+        if isinstance(error, _SETTING_ERRORS) or (
+            isinstance(error, redis.ResponseError)
+            and any(answer in str(error).lower() for answer in _SETTING_ANSWERS)
+        ):
             return error
         error = error.__cause__ or error.__context__
     return None

@@ -130,4 +130,12 @@ def test_refusals_are_told_from_outages() -> None:
     assert refusal(OperationalError("Error 111 connecting")) is None
     assert refusal(redis.ConnectionError("Connection refused")) is None
     assert refusal(redis.BusyLoadingError("loading")) is None
+    assert refusal(redis.exceptions.NoPermissionError("NOPERM no permissions")) is not None
+    assert refusal(redis.ResponseError("WRONGPASS invalid username-password pair")) is not None
+    for passing in (  # answers that may pass by themselves: the task is kept for the relay
+        redis.ResponseError("MISCONF Redis is configured to save RDB snapshots, but ..."),
+        redis.exceptions.ReadOnlyError("READONLY You can't write against a read only replica"),
+        redis.exceptions.OutOfMemoryError("OOM command not allowed when used memory > ..."),
+    ):
+        assert refusal(passing) is None, passing
     assert refusal(None) is None
