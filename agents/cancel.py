@@ -76,8 +76,8 @@ def cancel_task(connection: Connection, task_id: uuid.UUID) -> Found | None:
                 "UPDATE agent_tasks SET status = 'cancelled', completed_at = now(),"
                 " cancel_requested_at = now(), error_message = :message,"
                 " duration_seconds = CASE WHEN status = 'running'"
-                " THEN ceil(extract(epoch FROM now() - started_at))::int ELSE duration_seconds END"
-                " WHERE id = :id"
+                " THEN ceil(extract(epoch FROM now() - started_at))::int ELSE duration_seconds END,"
+                f" {lifecycle.PHASES_DONE} WHERE id = :id"
             ),
             {"id": task_id, "message": message},
         )

@@ -46,6 +46,7 @@ def test_the_cli_cancels_a_running_task_no_worker_holds_at_once(
     assert view.status == "cancelled" and view.completed_at is not None
     assert view.error_message == "cancelled while no worker was running it"
     assert view.cancel_requested_at is not None and 3 <= (view.duration_seconds or 0) < 60
+    assert view.progress_percentage == 40  # its two phases, as a task that fails shows them
     assert lease_is_free(engine, orphan)  # the cancel let go of the lease it tried
     assert reap(engine).redispatch == []  # nothing left for the reaper to send again
     again = cancel_lines(orphan, toolbox_env)
