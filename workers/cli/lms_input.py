@@ -25,14 +25,16 @@ from workers.cli.usage import refused
 errors = Console(stderr=True)
 
 #: The secret each platform cannot work without: (Credentials field, option, label).
-REQUIRED_SECRET: dict[str, tuple[str, str, str]] = {
-    "canvas": ("api_key", "--api-key", "Canvas API access token"),
-    "moodle": ("api_key", "--api-key", "Moodle web service token"),
-    "schoology": ("client_secret", "--client-secret", "Schoology consumer secret"),
-    "blackboard": ("client_secret", "--client-secret", "Blackboard application secret"),
-    "oneroster": ("client_secret", "--client-secret", "OneRoster client secret"),
-    "lti": ("private_key_pem", "--private-key-file", "LTI tool private key (PEM)"),
+REQUIRED_SECRET: dict[str, tuple[str, str]] = {
+    "canvas": ("api_key", "Canvas API access token"),
+    "moodle": ("api_key", "Moodle web service token"),
+    "schoology": ("client_secret", "Schoology consumer secret"),
+    "blackboard": ("client_secret", "Blackboard application secret"),
+    "oneroster": ("client_secret", "OneRoster client secret"),
+    "lti": ("private_key_pem", "LTI tool private key (PEM)"),
 }
+"""Platform -> (the ``Credentials`` field it cannot do without, its name for users); its
+flag and variable are ``lms.store.SECRET_INPUTS``'s."""
 SECRET_HELP = (
     "Secret; prefer the environment variable or the prompt (options land in shell history)"
 )
@@ -90,9 +92,9 @@ def credentials(
     given = {"api_key": api_key, "client_secret": client_secret, "private_key_pem": private_key}
     needed = REQUIRED_SECRET.get(platform)
     if needed is not None and not given[needed[0]]:
-        field, option, label = needed
+        field, label = needed
+        option, variable = SECRET_INPUTS[field]
         if field == "private_key_pem" or not sys.stdin.isatty():
-            variable = SECRET_INPUTS[field][1]
             prompted = "" if field == "private_key_pem" else " (or run it in a terminal)"
             raise ConfigurationError(
                 f"{platform} needs the {label}: pass {option} or set {variable}{prompted}"
@@ -159,7 +161,8 @@ def replacement_secrets(
     chosen = {name: value for name, value in given.items() if value is not None}
     needed = REQUIRED_SECRET.get(platform)
     if prompt and needed is not None and needed[0] not in chosen:
-        field, option, label = needed
+        field, label = needed
+        option = SECRET_INPUTS[field][0]
         if field == "private_key_pem":
             raise ConfigurationError(f"the {label} is read from a file: pass {option}")
         if not sys.stdin.isatty():
