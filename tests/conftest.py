@@ -77,6 +77,28 @@ def server_folder() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _data_dir_outside_the_checkout() -> Iterator[None]:
+    """``TOOLBOX_DATA_DIR`` in a temporary folder for the whole run, unless the run sets it.
+
+    Its default is ``.toolbox`` in the current folder: a test that reaches the
+    settings without ``toolbox_env`` (a development key for an LMS secret, a
+    Celery child's beat schedule) would otherwise leave one in the checkout.
+    Tests that need their own folder still set it themselves.
+    """
+    if os.environ.get("TOOLBOX_DATA_DIR"):
+        yield
+        return
+    with server_folder() as folder:
+        os.environ["TOOLBOX_DATA_DIR"] = str(folder / "data")
+        get_settings.cache_clear()
+        try:
+            yield
+        finally:
+            os.environ.pop("TOOLBOX_DATA_DIR", None)
+            get_settings.cache_clear()
+
+
 @pytest.fixture
 def server_dir() -> Iterator[Path]:
     """A fresh folder to hold a test's own embedded servers (``server_folder``)."""
