@@ -34,6 +34,7 @@ from sqlalchemy import Connection, event
 from sqlalchemy.orm import Session
 
 from agents import cancel as cancelling
+from agents.workflow import ROOT_AGENT
 from models.errors import ConfigurationError, NotFound, WaitTimeout
 from models.ids import parse_id
 from workers import dispatch as dispatcher
@@ -146,10 +147,15 @@ def _unless_refused(
     if refused is None:
         return
     dispatcher.discard(connection, [envelope.task_id for envelope in new])
-    nothing = "the task was" if len(new) == 1 else f"the {len(new)} tasks were"
-    raise ConfigurationError(
-        f"{refused_message(refused)}; {nothing} not saved"
-    ) from published.error
+    raise ConfigurationError(f"{refused_message(refused)}; {_unsaved(new)}") from published.error
+
+
+def _unsaved(new: Sequence[dispatcher.Envelope]) -> str:
+    """``the task was not saved``, or ``the workflow ...`` for a workflow's supervisor task."""
+    noun = "workflow" if any(e.agent_type == ROOT_AGENT for e in new) else "task"
+    if len(new) == 1:
+        return f"the {noun} was not saved"
+    return f"the {len(new)} {noun}s were not saved"
 
 
 def submit(

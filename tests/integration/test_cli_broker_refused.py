@@ -50,7 +50,8 @@ def test_a_submit_to_a_redis_that_refuses_its_database_is_an_error_and_saves_not
         result = toolbox(*args, env=env)
         assert one_error_line(result) == f"error: {said}; the task was not saved"
         assert result.stdout == ""
-    assert one_error_line(toolbox(*WORKFLOW, env=env)) == f"error: {said}; the task was not saved"
+    workflow = toolbox(*WORKFLOW, env=env)  # the user asked for a workflow, not a task
+    assert one_error_line(workflow) == f"error: {said}; the workflow was not saved"
     assert task_count(engine) == 0  # nothing left pending for a broker that never comes
     for args in (("status",), ("status", "--json")):
         assert one_error_line(toolbox(*args, env=env)) == f"error: {said}"
