@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from models.errors import ConfigurationError
 from workers.jobs.queues import read_queues
+from workers.redis import refusal, refused_message
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,11 @@ def database_metrics(connection: Connection) -> list[Metric]:
 
 
 class ToolboxCollector(Collector):
-    """Reads Redis and PostgreSQL on every scrape; a component that is down is ``toolbox_up 0``."""
+    """Reads Redis and PostgreSQL on every scrape; a component that is down is ``toolbox_up 0``.
+
+    A Redis that refuses ``TOOLBOX_REDIS_URL``'s settings is ``0`` too, logged as refusing
+    the setting (``workers.redis.refused_message``), not as unreachable.
+    """
 
     def __init__(
         self, engine: Callable[[], Engine], client: Callable[[], redis.Redis[bytes]]
@@ -171,7 +176,11 @@ class ToolboxCollector(Collector):
             yield from broker_metrics(self._client())
             up.add_metric(["redis"], 1)
         except (redis.RedisError, OSError) as exc:
-            log.warning("metrics: redis unreachable (%s)", type(exc).__name__)
+            refused = refusal(exc)  # a setting to fix, which waiting will not
+            if refused is None:
+                log.warning("metrics: redis unreachable (%s)", type(exc).__name__)
+            else:
+                log.warning("metrics: %s", refused_message(refused))
             up.add_metric(["redis"], 0)
         try:
             with self._engine().connect() as connection:

@@ -25,6 +25,7 @@ from tests.integration.ops_support import (
     user,
     wait_until,
 )
+from tests.integration.test_cli_broker_refused import refusing
 from workers.jobs.queues import PRIORITY_SEPARATOR
 from workers.redis import client_url
 
@@ -203,24 +204,42 @@ def test_metrics_exporter_over_http(
     assert not any("Grace" in label for _, labels in samples for _, label in labels)
 
 
-def test_the_metrics_exporter_logs_as_a_service(
-    toolbox_env: dict[str, str], tmp_path: Path
-) -> None:
-    """Timestamped JSON lines (TOOLBOX_LOG_JSON), as the workers log; not a command's warnings."""
+def exporter_log(env: dict[str, str], log_path: Path) -> list[dict[str, Any]]:
+    """The JSON records ``toolbox metrics`` logs while answering one scrape, Redis down."""
     port = free_port()
     argv = [TOOLBOX, "metrics", "--port", str(port), "--address", "127.0.0.1"]
-    env = {**os.environ, **toolbox_env, "TOOLBOX_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
-    log_path = tmp_path / "metrics.log"
-    process = start_process(argv, env, log_path)
+    process = start_process(argv, {**os.environ, **env}, log_path)
     try:
         samples = wait_until(lambda: scrape(f"http://127.0.0.1:{port}/metrics"), 30, "an answer")
     finally:
         stop_process(process)
     assert samples[("toolbox_up", (("component", "redis"),))] == 0
-    records = [json.loads(line) for line in log_path.read_text().splitlines() if line[:1] == "{"]
+    assert "warning: " not in log_path.read_text()
+    return [json.loads(line) for line in log_path.read_text().splitlines() if line[:1] == "{"]
+
+
+def test_the_metrics_exporter_logs_as_a_service(
+    toolbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Timestamped JSON lines (TOOLBOX_LOG_JSON), as the workers log; not a command's warnings."""
+    env = {**toolbox_env, "TOOLBOX_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    records = exporter_log(env, tmp_path / "metrics.log")
     unreachable = [r for r in records if r["msg"] == "metrics: redis unreachable (ConnectionError)"]
     assert unreachable and unreachable[0]["level"] == "WARNING" and unreachable[0]["ts"]
-    assert "warning: " not in log_path.read_text()
+
+
+def test_the_metrics_exporter_logs_a_refused_setting_as_one_to_fix(
+    toolbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A Redis that answers but refuses the database number is no outage: the line says so."""
+    url = refusing(toolbox_env["TOOLBOX_REDIS_URL"])
+    records = exporter_log({**toolbox_env, "TOOLBOX_REDIS_URL": url}, tmp_path / "metrics.log")
+    said = (
+        f"metrics: Redis refuses TOOLBOX_REDIS_URL={url} (DB index is out of range);"
+        " fix the setting"
+    )
+    assert [r["level"] for r in records if r["msg"] == said][:1] == ["WARNING"]
+    assert not [r for r in records if "unreachable" in r["msg"]]
 
 
 @pytest.mark.parametrize(
