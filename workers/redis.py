@@ -20,10 +20,19 @@ _clients: dict[int, redis.Redis[bytes]] = {}
 
 
 def client_url(broker_url: str) -> str:
-    """kombu's ``redis+socket://`` spelling is redis-py's ``unix://``."""
-    if broker_url.startswith("redis+socket://"):
-        return "unix://" + broker_url.removeprefix("redis+socket://")
-    return broker_url
+    """kombu's ``redis+socket://`` spelling is redis-py's ``unix://``.
+
+    A socket's database number, which kombu reads from ``?virtual_host=N`` (it ignores
+    ``?db=N``), is redis-py's ``?db=N`` (which takes no ``virtual_host``).
+    """
+    if not broker_url.startswith("redis+socket://"):
+        return broker_url
+    address, mark, query = broker_url.removeprefix("redis+socket://").partition("?")
+    items = [
+        "db=" + item.removeprefix("virtual_host=") if item.startswith("virtual_host=") else item
+        for item in query.split("&")
+    ]
+    return f"unix://{address}{mark}{'&'.join(items)}"
 
 
 _SETTING_ERRORS = (redis.AuthenticationError, redis.exceptions.NoPermissionError)

@@ -27,16 +27,22 @@ from models.redaction import redact
 from tests.integration.test_cli import toolbox
 from tests.integration.test_cli_errors import one_error_line, up_that_should_not_start
 from tests.integration.test_cli_input import task_count
-from workers.redis import refusal
+from workers.redis import client_url, refusal
 
 WORKFLOW = ("workflow", "generate", "--subject", "science", "--grade", "6", "--topic", "volcanoes")
 
 
 def refusing(redis_url: str, *, userinfo: str = "", db: int = 99) -> str:
-    """The test Redis's address with another database number (and user part)."""
+    """The test Redis's address with another database number (and user part).
+
+    The embedded server's socket too: kombu reads a socket's database from
+    ``?virtual_host=N``, which ``workers.redis.client_url`` gives redis-py as ``?db=N``.
+    """
     parts = urlsplit(redis_url)
+    if parts.scheme == "redis+socket":
+        return f"redis+socket://{userinfo}{parts.path}?virtual_host={db}"
     if parts.scheme != "redis":
-        pytest.skip("needs a redis:// test server (TOOLBOX_TEST_REDIS_URL)")
+        pytest.skip("needs a redis:// or redis+socket:// test server (TOOLBOX_TEST_REDIS_URL)")
     return f"redis://{userinfo}{parts.hostname}:{parts.port or 6379}/{db}"
 
 
@@ -121,6 +127,17 @@ def test_the_python_client_raises_and_keeps_no_row_on_either_insert_path(
 
     task_id = client.submit("echo", {}, idempotency_key="lesson-1")  # the setting fixed
     assert client.get_task(task_id).status == "queued"
+
+
+def test_a_sockets_database_reaches_redis_py_as_kombu_reads_it() -> None:
+    """kombu takes ``?virtual_host=N`` for a socket and ignores ``?db=N``; redis-py the reverse."""
+    assert client_url("redis+socket:///run/r.sock") == "unix:///run/r.sock"
+    assert client_url("redis+socket://u:pw@/run/r.sock?socket_timeout=3&virtual_host=99") == (
+        "unix://u:pw@/run/r.sock?socket_timeout=3&db=99"
+    )
+    assert client_url("redis://host:6379/2?virtual_host=9") == "redis://host:6379/2?virtual_host=9"
+    refused = redis.Redis.from_url(client_url(refusing("redis+socket:///run/r.sock")))
+    assert refused.get_connection_kwargs()["db"] == 99
 
 
 def test_refusals_are_told_from_outages() -> None:
