@@ -47,14 +47,20 @@ STOP_GRACE_SECONDS = MAX_TIMEOUT_SECONDS + HARD_LIMIT_GRACE_SECONDS + 30
 def choose(spec: str) -> list[str]:
     """The processes a comma-separated list names, in its order.
 
-    ``ConfigurationError`` for a list ``toolbox up`` cannot run: empty, an
-    unknown name, or a name twice (it would start a second process by that name).
+    ``ConfigurationError`` for a list ``toolbox up`` cannot run: empty, with an
+    empty name (``agents,``: a stray comma, a name left out?), an unknown name,
+    or a name twice (it would start a second process by that name).
     Its message is about the list; ``toolbox up`` names ``--processes`` before it.
     """
-    names = [name.strip() for name in spec.split(",") if name.strip()]
+    items = [item.strip() for item in spec.split(",")]
+    names = [item for item in items if item]
     known = ", ".join(PROCESSES)
     if not names:
         raise ConfigurationError(f"names no process; choose from {known}")
+    if len(names) < len(items):
+        raise ConfigurationError(
+            f"empty name {_where_empty(items)} in {spec.strip()!r}; remove the extra comma"
+        )
     unknown = [name for name in names if name not in PROCESSES]
     if unknown:
         raise ConfigurationError(f"unknown process {unknown[0]!r}; known: {known}")
@@ -65,6 +71,16 @@ def choose(spec: str) -> list[str]:
             "toolbox up (more agent processes: TOOLBOX_CONCURRENCY)"
         )
     return names
+
+
+def _where_empty(items: list[str]) -> str:
+    """Where the first empty item of a list with names in it is: ``between 'agents' and 'lms'``."""
+    empty = items.index("")
+    before = [item for item in items[:empty] if item]
+    after = [item for item in items[empty:] if item]
+    if before and after:
+        return f"between {before[-1]!r} and {after[0]!r}"
+    return f"after {before[-1]!r}" if before else f"before {after[0]!r}"
 
 
 def process_env() -> dict[str, str]:

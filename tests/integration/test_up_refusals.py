@@ -32,6 +32,12 @@ def table_count(database_url: str) -> int:
          "maintenance, beat, flower"),
         ("agents,worker", "error: toolbox up: --processes: unknown process 'worker'; known: "
          "agents, lms, maintenance, beat, flower"),
+        ("agents,", "error: toolbox up: --processes: empty name after 'agents' in 'agents,'; "
+         "remove the extra comma"),
+        ("agents, ,lms", "error: toolbox up: --processes: empty name between 'agents' and "
+         "'lms' in 'agents, ,lms'; remove the extra comma"),
+        (",beat", "error: toolbox up: --processes: empty name before 'beat' in ',beat'; "
+         "remove the extra comma"),
     ],
 )  # fmt: skip
 def test_a_process_list_it_cannot_run(
