@@ -13,6 +13,7 @@ import socket
 from dataclasses import dataclass
 
 from models.errors import ConfigurationError
+from workers.ports import PORT_IN_USE, cannot_listen
 from workers.procs import process_env
 from workers.settings import ENV_PREFIX, Settings, ensure_data_dir
 
@@ -55,7 +56,7 @@ def check_port(settings: Settings, address: str | None = None) -> None:
             if exc.errno != errno.EADDRINUSE:
                 return  # Flower will say what else is wrong
             raise ConfigurationError(
-                f"Flower cannot listen on {bind}:{port}: the port is in use by another process"
+                f"Flower {cannot_listen(bind, port, PORT_IN_USE)}"
                 " (a toolbox up or toolbox flower already running?); stop it, or set"
                 f" {ENV_PREFIX}FLOWER_PORT"
             ) from None

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from models.errors import ConfigurationError
 from workers.jobs.queues import read_queues
+from workers.ports import PORT_IN_USE, cannot_listen
 from workers.redis import refusal, refused_message
 
 log = logging.getLogger(__name__)
@@ -225,12 +226,12 @@ def listen(
         if exc.errno == errno.EADDRNOTAVAIL:
             reason, flag = "the address is not one of this machine's", "--address"
         elif exc.errno == errno.EADDRINUSE:
-            reason, flag = "the port is in use by another process", "--port"
+            reason, flag = PORT_IN_USE, "--port"
         elif exc.errno == errno.EACCES:
             reason, flag = "permission denied (ports below 1024 need privileges)", "--port"
         else:
             reason, flag = (exc.strerror or type(exc).__name__).lower(), "--port"
-        raise CannotListen(f"cannot listen on {address}:{port}: {reason}", flag=flag) from None
+        raise CannotListen(cannot_listen(address, port, reason), flag=flag) from None
 
 
 def run(server: WSGIServer) -> None:
