@@ -45,8 +45,12 @@ from lms.store import connection_config
 from lms.upsert import Counts, CourseSnapshot, mark_missing_courses, write_course
 from models.errors import RetryableError, ToolboxError
 from models.lms import LMSIntegration
+from models.redaction import redact
 
 log = logging.getLogger(__name__)
+summary_log = logging.getLogger(f"{__name__}.summary")
+"""The line that ends each run: its counts, and why a run that failed as a whole failed.
+A service's record: ``toolbox lms sync --now`` prints the report instead (not twice)."""
 
 MESSAGE_LIMIT = 2000
 ClientFactory = Callable[..., LMSClient]
@@ -75,6 +79,14 @@ class SyncReport:
     seconds: float = 0.0
     not_before: dt.datetime | None = None
     """When the LMS may be called again, if the run stopped on its ``Retry-After``."""
+
+    @property
+    def reason(self) -> str | None:
+        """Why a run that failed as a whole failed (the LMS unreachable, credentials
+        refused), secrets masked; None otherwise: a failed course's line names its own."""
+        if self.status == "failed" and not self.errors and self.message:
+            return redact(self.message)
+        return None
 
     def as_dict(self) -> dict[str, Any]:
         shown = asdict(self)
@@ -271,14 +283,14 @@ def _finish(
         if asked:
             report.not_before = set_not_before(connection, report.integration_id, asked)
     log_at = logging.INFO if status == "success" else logging.WARNING
-    log.log(
+    summary_log.log(
         log_at,
         "LMS sync of %s %s in %.1fs: %d course(s), assignments +%d ~%d -%d,"
-        " enrollments +%d ~%d -%d, %d course(s) failed",
+        " enrollments +%d ~%d -%d, %d course(s) failed%s",
         report.integration_id, status, report.seconds, report.courses_listed,
         report.assignments.inserted, report.assignments.updated, report.assignments.removed,
         report.enrollments.inserted, report.enrollments.updated, report.enrollments.removed,
-        report.courses_failed,
+        report.courses_failed, f"; reason: {report.reason}" if report.reason else "",
     )  # fmt: skip
     return report
 

@@ -111,6 +111,11 @@ def test_a_failed_sync_names_its_reason_in_errors_and_on_stderr(
                and "retry" not in line]  # fmt: skip
     assert line == f"warning: sync of {integration} failed: {reason}"
     assert "unreachable-t0ken" not in synced.stdout + synced.stderr
+    shown = toolbox("lms", "sync", integration, "--now", env=env)  # the report, not the log line
+    assert shown.returncode == 1, shown.stderr
+    said = " ".join((shown.stdout + shown.stderr).split())  # the report wraps at the width
+    assert said.count("failed after 6 attempt(s)") == 1, said
+    assert "LMS sync of" not in said and "unreachable-t0ken" not in said
 
 
 def test_add_explains_what_is_missing(toolbox_env: dict[str, str]) -> None:

@@ -307,6 +307,24 @@ def test_a_rejected_token_fails_with_the_lms_message_and_the_token_shows_nowhere
     assert secret not in stored and row.api_key_encrypted.startswith("gAAAAA")
 
 
+def test_the_worker_line_of_a_sync_that_failed_as_a_whole_says_why_with_secrets_masked(
+    engine: Engine, integration: uuid.UUID, canvas: FakeCanvas, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Counts alone (``0 course(s) failed``) left the operator to look the reason up."""
+    legacy = canvas.base_url.replace("http://", "http://admin:S3cret@")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE lms_integrations SET base_url = :url"), {"url": legacy})
+        assert claim_now(connection, integration).claimed
+    with caplog.at_level(logging.INFO, logger="lms.sync"):
+        assert _run_sync_task(integration)["status"] == "failed"  # the URL's user: a 401
+    error = integration_row(engine, integration).sync_error_message
+    assert "HTTP 401" in error and "admin:***@" in error
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert line.startswith(f"LMS sync of {integration} failed in ")
+    assert line.endswith(f", 0 course(s) failed; reason: {error}")
+    assert "S3cret" not in caplog.text
+
+
 @pytest.mark.parametrize("json_output", [True, False])
 def test_a_worker_logging_a_sync_of_an_address_with_a_password_masks_it(
     engine: Engine,

@@ -18,7 +18,7 @@ from lms.registry import PLATFORMS
 from lms.schedule import claim_now
 from lms.status import integration_detail, list_integrations, resolve_id
 from lms.store import NewIntegration, add_integration, rotate_secrets, validated
-from lms.sync import SyncProgress, SyncReport, run_sync
+from lms.sync import SyncProgress, SyncReport, run_sync, summary_log
 from models.errors import ToolboxError
 from models.redaction import redact
 from workers.app import app as celery_app
@@ -41,6 +41,7 @@ from workers.cli.lms_input import (
     pair_options,
     refuse_unknown_options,
 )
+from workers.cli.logs import unshown
 from workers.cli.lookup import warn
 from workers.db import get_engine
 from workers.embedded import resolve_servers
@@ -278,13 +279,14 @@ def _sync_here(integration_id: uuid.UUID, *, ignore_not_before: bool) -> SyncRep
         def advance(step: SyncProgress) -> None:
             progress.update(task, completed=step.done, total=step.total)
 
-        report = run_sync(
-            get_engine(),
-            integration_id,
-            secrets=secret_box,
-            progress=advance,
-            ignore_not_before=ignore_not_before,
-        )
+        with unshown(summary_log):  # the report printed next says it all
+            report = run_sync(
+                get_engine(),
+                integration_id,
+                secrets=secret_box,
+                progress=advance,
+                ignore_not_before=ignore_not_before,
+            )
     record_sync(get_engine(), report)
     return report
 
@@ -297,8 +299,8 @@ def _report_json(report: SyncReport) -> dict[str, Any]:
     so a script reads why any failed sync failed from one field.
     """
     shown = report.as_dict()
-    if report.status == "failed" and not report.errors and report.message:
-        shown["errors"] = [redact(report.message)]
+    if report.reason:
+        shown["errors"] = [report.reason]
     return shown
 
 

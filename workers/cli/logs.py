@@ -13,7 +13,9 @@ every request at INFO) are not shown.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 from models.redaction import redact
 from workers.cli.failures import say_error
@@ -59,3 +61,18 @@ def configure_command_logging() -> None:
     root.setLevel(logging.WARNING)
     # a refused message: the submit commands print a warning a user can act on instead
     logging.getLogger("workers.dispatch").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def unshown(logger: logging.Logger) -> Iterator[None]:
+    """Records of ``logger`` itself are not shown inside: the command prints the same itself."""
+
+    def drop(record: logging.LogRecord) -> bool:
+        del record
+        return False
+
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
