@@ -76,6 +76,13 @@ def _check_redis_url(value: str) -> str:
         raise ValueError("needs a host")
     if parts.scheme == "redis+socket" and not parts.path:
         raise ValueError("needs a socket path")
+    if parts.scheme == "redis+socket" and any(
+        item.startswith("db=") for item in parts.query.split("&")
+    ):
+        # kombu ignores it (the broker would use database 0) while redis-py honours it
+        raise ValueError(
+            "a socket's database number is ?virtual_host=N, as Celery's kombu reads it, not ?db=N"
+        )
     _check_port(parts)
     return value
 

@@ -43,6 +43,8 @@ def test_defaults_use_embedded_servers() -> None:
         ("TOOLBOX_AGENT_MODELS", "quiz=gpt-4o", "TOOLBOX_AGENT_MODELS: quiz: model spec 'gpt-4o'"),
         # a port that is not a number used to pass here and crash every command with a traceback
         ("TOOLBOX_REDIS_URL", "redis://h:notaport/0", "TOOLBOX_REDIS_URL: port 'notaport' is"),
+        # kombu ignores a socket's ?db= (the broker would use database 0, redis-py database 3)
+        ("TOOLBOX_REDIS_URL", "redis+socket:///tmp/r.sock?db=3", "is ?virtual_host=N, as Celery"),
         ("TOOLBOX_DATABASE_URL", "postgresql://u@h:abc/db", "TOOLBOX_DATABASE_URL: port 'abc'"),
         ("TOOLBOX_DATABASE_URL", "postgresql://u@h:99999/db", "TOOLBOX_DATABASE_URL: port"),
         # JSON-valued nested settings used to raise pydantic-settings' SettingsError (traceback)
