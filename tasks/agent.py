@@ -36,4 +36,10 @@ def run_agent_task(self: Task, task_id: str) -> None:
     finally:
         task_context.reset(token)
     if decision.action == "retry":
-        raise self.retry(countdown=decision.countdown, max_retries=None)
+        # Celery's retry message drops argsrepr: keep what Flower shows (ids, never payloads).
+        raise self.retry(
+            countdown=decision.countdown,
+            max_retries=None,
+            argsrepr=getattr(self.request, "argsrepr", None) or f"task_id={row_id}",
+            kwargsrepr="{}",
+        )

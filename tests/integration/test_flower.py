@@ -52,15 +52,7 @@ def test_flower_shows_tasks_by_id_behind_a_login(
         wait_until(listening, 40, "Flower receiving the worker's events")
         task_id = client.submit("echo", {"message": PAYLOAD})
         assert client.wait(task_id, timeout=30).status == "completed"
-
-        def seen() -> dict[str, Any] | None:
-            response = get(f"{base}/api/task/info/{task_id}")
-            if response is None or response.status_code != 200:
-                return None
-            info: dict[str, Any] = response.json()
-            return info if info.get("state") == "SUCCESS" else None
-
-        info = wait_until(seen, 20, "the task in Flower")
+        info = wait_until(lambda: succeeded(base, task_id), 20, "the task in Flower")
         listed = get(f"{base}/api/tasks")
         assert listed is not None and str(task_id) in listed.json()
         assert info["name"] == "toolbox.agent.run"
@@ -74,10 +66,28 @@ def test_flower_shows_tasks_by_id_behind_a_login(
             assert anonymous is not None and anonymous.status_code == 401, url
         wrong = get(f"{base}/api/tasks", auth=(LOGIN[0], "guess"))
         assert wrong is not None and wrong.status_code == 401
+
+        # A retry is a new message (Celery's own): it shows the same ids, never the payload.
+        retried = client.submit(
+            "echo", {"message": PAYLOAD, "fail_phase": "action", "fail_attempts": 1}
+        )
+        assert client.wait(retried, timeout=60).retry_count == 1
+        info = wait_until(lambda: succeeded(base, retried), 20, "the retried task in Flower")
+        assert info["args"] == f"task_id={retried} agent=echo"
+        assert info["kwargs"] == "{}"
     finally:
         stop_process(flower)
     log = (tmp_path / "flower.log").read_text(errors="replace")
     assert LOGIN[1] not in log, "the password never reaches Flower's output"
+
+
+def succeeded(base: str, task_id: object) -> dict[str, Any] | None:
+    """Flower's view of a task once it saw the task succeed, else None."""
+    response = get(f"{base}/api/task/info/{task_id}")
+    if response is None or response.status_code != 200:
+        return None
+    info: dict[str, Any] = response.json()
+    return info if info.get("state") == "SUCCESS" else None
 
 
 @pytest.mark.parametrize(
