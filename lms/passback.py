@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from lms.base import GradeSubmission
 from models.errors import NotFound, ValidationFailed
+from models.ids import parse_id
 
 #: Namespace of the deterministic ``sourced_id`` of a passback.
 SOURCED_ID_NAMESPACE = uuid.UUID("6f1d3f0e-2b4c-5d8e-9a7b-1c2d3e4f5a6b")
@@ -104,6 +105,8 @@ def record_attempt_completion(db: Session | Connection, attempt_id: uuid.UUID) -
     the user is an enrolled (not dropped) student.  Safe to call twice: the
     second call adds nothing.  Returns the ids of the rows written now.
     """
+    # Checked before any query: a malformed id would abort the caller's transaction.
+    attempt_id = parse_id(attempt_id, noun="quiz attempt", field="attempt_id")
     attempt = db.execute(_ATTEMPT, {"attempt": attempt_id}).one_or_none()
     if attempt is None:
         raise NotFound(f"no quiz attempt {attempt_id}")

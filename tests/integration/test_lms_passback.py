@@ -98,6 +98,16 @@ def test_completion_writes_a_fixed_payload_in_the_callers_transaction(
             record_attempt_completion(session, uuid.uuid4())
 
 
+def test_an_attempt_id_that_is_no_uuid_is_refused_and_the_transaction_goes_on(
+    engine: Engine,
+) -> None:
+    """The caller completes the attempt in this transaction: a bad id must not abort it."""
+    with Session(engine) as session, session.begin():
+        with pytest.raises(ValidationFailed, match=r"^attempt_id: not a quiz attempt id"):
+            record_attempt_completion(session, "not-a-uuid")  # type: ignore[arg-type]
+        assert session.execute(text("SELECT 1")).scalar_one() == 1
+
+
 def test_only_enrolled_students_with_a_finished_attempt_get_a_passback(
     engine: Engine, quiz: uuid.UUID, course: str, data: Dataset
 ) -> None:
