@@ -12,10 +12,11 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from lms.drain import drain, send_worst_case_seconds
+from lms.http import server_wait
 from lms.passback import PassbackPolicy
 from lms.schedule import claim_due
 from lms.sync import run_sync
-from models.errors import RetryableError
+from models.errors import LMSUnavailable, RetryableError
 from workers.app import app
 from workers.db import get_engine
 from workers.jobs.lms_errors import record_passbacks, record_sync, record_sync_retry
@@ -85,8 +86,11 @@ def sync_integration(
     except RetryableError as exc:
         record_sync_retry(get_engine(), row_id, exc)
         step = min(SYNC_RETRY_CAP_SECONDS, 30.0 * 2**failures)
-        # At least the wait asked for (run_sync ended the run if it exceeds the maximum).
-        countdown = max(random.uniform(step / 2, step), exc.retry_after or 0.0)
+        # At least the wait the LMS asked for (run_sync ended the run if it exceeds the
+        # maximum), not the HTTP client's backoff hint: that is 30 s after every outage, and
+        # would bring every integration it hit back at the same moment, unjittered.
+        asked = server_wait(exc) if isinstance(exc, LMSUnavailable) else exc.retry_after
+        countdown = max(random.uniform(step / 2, step), asked or 0.0)
         if exc.details.get("server_retry_after") is not None:  # the LMS's pace, not a failure
             throttled += 1
         raise self.retry(

@@ -196,6 +196,24 @@ def _run_sync_task(integration: uuid.UUID, retries: int = 0, **kwargs: Any) -> A
         sync_integration.pop_request()
 
 
+def test_the_first_retry_after_an_outage_is_jittered_not_the_http_clients_backoff_hint(
+    engine: Engine, integration: uuid.UUID, canvas: FakeCanvas
+) -> None:
+    """Every integration an outage hit would otherwise come back at exactly +30 s at once."""
+    canvas.inject(Fault(100, Reply.text("upstream down", 503),
+                        match=lambda request: request.path == "/api/v1/courses"))  # fmt: skip
+    with engine.begin() as connection:
+        assert claim_now(connection, integration).claimed
+
+    with pytest.raises(Retry) as retried:
+        _run_sync_task(integration)
+
+    assert isinstance(retried.value.when, float)
+    assert 15 <= retried.value.when < 30, "a jittered 30 s step: 15 to 30 s"
+    assert retried.value.sig is not None
+    assert retried.value.sig.kwargs == {"throttled": 0, "ignore_not_before": False}
+
+
 def test_a_sync_retry_waits_as_long_as_the_lms_asks_and_a_longer_wish_is_kept_to(
     engine: Engine, integration: uuid.UUID, canvas: FakeCanvas
 ) -> None:
