@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from models.errors import ConfigurationError, ValidationFailed
@@ -131,7 +132,7 @@ def db_check() -> None:
         problems.extend(schema.schema_drift(servers.database_url))
     if problems:
         for line in problems:
-            console.print(f"[red]drift[/red] {line}")
+            console.print(f"[red]drift[/red] {escape(line)}")
         raise typer.Exit(1)
     console.print(f"schema matches the models (revision {head})")
 
@@ -147,7 +148,7 @@ def config(
     else:
         table = Table("setting", "value")
         for name, value in _variables(shown):
-            table.add_row(name, "(embedded)" if value is None else str(value))
+            table.add_row(name, "(embedded)" if value is None else escape(str(value)))
         console.print(table)
     problem = data_dir_problem(settings.data_dir)  # the commands that need it would refuse
     if problem is not None:

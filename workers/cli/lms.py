@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
@@ -109,7 +110,9 @@ def add(
     if as_json:
         typer.echo(json.dumps({"id": str(integration_id), "platform": platform}))
         return
-    console.print(f"added {platform} integration [bold]{integration_id}[/bold] for {institution}")
+    console.print(
+        f"added {platform} integration [bold]{integration_id}[/bold] for {escape(institution)}"
+    )
     console.print(f"first sync: toolbox lms sync {integration_id} --now")
 
 
@@ -141,7 +144,7 @@ def list_(as_json: JsonFlag = False) -> None:
                               if s.passbacks["failed"] else "") if part
         ) or "-"  # fmt: skip
         table.add_row(
-            str(s.id)[:8], s.platform, s.institution,
+            str(s.id)[:8], s.platform, escape(s.institution),
             (s.last_sync_status or "never") if s.is_active else "disabled",
             _when(s.last_sync_at, short=True),
             _when(s.next_sync_at, short=True) if s.is_active else "disabled", grades,
@@ -191,10 +194,10 @@ def status(
     ]  # fmt: skip
     for name, value in rows:
         if value is not None:
-            table.add_row(f"[bold]{name.replace('_', ' ')}[/bold]", str(value))
+            table.add_row(f"[bold]{name.replace('_', ' ')}[/bold]", escape(str(value)))
     console.print(table)
     for line in detail.recent_passback_errors:
-        console.print(f"[yellow]passback[/yellow] {line}")
+        console.print(f"[yellow]passback[/yellow] {escape(line)}")
 
 
 @lms_app.command("sync")
@@ -221,7 +224,7 @@ def sync(
         integration_id = resolve_id(connection, integration)
         claim = claim_now(connection, integration_id, ignore_not_before=ignore_retry_after)
     if not claim.claimed:
-        errors.print(f"[red]not started:[/red] {claim.reason}")
+        errors.print(f"[red]not started:[/red] {escape(claim.reason or '')}")
         raise typer.Exit(1)
     if not now:
         try:
@@ -311,7 +314,7 @@ def _show_report(report: SyncReport) -> None:
         console.print(f"the LMS asked not to be called before {_when(report.not_before)}: "
                       "beat waits until then")  # fmt: skip
     if report.status == "skipped" or report.courses_listed == 0:
-        console.print(redact(report.message or "the LMS lists no courses"))
+        console.print(escape(redact(report.message or "the LMS lists no courses")))
         return
     table = Table("", "new", "updated", "unchanged", "removed")
     for name, counts in (("courses", report.courses), ("assignments", report.assignments),
@@ -321,7 +324,7 @@ def _show_report(report: SyncReport) -> None:
                       str(removed))  # fmt: skip
     console.print(table)
     if report.message:
-        console.print(redact(report.message))
+        console.print(escape(redact(report.message)))
 
 
 def _when(moment: dt.datetime | None, *, short: bool = False) -> str:

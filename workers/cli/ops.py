@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from workers.cli.failures import redis_unreachable
@@ -42,7 +43,7 @@ def _queues(report: Status) -> Table:
         spread = ", ".join(f"p{priority}: {count}" for priority, count in counts)
         table.add_row(queue["name"], str(queue["depth"]), spread or "-")
     if report.broker_error:
-        table.add_row("[red]unavailable[/red]", "-", report.broker_error)
+        table.add_row("[red]unavailable[/red]", "-", escape(report.broker_error))
         table.caption = redis_unreachable()
     else:
         table.caption = f"{report.unacked} message(s) delivered and not yet acknowledged"
@@ -58,8 +59,8 @@ def _agents(report: Status) -> Table:
         failed = f"[red]{row['failed_last_hour']}[/red]" if row["failed_last_hour"] else "0"
         name = row["agent"] if row["active"] else f"{row['agent']} (inactive)"
         table.add_row(
-            name, f"{row['running']} / {row['slots']}", str(row["waiting"]), str(row["retrying"]),
-            str(row["completed_last_hour"]), failed,
+            escape(name), f"{row['running']} / {row['slots']}", str(row["waiting"]),
+            str(row["retrying"]), str(row["completed_last_hour"]), failed,
             _when(row["last_health_check"], report.generated_at),
         )  # fmt: skip
     return table
@@ -72,9 +73,9 @@ def _errors(report: Status) -> Table:
     )  # fmt: skip
     for row in report.errors_last_hour:
         table.add_row(
-            row["severity"], row["error_type"], row["service"] or "-",
+            row["severity"], escape(row["error_type"]), escape(row["service"] or "-"),
             str(row["occurrence_count"]), _when(row["last_seen"], report.generated_at),
-            row["message"],
+            escape(row["message"]),
         )  # fmt: skip
     if not report.errors_last_hour:
         table.add_row("-", "none", "", "", "", "")
@@ -90,8 +91,8 @@ def _lms(report: Status) -> Table:
             until = row["not_before"].astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
             state += f"\nnot before {until} (Retry-After)"
         table.add_row(
-            row["institution"], row["platform"], "yes" if row["active"] else "no",
-            _when(row["last_sync_at"], report.generated_at), state, row["error"] or "",
+            escape(row["institution"]), row["platform"], "yes" if row["active"] else "no",
+            _when(row["last_sync_at"], report.generated_at), state, escape(row["error"] or ""),
         )  # fmt: skip
     passbacks = report.passbacks
     caption = (
@@ -114,12 +115,12 @@ def _health_and_jobs(report: Status) -> Table:
         reasons = "; ".join(health["errors"] + health["warnings"]) or "all checks passed"
         table.add_row(
             "health check", _when(health["checked_at"], report.generated_at),
-            f"[{colour}]{health['status']}[/{colour}] ({health['score']:.0f})", reasons,
+            f"[{colour}]{health['status']}[/{colour}] ({health['score']:.0f})", escape(reasons),
         )  # fmt: skip
     for job in report.jobs:
         detail = json.dumps(job["detail"], sort_keys=True) if job["detail"] else ""
         table.add_row(
-            job["job"], _when(job["slot_start"], report.generated_at), job["status"], detail
+            job["job"], _when(job["slot_start"], report.generated_at), job["status"], escape(detail)
         )
     return table
 

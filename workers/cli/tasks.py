@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from models.errors import IdempotencyConflict, ValidationFailed
@@ -59,7 +60,7 @@ def _show(view: TaskView) -> None:
     ]  # fmt: skip
     for name, value in rows:
         if value is not None:
-            table.add_row(f"[bold]{name}[/bold]", str(value))
+            table.add_row(f"[bold]{name}[/bold]", escape(str(value)))
     console.print(table)
     if view.states:
         states = Table("#", "phase", "quality", "confidence", "ms", title="SPARC states")
@@ -178,7 +179,7 @@ def list_(
         table.add_row(
             str(view.id), view.agent_type, view.status, f"{view.progress_percentage}%",
             str(view.retry_count), view.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            (view.error_message or "")[:60],
+            escape((view.error_message or "")[:60]),
         )  # fmt: skip
     console.print(table)
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.tree import Tree
 
@@ -57,15 +58,15 @@ def _tree(view: WorkflowView) -> Tree:
             f"{timing} [dim]{task.id}[/dim]"
         )
         if task.error_message and task.status != "completed":
-            label += f"\n[red]{task.error_message[:120]}[/red]"
+            label += f"\n[red]{escape(task.error_message[:120])}[/red]"
         parent = nodes.get(task.parent_task_id, tree)
         nodes[task.id] = parent.add(label)
     if view.artifacts:
         artifacts = tree.add("[bold]artifacts[/bold]")
         for name, value in view.artifacts.items():
-            artifacts.add(f"{name}: {value}")
+            artifacts.add(escape(f"{name}: {value}"))
     if view.error:
-        tree.add(f"[red]{view.error}[/red]")
+        tree.add(f"[red]{escape(view.error)}[/red]")
     if view.finished and not view.settled:
         tree.add("[dim]tasks still running stop at their next phase and store nothing[/dim]")
     return tree
