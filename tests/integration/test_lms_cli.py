@@ -91,15 +91,20 @@ def test_log_records_are_warning_lines_on_stderr_and_stdout_stays_json(
         assert "WARNING" not in synced.stderr and "HTTP Request" not in synced.stderr
 
 
+def add_unreachable(env: dict[str, str]) -> str:
+    """A Canvas integration at an address nothing listens on; its id."""
+    added = toolbox("lms", "add", "canvas", "--institution", "Springfield",
+                    "--base-url", "http://127.0.0.1:9/", "--json", env=env)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    return str(json.loads(added.stdout)["id"])
+
+
 def test_a_failed_sync_names_its_reason_in_errors_and_on_stderr(
     toolbox_env: dict[str, str],
 ) -> None:
     """An LMS that cannot be reached fails the run as a whole, with no per-course errors."""
     env = {**toolbox_env, "TOOLBOX_LMS_API_KEY": "unreachable-t0ken"}
-    added = toolbox("lms", "add", "canvas", "--institution", "Springfield",
-                    "--base-url", "http://127.0.0.1:9/", "--json", env=env)  # fmt: skip
-    assert added.returncode == 0, added.stderr
-    integration = json.loads(added.stdout)["id"]
+    integration = add_unreachable(env)
     synced = toolbox("lms", "sync", integration, "--now", "--json", env=env)
     assert synced.returncode == 1, synced.stderr
     report = json.loads(synced.stdout)
@@ -116,6 +121,19 @@ def test_a_failed_sync_names_its_reason_in_errors_and_on_stderr(
     said = " ".join((shown.stdout + shown.stderr).split())  # the report wraps at the width
     assert said.count("failed after 6 attempt(s)") == 1, said
     assert "LMS sync of" not in said and "unreachable-t0ken" not in said
+
+
+def test_a_sync_the_broker_cannot_queue_names_redis_and_the_setting(
+    toolbox_env: dict[str, str],
+) -> None:
+    """It used to say only ``could not queue the sync (OperationalError)``."""
+    env = {**toolbox_env, "TOOLBOX_LMS_API_KEY": "queued-t0ken"}
+    integration = add_unreachable(env)
+    down = {**env, "TOOLBOX_REDIS_URL": "redis://127.0.0.1:1/0"}
+    queued = toolbox("lms", "sync", integration, env=down)
+    line = one_error_line(queued)
+    assert line.startswith("error: could not queue the sync: cannot connect to Redis at"), line
+    assert "127.0.0.1:1" in line and "TOOLBOX_REDIS_URL" in line and "--now" in line
 
 
 def test_add_explains_what_is_missing(toolbox_env: dict[str, str]) -> None:

@@ -24,6 +24,7 @@ from models.errors import ToolboxError
 from models.redaction import redact
 from workers.app import app as celery_app
 from workers.cli import lms_edit
+from workers.cli.failures import explain
 from workers.cli.lms_input import (
     ApiKey,
     ApiVersion,
@@ -234,8 +235,9 @@ def sync(
                 kwargs={"ignore_not_before": ignore_retry_after},
             )
         except Exception as exc:  # the broker: the claim stays and beat takes it up when stale
+            problem = explain(exc, embedded_database=False) or type(exc).__name__
             raise ToolboxError(
-                f"could not queue the sync ({type(exc).__name__}); run it here with --now, "
+                f"could not queue the sync: {problem}; run it here with --now, "
                 "or beat retries it within 15 minutes"
             ) from None
         if as_json:
