@@ -20,7 +20,9 @@ from celery.signals import (
     task_failure,
     worker_init,
     worker_process_init,
+    worker_ready,
 )
+from sqlalchemy import make_url
 
 from workers.db import get_engine, reset_engine
 from workers.lifelines import stop_with_supervisor
@@ -96,6 +98,35 @@ def _freeze_heap(**_: Any) -> None:
     gc.freeze()
 
 
+def _check_schema(**_: Any) -> None:
+    """Say once, as the worker or beat starts, that the database needs ``toolbox migrate``.
+
+    Until then every task fails on a missing table, and the only sign would be
+    those failures' tracebacks (the relay's every 5 s).  A database that does
+    not answer says so itself, in the tasks' own errors.
+    """
+    from workers import migrate  # alembic: only at start
+
+    url = get_settings().database_url or ""
+    alembic = logging.getLogger("alembic")
+    level = alembic.level
+    alembic.setLevel(logging.WARNING)  # its INFO lines (plugins, context) are no news here
+    try:
+        current, head = migrate.current_revision(url), migrate.head_revision()
+    except Exception as exc:
+        log.warning("could not read the database's schema revision: %s", type(exc).__name__)
+        return
+    finally:
+        alembic.setLevel(level)
+    if current != head:
+        parts = make_url(url)
+        state = "has no schema yet" if current is None else f"is at schema revision {current}"
+        log.error(
+            "the database %s at %s %s, not %s: run `toolbox migrate`; tasks fail until then",
+            parts.database, parts.host or "its socket", state, head,
+        )  # fmt: skip
+
+
 def _child_started(**_: Any) -> None:
     reset_engine()
 
@@ -137,6 +168,8 @@ def connect(app: Celery) -> None:
     worker_init.connect(_watch_supervisor, weak=False)
     worker_init.connect(_freeze_heap, weak=False)
     beat_init.connect(_watch_supervisor, weak=False)
+    worker_ready.connect(_check_schema, weak=False)
+    beat_init.connect(_check_schema, weak=False)
     worker_process_init.connect(_child_started, weak=False)
     setup_logging.connect(_setup_logging, weak=False)
     task_failure.connect(_task_failed, weak=False)

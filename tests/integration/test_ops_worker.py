@@ -7,12 +7,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 
 from tests.integration.ops_support import wait_until
 from tests.workers import StartWorker
@@ -138,3 +139,24 @@ def test_pool_children_inherit_a_frozen_heap(start_worker: StartWorker) -> None:
     (first_pid, first_frozen), (second_pid, second_frozen) = reports
     assert first_pid != second_pid
     assert first_frozen > 50_000 and second_frozen > 50_000
+
+
+def test_a_worker_on_an_unmigrated_database_says_to_migrate(
+    start_worker: StartWorker, empty_database_url: str
+) -> None:
+    """Its tasks fail on a missing table; before, only their tracebacks said why."""
+    worker = start_worker(
+        queues="maintenance", concurrency=1,
+        extra_env={"TOOLBOX_DATABASE_URL": empty_database_url},
+    )  # fmt: skip
+    wait_until(lambda: "toolbox migrate" in worker.log(), 20, "the schema line")
+    (line,) = [line for line in worker.log().splitlines() if "toolbox migrate" in line]
+    name = make_url(empty_database_url).database
+    assert f"the database {name} at " in line and " has no schema yet, not " in line, line
+    assert "ERROR" in line or '"error"' in line.lower(), line
+
+
+def test_a_worker_on_a_migrated_database_says_nothing_of_it(start_worker: StartWorker) -> None:
+    worker = start_worker(queues="maintenance", concurrency=1)
+    time.sleep(1)  # the check runs as the worker reports ready
+    assert "toolbox migrate" not in worker.log(), worker.log()[-2000:]
