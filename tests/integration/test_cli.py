@@ -137,10 +137,12 @@ def test_workflow_commands_end_to_end(
     view = json.loads(generated.stdout)
     assert view["status"] == "completed"
     assert {"content_id", "quiz_id", "terrain_id", "script_ids"} <= set(view["artifacts"])
-    shown = toolbox("workflow", "show", view["id"], env=toolbox_env)
+    shown = toolbox("workflow", "show", view["id"], env={**toolbox_env, "COLUMNS": "300"})
     assert shown.returncode == 0, shown.stderr
     for word in ("supervisor", "content", "quiz", "terrain", "script", "review", "content_id"):
         assert word in shown.stdout
+    scripts = ", ".join(view["artifacts"]["script_ids"])  # a list, not Python's ['...', '...']
+    assert f"script_ids: {scripts}\n" in shown.stdout, shown.stdout
     followed = toolbox(
         "workflow", "generate", "--subject", "math", "--grade", "3", "--topic", "fractions",
         "--wait", env=toolbox_env,

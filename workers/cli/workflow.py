@@ -64,7 +64,8 @@ def _tree(view: WorkflowView) -> Tree:
     if view.artifacts:
         artifacts = tree.add("[bold]artifacts[/bold]")
         for name, value in view.artifacts.items():
-            artifacts.add(escape(f"{name}: {value}"))
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            artifacts.add(escape(f"{name}: {shown}"))
     if view.error:
         tree.add(f"[red]{escape(view.error)}[/red]")
     if view.finished and not view.settled:
