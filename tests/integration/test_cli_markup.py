@@ -9,6 +9,7 @@ markup error, a traceback in every command that showed it.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 
@@ -52,3 +53,15 @@ def test_a_task_error_with_brackets_shows_as_written(
     shown = toolbox("task", "show", task_id, env=toolbox_env)
     assert shown.returncode == 0, shown.stderr
     assert "'toolboxai-worker[openai]'" in shown.stdout
+
+
+def test_a_key_file_name_with_brackets_shows_as_written(
+    toolbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    key = tmp_path / "tool[x].pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    key.chmod(0o644)
+    added = toolbox("lms", "add", "lti", "--institution", "Springfield",
+                    "--base-url", "https://lms.example.edu", "--private-key-file", str(key),
+                    env={**toolbox_env, "COLUMNS": "300"})  # fmt: skip
+    assert f"warning: {key} is readable by other users; chmod 600 it" in added.stderr, added.stderr

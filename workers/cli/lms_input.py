@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lms.base import Credentials
 from lms.registry import unknown_option
@@ -111,7 +112,8 @@ def read_key(path: Path) -> str:
             f"cannot read the private key file {path}: {exc.strerror}"
         ) from None
     if os.stat(path).st_mode & 0o077:
-        errors.print(f"[yellow]warning:[/yellow] {path} is readable by other users; chmod 600 it")
+        shown = escape(str(path))  # a file name, not markup: '[x]' in it must stay
+        errors.print(f"[yellow]warning:[/yellow] {shown} is readable by other users; chmod 600 it")
     return text
 
 
