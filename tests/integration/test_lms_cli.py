@@ -91,6 +91,28 @@ def test_log_records_are_warning_lines_on_stderr_and_stdout_stays_json(
         assert "WARNING" not in synced.stderr and "HTTP Request" not in synced.stderr
 
 
+def test_the_readmes_fake_canvas_takes_a_sync(toolbox_env: dict[str, str]) -> None:
+    """``python -m tests.lms.fakes``, as the README's Sync section suggests for a first try."""
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "tests.lms.fakes", "--courses", "2", "--students", "3"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert fake.stdout is not None
+        base_url = fake.stdout.readline().removeprefix("base URL: ").strip()
+        token = fake.stdout.readline().removeprefix("API token: ").strip()
+        env = {**toolbox_env, "TOOLBOX_LMS_API_KEY": token}
+        added = toolbox("lms", "add", "canvas", "--institution", "Springfield",
+                        "--base-url", base_url, "--json", env=env)  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        synced = toolbox("lms", "sync", json.loads(added.stdout)["id"], "--now", "--json", env=env)
+        assert synced.returncode == 0, synced.stderr
+        assert json.loads(synced.stdout)["courses"]["inserted"] == 2
+    finally:
+        fake.terminate()
+        assert fake.wait(10) == 0
+
+
 def add_unreachable(env: dict[str, str]) -> str:
     """A Canvas integration at an address nothing listens on; its id."""
     added = toolbox("lms", "add", "canvas", "--institution", "Springfield",
