@@ -66,6 +66,13 @@ class SubmitOptions:
     created_by: uuid.UUID | None = None
     task_name: str | None = None
 
+    def __post_init__(self) -> None:
+        """Ids as ``uuid.UUID``: Python reads spellings PostgreSQL refuses (``urn:uuid:...``)."""
+        for field in ("parent_task_id", "workflow_id", "created_by"):
+            value = as_uuid(getattr(self, field))
+            if value is not None:  # else left as given, for ``_option_errors`` to name
+                object.__setattr__(self, field, value)
+
 
 Inserted = tuple[list[uuid.UUID], list[dispatcher.Envelope]]
 """All task ids in input order, and envelopes for the rows that are new."""

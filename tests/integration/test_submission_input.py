@@ -275,6 +275,21 @@ def test_an_unknown_user_or_parent_is_not_found(
     assert task_count(engine) == (3 if submit is _submit_many else 2)
 
 
+@WAYS
+def test_ids_in_any_spelling_python_reads_are_taken(
+    engine: Engine, toolbox_env: dict[str, str], submit: Submit
+) -> None:
+    """``urn:uuid:...`` (which ``uuid.UUID`` reads and PostgreSQL does not) is the id itself."""
+    user, parent, group = add_user(engine), client.submit("echo", {}), uuid.uuid4()
+    task_id = submit("echo", {}, created_by=f"urn:uuid:{user}", workflow_id=f"urn:uuid:{group}")
+    assert client.get_task(task_id).workflow_id == group
+    child = submit("echo", {}, parent_task_id=f"urn:uuid:{parent}", created_by=f"{{{user}}}")
+    assert client.get_task(child).workflow_id == parent
+    stranger = uuid.uuid4()
+    message = refused(NotFound, lambda: submit("echo", {}, created_by=f"urn:uuid:{stranger}"))
+    assert message == f"created_by: no user {stranger}"
+
+
 # 6. and 7. reading: ids and list filters -------------------------------------------------
 
 
