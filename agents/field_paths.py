@@ -27,6 +27,9 @@ from pydantic import ValidationError
 
 NUL = "\x00"
 NUL_REFUSED = "contains a NUL character (\\u0000), which PostgreSQL cannot store"
+SURROGATE_REFUSED = (
+    "is not valid Unicode (a lone surrogate, such as undecodable bytes); give UTF-8 text"
+)
 NON_FINITE_REFUSED = "is NaN or infinite, which JSON cannot hold; give a number"
 KEY_SHOWN_MAX = 40
 """Characters of a key shown in a path; a longer one is cut and ends in ``...``."""
@@ -57,6 +60,18 @@ def storage_errors(value: Any) -> list[str]:
     if not unstorable(value):
         return []
     return list(dict.fromkeys(_unstorable_lines(value, [ROOT])))  # two NUL keys of one object
+
+
+def unencodable(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate, which UTF-8 (and so PostgreSQL) cannot encode.
+
+    Python makes them of bytes it cannot decode (``sys.argv``, ``surrogateescape``).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def unstorable(value: Any) -> bool:

@@ -41,7 +41,14 @@ from sqlalchemy import Connection, String, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
-from agents.field_paths import NUL, NUL_REFUSED, field_errors, storage_errors
+from agents.field_paths import (
+    NUL,
+    NUL_REFUSED,
+    SURROGATE_REFUSED,
+    field_errors,
+    storage_errors,
+    unencodable,
+)
 from agents.registry import get_kind
 from models.agents import AgentTask
 from models.errors import (
@@ -234,6 +241,8 @@ def _text_errors(field: str, value: object, maximum: int, *, blank: bool) -> lis
         return [f"{field}: at most {maximum} characters, got {len(value)}"]
     if NUL in value:
         return [f"{field}: {NUL_REFUSED}"]
+    if unencodable(value):
+        return [f"{field}: {SURROGATE_REFUSED}"]
     return []
 
 
@@ -265,7 +274,9 @@ def _agent(
 
     The references are looked up in the same statement: no round trip of their own.
     """
-    if not isinstance(agent, uuid.UUID | str) or (isinstance(agent, str) and NUL in agent):
+    if not isinstance(agent, uuid.UUID | str) or (
+        isinstance(agent, str) and (NUL in agent or unencodable(agent))
+    ):
         raise AgentUnavailable("agent: not an agent type or an ai_agents id")
     column = "id" if isinstance(agent, uuid.UUID) else "agent_type"
     rows = connection.execute(

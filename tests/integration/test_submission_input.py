@@ -347,3 +347,38 @@ def test_list_tasks_checks_its_filters_as_the_cli_does(
     ]
     assert client.list_tasks(agent_type="quiz") == []  # a known agent without tasks
     assert len(client.list_tasks(limit=1000)) == 1
+
+
+UNDECODABLE = "\udcff"
+"""What Python makes of a byte that is not UTF-8 in ``sys.argv``: a lone surrogate."""
+
+
+@WAYS
+def test_text_that_is_not_valid_unicode_is_refused_by_name(
+    engine: Engine, toolbox_env: dict[str, str], submit: Submit
+) -> None:
+    """A lone surrogate reached psycopg and came back as a raw ``UnicodeEncodeError``."""
+    for option in ("idempotency_key", "task_name"):
+        message = refused(
+            ValidationFailed, lambda name=option: submit("echo", {}, **{name: f"k{UNDECODABLE}"})
+        )
+        assert f"{option}: is not valid Unicode" in message
+    refused(AgentUnavailable, lambda: submit(f"echo{UNDECODABLE}", {}))
+    assert task_count(engine) == 0
+
+
+def test_the_cli_refuses_undecodable_bytes_in_one_line(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    for args in (
+        ("task", "submit", "echo", "--idempotency-key", UNDECODABLE),
+        ("task", "submit", UNDECODABLE),
+        ("task", "list", "--agent", UNDECODABLE),
+    ):
+        result = toolbox(*args, env=toolbox_env)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("error: "), result.stderr
+    with pytest.raises(ValidationFailed, match="unknown agent"):
+        client.list_tasks(agent_type=UNDECODABLE)
+    assert task_count(engine) == 0
