@@ -42,6 +42,7 @@ from workers.db import get_engine
 from workers.redis import refusal, refused_message
 from workers.submission import SubmitOptions, insert_direct, insert_rows
 from workers.views import CancelView, TaskView, load_task, query_tasks
+from workers.waiting import check_wait
 
 _PENDING = "toolbox_pending_dispatch"
 
@@ -270,6 +271,7 @@ def cancel(task_id: uuid.UUID | str) -> CancelView:
 def wait(task_id: uuid.UUID | str, timeout: float = 60.0, *, poll: float = 0.05) -> TaskView:
     """Block until the task finishes; raise ``WaitTimeout`` after ``timeout`` seconds."""
     task_id = parse_id(task_id, noun="task", field="task_id")
+    check_wait(timeout, poll)
     deadline = time.monotonic() + timeout
     while True:
         view = get_task(task_id, states=False)

@@ -28,6 +28,7 @@ from models.ids import parse_id
 from workers import client
 from workers.db import get_engine
 from workers.views import TaskView, load_task, query_tasks
+from workers.waiting import check_wait
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 NOT_STARTED = frozenset({"pending", "queued"})
@@ -161,6 +162,7 @@ def wait(
     tasks still running may stop a moment later (``WorkflowView.settled``).
     """
     workflow_id = parse_id(workflow_id, noun="workflow", field="workflow_id")
+    check_wait(timeout, poll)
     deadline = time.monotonic() + timeout
     while True:
         view = get(workflow_id)

@@ -8,6 +8,7 @@ and the caller's transaction (``session=``).
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from random import Random
@@ -25,6 +26,7 @@ from models.errors import (
     NotFound,
     ToolboxError,
     ValidationFailed,
+    WaitTimeout,
 )
 from tests.integration.test_cli import toolbox
 from workers import client, workflows
@@ -382,3 +384,20 @@ def test_the_cli_refuses_undecodable_bytes_in_one_line(
     with pytest.raises(ValidationFailed, match="unknown agent"):
         client.list_tasks(agent_type=UNDECODABLE)
     assert task_count(engine) == 0
+
+
+def test_wait_refuses_a_timeout_or_poll_that_is_no_number_of_seconds(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """A NaN timeout waited for ever; text or None raised a raw ``TypeError``."""
+    task_id = client.submit("echo", {})  # no worker runs: it stays queued
+    group = uuid.uuid4()
+    for wait, some_id in ((client.wait, task_id), (workflows.wait, group)):
+        for bad in (math.nan, -1, "5", None, True):
+            message = refused(ValidationFailed, lambda w=wait, t=bad, i=some_id: w(i, t))
+            assert message.startswith("timeout: must be a number of seconds, 0 or more"), message
+        for bad in (-1, 0, math.nan, math.inf, "0.1"):
+            message = refused(ValidationFailed, lambda w=wait, p=bad, i=some_id: w(i, 1, poll=p))
+            assert message.startswith("poll: must be a number of seconds above 0"), message
+    with pytest.raises(WaitTimeout, match="still queued after 0s"):
+        client.wait(task_id, 0)
