@@ -30,6 +30,7 @@ NUL_REFUSED = "contains a NUL character (\\u0000), which PostgreSQL cannot store
 SURROGATE_REFUSED = (
     "is not valid Unicode (a lone surrogate, such as undecodable bytes); give UTF-8 text"
 )
+TOO_DEEP = "arrays or objects nested too deeply (about 1,000 levels at most); nest fewer"
 NON_FINITE_REFUSED = "is NaN or infinite, which JSON cannot hold; give a number"
 KEY_SHOWN_MAX = 40
 """Characters of a key shown in a path; a longer one is cut and ends in ``...``."""

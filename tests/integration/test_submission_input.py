@@ -401,3 +401,37 @@ def test_wait_refuses_a_timeout_or_poll_that_is_no_number_of_seconds(
             assert message.startswith("poll: must be a number of seconds above 0"), message
     with pytest.raises(WaitTimeout, match="still queued after 0s"):
         client.wait(task_id, 0)
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    outer: dict[str, Any] = {}
+    inner = outer
+    for _ in range(levels):
+        inner["a"] = {}
+        inner = inner["a"]
+    return outer
+
+
+@WAYS
+def test_a_payload_nested_too_deeply_is_refused_by_name(
+    engine: Engine, toolbox_env: dict[str, str], submit: Submit
+) -> None:
+    """Every check walks the payload one call per level: a raw ``RecursionError``."""
+    for data in ({"message": "x", **_nested(5000)}, {"message": _nested(5000)}):
+        message = refused(ValidationFailed, lambda d=data: submit("echo", d))
+        assert "input: arrays or objects nested too deeply" in message
+    assert task_count(engine) == 0
+
+
+def test_the_cli_refuses_json_nested_too_deeply_in_one_line(
+    engine: Engine, toolbox_env: dict[str, str], tmp_path: Any
+) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"message": "x", "a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    result = toolbox("task", "submit", "echo", "--input", f"@{deep}", env=toolbox_env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip() == (
+        f"error: toolbox task submit: --input @{deep}: not valid JSON: arrays or objects"
+        " nested too deeply (about 1,000 levels at most); nest fewer"
+    )
+    assert task_count(engine) == 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agents.field_paths import path_of
+from agents.field_paths import TOO_DEEP, path_of
 
 
 class NotJson(ValueError):
@@ -25,6 +25,8 @@ def loads(text: str) -> Any:
         return json.loads(text, parse_constant=_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise NotJson(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:  # Python's parser recurses once per level
+        raise NotJson(TOO_DEEP) from None
 
 
 def _constant(name: str) -> Any:
