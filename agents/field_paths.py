@@ -30,7 +30,9 @@ NUL_REFUSED = "contains a NUL character (\\u0000), which PostgreSQL cannot store
 SURROGATE_REFUSED = (
     "is not valid Unicode (a lone surrogate, such as undecodable bytes); give UTF-8 text"
 )
-TOO_DEEP = "arrays or objects nested too deeply (about 1,000 levels at most); nest fewer"
+MAX_DEPTH = 100
+"""Levels of arrays and objects a payload may nest (a real one nests a handful)."""
+TOO_DEEP = f"arrays or objects nested more than {MAX_DEPTH} levels deep; nest fewer"
 NON_FINITE_REFUSED = "is NaN or infinite, which JSON cannot hold; give a number"
 KEY_SHOWN_MAX = 40
 """Characters of a key shown in a path; a longer one is cut and ends in ``...``."""
@@ -75,19 +77,24 @@ def unencodable(text: str) -> bool:
     return False
 
 
-def unstorable(value: Any) -> bool:
-    """Whether a string or key holds a NUL, or a number is NaN or infinite (no paths)."""
+def unstorable(value: Any, depth: int = 0) -> bool:
+    """Whether a string or key holds a NUL, a number is NaN or infinite, or arrays and
+    objects nest deeper than ``MAX_DEPTH`` (no paths)."""
     if isinstance(value, str):
         return NUL in value
     if isinstance(value, float):
         return not math.isfinite(value)
     if isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            return True
         for key, item in value.items():
-            if (isinstance(key, str) and NUL in key) or unstorable(item):
+            if (isinstance(key, str) and NUL in key) or unstorable(item, depth + 1):
                 return True
     elif isinstance(value, list | tuple):
+        if depth >= MAX_DEPTH:
+            return True
         for item in value:
-            if unstorable(item):
+            if unstorable(item, depth + 1):
                 return True
     return False
 
@@ -99,6 +106,8 @@ def _unstorable_lines(value: Any, parts: list[str | int]) -> list[str]:
         return [f"{path_of(parts)}: {NUL_REFUSED}"] if NUL in value else []
     if isinstance(value, float):
         return [] if math.isfinite(value) else [f"{path_of(parts)}: {NON_FINITE_REFUSED}"]
+    if isinstance(value, dict | list | tuple) and len(parts) > MAX_DEPTH:  # parts[0] is ROOT
+        return [f"{ROOT}: {TOO_DEEP}"]
     found: list[str] = []
     if isinstance(value, dict):
         for key, item in value.items():

@@ -419,7 +419,13 @@ def test_a_payload_nested_too_deeply_is_refused_by_name(
     """Every check walks the payload one call per level: a raw ``RecursionError``."""
     for data in ({"message": "x", **_nested(5000)}, {"message": _nested(5000)}):
         message = refused(ValidationFailed, lambda d=data: submit("echo", d))
-        assert "input: arrays or objects nested too deeply" in message
+        assert "input: arrays or objects nested more than 100 levels deep" in message
+    # a firm limit, not Python's recursion limit: 101 levels (the payload, then 100 objects)
+    # are refused, 100 reach the schema (which wants a string there)
+    message = refused(ValidationFailed, lambda: submit("echo", {"message": _nested(99)}))
+    assert message.endswith("input: arrays or objects nested more than 100 levels deep; nest fewer")
+    message = refused(ValidationFailed, lambda: submit("echo", {"message": _nested(98)}))
+    assert message.endswith("message: Input should be a valid string"), message
     assert task_count(engine) == 0
 
 
@@ -432,6 +438,6 @@ def test_the_cli_refuses_json_nested_too_deeply_in_one_line(
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip() == (
         f"error: toolbox task submit: --input @{deep}: not valid JSON: arrays or objects"
-        " nested too deeply (about 1,000 levels at most); nest fewer"
+        " nested more than 100 levels deep; nest fewer"
     )
     assert task_count(engine) == 0
