@@ -68,9 +68,10 @@ def delta(before: dict[str, int], after: dict[str, int], tables: tuple[str, ...]
 
 def timed_sync(integration_id: uuid.UUID) -> tuple[SyncReport, float]:
     with get_engine().begin() as connection:
-        assert claim_now(connection, integration_id).claimed
+        claim = claim_now(connection, integration_id)
+    assert claim.claimed
     started = time.perf_counter()
-    report = run_sync(get_engine(), integration_id, secrets=secret_box)
+    report = run_sync(get_engine(), integration_id, secrets=secret_box, run_id=claim.run_id)
     return report, time.perf_counter() - started
 
 

@@ -2,7 +2,12 @@
 
 A claim is one ``UPDATE lms_integrations SET last_sync_status = 'running'
 ... RETURNING``: of two beats (or a beat and an operator) only one gets the
-row.  While a sync runs, its process holds a PostgreSQL advisory lock keyed
+row.  Each claim also writes a fresh ``sync_run_id``, which its message
+carries (and Celery's retries of it): only the chain of the newest claim runs
+(``lms.sync.run_sync``), so a chain waiting for a retry whose claim was taken
+over (an operator's ``claim_now``, a stale claim) ends when it wakes.
+
+While a sync runs, its process holds a PostgreSQL advisory lock keyed
 on the integration on a dedicated connection; the lock vanishes with the
 process, so a row left ``running`` whose lock is free for ``stale_after``
 belongs to a dead worker (or a message the broker lost) and is claimed again.
@@ -28,6 +33,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, text
 
@@ -76,18 +82,20 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE lms_integrations i
-SET last_sync_status = 'running', last_sync_at = now(), sync_error_message = NULL
+SET last_sync_status = 'running', last_sync_at = now(), sync_error_message = NULL,
+    sync_run_id = gen_random_uuid()
 FROM due WHERE i.id = due.id
-RETURNING i.id
+RETURNING i.id, i.sync_run_id
 """)
 
 _CLAIM_ONE = text(f"""
 UPDATE lms_integrations i
-SET last_sync_status = 'running', last_sync_at = now(), sync_error_message = NULL
+SET last_sync_status = 'running', last_sync_at = now(), sync_error_message = NULL,
+    sync_run_id = gen_random_uuid()
 WHERE i.id = :id AND i.is_active
   AND (CAST(:ignore_not_before AS boolean) OR i.not_before IS NULL OR i.not_before <= now())
   AND (i.last_sync_status IS DISTINCT FROM 'running' OR NOT {_LOCK_HELD})
-RETURNING i.id
+RETURNING i.sync_run_id
 """)
 _REFUSED = text(f"""
 SELECT i.is_active, i.last_sync_at, i.not_before, i.not_before > now() AS waiting,
@@ -100,11 +108,19 @@ WHERE id = :id RETURNING not_before
 """)
 
 
-def claim_due(connection: Connection, policy: SyncPolicy | None = None) -> list[uuid.UUID]:
-    """Claim every integration due now; the caller sends one sync message per id after commit."""
+class ClaimedRun(NamedTuple):
+    """A claimed sync: the integration, and the run id its message carries."""
+
+    integration_id: uuid.UUID
+    run_id: uuid.UUID
+
+
+def claim_due(connection: Connection, policy: SyncPolicy | None = None) -> list[ClaimedRun]:
+    """Claim every integration due now; the caller sends one sync message per claim after commit."""
     policy = policy or SyncPolicy()
     params = {**due_params(policy), "stale": policy.stale_after, "namespace": SYNC_LOCK_NAMESPACE}
-    return list(connection.execute(_CLAIM_DUE, params).scalars())
+    rows = connection.execute(_CLAIM_DUE, params)
+    return [ClaimedRun(row.id, row.sync_run_id) for row in rows]
 
 
 def due_params(policy: SyncPolicy) -> dict[str, dt.timedelta]:
@@ -116,6 +132,8 @@ def due_params(policy: SyncPolicy) -> dict[str, dt.timedelta]:
 class Claim:
     claimed: bool
     reason: str | None = None
+    run_id: uuid.UUID | None = None
+    """The claimed run's id (``lms_integrations.sync_run_id``): ``run_sync`` needs it."""
 
 
 def claim_now(
@@ -123,16 +141,18 @@ def claim_now(
 ) -> Claim:
     """Claim one integration whether due or not (an operator asked); not while one runs.
 
-    A ``running`` row whose lock is free is taken over at once: its worker is
-    dead, or its message still waits in the queue and will find the sync done.
-    Nor before the integration's ``not_before`` unless ``ignore_not_before``.
+    A ``running`` row whose lock is free is taken over at once, under a new run
+    id: its worker is dead, or its message still waits in the queue, or its
+    run waits for a Celery retry; that message or retry finds the run
+    superseded and ends without calling the LMS.  Nor before the
+    integration's ``not_before`` unless ``ignore_not_before``.
     """
     key = {"id": integration_id, "namespace": SYNC_LOCK_NAMESPACE}
-    claimed = connection.execute(
+    run_id = connection.execute(
         _CLAIM_ONE, {**key, "ignore_not_before": ignore_not_before}
     ).scalar_one_or_none()
-    if claimed is not None:
-        return Claim(True)
+    if run_id is not None:
+        return Claim(True, run_id=run_id)
     row = connection.execute(_REFUSED, key).one_or_none()
     if row is None:
         return Claim(False, f"no LMS integration {integration_id}")

@@ -1,7 +1,11 @@
 """One sync of one integration: courses, then per course its assignments and roster.
 
 The run needs a claim (``lms.schedule``: the row says ``running``) and holds
-the integration's lock, so a duplicate message steps aside.  Each course is
+the integration's lock, so a duplicate message steps aside.  It runs only for
+the newest claim: its ``run_id`` must be the row's ``sync_run_id``.  A chain
+of retries whose claim was taken over while it waited (an operator's ``lms
+sync``) is skipped as superseded and ends; a message without a run id (queued
+by a version before run ids) runs only while the row has none.  Each course is
 read completely from the LMS first and then written in its own transaction:
 a malformed page or an outage in one course writes nothing for that course,
 and the other courses still land (the run ends ``partial``).  Courses the LMS
@@ -53,6 +57,12 @@ summary_log = logging.getLogger(f"{__name__}.summary")
 A service's record: ``toolbox lms sync --now`` prints the report instead (not twice)."""
 
 MESSAGE_LIMIT = 2000
+SUPERSEDED = "superseded by a newer claim (an operator's `lms sync`, or a stale claim taken over)"
+#: The run's claim is still the row's: no newer claim took it over.
+_OWNED = (
+    "id = :id AND last_sync_status = 'running'"
+    " AND sync_run_id IS NOT DISTINCT FROM CAST(:run_id AS uuid)"
+)
 ClientFactory = Callable[..., LMSClient]
 
 
@@ -105,11 +115,14 @@ def run_sync(
     final_attempt: bool = True,
     longest_wait: float | None = None,
     ignore_not_before: bool = False,
+    run_id: uuid.UUID | None = None,
 ) -> SyncReport:
     """Run the claimed sync of ``integration_id``; commits per course, never raises half-way.
 
-    Not before the integration's ``not_before`` (``skipped``, the claim
-    released), unless ``ignore_not_before``: an operator's override.
+    Only for the claim ``run_id`` (``Claim.run_id``, ``ClaimedRun.run_id``):
+    a newer claim supersedes it (``skipped``, nothing written).  Not before
+    the integration's ``not_before`` (``skipped``, the claim released),
+    unless ``ignore_not_before``: an operator's override.
 
     Raises only a ``RetryableError`` of the whole run when ``final_attempt``
     is false (the claim stays), or what interrupted it (after writing
@@ -127,16 +140,18 @@ def run_sync(
             row = session.get(LMSIntegration, integration_id)
             if row is None or row.last_sync_status != "running":
                 return _skipped(report, "not claimed (no sync is due or it already finished)")
+            if row.sync_run_id != run_id:  # a newer claim took the row over while this waited
+                return _skipped(report, SUPERSEDED)
             if not row.is_active:  # disabled after its message was queued
                 return _skipped(report, "the integration is disabled")
             waiting = None if ignore_not_before else _waiting_until(session, integration_id)
             if waiting is not None:  # the LMS asked to wait after this run was claimed
-                return _held_back(engine, report, waiting)
+                return _held_back(engine, report, run_id, waiting)
             flags = (row.roster_sync_enabled, row.content_sync_enabled)
             try:
                 config = connection_config(row, secrets())
             except ToolboxError as exc:
-                return _finish(engine, report, "failed", exc.message, started)
+                return _finish(engine, report, run_id, "failed", exc.message, started)
         log.info("LMS sync of %s (%s) started", integration_id, config.platform)
         try:
             with client_factory(config) as client:
@@ -144,23 +159,27 @@ def run_sync(
         except RetryableError as exc:
             wait = exc.retry_after or 0.0
             if not final_attempt and (longest_wait is None or wait <= longest_wait):
-                _note_retry(engine, integration_id, exc)
+                _note_retry(engine, integration_id, run_id, exc)
                 raise
             message, asked = exc.message, server_wait(exc)
             if asked:
                 beyond = "" if final_attempt else ", longer than a retry waits"
                 message += f" (the LMS asked to wait {asked:.0f}s{beyond})"
-            return _finish(engine, report, "failed", message, started, asked)
+            return _finish(engine, report, run_id, "failed", message, started, asked)
         except ToolboxError as exc:
-            return _finish(engine, report, "failed", exc.message, started)
+            return _finish(engine, report, run_id, "failed", exc.message, started)
         except BaseException as exc:  # a time limit or Ctrl-C: say so, then let it propagate
-            _finish(engine, report, "failed", f"interrupted ({type(exc).__name__})", started)
+            _finish(
+                engine, report, run_id, "failed", f"interrupted ({type(exc).__name__})", started
+            )
             raise
         if report.courses_failed == 0:  # still under the lock: nobody can re-claim before this
-            return _finish(engine, report, "success", None, started)
+            return _finish(engine, report, run_id, "success", None, started)
         status = "failed" if report.courses_failed == report.courses_listed else "partial"
         summary = f"{report.courses_failed} of {report.courses_listed} course(s) failed: "
-        return _finish(engine, report, status, summary + "; ".join(report.errors), started, asked)
+        return _finish(
+            engine, report, run_id, status, summary + "; ".join(report.errors), started, asked
+        )
 
 
 def _sync_courses(
@@ -235,7 +254,9 @@ def _waiting_until(session: Session, integration_id: uuid.UUID) -> dt.datetime |
     return until
 
 
-def _held_back(engine: Engine, report: SyncReport, until: dt.datetime) -> SyncReport:
+def _held_back(
+    engine: Engine, report: SyncReport, run_id: uuid.UUID | None, until: dt.datetime
+) -> SyncReport:
     """End the claim without calling the LMS: ``failed``, as a run stopped by a Retry-After.
 
     Left ``running``, the row would be claimed again as stale in 15 minutes,
@@ -243,7 +264,7 @@ def _held_back(engine: Engine, report: SyncReport, until: dt.datetime) -> SyncRe
     """
     reason = waiting_reason(until)
     with engine.begin() as connection:
-        _write_end(connection, report.integration_id, "failed", f"not run: {reason}")
+        _write_end(connection, report.integration_id, run_id, "failed", f"not run: {reason}")
     report.not_before = until
     return _skipped(report, reason)
 
@@ -254,15 +275,17 @@ def _skipped(report: SyncReport, reason: str) -> SyncReport:
     return report
 
 
-def _note_retry(engine: Engine, integration_id: uuid.UUID, exc: RetryableError) -> None:
+def _note_retry(
+    engine: Engine, integration_id: uuid.UUID, run_id: uuid.UUID | None, exc: RetryableError
+) -> None:
     """Keep the claim; restart its stale clock; tell the operator why it waits."""
     with engine.begin() as connection:
         connection.execute(
             text(
                 "UPDATE lms_integrations SET last_sync_at = now(), sync_error_message = :message"
-                " WHERE id = :id AND last_sync_status = 'running'"
+                f" WHERE {_OWNED}"
             ),
-            {"id": integration_id, "message": _clip(f"retrying: {exc.message}")},
+            {"id": integration_id, "run_id": run_id, "message": _clip(f"retrying: {exc.message}")},
         )
     log.warning("LMS sync of %s will be retried: %s", integration_id, exc.message)
 
@@ -270,6 +293,7 @@ def _note_retry(engine: Engine, integration_id: uuid.UUID, exc: RetryableError) 
 def _finish(
     engine: Engine,
     report: SyncReport,
+    run_id: uuid.UUID | None,
     status: str,
     message: str | None,
     started: float,
@@ -279,7 +303,7 @@ def _finish(
     report.status, report.message = status, _clip(message) if message else None
     report.seconds = round(time.monotonic() - started, 3)
     with engine.begin() as connection:
-        _write_end(connection, report.integration_id, status, report.message)
+        _write_end(connection, report.integration_id, run_id, status, report.message)
         if asked:
             report.not_before = set_not_before(connection, report.integration_id, asked)
     log_at = logging.INFO if status == "success" else logging.WARNING
@@ -296,7 +320,11 @@ def _finish(
 
 
 def _write_end(
-    connection: Connection, integration_id: uuid.UUID, status: str, message: str | None
+    connection: Connection,
+    integration_id: uuid.UUID,
+    run_id: uuid.UUID | None,
+    status: str,
+    message: str | None,
 ) -> None:
     """End the claim.  A run the LMS answered clears ``not_before``; a failure of another
     kind (credentials, a time limit) says nothing of the LMS's pace."""
@@ -305,10 +333,11 @@ def _write_end(
             "UPDATE lms_integrations SET last_sync_status = :status, last_sync_at = now(),"
             " sync_error_message = :message,"
             " not_before = CASE WHEN :answered THEN NULL ELSE not_before END"
-            " WHERE id = :id AND last_sync_status = 'running'"
+            f" WHERE {_OWNED}"
         ),
         {
             "id": integration_id,
+            "run_id": run_id,
             "status": status,
             "message": message,
             "answered": status != "failed",

@@ -45,7 +45,9 @@ class LMSIntegration(Base):
     assertions.  ``not_before`` is the time an LMS's ``Retry-After`` named
     when a sync or a grade passback stopped on it instead of waiting
     in-process: beat's syncs and the grade drain leave the integration alone
-    until then, and a successful sync clears it.
+    until then, and a successful sync clears it.  ``sync_run_id`` names the
+    newest claim of a sync (``lms.schedule``): only the message carrying it
+    runs, so a superseded chain of Celery retries ends when it wakes.
     """
 
     __tablename__ = "lms_integrations"
@@ -91,6 +93,7 @@ class LMSIntegration(Base):
     last_sync_status: Mapped[str20 | None]
     sync_error_message: Mapped[text_ | None]
     not_before: Mapped[timestamptz | None]
+    sync_run_id: Mapped[uuid.UUID | None]
     health_check_url: Mapped[str500 | None]
 
     created_at: Mapped[created_at]

@@ -56,9 +56,16 @@ DRAIN_SOFT_LIMIT_SECONDS = int(
     time_limit=SYNC_SOFT_LIMIT_SECONDS + 15,
 )
 def sync_integration(
-    self: Task, integration_id: str, throttled: int = 0, ignore_not_before: bool = False
+    self: Task,
+    integration_id: str,
+    throttled: int = 0,
+    ignore_not_before: bool = False,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Run the claimed sync of one ``lms_integrations`` row.
+
+    ``run_id`` is the claim's (``lms.schedule``), kept by every retry: once a
+    newer claim took the row over, the run is skipped and the chain ends.
 
     ``throttled`` counts the retries so far that the LMS asked for with
     ``Retry-After``; the others are failures, retried ``SYNC_RETRIES`` times.
@@ -71,6 +78,11 @@ def sync_integration(
     except ValueError:
         log.error("toolbox.lms.sync needs an lms_integrations id, got %r", str(integration_id)[:80])
         return {"status": "skipped"}
+    try:
+        claim = None if run_id is None else uuid.UUID(str(run_id))
+    except ValueError:
+        log.error("toolbox.lms.sync needs a sync run id, got %r", str(run_id)[:80])
+        return {"status": "skipped"}
     retries = int(self.request.retries or 0)
     failures = retries - throttled
     token = task_context.set({"integration_id": str(row_id)})
@@ -82,6 +94,7 @@ def sync_integration(
             final_attempt=failures >= SYNC_RETRIES or throttled >= SYNC_THROTTLED_RETRIES,
             longest_wait=SYNC_RETRY_AFTER_MAX_SECONDS,
             ignore_not_before=ignore_not_before,
+            run_id=claim,
         )
     except RetryableError as exc:
         record_sync_retry(get_engine(), row_id, exc)
@@ -95,7 +108,11 @@ def sync_integration(
             throttled += 1
         raise self.retry(
             args=[str(row_id)],
-            kwargs={"throttled": throttled, "ignore_not_before": ignore_not_before},
+            kwargs={
+                "throttled": throttled,
+                "ignore_not_before": ignore_not_before,
+                "run_id": run_id,
+            },
             countdown=countdown,
             max_retries=retries + 1,  # this function decided: final_attempt never raises
         ) from None
@@ -114,8 +131,8 @@ def schedule_syncs() -> dict[str, int]:
     """Beat tick: claim every due integration, then send one sync message per claim."""
     with get_engine().begin() as connection:
         claimed = claim_due(connection)
-    for integration_id in claimed:
-        sync_integration.apply_async(args=[str(integration_id)])
+    for integration_id, run_id in claimed:
+        sync_integration.apply_async(args=[str(integration_id)], kwargs={"run_id": str(run_id)})
     if claimed:
         log.info("queued %d LMS sync(s)", len(claimed))
     return {"queued": len(claimed)}

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from lms.base import Credentials
 from lms.passback import record_attempt_completion
-from lms.schedule import claim_now
+from lms.schedule import ClaimedRun, claim_now
 from lms.store import NewIntegration, add_integration
 from lms.sync import SyncReport, run_sync
 from workers.secrets import secret_box
@@ -32,10 +32,21 @@ def sync(
 ) -> SyncReport:
     """Claim and run a sync here, as ``toolbox lms sync --now [--ignore-retry-after]`` does."""
     with engine.begin() as connection:
-        assert claim_now(connection, integration_id, ignore_not_before=ignore_not_before).claimed
+        claim = claim_now(connection, integration_id, ignore_not_before=ignore_not_before)
+    assert claim.claimed
     return run_sync(
-        engine, integration_id, secrets=secret_box, ignore_not_before=ignore_not_before, **kwargs
+        engine,
+        integration_id,
+        secrets=secret_box,
+        ignore_not_before=ignore_not_before,
+        run_id=claim.run_id,
+        **kwargs,
     )
+
+
+def claimed_ids(claimed: list[ClaimedRun]) -> list[uuid.UUID]:
+    """The integrations of ``claim_due``'s claims, without their run ids."""
+    return [claim.integration_id for claim in claimed]
 
 
 def integration_row(engine: Engine, integration_id: uuid.UUID) -> Any:

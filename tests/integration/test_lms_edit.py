@@ -34,6 +34,7 @@ from lms.sync import run_sync
 from models.errors import ToolboxError, ValidationFailed
 from tests.integration.lms_support import (
     add_canvas,
+    claimed_ids,
     complete_attempt,
     integration_row,
     link_quiz,
@@ -215,7 +216,7 @@ def test_a_frequency_written_before_the_cap_does_not_break_the_listing(
         )  # fmt: skip
         assert {s.id for s in list_integrations(connection)} == {huge, fine}
         assert integration_detail(connection, huge).summary.next_sync_at is not None
-        assert claim_due(connection) == [fine]
+        assert claimed_ids(claim_due(connection)) == [fine]
 
 
 def test_update_replaces_credentials_and_settings_checked_as_add_checks_them(
@@ -479,9 +480,10 @@ def test_a_disabled_integration_is_never_scheduled_synced_or_drained(
 
         _set_active(engine, integration, active=True, was=False)
         with engine.begin() as connection:
-            assert claim_due(connection) == [integration]
+            (claimed,) = claim_due(connection)
+        assert claimed.integration_id == integration
         _set_active(engine, integration, active=False, was=True)  # before a worker took it
-        skipped = run_sync(engine, integration, secrets=secret_box)
+        skipped = run_sync(engine, integration, secrets=secret_box, run_id=claimed.run_id)
         assert (skipped.status, skipped.message) == ("skipped", "the integration is disabled")
 
         _set_active(engine, integration, active=True, was=False)

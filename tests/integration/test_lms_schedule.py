@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 from lms.base import Credentials
 from lms.schedule import claim_due, claim_now, sync_lock
 from lms.store import NewIntegration, add_integration
-from tests.integration.lms_support import add_canvas, integration_row
+from tests.integration.lms_support import add_canvas, claimed_ids, integration_row
+from tests.integration.test_lms_cli import toolbox
 from tests.lms.fakes import Dataset, FakeCanvas
 from tests.lms.fakes.blackboard import FakeBlackboard
-from tests.lms.fakes.server import Fault, RecordedRequest
+from tests.lms.fakes.server import Fault, RecordedRequest, Reply
 from tests.workers import StartWorker, WorkerProcess, wait_for
 from workers.app import app
 from workers.secrets import secret_box
@@ -64,7 +65,7 @@ def test_due_follows_each_integrations_own_settings_read_at_every_tick(
     _deactivate(engine, inactive)
 
     with engine.begin() as connection:
-        claimed = set(claim_due(connection))
+        claimed = set(claimed_ids(claim_due(connection)))
     assert claimed == {never, failed, stale, hourly}
     assert not claimed & {recent, failed_just_now, partial, inactive}
     assert {integration_row(engine, i).last_sync_status for i in claimed} == {"running"}
@@ -77,7 +78,7 @@ def test_due_follows_each_integrations_own_settings_read_at_every_tick(
             {"id": recent},
         )
     with engine.begin() as connection:
-        assert claim_due(connection) == [recent]
+        assert claimed_ids(claim_due(connection)) == [recent]
 
 
 def test_a_running_claim_is_taken_again_only_when_its_worker_is_gone_for_a_while(
@@ -89,7 +90,7 @@ def test_a_running_claim_is_taken_again_only_when_its_worker_is_gone_for_a_while
     with sync_lock(engine, alive) as held:
         assert held
         with engine.begin() as connection:
-            assert claim_due(connection) == [dead]
+            assert claimed_ids(claim_due(connection)) == [dead]
         with engine.begin() as connection:
             refused = claim_now(connection, alive)
             assert not refused.claimed and "already running" in (refused.reason or "")
@@ -114,7 +115,7 @@ def test_two_beats_ticking_at_once_claim_each_integration_once(
     def tick(slot: int) -> None:
         with engine.begin() as connection:
             barrier.wait()
-            results[slot] = claim_due(connection)
+            results[slot] = claimed_ids(claim_due(connection))
 
     threads = [threading.Thread(target=tick, args=(slot,)) for slot in (0, 1)]
     for thread in threads:
@@ -167,9 +168,9 @@ def test_expired_tokens_and_a_5xx_storm_mid_sync_still_end_in_success(
         with Session(engine) as session, session.begin():
             integration = add_integration(session, new, secret_box()).id
         with engine.begin() as connection:
-            assert claim_now(connection, integration).claimed
+            claim = claim_now(connection, integration)
         start_worker(queues="lms", concurrency=1)
-        app.send_task("toolbox.lms.sync", args=[str(integration)])
+        _queue(integration, claim.run_id)
         wait_for(lambda: integration_row(engine, integration).last_sync_status != "running", 60)
 
         row = integration_row(engine, integration)
@@ -198,6 +199,51 @@ def test_a_sync_whose_worker_was_killed_is_claimed_again_once_stale(
     app.send_task("toolbox.lms.schedule_syncs")
     wait_for(lambda: integration_row(engine, integration).last_sync_status == "success", 30)
     assert _count(engine, "lms_courses") == 4
+
+
+@pytest.mark.worker
+def test_an_operators_sync_during_a_retry_wait_takes_over_and_the_waiting_chain_ends(
+    engine: Engine,
+    toolbox_env: dict[str, str],
+    start_worker: StartWorker,
+    make: Any,
+    canvas: FakeCanvas,
+) -> None:
+    """``lms sync`` while beat's run waits for its retry: one chain runs, not two alternately.
+
+    Beat's run is throttled (a 6 s retry); the operator's claim takes the row over and its
+    message fails on every attempt (four, then ``failed``).  Beat's retry, waking in the
+    middle, finds a newer claim and ends: the LMS is asked 1 + 4 times, not 1 + 4 + 3.
+    """
+    integration = make()
+    course_list = _is_course_list
+    canvas.inject(Fault(1, Reply.json({}, 429, {"Retry-After": "6"}), match=course_list))
+    canvas.inject(Fault(100, Reply.text("upstream down", 503), match=course_list))
+    worker = start_worker(queues="lms", concurrency=2, include="tests.quick_sync_retries")
+    app.send_task("toolbox.lms.schedule_syncs")
+    wait_for(lambda: len(_course_lists(canvas)) == 1, 30)
+    beats_run = integration_row(engine, integration).sync_run_id
+    wait_for(lambda: "retry: Retry in" in worker.log(), 10)
+
+    queued = toolbox("lms", "sync", str(integration), env=toolbox_env)
+
+    assert queued.returncode == 0 and "queued" in queued.stdout, queued.stderr
+    assert integration_row(engine, integration).sync_run_id not in {None, beats_run}
+    wait_for(lambda: _done([worker], "toolbox.lms.sync") == 2, 60)  # each chain ended
+    assert len(_course_lists(canvas)) == 5, "beat's chain ran once, the operator's four times"
+    assert "superseded by a newer claim" in worker.log()
+    row = integration_row(engine, integration)
+    assert row.last_sync_status == "failed" and "503" in row.sync_error_message
+
+
+def _queue(integration: uuid.UUID, run_id: uuid.UUID | None) -> None:
+    """The sync message of a claim, as ``toolbox lms sync`` sends it."""
+    assert run_id is not None, "claimed"
+    app.send_task("toolbox.lms.sync", args=[str(integration)], kwargs={"run_id": str(run_id)})
+
+
+def _is_course_list(request: RecordedRequest) -> bool:
+    return request.path == "/api/v1/courses"
 
 
 def _set(engine: Engine, integration: uuid.UUID, status: str, ago: str) -> None:
@@ -243,9 +289,9 @@ def test_a_failed_sync_on_a_worker_lands_in_the_error_log_without_the_token(
     secret = "sekret-canvas-token-0043"
     integration = add_canvas(engine, canvas.base_url, secret)
     with engine.begin() as connection:
-        assert claim_now(connection, integration).claimed
+        claim = claim_now(connection, integration)
     start_worker(queues="lms", concurrency=1)
-    app.send_task("toolbox.lms.sync", args=[str(integration)])
+    _queue(integration, claim.run_id)
     wait_for(lambda: _error_rows(engine, "toolbox.lms.sync") != [], 30)
 
     (row,) = _error_rows(engine, "toolbox.lms.sync")

@@ -21,6 +21,7 @@ from lms.status import list_integrations
 from models.errors import LMSUnavailable
 from tests.integration.lms_support import (
     add_canvas,
+    claimed_ids,
     count_writes,
     integration_row,
     scalar,
@@ -185,7 +186,11 @@ def _run_sync_task(integration: uuid.UUID, retries: int = 0, **kwargs: Any) -> A
     which (no server URLs set yet) would start embedded servers.
     """
     from tasks.lms import sync_integration
+    from workers.db import get_engine
 
+    if "run_id" not in kwargs:  # as the claim queued it: the row's run id
+        run_id = integration_row(get_engine(), integration).sync_run_id
+        kwargs["run_id"] = str(run_id) if run_id else None
     sync_integration.push_request(
         id=str(uuid.uuid4()), retries=retries, called_directly=False, delivery_info={},
         args=[str(integration)], kwargs=kwargs,
@@ -211,7 +216,10 @@ def test_the_first_retry_after_an_outage_is_jittered_not_the_http_clients_backof
     assert isinstance(retried.value.when, float)
     assert 15 <= retried.value.when < 30, "a jittered 30 s step: 15 to 30 s"
     assert retried.value.sig is not None
-    assert retried.value.sig.kwargs == {"throttled": 0, "ignore_not_before": False}
+    run_id = str(integration_row(engine, integration).sync_run_id)
+    assert retried.value.sig.kwargs == {
+        "throttled": 0, "ignore_not_before": False, "run_id": run_id,
+    }, "a retry keeps its claim's run id"  # fmt: skip
 
 
 def test_a_sync_retry_waits_as_long_as_the_lms_asks_and_a_longer_wish_is_kept_to(
@@ -227,7 +235,12 @@ def test_a_sync_retry_waits_as_long_as_the_lms_asks_and_a_longer_wish_is_kept_to
 
     assert isinstance(retried.value.when, float) and retried.value.when >= 500
     assert retried.value.sig is not None
-    assert retried.value.sig.kwargs == {"throttled": 1, "ignore_not_before": False}
+    run_id = str(integration_row(engine, integration).sync_run_id)
+    assert retried.value.sig.kwargs == {
+        "throttled": 1,
+        "ignore_not_before": False,
+        "run_id": run_id,
+    }
     assert integration_row(engine, integration).last_sync_status == "running", "claim kept"
 
     canvas.throttle(times=1, retry_after="3600", path="/api/v1/courses")
@@ -247,7 +260,7 @@ def test_a_sync_retry_waits_as_long_as_the_lms_asks_and_a_longer_wish_is_kept_to
 
     _set_times(engine, "not_before = now() - interval '1 second'")  # the hour is over
     with engine.begin() as connection:
-        assert claim_due(connection) == [integration]
+        assert claimed_ids(claim_due(connection)) == [integration]
     assert _run_sync_task(integration)["status"] == "success"
     assert integration_row(engine, integration).not_before is None, "a success clears it"
 

@@ -217,7 +217,8 @@ def sync(
     """Sync courses, assignments and rosters: queued for the lms workers, or here with --now.
 
     Refused while the LMS's Retry-After runs (`lms status` shows until when),
-    unless --ignore-retry-after.
+    unless --ignore-retry-after.  A queued sync waiting for its retry is taken
+    over: this one runs, and the waiting retry ends unrun.
     """
     resolve_servers()
     engine = get_engine()
@@ -232,7 +233,7 @@ def sync(
             message = celery_app.send_task(
                 "toolbox.lms.sync",
                 args=[str(integration_id)],
-                kwargs={"ignore_not_before": ignore_retry_after},
+                kwargs={"ignore_not_before": ignore_retry_after, "run_id": str(claim.run_id)},
             )
         except Exception as exc:  # the broker: the claim stays and beat takes it up when stale
             problem = explain(exc, embedded_database=False) or type(exc).__name__
@@ -247,7 +248,7 @@ def sync(
             console.print(f"sync of {integration_id} queued on the lms queue (task {message.id})")
             console.print(f"follow it with: toolbox lms status {integration_id}")
         return
-    report = _sync_here(integration_id, ignore_not_before=ignore_retry_after)
+    report = _sync_here(integration_id, claim.run_id, ignore_not_before=ignore_retry_after)
     if as_json:
         typer.echo(json.dumps(_report_json(report), indent=2))
         if report.status != "success" and report.message:  # stdout is the script's
@@ -273,7 +274,9 @@ def rotate_keys() -> None:
         console.print("every secret now opens with the newest key; older keys can be removed")
 
 
-def _sync_here(integration_id: uuid.UUID, *, ignore_not_before: bool) -> SyncReport:
+def _sync_here(
+    integration_id: uuid.UUID, run_id: uuid.UUID | None, *, ignore_not_before: bool
+) -> SyncReport:
     progress = Progress(
         TextColumn("syncing courses"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=errors, transient=False,
@@ -291,6 +294,7 @@ def _sync_here(integration_id: uuid.UUID, *, ignore_not_before: bool) -> SyncRep
                 secrets=secret_box,
                 progress=advance,
                 ignore_not_before=ignore_not_before,
+                run_id=run_id,
             )
     record_sync(get_engine(), report)
     return report
