@@ -77,6 +77,11 @@ def unencodable(text: str) -> bool:
     return False
 
 
+def unstorable_text(text: str) -> bool:
+    """Whether PostgreSQL cannot take ``text`` at all: a NUL, or a lone surrogate."""
+    return NUL in text or unencodable(text)
+
+
 def unstorable(value: Any, depth: int = 0) -> bool:
     """Whether a string or key holds a NUL, a number is NaN or infinite, or arrays and
     objects nest deeper than ``MAX_DEPTH`` (no paths)."""

@@ -44,12 +44,11 @@ from sqlalchemy.exc import IntegrityError
 from agents.field_paths import (
     NUL,
     NUL_REFUSED,
-    ROOT,
     SURROGATE_REFUSED,
-    TOO_DEEP,
     field_errors,
     storage_errors,
     unencodable,
+    unstorable_text,
 )
 from agents.registry import get_kind
 from models.agents import AgentTask
@@ -137,31 +136,20 @@ def validate_input(agent_type: str, input_data: Mapping[str, Any] | BaseModel) -
     Error lines name keys as ``agents.field_paths`` shows them, never raw.
     """
     kind = get_kind(agent_type)
-    try:
-        payload, errors = _checked(kind.input_schema, input_data)
-    except RecursionError:  # every check walks the payload one call per level
-        payload, errors = None, [f"{ROOT}: {TOO_DEEP}"]
-    if payload is not None:
-        return payload
+    raw = input_data.model_dump(mode="json") if isinstance(input_data, BaseModel) else input_data
+    errors = storage_errors(raw)  # first: the schema would name a NUL key, take NaN, recurse
+    if not errors:
+        try:
+            payload = kind.input_schema.model_validate(raw).model_dump(mode="json")
+        except ValidationError as exc:
+            errors = field_errors(exc)
+        else:
+            errors = storage_errors(payload)  # the schema may have made strings (of bytes)
+            if not errors:
+                return payload
     raise ValidationFailed(
         f"invalid input for agent {agent_type!r}: " + "; ".join(errors), errors=errors
     )
-
-
-def _checked(
-    schema: type[BaseModel], input_data: Mapping[str, Any] | BaseModel
-) -> tuple[dict[str, Any] | None, list[str]]:
-    """The payload as stored, or None and what is wrong with it."""
-    raw = input_data.model_dump(mode="json") if isinstance(input_data, BaseModel) else input_data
-    errors = storage_errors(raw)  # first: the schema would name a NUL key, take NaN
-    if errors:
-        return None, errors
-    try:
-        payload = schema.model_validate(raw).model_dump(mode="json")
-    except ValidationError as exc:
-        return None, field_errors(exc)
-    errors = storage_errors(payload)  # the schema may have made strings (of bytes)
-    return (None, errors) if errors else (payload, [])
 
 
 def insert_direct(
@@ -288,7 +276,7 @@ def _agent(
     The references are looked up in the same statement: no round trip of their own.
     """
     if not isinstance(agent, uuid.UUID | str) or (
-        isinstance(agent, str) and (NUL in agent or unencodable(agent))
+        isinstance(agent, str) and unstorable_text(agent)
     ):
         raise AgentUnavailable("agent: not an agent type or an ai_agents id")
     column = "id" if isinstance(agent, uuid.UUID) else "agent_type"

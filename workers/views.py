@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, text
 
 from agents.base import PHASES
-from agents.field_paths import unencodable
+from agents.field_paths import unstorable_text
 from models.agents import TASK_STATUSES
 from models.errors import ValidationFailed
 from models.ids import parse_id
@@ -186,7 +186,7 @@ def query_tasks(
         clauses.append("t.status = :status")
         params["status"] = status
     if agent_type is not None:
-        if "\x00" in agent_type or unencodable(agent_type):  # PostgreSQL cannot take it
+        if unstorable_text(agent_type):  # no agent type is such text: say which there are
             check_agent_type(connection, agent_type)
         clauses.append("a.agent_type = :agent_type")
         params["agent_type"] = agent_type
