@@ -17,9 +17,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -28,6 +27,9 @@ from agents import hotpath, leases, lifecycle, workflow
 from agents.base import PHASES, Phase, PhaseContext, PhaseOutcome, Usage
 from agents.field_paths import field_errors
 from agents.registry import get_kind
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 from models.errors import (
     RedeliveryExceeded,
     RetryableError,
@@ -75,7 +77,7 @@ class TaskFailure:
 Publisher = Callable[[uuid.UUID, dict[str, Any]], None]
 Dispatcher = Callable[[list[uuid.UUID]], None]
 ErrorReporter = Callable[[TaskFailure], None]
-ModelFactory = Callable[[str], BaseChatModel]
+ModelFactory = Callable[[str], "BaseChatModel"]
 
 
 def backoff(retry_count: int, retry_after: float | None = None) -> float:

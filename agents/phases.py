@@ -7,18 +7,20 @@ so a task resumed after a crash recomputes exactly what it would have.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ValidationError
 
 from agents.base import Phase, PhaseContext, PhaseOutcome, Usage
 from agents.field_paths import field_errors
 from agents.luau import LuauCheck
-from agents.prompts import TaskName, task_messages
-from agents.providers import invoke_structured
 from agents.schemas import AgentInput, EnvironmentRequest
 from models.errors import ConfigurationError, ModelError, ValidationFailed
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from agents.prompts import TaskName
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -121,6 +123,34 @@ def action(ctx: PhaseContext, artifact: BaseModel, usage: Usage) -> PhaseOutcome
     )
 
 
+def call_model(
+    ctx: PhaseContext,
+    task: TaskName,
+    schema: type[P],
+    request: EnvironmentRequest,
+    *,
+    instructions: str,
+    inputs: Mapping[str, Any] | None = None,
+    feedback: Sequence[str] = (),
+) -> tuple[P, Usage]:
+    """One structured call of the task's model for ``schema``, with the prompt for ``task``."""
+    # imported here: the prompt and provider modules load langchain (about 0.4 s of CPU),
+    # which the CLI, importing the agent kinds for their input schemas, never needs
+    from agents.prompts import task_messages
+    from agents.providers import invoke_structured
+
+    messages = task_messages(
+        task,
+        agent=ctx.agent_type,
+        schema=schema,
+        request=request,
+        instructions=instructions,
+        inputs=inputs,
+        feedback=feedback,
+    )
+    return invoke_structured(require_model(ctx), schema, messages)
+
+
 def ask_for(
     ctx: PhaseContext,
     task: TaskName,
@@ -133,16 +163,15 @@ def ask_for(
 ) -> PhaseOutcome:
     """The action phase of an artifact agent: one structured model call for ``schema``."""
     ctx.report_progress(f"asking the model for {what}")
-    messages = task_messages(
+    artifact, usage = call_model(
+        ctx,
         task,
-        agent=ctx.agent_type,
-        schema=schema,
-        request=payload.request,
+        schema,
+        payload.request,
         instructions=instructions,
         inputs=inputs,
         feedback=payload.revision_notes,
     )
-    artifact, usage = invoke_structured(require_model(ctx), schema, messages)
     return action(ctx, artifact, usage)
 
 
@@ -160,16 +189,9 @@ def model_repair(
 
     def repair(errors: list[str]) -> tuple[P, Usage]:
         ctx.report_progress(note)
-        messages = task_messages(
-            task,
-            agent=ctx.agent_type,
-            schema=schema,
-            request=request,
-            instructions=instructions,
-            inputs=inputs,
-            feedback=errors,
+        return call_model(
+            ctx, task, schema, request, instructions=instructions, inputs=inputs, feedback=errors
         )
-        return invoke_structured(require_model(ctx), schema, messages)
 
     return repair
 

@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
-from langchain.chat_models import init_chat_model
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel, ValidationError
@@ -107,6 +106,10 @@ def make_chat_model(spec: str, **kwargs: Any) -> BaseChatModel:
             return OfflineChatModel(**options)
         except ValidationError as exc:
             raise ConfigurationError(f"invalid options for the offline model: {exc}") from exc
+    # imported here: langchain's chat_models costs about 0.7 s of CPU to import, and
+    # the CLI, the offline model and every worker start would pay it for nothing
+    from langchain.chat_models import init_chat_model
+
     try:
         chat_model: BaseChatModel = init_chat_model(model, model_provider=provider, **kwargs)
     except ImportError as exc:

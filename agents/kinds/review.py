@@ -11,9 +11,7 @@ from typing import Any
 
 from agents.base import AgentKind, Phase, PhaseContext, PhaseOutcome
 from agents.checks import check_review_input, split_issue
-from agents.phases import action, earlier, payload_as, problem, require_model, situation, stored
-from agents.prompts import task_messages
-from agents.providers import invoke_structured
+from agents.phases import action, call_model, earlier, payload_as, problem, situation, stored
 from agents.schemas import (
     INPUT_SCHEMAS,
     ArtifactIssue,
@@ -136,15 +134,14 @@ class ReviewAgent(AgentKind):
             f"{sum(map(len, rule_issues.values()))} rule issue(s); asking the model"
         )
         artifacts = payload.model_dump(mode="json", exclude={"request"})
-        messages = task_messages(
+        verdict, usage = call_model(
+            ctx,
             "review",
-            agent="review",
-            schema=ReviewVerdict,
-            request=payload.request,
+            ReviewVerdict,
+            payload.request,
             instructions=INSTRUCTIONS,
             inputs={**artifacts, "rule_issues": rule_issues},
         )
-        verdict, usage = invoke_structured(require_model(ctx), ReviewVerdict, messages)
         outcome = action(ctx, verdict, usage)
         outcome.data["rule_issues"] = rule_issues
         return outcome

@@ -15,7 +15,6 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
-import agents.providers as providers
 from agents.offline import OfflineChatModel
 from agents.providers import classify_model_error, invoke_structured, make_chat_model
 from models.errors import (
@@ -71,7 +70,7 @@ def test_provider_specs_reach_init_chat_model(monkeypatch: pytest.MonkeyPatch) -
         calls.append((model, kwargs))
         return OfflineChatModel()
 
-    monkeypatch.setattr(providers, "init_chat_model", fake_init)
+    monkeypatch.setattr("langchain.chat_models.init_chat_model", fake_init)
     make_chat_model("openai:gpt-4o-mini", temperature=0)
     make_chat_model("Ollama:llama3:8b")
     assert calls == [
