@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import time
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -25,5 +26,7 @@ def overrun() -> None:
 
 @app.task(name="toolbox.tests.heap", ignore_result=True)
 def heap(key: str) -> None:
-    """Reports the pool child's pid and how many objects it inherited frozen, under ``key``."""
-    get_redis().rpush(key, f"{os.getpid()} {gc.get_freeze_count()}")
+    """Reports the pool child's pid, how many objects it inherited frozen, and whether it
+    inherited the model-calling modules, under ``key``."""
+    inherited = int("langchain.chat_models" in sys.modules and "agents.prompts" in sys.modules)
+    get_redis().rpush(key, f"{os.getpid()} {gc.get_freeze_count()} {inherited}")

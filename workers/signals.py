@@ -7,6 +7,7 @@ however it ended (``workers.lifelines.stop_with_supervisor``).
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import threading
 import time
@@ -93,7 +94,13 @@ def _freeze_heap(**_: Any) -> None:
     by that collection and by the children's, and their pages stay shared
     with the children (Python's advice for fork without exec).  ``worker_init``
     comes after the task modules are imported and before the pool forks.
+
+    The modules that call a chat model are imported here first: the command
+    line leaves them (and langchain) out, and each pool child would otherwise
+    import its own copy at its first model call, after every fork.
     """
+    for module in ("agents.prompts", "agents.providers", "langchain.chat_models"):
+        importlib.import_module(module)
     gc.collect()
     gc.freeze()
 
