@@ -121,3 +121,13 @@ class LMSUnavailable(RetryableError):
 
 class WaitTimeout(ToolboxError):
     """The task did not finish within the time waited (it keeps running)."""
+
+
+SHOWN_MAX = 50
+"""Characters of a value the user gave that an error message repeats; a longer one is cut."""
+
+
+def quoted(value: str) -> str:
+    """``value`` as an error message repeats it: its ``repr``, cut to ``SHOWN_MAX`` characters
+    (``'xxx'...``), so a pasted paragraph neither floods the line nor hides the message."""
+    return repr(value[:SHOWN_MAX]) + ("..." if len(value) > SHOWN_MAX else "")

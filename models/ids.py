@@ -15,7 +15,7 @@ import uuid
 
 from sqlalchemy import Connection, text
 
-from models.errors import NotFound, ValidationFailed
+from models.errors import NotFound, ValidationFailed, quoted
 
 MIN_PREFIX = 4
 SHOWN_MATCHES = 5
@@ -39,7 +39,7 @@ def resolve_id(
     if len(digits) < MIN_PREFIX or len(digits) > 32 or not set(digits) <= _HEX:
         raise ValidationFailed(
             f"not {article(noun)} {noun} id (or a prefix of {MIN_PREFIX}+ hex characters): "
-            f"{value!r}"
+            f"{quoted(value)}"
         )
     condition = f" AND ({where})" if where else ""
     found = list(
@@ -56,12 +56,12 @@ def resolve_id(
         ).scalars()
     )
     if not found:
-        raise NotFound(f"no {noun} id starts with {prefix!r}")
+        raise NotFound(f"no {noun} id starts with {quoted(prefix)}")
     if len(found) > 1:
         shown = ", ".join(str(match) for match in found[:SHOWN_MATCHES])
         more = ", ..." if len(found) > SHOWN_MATCHES else ""
         raise ValidationFailed(
-            f"{prefix!r} matches several {noun}s ({shown}{more}); give more of the id"
+            f"{quoted(prefix)} matches several {noun}s ({shown}{more}); give more of the id"
         )
     resolved: uuid.UUID = found[0]
     return resolved

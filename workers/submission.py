@@ -58,6 +58,7 @@ from models.errors import (
     IdempotencyConflict,
     NotFound,
     ValidationFailed,
+    quoted,
 )
 from models.ids import as_uuid
 from workers import dispatch as dispatcher
@@ -264,8 +265,7 @@ def _unknown_agent(connection: Connection, agent: str | uuid.UUID) -> str:
     known = connection.execute(
         text("SELECT DISTINCT agent_type FROM ai_agents ORDER BY agent_type")
     ).scalars()
-    shown = repr(agent[:50]) + ("..." if len(agent) > 50 else "")
-    return f"unknown agent {shown}; known: {', '.join(known)}"
+    return f"unknown agent {quoted(agent)}; known: {', '.join(known)}"
 
 
 def _agent(

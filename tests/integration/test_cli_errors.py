@@ -327,6 +327,19 @@ def test_workflow_commands_take_a_unique_id_prefix(db: Engine, toolbox_env: dict
     assert missing == "error: no workflow id starts with 'ffff0000'"
 
 
+def test_a_long_bad_id_is_cut_at_50_characters(toolbox_env: dict[str, str]) -> None:
+    """A pasted paragraph given as an id is repeated cut, as other values given are.
+
+    One command per way in (every command taking an id resolves it by ``models.ids``).
+    """
+    for command in (("task", "cancel"), ("workflow", "show"), ("lms", "disable"), ("lms", "sync")):
+        line = one_error_line(toolbox(*command, "x" * 100, env=toolbox_env))
+        assert line.endswith(f"hex characters): '{'x' * 50}'..."), (command, line)
+    dashed = "abcd" + "-" * 96  # hex enough for a prefix; nothing starts with it
+    missing = one_error_line(toolbox("task", "show", dashed, env=toolbox_env))
+    assert missing == f"error: no task id starts with '{dashed[:50]}'..."
+
+
 def test_a_workflow_that_has_not_started_is_pending(
     db: Engine, toolbox_env: dict[str, str]
 ) -> None:
