@@ -36,11 +36,14 @@ class IntegrationSummary:
     next_sync_at: dt.datetime | None
     not_before: dt.datetime | None
     """While in the future: the LMS asked (``Retry-After``) not to be called before then."""
+    sync_run_id: uuid.UUID | None
+    """While a sync runs (``running``): its claim's run id, which its message and retries carry."""
     passbacks: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         shown = asdict(self)
         shown["id"] = str(self.id)
+        shown["sync_run_id"] = str(self.sync_run_id) if self.sync_run_id else None
         for key in ("last_sync_at", "next_sync_at", "not_before"):
             shown[key] = shown[key].isoformat() if shown[key] else None
         return shown
@@ -70,7 +73,8 @@ SELECT i.id, i.platform_name, i.institution_name, i.base_url, i.is_active,
        i.roster_sync_enabled, i.content_sync_enabled, i.grade_passback_enabled,
        CASE WHEN i.is_active AND i.last_sync_status IS DISTINCT FROM 'running'
             THEN {NEXT_DUE} END AS next_sync_at,
-       CASE WHEN i.not_before > now() THEN i.not_before END AS not_before
+       CASE WHEN i.not_before > now() THEN i.not_before END AS not_before,
+       CASE WHEN i.last_sync_status = 'running' THEN i.sync_run_id END AS sync_run_id
 FROM lms_integrations i
 """
 _PASSBACKS = text("""
@@ -184,5 +188,6 @@ def _summary(row: Any, passbacks: dict[str, int]) -> IntegrationSummary:
         sync_error_message=row.sync_error_message,
         next_sync_at=row.next_sync_at,
         not_before=row.not_before,
+        sync_run_id=row.sync_run_id,
         passbacks=passbacks or dict.fromkeys(PASSBACK_STATUSES, 0),
     )

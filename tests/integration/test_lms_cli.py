@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, text
 
+from lms.schedule import claim_now
 from lms.secrets import generate_key
+from tests.integration.lms_support import add_canvas
 from tests.integration.test_cli_errors import one_error_line
 from tests.lms.fakes import Dataset, FakeCanvas
 
@@ -266,3 +270,29 @@ def test_a_password_an_older_version_stored_in_a_url_shows_nowhere(
         assert all(run.stdout for run in runs)
         outputs = "".join(run.stdout + run.stderr for run in runs)
         assert "S3cret" not in outputs
+
+
+def test_status_names_the_run_id_of_a_running_sync(
+    toolbox_env: dict[str, str], engine: Engine
+) -> None:
+    """``sync_run_id`` in JSON always (null unless running), in text only while it runs."""
+    integration = add_canvas(engine, "http://127.0.0.1:9", "unused-t0ken")
+    shown_id = str(integration)
+
+    def as_json(*args: str) -> Any:
+        return json.loads(toolbox("lms", "status", *args, "--json", env=toolbox_env).stdout)
+
+    with engine.begin() as connection:
+        run_id = str(claim_now(connection, integration).run_id)
+    shown = toolbox("lms", "status", shown_id, env=toolbox_env).stdout
+    assert re.search(rf"^\s*sync run id\s+{run_id}\s*$", shown, re.MULTILINE), shown
+    assert (as_json(shown_id)["last_sync_status"], as_json()[0]["sync_run_id"]) == (
+        "running", run_id
+    )  # fmt: skip
+    listing = toolbox("lms", "list", env=toolbox_env).stdout
+    assert f"{shown_id[:8]}: sync running, run id {run_id}" in listing
+
+    with engine.begin() as connection:  # the run ends; the row keeps its (past) run id
+        connection.execute(text("UPDATE lms_integrations SET last_sync_status = 'success'"))
+    assert as_json(shown_id)["sync_run_id"] is None
+    assert "run id" not in toolbox("lms", "status", env=toolbox_env).stdout

@@ -152,6 +152,8 @@ def list_(as_json: JsonFlag = False) -> None:
         )  # fmt: skip
     console.print(table)
     for s in summaries:
+        if s.sync_run_id:
+            console.print(f"{str(s.id)[:8]}: sync running, run id {s.sync_run_id}")
         if s.not_before:
             console.print(f"{str(s.id)[:8]}: the LMS asked (Retry-After) not to be called "
                           f"before {_when(s.not_before)}")  # fmt: skip
@@ -186,7 +188,8 @@ def status(
         ("integration", s.id), ("platform", s.platform), ("institution", s.institution),
         ("base url", s.base_url), ("state", "enabled" if s.is_active else "disabled"),
         ("sync every", f"{s.sync_frequency_hours} h"), ("last sync", _when(s.last_sync_at)),
-        ("last status", s.last_sync_status or "never synced"), ("error", s.sync_error_message),
+        ("last status", s.last_sync_status or "never synced"), ("sync run id", s.sync_run_id),
+        ("error", s.sync_error_message),
         ("next sync", _when(s.next_sync_at) if s.is_active else "none: `toolbox lms enable`"),
         ("not before", s.not_before and f"{_when(s.not_before)}, as the LMS asked (Retry-After)"),
         *detail.flags.items(), *detail.data.items(),
