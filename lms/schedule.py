@@ -88,14 +88,19 @@ FROM due WHERE i.id = due.id
 RETURNING i.id, i.sync_run_id
 """)
 
+RETRYING = "retrying: "
+"""How ``sync_error_message`` of a ``running`` row starts while its run waits for a retry."""
 _CLAIM_ONE = text(f"""
 UPDATE lms_integrations i
 SET last_sync_status = 'running', last_sync_at = now(), sync_error_message = NULL,
     sync_run_id = gen_random_uuid()
-WHERE i.id = :id AND i.is_active
+FROM (SELECT id, coalesce(last_sync_status = 'running'
+                          AND starts_with(sync_error_message, :retrying), false) AS retrying
+      FROM lms_integrations WHERE id = :id FOR UPDATE) was
+WHERE i.id = was.id AND i.is_active
   AND (CAST(:ignore_not_before AS boolean) OR i.not_before IS NULL OR i.not_before <= now())
   AND (i.last_sync_status IS DISTINCT FROM 'running' OR NOT {_LOCK_HELD})
-RETURNING i.sync_run_id
+RETURNING i.sync_run_id, was.retrying
 """)
 _REFUSED = text(f"""
 SELECT i.is_active, i.last_sync_at, i.not_before, i.not_before > now() AS waiting,
@@ -134,6 +139,8 @@ class Claim:
     reason: str | None = None
     run_id: uuid.UUID | None = None
     """The claimed run's id (``lms_integrations.sync_run_id``): ``run_sync`` needs it."""
+    took_over_retry: bool = False
+    """The claim took the row from a run waiting for its retry, which then ends unrun."""
 
 
 def claim_now(
@@ -144,15 +151,16 @@ def claim_now(
     A ``running`` row whose lock is free is taken over at once, under a new run
     id: its worker is dead, or its message still waits in the queue, or its
     run waits for a Celery retry; that message or retry finds the run
-    superseded and ends without calling the LMS.  Nor before the
-    integration's ``not_before`` unless ``ignore_not_before``.
+    superseded and ends without calling the LMS; ``took_over_retry`` says
+    when it was a retry's (its ``sync_error_message`` starts ``RETRYING``),
+    so the operator learns the run they waited for will not go on.  Nor
+    before the integration's ``not_before`` unless ``ignore_not_before``.
     """
     key = {"id": integration_id, "namespace": SYNC_LOCK_NAMESPACE}
-    run_id = connection.execute(
-        _CLAIM_ONE, {**key, "ignore_not_before": ignore_not_before}
-    ).scalar_one_or_none()
-    if run_id is not None:
-        return Claim(True, run_id=run_id)
+    params = {**key, "ignore_not_before": ignore_not_before, "retrying": RETRYING}
+    claimed = connection.execute(_CLAIM_ONE, params).one_or_none()
+    if claimed is not None:
+        return Claim(True, run_id=claimed.sync_run_id, took_over_retry=claimed.retrying)
     row = connection.execute(_REFUSED, key).one_or_none()
     if row is None:
         return Claim(False, f"no LMS integration {integration_id}")

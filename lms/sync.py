@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from lms.base import Course, LMSClient
 from lms.http import server_wait
 from lms.registry import make_client
-from lms.schedule import set_not_before, sync_lock, waiting_reason
+from lms.schedule import RETRYING, set_not_before, sync_lock, waiting_reason
 from lms.secrets import SecretBox
 from lms.store import connection_config
 from lms.upsert import Counts, CourseSnapshot, mark_missing_courses, write_course
@@ -285,7 +285,7 @@ def _note_retry(
                 "UPDATE lms_integrations SET last_sync_at = now(), sync_error_message = :message"
                 f" WHERE {_OWNED}"
             ),
-            {"id": integration_id, "run_id": run_id, "message": _clip(f"retrying: {exc.message}")},
+            {"id": integration_id, "run_id": run_id, "message": _clip(RETRYING + exc.message)},
         )
     log.warning("LMS sync of %s will be retried: %s", integration_id, exc.message)
 

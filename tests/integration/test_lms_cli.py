@@ -10,13 +10,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, text
 
 from lms.schedule import claim_now
 from lms.secrets import generate_key
-from tests.integration.lms_support import add_canvas
+from models.errors import LMSUnavailable
+from tests.integration.lms_support import add_canvas, sync
 from tests.integration.test_cli_errors import one_error_line
+from tests.integration.test_lms_sync import no_sleep
 from tests.lms.fakes import Dataset, FakeCanvas
+from tests.lms.fakes.server import Fault, Reply
+from workers.cli.lms import TOOK_OVER
 
 TOOLBOX = str(Path(sys.executable).parent / "toolbox")
 
@@ -296,3 +301,32 @@ def test_status_names_the_run_id_of_a_running_sync(
         connection.execute(text("UPDATE lms_integrations SET last_sync_status = 'success'"))
     assert as_json(shown_id)["sync_run_id"] is None
     assert "run id" not in toolbox("lms", "status", env=toolbox_env).stdout
+
+
+def test_a_sync_that_takes_over_one_waiting_to_retry_says_so(
+    toolbox_env: dict[str, str], engine: Engine
+) -> None:
+    """The takeover itself: ``test_lms_schedule``'s operator test, on real workers."""
+    with FakeCanvas(Dataset.generate(courses=1, students_per_course=2)) as canvas:
+        integration = add_canvas(engine, canvas.base_url, canvas.token)
+        shown_id = str(integration)
+
+        def wait_for_a_retry() -> None:  # six 503s: a run's attempts, then it waits
+            canvas.inject(Fault(6, Reply.text("upstream down", 503)))
+            with pytest.raises(LMSUnavailable):
+                sync(engine, integration, client_factory=no_sleep, final_attempt=False)
+
+        wait_for_a_retry()
+        queued = toolbox("lms", "sync", shown_id, "--json", env=toolbox_env)
+        assert queued.returncode == 0, queued.stderr
+        assert json.loads(queued.stdout)["took_over_retry"] is True
+        here = toolbox("lms", "sync", shown_id, "--now", "--json", env=toolbox_env)
+        report = json.loads(here.stdout)  # it took over a queued message, no retry
+        assert (report["status"], report["took_over_retry"]) == ("success", False), here.stderr
+
+        wait_for_a_retry()
+        said = toolbox("lms", "sync", shown_id, env=toolbox_env)
+        assert said.returncode == 0, said.stderr
+        assert TOOK_OVER in said.stdout.splitlines(), said.stdout
+        again = toolbox("lms", "sync", shown_id, env=toolbox_env)
+        assert again.returncode == 0 and TOOK_OVER not in again.stdout, again.stderr

@@ -22,6 +22,7 @@ from tests.lms.fakes.blackboard import FakeBlackboard
 from tests.lms.fakes.server import Fault, RecordedRequest, Reply
 from tests.workers import StartWorker, WorkerProcess, wait_for
 from workers.app import app
+from workers.cli.lms import TOOK_OVER
 from workers.secrets import secret_box
 
 
@@ -228,6 +229,7 @@ def test_an_operators_sync_during_a_retry_wait_takes_over_and_the_waiting_chain_
     queued = toolbox("lms", "sync", str(integration), env=toolbox_env)
 
     assert queued.returncode == 0 and "queued" in queued.stdout, queued.stderr
+    assert TOOK_OVER in queued.stdout.splitlines(), queued.stdout
     assert integration_row(engine, integration).sync_run_id not in {None, beats_run}
     wait_for(lambda: _done([worker], "toolbox.lms.sync") == 2, 60)  # each chain ended
     assert len(_course_lists(canvas)) == 5, "beat's chain ran once, the operator's four times"

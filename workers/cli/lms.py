@@ -52,6 +52,7 @@ from workers.secrets import secret_box
 
 console = Console()
 errors = Console(stderr=True)
+TOOK_OVER = "took over a sync waiting to retry: that retry ends without calling the LMS"
 lms_app = typer.Typer(
     help="LMS integrations: add, update, disable/enable, sync, status, key rotation.",
     no_args_is_help=True,
@@ -221,7 +222,7 @@ def sync(
 
     Refused while the LMS's Retry-After runs (`lms status` shows until when),
     unless --ignore-retry-after.  A queued sync waiting for its retry is taken
-    over: this one runs, and the waiting retry ends unrun.
+    over: this one runs, and the waiting retry ends unrun (the output says so).
     """
     resolve_servers()
     engine = get_engine()
@@ -246,14 +247,20 @@ def sync(
             ) from None
         if as_json:
             typer.echo(json.dumps({"integration_id": str(integration_id), "queued": True,
-                                   "task_id": message.id}))  # fmt: skip
-        else:
-            console.print(f"sync of {integration_id} queued on the lms queue (task {message.id})")
-            console.print(f"follow it with: toolbox lms status {integration_id}")
+                                   "task_id": message.id,
+                                   "took_over_retry": claim.took_over_retry}))  # fmt: skip
+            return
+        console.print(f"sync of {integration_id} queued on the lms queue (task {message.id})")
+        if claim.took_over_retry:
+            console.print(TOOK_OVER)
+        console.print(f"follow it with: toolbox lms status {integration_id}")
         return
+    if claim.took_over_retry and not as_json:
+        console.print(TOOK_OVER)
     report = _sync_here(integration_id, claim.run_id, ignore_not_before=ignore_retry_after)
     if as_json:
-        typer.echo(json.dumps(_report_json(report), indent=2))
+        shown = {**_report_json(report), "took_over_retry": claim.took_over_retry}
+        typer.echo(json.dumps(shown, indent=2))
         if report.status != "success" and report.message:  # stdout is the script's
             warn(f"sync of {integration_id} {report.status}: {redact(report.message)}")
     else:
