@@ -17,7 +17,7 @@ from sqlalchemy import Connection, text
 from agents.base import PHASES
 from agents.field_paths import unstorable_text
 from models.agents import TASK_STATUSES
-from models.errors import ValidationFailed
+from models.errors import ValidationFailed, quoted
 from models.ids import parse_id
 
 MAX_LIST_LIMIT = 1000
@@ -130,7 +130,7 @@ def check_status(status: object) -> str | None:
     if status is None:
         return None
     if not isinstance(status, str) or status.lower() not in TASK_STATUSES:
-        shown = repr(status) if isinstance(status, str) and len(status) <= 40 else "given"
+        shown = quoted(status) if isinstance(status, str) else f"of type {type(status).__name__}"
         raise ValidationFailed(
             f"unknown status {shown}; valid: {', '.join(TASK_STATUSES)}",
             errors=["status: not a task status"],
@@ -157,9 +157,8 @@ def check_agent_type(connection: Connection, agent_type: str) -> None:
         ).scalars()
     )
     if agent_type not in known:
-        shown = repr(agent_type) if len(agent_type) <= 50 else "given"
         raise ValidationFailed(
-            f"unknown agent {shown}; known: {', '.join(known)}",
+            f"unknown agent {quoted(agent_type)}; known: {', '.join(known)}",
             errors=["agent_type: not an agent type"],
         )
 

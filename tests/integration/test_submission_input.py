@@ -339,6 +339,12 @@ def test_list_tasks_checks_its_filters_as_the_cli_does(
         assert message.startswith("limit: must be")
     message = refused(ValidationFailed, lambda: client.list_tasks(status="bogus"))
     assert message.startswith("unknown status 'bogus'; valid: pending, queued, running")
+    message = refused(ValidationFailed, lambda: client.list_tasks(status="s" * 60))
+    assert message.startswith(f"unknown status '{'s' * 50}'...; valid: pending")
+    message = refused(ValidationFailed, lambda: client.list_tasks(status=5))  # type: ignore[arg-type]
+    assert message.startswith("unknown status of type int; valid: pending")
+    message = refused(ValidationFailed, lambda: client.list_tasks(agent_type="a" * 60))
+    assert message.startswith(f"unknown agent '{'a' * 50}'...; known: ")
     message = refused(ValidationFailed, lambda: client.list_tasks(agent_type="painter"))
     assert message.startswith("unknown agent 'painter'; known: ") and "echo" in message
     refused(ValidationFailed, lambda: client.list_tasks(agent_type="ec\x00ho"))
