@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import Celery
 
-from workers import signals
+from workers import kombu_fixes, signals
 from workers.celeryconfig import build_config
 from workers.settings import get_settings
 
@@ -33,6 +33,7 @@ def _config() -> dict[str, Any]:
     return build_config(settings)
 
 
+kombu_fixes.apply()
 app = Celery("toolbox", include=TASK_MODULES)
 app.add_defaults(_config)
 signals.connect(app)
