@@ -135,7 +135,11 @@ class Runner:
             try:
                 return self._with_connection(connection, task_id)
             finally:
-                if not self._released:
+                if connection.invalidated:
+                    # Its session is gone, and its locks with it.  Using it again would
+                    # reconnect it outside autocommit: nothing it wrote would commit.
+                    self._drop_connection()
+                elif not self._released:
                     hotpath.release(connection)
         except DBAPIError as exc:
             self._drop_connection()
@@ -146,6 +150,9 @@ class Runner:
         """The runner's own autocommit connection, kept across tasks (no pool round trips).
 
         Advisory locks live on it while a task runs and are all released after.
+        One that broke is dropped, never used again: SQLAlchemy would reconnect
+        an invalidated connection on its next use, with a pool connection
+        outside autocommit.
         """
         if self._conn is None or self._conn.closed or self._conn.invalidated:
             self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")

@@ -11,6 +11,7 @@ import sys
 import pytest
 from sqlalchemy import Engine, text
 
+from tests.integration.ops_support import count
 from tests.workers import StartWorker, wait_for
 from workers import client, dispatch
 
@@ -155,3 +156,42 @@ def test_the_same_message_delivered_twice_runs_once(
             {"id": task_id},
         ).scalar_one()
     assert successes == 1
+
+
+def terminate_sessions(engine: Engine) -> int:
+    """``pg_terminate_backend`` on every other session of the test database."""
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        )
+
+
+def test_a_task_whose_database_session_is_terminated_retries_and_the_worker_goes_on(
+    start_worker: StartWorker, engine: Engine
+) -> None:
+    """The runner's connection, killed mid-task, must not come back outside autocommit.
+
+    SQLAlchemy reconnects an invalidated ``Connection`` when it is next used,
+    with a pool connection of the default isolation level: the runner used
+    to release its locks through it and keep it, so every later statement of
+    that worker process ran in one transaction that never committed (tasks
+    "succeeded" for Celery and stayed ``retrying`` or ``queued``, and the
+    open transaction's row locks blocked the health job).
+    """
+    start_worker(concurrency=1)
+    task_id = client.submit("echo", {"message": "terminated", "phase_seconds": 0.6})
+    wait_for(lambda: len(states_written(engine, task_id)) >= 1, timeout=30)
+    assert terminate_sessions(engine) >= 1
+    view = client.wait(task_id, timeout=90)
+    assert view.status == "completed", (view.status, view.error_message)
+    assert view.retry_count == 1
+    assert len(view.states) == 5
+    after = client.wait(client.submit("echo", {"message": "next"}), timeout=60)
+    assert after.status == "completed"
+    stuck = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    assert count(engine, stuck + " AND state LIKE 'idle in transaction%'") == 0
