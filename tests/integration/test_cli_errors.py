@@ -106,6 +106,22 @@ def test_outdated_schema_names_both_revisions(db: Engine, toolbox_env: dict[str,
     assert "toolbox migrate" in line
 
 
+def test_a_read_only_database_is_one_line(db: Engine, toolbox_env: dict[str, str]) -> None:
+    """A database that refuses writes (a hot standby, ``default_transaction_read_only``)."""
+    name = db.url.database
+    with db.connect() as connection:
+        connection.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
+        connection.commit()
+    line = one_error_line(toolbox("task", "submit", "echo", env=toolbox_env))
+    assert line == (
+        f"error: the database {name} at {db.url.host}:{db.url.port} refuses writes"
+        " (cannot execute SELECT in a read-only transaction): it is read-only (a standby,"
+        " or default_transaction_read_only is on); point TOOLBOX_DATABASE_URL at a"
+        " writable primary"
+    ), line
+    assert toolbox("task", "list", env=toolbox_env).returncode == 0  # reading still works
+
+
 def every_revision() -> str:
     """``0001, 0002, ... (head)``: every migration's revision, oldest first."""
     scripts = ScriptDirectory.from_config(migrate.alembic_config("postgresql://"))

@@ -1,4 +1,5 @@
-"""One line for the failures a user can fix: PostgreSQL or Redis unreachable, no schema.
+"""One line for the failures a user can fix: PostgreSQL or Redis unreachable, no schema,
+a read-only database.
 
 A Redis that answers but refuses ``TOOLBOX_REDIS_URL``'s settings (a
 database number out of range, a wrong password) is a setting to fix, not
@@ -33,6 +34,8 @@ from workers.settings import ENV_PREFIX, get_settings, url_passwords
 
 #: ``agent_tasks`` missing (no schema) or a column missing (an older schema).
 SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})
+#: ``read_only_sql_transaction``: a standby, or ``default_transaction_read_only`` on.
+READ_ONLY_SQLSTATE = "25006"
 #: Seconds ``check_servers`` gives each server to answer (a firewall drops, never refuses).
 CHECK_TIMEOUT_SECONDS = 5
 EXIT_STATUS = 2
@@ -58,6 +61,8 @@ def explain(exc: BaseException, *, embedded_database: bool) -> str | None:
             return _unreachable_postgres(exc.orig, embedded_database, lost=lost)
         if exc.orig.sqlstate in SCHEMA_SQLSTATES:
             return _no_schema(exc.orig, embedded_database)
+        if exc.orig.sqlstate == READ_ONLY_SQLSTATE:
+            return _read_only(exc.orig)
     refused = refusal(exc) if isinstance(exc, redis.RedisError | KombuOperationalError) else None
     if refused is not None:
         return refused_message(refused)
@@ -224,6 +229,17 @@ def _no_schema(error: psycopg.Error, embedded: bool) -> str:
         name = make_url(get_settings().database_url or "").database
         where = f"the database {name} at {postgres_target()}"
     return f"{where} {state} ({missing}): {advice}"
+
+
+def _read_only(error: psycopg.Error) -> str:
+    """A database that answers but refuses every write: nothing a retry will change."""
+    why = _scrub(str(error).strip().splitlines()[0]) if str(error).strip() else "read-only"
+    name = make_url(get_settings().database_url or "").database
+    return (
+        f"the database {name} at {postgres_target()} refuses writes ({why}): it is read-only"
+        " (a standby, or default_transaction_read_only is on); point "
+        f"{ENV_PREFIX}DATABASE_URL at a writable primary"
+    )
 
 
 def _schema_state() -> tuple[str, str]:
