@@ -23,16 +23,17 @@ from workers.celeryconfig import HARD_LIMIT_GRACE_SECONDS, MAX_TIMEOUT_SECONDS
 from workers.lifelines import die_with_parent, stop_with_supervisor, supervisor_env
 
 CELERY = "celery -A workers.app"
+#: Gossip (workers following each other's events) serves nothing here: a cancel is a
+#: row, not a revoke.  Left on, every Redis restart logged ``Error on restarting
+#: Gossip`` with a traceback of about 150 lines from each worker.
+WORKER_OPTIONS = "--prefetch-multiplier 1 --without-gossip -l INFO"
 
 PROCESSES: dict[str, str] = {
     "agents": (
-        f"{CELERY} worker -Q agents -n agents@%h -c ${{TOOLBOX_CONCURRENCY:-2}} "
-        "--prefetch-multiplier 1 -l INFO"
+        f"{CELERY} worker -Q agents -n agents@%h -c ${{TOOLBOX_CONCURRENCY:-2}} {WORKER_OPTIONS}"
     ),
-    "lms": f"{CELERY} worker -Q lms -n lms@%h -c 2 --prefetch-multiplier 1 -l INFO",
-    "maintenance": (
-        f"{CELERY} worker -Q maintenance -n maintenance@%h -c 1 --prefetch-multiplier 1 -l INFO"
-    ),
+    "lms": f"{CELERY} worker -Q lms -n lms@%h -c 2 {WORKER_OPTIONS}",
+    "maintenance": f"{CELERY} worker -Q maintenance -n maintenance@%h -c 1 {WORKER_OPTIONS}",
     "beat": f'{CELERY} beat -l INFO -s "${{TOOLBOX_DATA_DIR:-.toolbox}}/celerybeat-schedule"',
     "flower": "toolbox flower",
 }

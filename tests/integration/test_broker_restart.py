@@ -24,6 +24,7 @@ from tests.integration.ops_support import free_port, start_process, stop_process
 from tests.integration.test_engine_faults import states_written
 from tests.workers import StartWorker, wait_for
 from workers import client
+from workers.procs import PROCESSES
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -121,3 +122,30 @@ def test_a_worker_running_a_task_survives_a_redis_restart(
     assert worker.process.poll() is None, worker.log()[-4000:]
     assert client.get_task(second).delivery_count == 1
     assert "Unrecoverable error" not in worker.log()
+
+
+def test_the_procfile_worker_logs_no_error_of_its_own_through_a_redis_restart(
+    tmp_path: Path, toolbox_env: dict[str, str], private_redis: PrivateRedis
+) -> None:
+    """With gossip on (Celery's default), each restart logged ``Error on restarting Gossip``
+    with a traceback of about 150 lines: its cleanup ran on a connection already gone."""
+    env = {
+        **os.environ, **toolbox_env,
+        "TOOLBOX_REDIS_URL": private_redis.url, "TOOLBOX_CONCURRENCY": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }  # fmt: skip
+    log_path = tmp_path / "agents.log"
+    worker = start_process(["sh", "-c", f"exec {PROCESSES['agents']}"], env, log_path)
+    try:
+        log = lambda: log_path.read_text(errors="replace")  # noqa: E731
+        wait_for(lambda: "ready." in log() or worker.poll() is not None, timeout=60)
+        private_redis.stop()
+        # the consumer's cleanup and first reconnect run while Redis is still down
+        wait_for(lambda: "Cannot connect to redis" in log(), timeout=60)
+        private_redis.start()
+        wait_for(lambda: log().count("Connected to redis") >= 2, timeout=60)
+        assert worker.poll() is None, log()[-4000:]
+        assert "Error on restarting" not in log(), log()[-4000:]
+        assert "Traceback" not in log(), log()[-4000:]
+    finally:
+        stop_process(worker)

@@ -171,6 +171,11 @@ def test_scaling_out_assumes_no_single_worker(services: dict[str, dict[str, Any]
         assert "healthcheck" in services[server]
 
 
+def test_compose_workers_run_the_procfile_lines(services: dict[str, dict[str, Any]]) -> None:
+    for service, process in (("worker", "agents"), ("lms", "lms"), ("maintenance", "maintenance")):
+        assert argv(services[service]) == shlex.split(PROCESSES[process]), service
+
+
 def test_procfile_lines_are_the_processes() -> None:
     lines = (ROOT / "Procfile").read_text().splitlines()
     entries = dict(line.split(": ", 1) for line in lines if line.strip())
