@@ -112,13 +112,13 @@ def _check_schema(**_: Any) -> None:
     those failures' tracebacks (the relay's every 5 s).  A database that does
     not answer says so itself, in the tasks' own errors.
     """
-    from workers import migrate  # alembic: only at start
-
-    url = get_settings().database_url or ""
     alembic = logging.getLogger("alembic")
     level = alembic.level
     alembic.setLevel(logging.WARNING)  # its INFO lines (plugins, context) are no news here
     try:
+        from workers import migrate  # alembic, which logs its plugins as it loads: only at start
+
+        url = get_settings().database_url or ""
         current, head = migrate.current_revision(url), migrate.head_revision()
     except Exception as exc:
         log.warning("could not read the database's schema revision: %s", type(exc).__name__)

@@ -162,3 +162,4 @@ def test_a_worker_on_a_migrated_database_says_nothing_of_it(start_worker: StartW
     worker = start_worker(queues="maintenance", concurrency=1)
     time.sleep(1)  # the check runs as the worker reports ready
     assert "toolbox migrate" not in worker.log(), worker.log()[-2000:]
+    assert "alembic" not in worker.log(), "alembic's INFO lines (setup plugin ...) are no news"
