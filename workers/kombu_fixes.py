@@ -15,7 +15,9 @@ error says; raised as one, Celery's cleanup ignores it and reconnects.  The
 message stays in Redis's unacknowledged set, where kombu restores it after
 the visibility timeout if Redis kept it; the task's row in PostgreSQL decides
 whether it runs again (a finished task never does; a task whose worker died is
-the reaper's).
+the reaper's).  The same detached-connection cleanup is kombu issue #582
+(there from gossip's channel).  A kombu without ``Channel._connparams`` is
+left as it is: the fix is for the 5.x transport this project pins.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ _MARK = "_toolbox_detached_check"
 def apply() -> None:
     """Make a Redis channel whose transport is detached raise a connection error (idempotent)."""
     channel: Any = kombu_redis.Channel
-    original = channel._connparams
-    if getattr(original, _MARK, False):
+    original = getattr(channel, "_connparams", None)
+    if original is None or getattr(original, _MARK, False):
         return
 
     def _connparams(self: Any, asynchronous: bool = False) -> dict[str, Any]:
