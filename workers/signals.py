@@ -28,6 +28,7 @@ from sqlalchemy import make_url
 from workers.db import get_engine, reset_engine
 from workers.lifelines import stop_with_supervisor
 from workers.logs import configure_logging
+from workers.outages import OutageFilter, outage
 from workers.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ def _setup_logging(**_: Any) -> None:
     configure_logging(settings.log_level, json_output=settings.log_json)
     for handler in logging.getLogger().handlers:
         handler.addFilter(TaskLogFilter())
+        handler.addFilter(OutageFilter())
 
 
 def _task_failed(
@@ -156,6 +158,8 @@ def _task_failed(
     once per failure even when Celery signals it twice."""
     if sender is None or exception is None or not _recent_failures.first(task_id, exception):
         return
+    if (outage(exception) or "").startswith("postgresql"):
+        return  # nowhere to record it; Celery's own line says what failed, and why
     from workers.jobs.errors import record_exception  # the agent engine: only when needed
 
     try:

@@ -29,13 +29,12 @@ from sqlalchemy.exc import DBAPIError
 
 from models.errors import ConfigurationError
 from models.redaction import MASK, redact
+from workers.outages import READ_ONLY_SQLSTATE
 from workers.redis import client_url, refusal, refused_message
 from workers.settings import ENV_PREFIX, get_settings, url_passwords
 
 #: ``agent_tasks`` missing (no schema) or a column missing (an older schema).
 SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})
-#: ``read_only_sql_transaction``: a standby, or ``default_transaction_read_only`` on.
-READ_ONLY_SQLSTATE = "25006"
 #: Seconds ``check_servers`` gives each server to answer (a firewall drops, never refuses).
 CHECK_TIMEOUT_SECONDS = 5
 EXIT_STATUS = 2
