@@ -3,7 +3,8 @@
 Learn authenticates an application with OAuth2 client credentials (the REST
 application key and secret sent as HTTP Basic) and issues one-hour tokens.
 Collections page through ``paging.nextPage`` in the body, a host-relative URL
-that already carries the offset, so it is followed verbatim.
+that already carries the offset, so it is followed verbatim (one naming
+another host is refused, so the token never leaves the server).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from lms.base import (
     RosterEntry,
     RosterRole,
 )
+from lms.http import next_page_url
 from lms.values import decimal_or_none, iso_date, iso_datetime, json_number, scaled_score
 from models.errors import LMSRequestRejected, ValidationFailed
 
@@ -147,7 +149,8 @@ class BlackboardClient(LMSClient):
             if next_url in seen:
                 raise ValidationFailed(f"{next_url}: paging.nextPage repeats a page")
             seen.add(next_url)
-            body = _mapping(self.http.get_json(next_url, params=params), next_url, "body")
+            response = self.http.request("GET", next_url, params=params)
+            body = _mapping(self.http.decode(response), next_url, "body")
             results = body.get("results")
             if not isinstance(results, list):
                 raise ValidationFailed(f"{next_url}: 'results' is missing or not a list")
@@ -156,6 +159,8 @@ class BlackboardClient(LMSClient):
             paging = _mapping(body.get("paging"))
             nxt = paging.get("nextPage")
             next_url = nxt if isinstance(nxt, str) and nxt else None
+            if next_url is not None:  # a relative one stays below the base URL's path
+                next_page_url(response.request.url, next_url, "paging.nextPage")
             params = None  # nextPage already carries every query parameter
 
     def _points(self, grade: GradeSubmission) -> Decimal | None:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _CANVAS_THROTTLED = "Rate Limit Exceeded"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _LINK = re.compile(r"<([^>]*)>([^<]*)")
 _REL = re.compile(r"""\brel\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s;,]+))""", re.IGNORECASE)
 
@@ -46,6 +47,29 @@ def parse_link_header(value: str) -> dict[str, str]:
             for rel in rels.split():
                 links.setdefault(rel.lower(), url)
     return links
+
+
+def next_page_url(page_url: httpx.URL, link: str, what: str) -> httpx.URL:
+    """``link`` (absolute or relative) resolved against the page that named it.
+
+    A link that leaves that page's origin (scheme, host, port) is refused: every
+    request carries the integration's credentials (a bearer token, an OAuth
+    signature), and a next page on another host would hand them to that host.
+    The error names the other origin only, never its path or query.
+    """
+    target = page_url.join(link.strip())
+    if _origin(target) != _origin(page_url):
+        port = f":{target.port}" if target.port else ""
+        raise ValidationFailed(
+            f"GET {redact(str(page_url))}: {what} points to another host "
+            f"({target.scheme}://{target.host}{port}); not followed, so the credentials "
+            "are not sent there"
+        )
+    return target
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -239,6 +263,7 @@ class LMSHttp:
         """Yield JSON-list pages, following ``Link: rel="next"`` until it is absent.
 
         ``rel="last"`` is never needed: Canvas leaves it out when counting is costly.
+        A ``next`` on another host is refused (``next_page_url``).
         """
         next_url: str | None = url
         page_params = params
@@ -255,7 +280,7 @@ class LMSHttp:
             seen.add(str(response.request.url))
             following = parse_link_header(response.headers.get("Link", "")).get("next")
             if following is not None:
-                following = str(response.request.url.join(following))
+                following = str(next_page_url(response.request.url, following, 'rel="next"'))
                 if following in seen:
                     raise ValidationFailed(f"{where}: rel=next points back to a page already read")
             next_url, page_params = following, None

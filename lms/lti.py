@@ -45,7 +45,7 @@ from lms.base import (
     RosterEntry,
     RosterRole,
 )
-from lms.http import parse_link_header
+from lms.http import next_page_url, parse_link_header
 from lms.values import iso_datetime, json_number
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
 
@@ -208,7 +208,11 @@ class LTIAdvantageClient(LMSClient):
             response = self.http.request("GET", next_url, headers={"Accept": media_type})
             yield next_url, self.http.decode(response)
             following = parse_link_header(response.headers.get("Link", "")).get("next")
-            next_url = str(response.request.url.join(following)) if following else None
+            next_url = (
+                str(next_page_url(response.request.url, following, 'Link rel="next"'))
+                if following
+                else None
+            )
 
 
 def scores_url(lineitem_url: str) -> str:

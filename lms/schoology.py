@@ -37,7 +37,7 @@ from lms.base import (
     LMSClient,
     RosterEntry,
 )
-from lms.http import LMSHttp
+from lms.http import LMSHttp, next_page_url
 from lms.messages import require_object
 from lms.values import plain, scaled_score, strict_decimal, unix_time, utc
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
@@ -207,7 +207,8 @@ class SchoologyClient(LMSClient):
         url, where, seen = path, f"GET {path}", 0
         params: dict[str, int] | None = {"start": 0, "limit": PAGE_LIMIT}
         while True:
-            body = require_object(self.http.get_json(url, params=params), where)
+            response = self.http.request("GET", url, params=params)
+            body = require_object(self.http.decode(response), where)
             items = body.get(key) or []
             if not isinstance(items, list):
                 raise ValidationFailed(f"{where}: {key!r} is not a list")
@@ -219,7 +220,8 @@ class SchoologyClient(LMSClient):
             next_url, total = links.get("next"), str(body.get("total"))
             if not items or not next_url or (total.isdigit() and seen >= int(total)):
                 return
-            url, params = str(next_url), None
+            url = str(next_page_url(response.request.url, str(next_url), "links.next"))
+            params = None
 
     def _assignment(self, item: Mapping[str, Any], path: str) -> Assignment:
         return Assignment(

@@ -107,6 +107,15 @@ def test_courses_page_through_next_page_with_one_token(
     assert fake.token_requests()[0].headers["authorization"].startswith("Basic ")
 
 
+def test_next_page_on_another_host_is_refused_without_sending_the_token(
+    client: BlackboardClient, fake: FakeBlackboard
+) -> None:
+    fake.link_base = fake.other_host()
+    with pytest.raises(ValidationFailed, match=r"paging\.nextPage points to another host"):
+        list(client.list_courses())
+    assert fake.requests_from_other_host() == []
+
+
 def test_roster_maps_roles_and_availability(client: BlackboardClient) -> None:
     roster = {e.external_user_id: e for e in client.list_roster(bb_id("1"))}
 

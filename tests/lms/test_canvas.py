@@ -149,6 +149,18 @@ def test_roster_pages_through_many_enrollments(
     assert len(canvas.requests_to(f"/api/v1/courses/{course_id}/enrollments")) == 5
 
 
+def test_next_link_to_another_host_is_refused_without_sending_the_token(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    canvas.data = Dataset.generate(courses=150, students_per_course=1, assignments_per_course=0)
+    canvas.link_base = canvas.other_host()
+    with pytest.raises(ValidationFailed, match=r"rel=\"next\" points to another host") as caught:
+        list(connect().list_courses())
+    assert "localhost" in caught.value.message and canvas.token not in caught.value.message
+    assert canvas.requests_from_other_host() == []
+    assert len(canvas.requests_to("/api/v1/courses")) == 1
+
+
 def test_assignments_map_fields(canvas: FakeCanvas, connect: Callable[..., CanvasClient]) -> None:
     course_id = next(iter(canvas.data.courses))
     assignments = list(connect().list_assignments(course_id))

@@ -145,6 +145,15 @@ def test_roster_follows_link_paging_with_one_verified_token(
     assert len(fake.token_requests()) == 1
 
 
+def test_next_link_to_another_host_is_refused_without_sending_the_token(
+    client: LTIAdvantageClient, fake: FakeLTIPlatform
+) -> None:
+    fake.link_base = fake.other_host()
+    with pytest.raises(ValidationFailed, match=r"rel=\"next\" points to another host"):
+        list(client.list_roster("ctx1"))
+    assert fake.requests_from_other_host() == []
+
+
 def test_token_request_carries_a_signed_assertion(
     client: LTIAdvantageClient, fake: FakeLTIPlatform, tool_key: rsa.RSAPrivateKey
 ) -> None:

@@ -114,6 +114,17 @@ def test_enrollments_page_with_start_and_links_next(
     assert starts == ["0", "200", "400"]
 
 
+def test_links_next_to_another_host_is_not_followed(
+    schoology: FakeSchoology, connect: Callable[..., SchoologyClient]
+) -> None:
+    schoology.data = Dataset.generate(courses=1, students_per_course=250, assignments_per_course=0)
+    section = next(iter(schoology.data.courses))
+    schoology.link_base = schoology.other_host()
+    with pytest.raises(ValidationFailed, match=r"links\.next points to another host"):
+        list(connect().list_roster(section))
+    assert schoology.requests_from_other_host() == []
+
+
 def test_roster_maps_status_and_admin(
     schoology: FakeSchoology, connect: Callable[..., SchoologyClient]
 ) -> None:

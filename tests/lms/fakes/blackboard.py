@@ -162,7 +162,8 @@ class FakeBlackboard(FakeLMSServer):
                 for v in vs
             ]
             query = urlencode([*keep, ("offset", offset + limit), ("limit", limit)])
-            body["paging"] = {"nextPage": f"{request.path}?{query}"}
+            # host-relative, as Learn writes it, unless ``link_base`` names a host
+            body["paging"] = {"nextPage": f"{self.link_base or ''}{request.path}?{query}"}
         return Reply.json(body)
 
     # resources --------------------------------------------------------------

@@ -153,7 +153,7 @@ class FakeCanvas(FakeLMSServer):
         keep = [
             (k, v) for k, vs in request.query.items() if k not in ("page", "per_page") for v in vs
         ]
-        url = f"{self.base_url}{request.path}"
+        url = f"{self.link_url}{request.path}"
         header = ",".join(
             f'<{url}?{urlencode([*keep, ("page", n), ("per_page", per_page)])}>; rel="{rel}"'
             for rel, n in links.items()

@@ -204,7 +204,7 @@ class FakeLTIPlatform(FakeLMSServer):
         headers: dict[str, str] = {}
         if page * limit < len(items):
             query = urlencode({"page": page + 1, "limit": limit})
-            headers["Link"] = f'<{self.base_url}{request.path}?{query}>; rel="next"'
+            headers["Link"] = f'<{self.link_url}{request.path}?{query}>; rel="next"'
         return chunk, headers
 
     # NRPS -------------------------------------------------------------------

@@ -148,7 +148,7 @@ class FakeSchoology(FakeLMSServer):
             (k, v) for k, vs in request.query.items() if k not in ("start", "limit") for v in vs
         ]
         query = urlencode([*keep, ("start", start), ("limit", limit)])
-        return f"{self.base_url}{request.path}?{query}"
+        return f"{self.link_url}{request.path}?{query}"
 
     # resources ----------------------------------------------------------------
 

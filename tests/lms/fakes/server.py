@@ -131,6 +131,9 @@ class FakeLMSServer:
         self.lock = threading.RLock()
         self.mount = ""
         """A path prefix the platform sits under (behind a proxy); other paths get 404."""
+        self.link_base: str | None = None
+        """Where the next-page links point, when not at this server's own base URL: a
+        misconfigured proxy or LMS names another host (see ``other_host``)."""
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -169,6 +172,18 @@ class FakeLMSServer:
             raise RuntimeError(f"{self.name} is not running")
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}{self.mount}"
+
+    @property
+    def link_url(self) -> str:
+        """The base of the absolute next-page links the fake writes."""
+        return self.base_url if self.link_base is None else self.link_base
+
+    def other_host(self) -> str:
+        """This server under another host name (``localhost``): another origin to a client."""
+        return self.base_url.replace("://127.0.0.1:", "://localhost:", 1)
+
+    def requests_from_other_host(self) -> list[RecordedRequest]:
+        return [r for r in list(self.requests) if not r.host.startswith("127.0.0.1")]
 
     # tokens ---------------------------------------------------------------
 
