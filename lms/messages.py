@@ -41,6 +41,9 @@ def _message_from(body: Any) -> str | None:
         items = [body] if isinstance(body, str) else body if isinstance(body, list) else []
         parts = [item if isinstance(item, str) else _message_from(item) for item in items]
         return "; ".join(part for part in parts if part) or None
+    status = _status_info(body)
+    if status:
+        return status
     errors = body.get("errors")
     found = _message_from(list(errors.values()) if isinstance(errors, dict) else errors)
     message = body.get("message") or body.get("detail")
@@ -50,6 +53,28 @@ def _message_from(body: Any) -> str | None:
     if isinstance(description, str):
         return f"{error}: {description}" if isinstance(error, str) else description
     return _message_from(error)
+
+
+def _status_info(body: dict[str, Any]) -> str | None:
+    """OneRoster's ``imsx_StatusInfoDType`` error body, or a 1.1 ``statusInfoSet`` of them,
+    as ``description (code minor, ...)``."""
+    infos = body.get("statusInfoSet")
+    if isinstance(infos, list):
+        parts = [_status_info(info) for info in infos if isinstance(info, dict)]
+        return "; ".join(part for part in parts if part) or None
+    if "imsx_codeMajor" not in body:
+        return None
+    minor = body.get("imsx_CodeMinor")
+    fields = minor.get("imsx_codeMinorField") if isinstance(minor, dict) else None
+    codes = [
+        str(field["imsx_codeMinorFieldValue"])
+        for field in (fields if isinstance(fields, list) else [])
+        if isinstance(field, dict) and field.get("imsx_codeMinorFieldValue")
+    ]
+    description = body.get("imsx_description")
+    text = description.strip() if isinstance(description, str) else ""
+    text = text or f"{body.get('imsx_codeMajor')} ({body.get('imsx_severity')})"
+    return f"{text} ({', '.join(codes)})" if codes else text
 
 
 def secrets_of(request: httpx.Request | None, extra: Iterable[str]) -> list[str]:

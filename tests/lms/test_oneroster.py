@@ -472,6 +472,21 @@ def test_invalid_client_leaks_nothing(fake: FakeOneRoster) -> None:
     assert all(wrong not in text for text in texts)
 
 
+def test_refusals_quote_the_status_info_description_and_code_minor(
+    fake: FakeOneRoster, spec: OneRosterSpec
+) -> None:
+    roster_only = ["https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly"]
+    with closing(make_client(fake, scopes=roster_only)) as client:
+        with pytest.raises(LMSRequestRejected) as caught:
+            list(client.list_assignments("cls-1"))
+    assert caught.value.status_code == 403
+    assert caught.value.message.endswith(
+        "was rejected with HTTP 403: The token lacks the scope for this request (forbidden)"
+    )
+    assert "imsx_" not in caught.value.message
+    assert spec.check_exchanges(fake) == 1  # the body is the spec's imsx_StatusInfoDType
+
+
 def test_throttling_and_server_errors_are_retried(
     client: OneRosterClient, fake: FakeOneRoster, spec: OneRosterSpec
 ) -> None:
