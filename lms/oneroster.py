@@ -52,6 +52,8 @@ ROLE_MAP: Mapping[str, RosterRole] = {
 _CLASS_FIELDS = ("sourcedId", "status", "title")
 _ENROLLMENT_FIELDS = ("sourcedId", "status", "user", "class", "role")
 _USER_FIELDS = ("sourcedId", "status", "givenName", "familyName")
+#: Required strings that may be empty: a person known by one name has a familyName of "".
+_NAME_FIELDS = frozenset({"givenName", "familyName"})
 _LINE_ITEM_FIELDS = ("sourcedId", "status", "title")
 _RESULT_FIELDS = ("sourcedId", "status", "scoreDate")
 
@@ -222,10 +224,10 @@ class OneRosterClient(LMSClient):
             external_user_id=_ref_id(item, "user", url),
             role=ROLE_MAP.get(str(item["role"]), "observer"),
             state=self._state(item, user),
-            given_name=user.get("givenName"),
-            family_name=user.get("familyName"),
-            email=user.get("email"),
-            username=user.get("username"),
+            given_name=user.get("givenName") or None,
+            family_name=user.get("familyName") or None,
+            email=user.get("email") or None,
+            username=user.get("username") or None,
             raw=item,
         )
 
@@ -283,8 +285,11 @@ def _checked(item: Any, required: tuple[str, ...], where: str) -> Mapping[str, A
     if not isinstance(item, Mapping):
         raise ValidationFailed(f"{where}: expected a JSON object")
     for name in required:
-        if item.get(name) in (None, ""):
+        value = item.get(name)
+        if value is None or (value == "" and name not in _NAME_FIELDS):
             raise ValidationFailed(f"{where}: required field '{name}' is missing")
+        if name in _NAME_FIELDS and not isinstance(value, str):
+            raise ValidationFailed(f"{where}: field '{name}' is not a string")
     return item
 
 

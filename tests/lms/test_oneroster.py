@@ -472,6 +472,20 @@ def test_invalid_client_leaks_nothing(fake: FakeOneRoster) -> None:
     assert all(wrong not in text for text in texts)
 
 
+def test_a_user_known_by_one_name_is_rostered(
+    client: OneRosterClient, fake: FakeOneRoster, spec: OneRosterSpec
+) -> None:
+    """UserDType requires givenName and familyName as strings, which may be empty."""
+    for user_id, given, family in (("m1", "Sukarno", ""), ("m2", "", "Teller")):
+        user = fake.data.add_user(given or "x", family or "x", id=user_id)
+        user.given_name, user.family_name = given, family
+        fake.data.enroll("cls-1", user_id)
+    roster = {e.external_user_id: e for e in client.list_roster("cls-1")}
+    assert (roster["m1"].given_name, roster["m1"].family_name) == ("Sukarno", None)
+    assert (roster["m2"].given_name, roster["m2"].family_name) == (None, "Teller")
+    spec.check_exchanges(fake)
+
+
 def test_refusals_quote_the_status_info_description_and_code_minor(
     fake: FakeOneRoster, spec: OneRosterSpec
 ) -> None:
