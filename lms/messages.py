@@ -6,6 +6,8 @@ operator's terminal, so it names URLs and fields but never a secret.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,6 +17,8 @@ from models.errors import ValidationFailed
 from models.redaction import MASK, SECRET_PARAMS
 
 _SNIPPET = 200
+_HTML_START = re.compile(r"<(?:!doctype\s+html|html|head|body)\b", re.IGNORECASE)
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
 
 def require_object(value: Any, where: str, *keys: str) -> dict[str, Any]:
@@ -28,12 +32,27 @@ def require_object(value: Any, where: str, *keys: str) -> dict[str, Any]:
 
 
 def lms_message(response: httpx.Response) -> str:
-    """The LMS's own explanation from the common error shapes, else the text."""
+    """The LMS's own explanation from the common error shapes, else the text.
+
+    An HTML page (a proxy's or load balancer's error page, a login page) is
+    named by its title, never quoted: its markup explains nothing.
+    """
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:_SNIPPET] or response.reason_phrase
-    return _message_from(body) or response.text.strip()[:_SNIPPET] or response.reason_phrase
+        return _text_message(response)
+    return _message_from(body) or _text_message(response)
+
+
+def _text_message(response: httpx.Response) -> str:
+    text = response.text.strip()
+    content_type = response.headers.get("Content-Type", "").lower()
+    if "html" in content_type or _HTML_START.match(text):
+        title = _HTML_TITLE.search(text)
+        name = " ".join(html.unescape(title.group(1)).split())[:_SNIPPET] if title else ""
+        page = f"an HTML page titled {name!r}" if name else "an HTML page without a title"
+        return f"{page} ({len(response.content)} bytes), not an answer of the LMS API"
+    return text[:_SNIPPET] or response.reason_phrase
 
 
 def _message_from(body: Any) -> str | None:

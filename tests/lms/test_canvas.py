@@ -264,6 +264,25 @@ def test_malformed_json_names_the_url(
         list(connect().list_courses())
 
 
+def test_an_html_error_page_is_named_by_its_title_not_quoted(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    """A firewall or proxy in front of Canvas answers with its own HTML page."""
+    page = (
+        "<!DOCTYPE html>\n<html><head><title>Access &amp; Denied</title></head>"
+        "<body><h1>Request blocked</h1><p>Support ID: 1834</p></body></html>"
+    )
+    headers = {"Content-Type": "text/html; charset=utf-8"}
+    canvas.inject(Fault(reply=Reply(403, page, headers), match=lambda r: r.method == "GET"))
+    with pytest.raises(LMSRequestRejected) as caught:
+        list(connect().list_courses())
+    assert caught.value.message.endswith(
+        f"with HTTP 403: an HTML page titled 'Access & Denied' ({len(page)} bytes), "
+        "not an answer of the LMS API"
+    )
+    assert "<" not in caught.value.message and canvas.token not in caught.value.message
+
+
 def test_timeout_then_success(
     canvas: FakeCanvas, connect: Callable[..., CanvasClient], sleeps: list[float]
 ) -> None:
