@@ -298,8 +298,9 @@ class LMSHttp:
     ) -> Iterator[list[Any]]:
         """Yield pages of ``limit``/``offset`` paging until the data runs out.
 
-        Stops on an empty page or once ``offset`` reaches the total header; a
-        short page ends paging only when there is no total, because a server
+        Stops on an empty page, once ``offset`` reaches the total header, or,
+        without a total, on a ``Link`` header without ``rel="next"``.  A short
+        page ends paging only when the server says neither, because a server
         may cap ``limit`` below what was asked.
         """
         offset = 0
@@ -311,8 +312,7 @@ class LMSHttp:
                 return
             yield items
             offset += len(items)
-            total = response.headers.get(total_header or "", "")
-            if offset >= int(total) if total.isdigit() else len(items) < limit:
+            if _last_offset_page(response, total_header, offset, len(items) < limit):
                 return
 
     def _page_items(self, response: httpx.Response, items_key: str | None) -> list[Any]:
@@ -393,6 +393,19 @@ class LMSHttp:
             server_retry_after=retry_after,
             status_code=status_code,
         )
+
+
+def _last_offset_page(
+    response: httpx.Response, total_header: str | None, offset: int, short: bool
+) -> bool:
+    """Whether the page in ``response`` is the last: the total, else ``Link``, else its size."""
+    total = response.headers.get(total_header or "", "").strip()
+    if total.isdigit():
+        return offset >= int(total)
+    link = response.headers.get("Link")
+    if link is not None:
+        return "next" not in parse_link_header(link)
+    return short
 
 
 def _transient_reason(response: httpx.Response) -> str | None:

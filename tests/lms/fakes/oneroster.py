@@ -140,6 +140,9 @@ class FakeOneRoster(FakeLMSServer):
         self.client_secret = client_secret or secrets.token_urlsafe(18)
         self.token_lifetime = token_lifetime
         self.page_size = page_size
+        self.total_count = True
+        """Send ``X-Total-Count``; the spec declares it without requiring it, and some
+        providers leave it out and page by ``Link`` alone."""
         self.auth_methods = auth_methods
         self.clock = clock
         self.deadlines: dict[str, float] = {}
@@ -263,7 +266,7 @@ class FakeOneRoster(FakeLMSServer):
         if limit < 1 or offset < 0:
             return status_info(400, "invaliddata", "limit must be >= 1 and offset >= 0")
         limit = min(limit, self.page_size)
-        headers = {"X-Total-Count": str(len(chosen))}
+        headers = {"X-Total-Count": str(len(chosen))} if self.total_count else {}
         if offset + limit < len(chosen):
             keep = [
                 (k, v)
