@@ -162,7 +162,8 @@ class LTIAdvantageClient(LMSClient):
             "scoreMaximum": json_number(grade.points_possible),
             "activityProgress": "Completed",
             "gradingProgress": "FullyGraded",
-            "timestamp": grade.timestamp.isoformat(),
+            # AGS 3.4.9: ISO 8601 "with a sub-second precision", even at a whole second
+            "timestamp": grade.timestamp.isoformat(timespec="microseconds"),
         }
         if grade.comment:
             score["comment"] = grade.comment

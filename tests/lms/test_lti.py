@@ -213,6 +213,17 @@ def test_score_is_posted_with_the_fixed_timestamp(
     assert held(data) == Decimal(15)
 
 
+def test_a_timestamp_on_a_whole_second_still_carries_sub_seconds(
+    client: LTIAdvantageClient, fake: FakeLTIPlatform, data: Dataset
+) -> None:
+    outcome = client.submit_grade(score(lineitem(fake, data), when=T1.replace(microsecond=0)))
+
+    assert not outcome.already_applied
+    (posted,) = fake.requests_to("/lti/contexts/ctx1/lineitems", "POST")
+    assert posted.json()["timestamp"] == "2026-03-02T14:30:05.000000+00:00"
+    assert held(data) == Decimal(15)
+
+
 @pytest.mark.parametrize("mode", ["409", "400"])
 def test_same_timestamp_twice_is_applied_once(
     fake: FakeLTIPlatform, tool_key: rsa.RSAPrivateKey, data: Dataset, mode: StaleMode

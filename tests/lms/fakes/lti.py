@@ -11,6 +11,7 @@ on record is not applied; ``stale_mode`` picks how the platform says so.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -25,6 +26,7 @@ from tests.lms.fakes.dataset import Dataset, FakeAssignment, FakeEnrollment
 from tests.lms.fakes.server import FakeLMSServer, RecordedRequest, Reply
 
 TOKEN_PATH = "/lti/token"
+SUBSECOND = re.compile(r"T\d{2}:\d{2}:\d{2}[.,]\d")
 LIS = "http://purl.imsglobal.org/vocab/lis/v2/membership"
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 AGS = "https://purl.imsglobal.org/spec/lti-ags/scope/"
@@ -342,10 +344,13 @@ def _score_problem(score: Any) -> tuple[str | None, dt.datetime | None]:
             return "scoreGiven must be a non-negative number", None
         if not isinstance(maximum, int | float) or maximum <= 0:
             return "scoreMaximum is required with scoreGiven and must be positive", None
+    text = str(score.get("timestamp"))
     try:
-        when = dt.datetime.fromisoformat(str(score.get("timestamp")))
+        when = dt.datetime.fromisoformat(text)
     except ValueError:
         return "timestamp must be ISO 8601", None
+    if not SUBSECOND.search(text):  # AGS 2.0, 3.4.9: "MUST ... with a sub-second precision"
+        return "timestamp must be ISO 8601 with sub-second precision", None
     if when.utcoffset() is None:
         return "timestamp must carry a UTC offset", None
     return None, when
