@@ -25,6 +25,7 @@ platform still keeps the newer grade.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
@@ -80,6 +81,9 @@ _STATUS_MAP: Mapping[str, EnrollmentState] = {
 # 400/422 that says so.
 _STALE_STATUS = 409
 _STALE_MESSAGE_STATUSES = frozenset({400, 422})
+# what such a 400/422 says: Canvas "... before last updated timestamp of ...",
+# others "not after" / "older than" / "earlier than" the stored one
+_STALE_WORDS = re.compile(r"\b(before|older|earlier|prior|not after|not newer|not later)\b")
 
 
 class LTIAdvantageClient(LMSClient):
@@ -244,9 +248,21 @@ def map_roles(roles: list[Any]) -> RosterRole | None:
 
 
 def _is_stale_refusal(exc: LMSRequestRejected) -> bool:
+    """409, or a 400/422 that says the timestamp comes before the stored one.
+
+    Not every refusal naming the timestamp: Canvas also refuses one "not a
+    valid timestamp" or "in the future", and counting those as already
+    applied would drop the grade while reporting it sent.
+    """
     if exc.status_code == _STALE_STATUS:
         return True
-    return exc.status_code in _STALE_MESSAGE_STATUSES and "timestamp" in exc.message.lower()
+    said = exc.message.lower()
+    return (
+        exc.status_code in _STALE_MESSAGE_STATUSES
+        and "timestamp" in said
+        and _STALE_WORDS.search(said) is not None
+        and "future" not in said
+    )
 
 
 def _member(member: Mapping[str, Any], url: str) -> RosterEntry | None:

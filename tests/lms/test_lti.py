@@ -224,7 +224,17 @@ def test_a_timestamp_on_a_whole_second_still_carries_sub_seconds(
     assert held(data) == Decimal(15)
 
 
-@pytest.mark.parametrize("mode", ["409", "400"])
+def test_a_timestamp_refused_for_another_reason_is_not_taken_as_applied(
+    client: LTIAdvantageClient, fake: FakeLTIPlatform, data: Dataset
+) -> None:
+    """A 400 naming the timestamp counted as "a newer grade is there": the grade was lost."""
+    fake.future_after = T1 - dt.timedelta(days=1)
+    with pytest.raises(LMSRequestRejected, match="in the future"):
+        client.submit_grade(score(lineitem(fake, data)))
+    assert held(data) is None
+
+
+@pytest.mark.parametrize("mode", ["409", "400", "canvas"])
 def test_same_timestamp_twice_is_applied_once(
     fake: FakeLTIPlatform, tool_key: rsa.RSAPrivateKey, data: Dataset, mode: StaleMode
 ) -> None:

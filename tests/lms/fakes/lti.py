@@ -48,7 +48,7 @@ STATUS = {
 }
 PROGRESS = {"Initialized", "Started", "InProgress", "Submitted", "Completed"}
 GRADING = {"FullyGraded", "Pending", "PendingManual", "Failed", "NotReady"}
-StaleMode = Literal["409", "400", "ignore"]
+StaleMode = Literal["409", "400", "canvas", "ignore"]
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -88,6 +88,8 @@ class FakeLTIPlatform(FakeLMSServer):
         self.token_lifetime = token_lifetime
         self.page_size = page_size
         self.stale_mode: StaleMode = stale_mode
+        #: scores timestamped after this are refused as "in the future" (a clock off)
+        self.future_after: dt.datetime | None = None
         self.clock = clock
         self.deadlines: dict[str, float] = {}
         self.scopes: dict[str, set[str]] = {}
@@ -285,6 +287,9 @@ class FakeLTIPlatform(FakeLMSServer):
         problem, when = _score_problem(score)
         if problem is not None or when is None:
             return Reply.json({"error": problem}, 400)
+        if self.future_after is not None and when > self.future_after:
+            message = f"Provided timestamp of {score['timestamp']} in the future"
+            return Reply.json({"errors": [{"message": message}]}, 400)
         if self.data.enrollment_of(context_id, score["userId"]) is None:
             return Reply.json({"error": f"user {score['userId']} is not in the context"}, 422)
         state = self.data.grade(assignment.id, score["userId"])
@@ -318,6 +323,12 @@ class FakeLTIPlatform(FakeLMSServer):
             return Reply.json({"error": "conflict", "message": message}, 409)
         if self.stale_mode == "400":
             return Reply.json({"errors": {"type": "bad_request", "message": message}}, 400)
+        if self.stale_mode == "canvas":  # the wording of Canvas's Score API documentation
+            message = (
+                f"Provided timestamp of {when.isoformat()} before last updated timestamp "
+                f"of {stored.isoformat(timespec='milliseconds')}"
+            )
+            return Reply.json({"errors": [{"message": message}]}, 400)
         return Reply(204)  # ignored, as the spec also allows
 
 
