@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,7 +46,7 @@ from lms.base import (
     RosterRole,
 )
 from lms.http import next_page_url, parse_link_header
-from lms.values import iso_datetime, json_number
+from lms.values import iso_datetime, json_number, strict_decimal
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
 
 NRPS_MEDIA_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
@@ -295,11 +294,8 @@ def _line_item(item: Mapping[str, Any], url: str) -> Assignment:
     label = item.get("label")
     if not isinstance(label, str):
         raise ValidationFailed(f"{url}: line item {item_id!r} has no 'label'")
-    maximum = item.get("scoreMaximum")
-    try:
-        points = Decimal(str(maximum)) if maximum is not None else None
-    except InvalidOperation:
-        raise ValidationFailed(f"{url}: line item {item_id!r} has a bad 'scoreMaximum'") from None
+    # strict: NaN or Infinity (which JSON parsing lets through) is refused, not stored
+    points = strict_decimal(item.get("scoreMaximum"), f"{url}: line item {item_id!r} scoreMaximum")
     return Assignment(
         external_id=item_id,
         title=label,

@@ -371,6 +371,9 @@ def test_no_token_or_key_in_errors(
         ("/memberships", {"members": [{"roles": []}]}, "user_id"),
         ("/lineitems", [{"label": "x"}], "'id'"),
         ("/lineitems", {"not": "a list"}, "not a list"),
+        ("/lineitems", [{"id": "li", "label": "x", "scoreMaximum": float("nan")}], "got nan"),
+        ("/lineitems", [{"id": "li", "label": "x", "scoreMaximum": float("inf")}], "got inf"),
+        ("/lineitems", [{"id": "li", "label": "x", "scoreMaximum": "twenty"}], "twenty"),
     ],
 )
 def test_malformed_service_responses(
