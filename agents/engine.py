@@ -55,6 +55,14 @@ every phase and a fast one only its completion.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 
 
+class _DroppedWhileIdle(Exception):
+    """The kept connection broke before this delivery's first statement got an answer."""
+
+    def __init__(self, error: DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(frozen=True)
 class Decision:
     action: Literal["done", "skip", "retry"]
@@ -118,6 +126,7 @@ class Runner:
     ) -> None:
         self.dispatch = dispatch
         self._conn: Connection | None = None
+        self._kept = False
         self._released = False
         self.engine = engine
         self.report_error = report_error
@@ -128,23 +137,46 @@ class Runner:
         self.timeout_errors = timeout_errors
 
     def execute(self, task_id: uuid.UUID) -> Decision:
-        """Run the task if this delivery should; never raises for database outages."""
-        try:
-            connection = self._connection()
-            self._released = False
+        """Run the task if this delivery should; never raises for database outages.
+
+        A kept connection that PostgreSQL dropped while it sat idle between
+        tasks (a restart, ``pg_terminate_backend``, ``idle_session_timeout``)
+        fails the delivery's first statement, the claim: the delivery then
+        reconnects and claims at once, rather than wait for a Celery retry.
+        That is safe: the claim is one guarded autocommit statement, and a
+        claim that did commit before its answer was lost left a ``running``
+        row whose lease died with the session, which any delivery may claim
+        (a later retry would do exactly the same).  Only once, and only for
+        a kept connection: a fresh one that fails means PostgreSQL is away.
+        """
+        for _attempt in range(2):
             try:
-                return self._with_connection(connection, task_id)
-            finally:
-                if connection.invalidated:
-                    # Its session is gone, and its locks with it.  Using it again would
-                    # reconnect it outside autocommit: nothing it wrote would commit.
-                    self._drop_connection()
-                elif not self._released:
-                    hotpath.release(connection)
-        except DBAPIError as exc:
-            self._drop_connection()
-            log.warning("database unavailable for task %s: %s", task_id, type(exc.orig).__name__)
-            return Decision("retry", random.uniform(1.0, 3.0), "database unavailable")
+                connection = self._connection()
+                self._released = False
+                try:
+                    return self._with_connection(connection, task_id)
+                finally:
+                    if connection.invalidated:
+                        # Its session is gone, and its locks with it.  Using it again would
+                        # reconnect it outside autocommit: nothing it wrote would commit.
+                        self._drop_connection()
+                    elif not self._released:
+                        hotpath.release(connection)
+            except _DroppedWhileIdle as dropped:
+                self._drop_connection()
+                log.info(
+                    "database connection dropped while idle (%s); reconnecting for task %s",
+                    type(dropped.error.orig).__name__,
+                    task_id,
+                )
+            except DBAPIError as exc:
+                return self._database_unavailable(task_id, exc)
+        raise AssertionError("unreachable: a fresh connection is never dropped while idle")
+
+    def _database_unavailable(self, task_id: uuid.UUID, exc: DBAPIError) -> Decision:
+        self._drop_connection()
+        log.warning("database unavailable for task %s: %s", task_id, type(exc.orig).__name__)
+        return Decision("retry", random.uniform(1.0, 3.0), "database unavailable")
 
     def _connection(self) -> Connection:
         """The runner's own autocommit connection, kept across tasks (no pool round trips).
@@ -152,10 +184,13 @@ class Runner:
         Advisory locks live on it while a task runs and are all released after.
         One that broke is dropped, never used again: SQLAlchemy would reconnect
         an invalidated connection on its next use, with a pool connection
-        outside autocommit.
+        outside autocommit.  ``_kept`` says whether it served an earlier task.
         """
         if self._conn is None or self._conn.closed or self._conn.invalidated:
             self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._kept = False
+        else:
+            self._kept = True
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -167,9 +202,14 @@ class Runner:
 
     def _with_connection(self, connection: Connection, task_id: uuid.UUID) -> Decision:
         start = random.randrange(1 << 16)
-        fast = hotpath.fast_claim(
-            connection, task_id, self.hostname, leases.task_key(task_id), start
-        )
+        try:
+            fast = hotpath.fast_claim(
+                connection, task_id, self.hostname, leases.task_key(task_id), start
+            )
+        except DBAPIError as exc:
+            if exc.connection_invalidated and self._kept:
+                raise _DroppedWhileIdle(exc) from exc
+            raise
         if fast is not None:
             return self._claimed(connection, *fast)
         loaded = lifecycle.lease_and_load(connection, task_id, leases.task_key(task_id), start)

@@ -75,6 +75,19 @@ def count(engine: Engine, sql: str, **params: Any) -> int:
         return int(connection.execute(text(sql), params).scalar_one())
 
 
+def terminate_sessions(engine: Engine) -> int:
+    """``pg_terminate_backend`` on every other session of the test database."""
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        )
+
+
 def twice_at_once(action: Callable[[], T]) -> list[T]:
     """Run ``action`` in two threads released together; return both results."""
     barrier = threading.Barrier(2)

@@ -11,7 +11,7 @@ import sys
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.integration.ops_support import count
+from tests.integration.ops_support import count, terminate_sessions
 from tests.workers import StartWorker, wait_for
 from workers import client, dispatch
 
@@ -156,19 +156,6 @@ def test_the_same_message_delivered_twice_runs_once(
             {"id": task_id},
         ).scalar_one()
     assert successes == 1
-
-
-def terminate_sessions(engine: Engine) -> int:
-    """``pg_terminate_backend`` on every other session of the test database."""
-    with engine.connect() as connection:
-        return int(
-            connection.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
-        )
 
 
 def test_a_task_whose_database_session_is_terminated_retries_and_the_worker_goes_on(

@@ -5,9 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine, text
+import pytest
+from sqlalchemy import Connection, Engine, text
 
+from agents import hotpath
 from agents.engine import Runner
+from tests.integration.ops_support import terminate_sessions
 from workers import client
 from workers.db import get_engine
 
@@ -69,25 +72,49 @@ def test_a_slow_task_reports_progress_at_each_phase(
     ]
 
 
-def test_a_dropped_connection_retries_the_delivery_then_recovers(
+def test_a_connection_dropped_while_idle_is_replaced_and_the_task_runs_at_once(
     toolbox_env: dict[str, str], engine: Engine
 ) -> None:
+    """PostgreSQL dropped the runner's kept connection between two tasks (a restart,
+    ``pg_terminate_backend`` on idle sessions): the next delivery used to wait for a
+    Celery retry (``database unavailable``, 1-3 s); the claim is one guarded statement,
+    so the runner reconnects and claims at once."""
     runner = in_process_runner([])
     warm = client.submit("echo", {})
     assert runner.execute(warm).action == "done"
-    with engine.connect() as admin:
-        admin.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                " AND application_name <> 'pytest-admin'"
-            )
-        )
+    assert terminate_sessions(engine) >= 1
+    task_id = client.submit("echo", {})
+    decision = runner.execute(task_id)
+    assert decision.action == "done", decision
+    row = _row(engine, task_id)
+    assert row["status"] == "completed" and row["states"] == 5 and row["delivery_count"] == 1
+    assert runner.execute(client.submit("echo", {})).action == "done"
+
+
+def test_a_connection_that_breaks_again_after_the_reconnect_retries_the_delivery(
+    toolbox_env: dict[str, str], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One reconnect only: a fresh connection that fails too means PostgreSQL is away."""
+    runner = in_process_runner([])
+    assert runner.execute(client.submit("echo", {})).action == "done"
+    real_claim = hotpath.fast_claim
+    claims: list[int] = []
+
+    def claim_on_a_dead_session(connection: Connection, *args: Any) -> Any:
+        pid = connection.connection.driver_connection.info.backend_pid  # type: ignore[union-attr]
+        claims.append(pid)
+        with engine.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return real_claim(connection, *args)
+
+    monkeypatch.setattr(hotpath, "fast_claim", claim_on_a_dead_session)
     task_id = client.submit("echo", {})
     decision = runner.execute(task_id)
     assert decision.action == "retry" and decision.reason == "database unavailable"
+    assert len(claims) == 2 and claims[0] != claims[1], "one reconnect, on a new session"
     before = _row(engine, task_id)
     assert (before["status"], before["delivery_count"], before["states"]) == ("queued", 0, 0)
+    monkeypatch.setattr(hotpath, "fast_claim", real_claim)
     assert runner.execute(task_id).action == "done"
     row = _row(engine, task_id)
     assert row["status"] == "completed" and row["states"] == 5 and row["delivery_count"] == 1
