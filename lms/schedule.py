@@ -29,6 +29,7 @@ and so does a run claimed before the LMS asked (``lms.sync.run_sync``).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
 
 #: First half of the two-int advisory lock key of a running sync ("LMS1").
 SYNC_LOCK_NAMESPACE = 0x4C4D5331
@@ -213,5 +217,21 @@ def sync_lock(engine: Engine, integration_id: uuid.UUID) -> Iterator[bool]:
             yield held
         finally:
             if held:  # the pooled connection must not keep the lock
-                unlock = text("SELECT pg_advisory_unlock(:namespace, hashtext(:id))")
-                connection.execute(unlock, key)
+                _unlock(connection, key)
+
+
+def _unlock(connection: Connection, key: dict[str, object]) -> None:
+    """Drop the sync lock; a session PostgreSQL ended meanwhile took the lock with it.
+
+    That session's end (a restart, ``pg_terminate_backend``) must not turn a run
+    that wrote its end into an error: the run's result would be lost to the
+    caller (``lms sync --now``'s report, the worker's error log) for a lock
+    that no longer exists.
+    """
+    unlock = text("SELECT pg_advisory_unlock(:namespace, hashtext(:id))")
+    try:
+        connection.execute(unlock, key)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("the session holding LMS sync lock %s ended during the run", key["id"])

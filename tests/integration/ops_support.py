@@ -75,15 +75,16 @@ def count(engine: Engine, sql: str, **params: Any) -> int:
         return int(connection.execute(text(sql), params).scalar_one())
 
 
-def terminate_sessions(engine: Engine) -> int:
-    """``pg_terminate_backend`` on every other session of the test database."""
+def terminate_sessions(engine: Engine, where: str = "TRUE", **params: Any) -> int:
+    """``pg_terminate_backend`` on every other session of the test database matching ``where``."""
     with engine.connect() as connection:
         return int(
             connection.execute(
                 text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
+                    f" WHERE datname = current_database() AND pid <> pg_backend_pid() AND {where}"
+                ),
+                params,
             ).scalar_one()
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -14,9 +14,10 @@ import pytest
 from celery.exceptions import Retry
 from sqlalchemy import Engine, text
 
+import lms.sync
 from lms.people import UNUSABLE_PASSWORD, placeholder_username
 from lms.registry import make_client
-from lms.schedule import claim_due, claim_now, set_not_before
+from lms.schedule import SYNC_LOCK_NAMESPACE, claim_due, claim_now, set_not_before
 from lms.status import list_integrations
 from models.errors import LMSUnavailable
 from tests.integration.lms_support import (
@@ -28,8 +29,10 @@ from tests.integration.lms_support import (
     sync,
     writes,
 )
+from tests.integration.ops_support import terminate_sessions
 from tests.lms.fakes import Dataset, FakeCanvas
 from tests.lms.fakes.server import Fault, Reply
+from workers.db import get_engine
 from workers.logs import configure_logging
 
 no_sleep = partial(make_client, sleep=lambda _: None)
@@ -448,3 +451,43 @@ def _enrollments(engine: Engine, external_course_id: str) -> list[object]:
 def _deleted(engine: Engine, table: str, column: str, value: str) -> bool:
     return bool(scalar(engine, f"SELECT deleted_at IS NOT NULL FROM {table} WHERE {column} = :v",
                        v=value))  # fmt: skip
+
+
+def _before_the_second_course_write(
+    monkeypatch: pytest.MonkeyPatch, action: Callable[[], int]
+) -> list[int]:
+    """Run ``action`` just before the sync writes its second course; what it returned."""
+    real, done = lms.sync.write_course, []
+
+    def write(connection: Any, *args: Any) -> Any:
+        courses = connection.execute(text("SELECT count(*) FROM lms_courses")).scalar_one()
+        if not done and courses == 1:
+            done.append(action())
+        return real(connection, *args)
+
+    monkeypatch.setattr(lms.sync, "write_course", write)
+    return done
+
+
+_LOCK_HOLDER = (
+    "pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2"
+    " AND classid = CAST(:namespace AS oid))"
+)
+
+
+def test_the_end_of_the_session_holding_the_sync_lock_does_not_turn_the_run_into_an_error(
+    engine: Engine, integration: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run wrote its end, then unlocking on the dead session raised ``AdminShutdown``:
+    ``lms sync --now`` showed an error instead of its report, and the worker's task
+    failed with a traceback and never logged the run's line or its error_logs row."""
+    killed = _before_the_second_course_write(
+        monkeypatch,
+        lambda: terminate_sessions(engine, _LOCK_HOLDER, namespace=SYNC_LOCK_NAMESPACE),
+    )
+    report = sync(get_engine(), integration)  # pooled, as a worker's
+    assert killed == [1]
+    assert report.status == "success", report.message
+    row = integration_row(engine, integration)
+    assert row.last_sync_status == "success" and row.sync_error_message is None
+    assert scalar(engine, "SELECT count(*) FROM lms_courses") == 3
