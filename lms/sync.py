@@ -46,7 +46,7 @@ from lms.registry import make_client
 from lms.schedule import RETRYING, set_not_before, sync_lock, waiting_reason
 from lms.secrets import SecretBox
 from lms.store import connection_config
-from lms.upsert import Counts, CourseSnapshot, mark_missing_courses, write_course
+from lms.upsert import Counts, CourseSnapshot, CourseWrite, mark_missing_courses, write_course
 from models.errors import RetryableError, ToolboxError
 from models.lms import LMSIntegration
 from models.redaction import redact
@@ -198,8 +198,7 @@ def _sync_courses(
     for done, course in enumerate(courses, start=1):
         try:
             snapshot = _read_course(client, course, *flags)
-            with engine.begin() as connection:
-                written = write_course(connection, report.integration_id, snapshot)
+            written = _write_course(engine, report.integration_id, snapshot)
         except (ToolboxError, DBAPIError) as exc:  # a deadlock or bad value: this course only
             # The class only: a database message can quote the row's (personal) values.
             reason = exc.message if isinstance(exc, ToolboxError) else type(exc.orig).__name__
@@ -225,6 +224,30 @@ def _sync_courses(
             connection, report.integration_id, [course.external_id for course in courses]
         )
     return asked
+
+
+def _write_course(
+    engine: Engine, integration_id: uuid.UUID, snapshot: CourseSnapshot
+) -> CourseWrite:
+    """Write one course in its own transaction; once more if its session ended under it.
+
+    A session PostgreSQL ended (a restart, ``pg_terminate_backend``) rolled the
+    course back whole, and the snapshot is already read: writing it again on a
+    new connection costs no LMS request, where counting the course as failed
+    would end the run ``partial`` and leave it for an hour.  A second loss, or
+    any other database error, fails the course as before.
+    """
+    for attempt in range(2):
+        try:
+            with engine.begin() as connection:
+                return write_course(connection, integration_id, snapshot)
+        except DBAPIError as exc:
+            if attempt or not exc.connection_invalidated:
+                raise
+            log.info("LMS sync of %s: course %s written again: its session ended (%s)",
+                     integration_id, snapshot.course.external_id,
+                     type(exc.orig).__name__)  # fmt: skip
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def _read_course(

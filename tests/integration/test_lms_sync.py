@@ -491,3 +491,20 @@ def test_the_end_of_the_session_holding_the_sync_lock_does_not_turn_the_run_into
     row = integration_row(engine, integration)
     assert row.last_sync_status == "success" and row.sync_error_message is None
     assert scalar(engine, "SELECT count(*) FROM lms_courses") == 3
+
+
+def test_a_course_whose_session_ended_while_it_was_written_is_written_again(
+    engine: Engine, integration: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All of the database's sessions ended (``pg_terminate_backend``) as the second
+    course was written: that course used to fail (``course 1014: AdminShutdown``, the run
+    ``partial``, the next sync an hour later); its snapshot is read, so it is written
+    again on a new connection."""
+    killed = _before_the_second_course_write(monkeypatch, lambda: terminate_sessions(engine))
+    report = sync(get_engine(), integration)  # pooled, as a worker's
+    assert killed and killed[0] >= 1
+    assert (report.status, report.courses_failed, report.errors) == ("success", 0, [])
+    assert integration_row(engine, integration).last_sync_status == "success"
+    assert scalar(engine, "SELECT count(*) FROM lms_courses") == report.courses.inserted == 3
+    enrollments = scalar(engine, "SELECT count(*) FROM lms_enrollments")
+    assert enrollments == report.enrollments.inserted == 15  # 4 students and a teacher each
