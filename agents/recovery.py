@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -41,18 +43,52 @@ def undispatched(connection: Connection, *, older_than: float, limit: int = 500)
 
 
 def lost_in_broker(
-    connection: Connection, *, older_than: float, limit: int = 500
+    connection: Connection,
+    *,
+    older_than: float,
+    limit: int = 500,
+    waiting: Mapping[int, int] | None = None,
 ) -> list[uuid.UUID]:
+    """Rows whose message is presumed lost: queued, or retrying past their time, that long.
+
+    ``waiting`` is the broker's count of agent messages waiting, per task
+    priority (``workers.jobs.queues``).  A backlog is no loss: its messages wait
+    in their priority's list, first in, first out, so only the oldest rows of
+    a priority beyond what its list holds (``queued`` rows minus waiting
+    messages) can lack one.  Without it, every ``queued`` row that old is
+    presumed lost: a backlog longer than ``older_than`` got a second message
+    for each of its rows, and another every ``older_than``.
+    """
+    params: dict[str, Any] = {"age": older_than, "limit": limit}
+    queued = _QUEUED_LOST if waiting is None else _QUEUED_BEYOND_WAITING
+    if waiting is not None:
+        params |= {"priorities": list(waiting), "waiting": list(waiting.values())}
     rows = connection.execute(
         text(
-            "SELECT id FROM agent_tasks WHERE (status = 'queued' AND dispatched_at <"
-            " now() - make_interval(secs => :age)) OR (status = 'retrying' AND not_before <"
-            " now() - make_interval(secs => :age)) ORDER BY created_at LIMIT :limit"
+            f"SELECT id FROM agent_tasks WHERE id IN ({queued}) OR (status = 'retrying' AND"
+            " not_before < now() - make_interval(secs => :age)) ORDER BY created_at LIMIT :limit"
             " FOR UPDATE SKIP LOCKED"
         ),
-        {"age": older_than, "limit": limit},
+        params,
     ).scalars()
     return list(rows)
+
+
+_QUEUED_LOST = (
+    "SELECT id FROM agent_tasks WHERE status = 'queued'"
+    " AND dispatched_at < now() - make_interval(secs => :age)"
+)
+_QUEUED_BEYOND_WAITING = """
+    SELECT q.id FROM (
+        SELECT id, priority, dispatched_at,
+               row_number() OVER (PARTITION BY priority ORDER BY dispatched_at, id) AS n,
+               count(*) OVER (PARTITION BY priority) AS queued
+        FROM agent_tasks WHERE status = 'queued' AND dispatched_at IS NOT NULL) q
+    LEFT JOIN unnest(CAST(:priorities AS int[]), CAST(:waiting AS bigint[])) AS w(priority, n)
+        ON w.priority = q.priority
+    WHERE q.dispatched_at < now() - make_interval(secs => :age)
+      AND q.n <= q.queued - coalesce(w.n, 0)"""
+"""The oldest ``queued`` rows of each priority beyond the messages its list still holds."""
 
 
 _RUNNING = text(

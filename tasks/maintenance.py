@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 
+from redis.exceptions import RedisError
+
 from agents import recovery
 from models.errors import RedeliveryExceeded
 from workers import dispatch
 from workers.app import app
+from workers.celeryconfig import AGENT_QUEUE
 from workers.db import get_engine
 from workers.jobs.errors import record_exception
+from workers.jobs.queues import read_queues
+from workers.redis import get_redis
 from workers.schedule import try_job_lock
 from workers.settings import get_settings
 
@@ -26,12 +31,22 @@ def relay() -> dict[str, int]:
             return {"skipped": 1}
         ids = recovery.undispatched(connection, older_than=RELAY_AFTER_SECONDS)
         lost = recovery.lost_in_broker(
-            connection, older_than=get_settings().redispatch_after_seconds
+            connection,
+            older_than=get_settings().redispatch_after_seconds,
+            waiting=_waiting_agent_messages(),
         )
         sent = dispatch.dispatch(connection, ids + lost)
     if sent:
         log.info("relay sent %d agent task message(s)", len(sent))
     return {"sent": len(sent), "undispatched": len(ids), "lost": len(lost)}
+
+
+def _waiting_agent_messages() -> dict[int, int] | None:
+    """Agent messages waiting in the broker per priority; None if Redis does not answer."""
+    try:
+        return read_queues(get_redis(), (AGENT_QUEUE,)).queues[0].by_priority
+    except (RedisError, OSError):
+        return None  # the relay's sends meet the outage and say so
 
 
 @app.task(name="toolbox.maintenance.reaper", ignore_result=True)
