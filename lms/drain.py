@@ -40,7 +40,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from lms.base import GradeOutcome, LMSClient
-from lms.http import server_wait
+from lms.http import server_wait, unreachable
 from lms.passback import (
     ClaimedGrade,
     PassbackPolicy,
@@ -57,7 +57,6 @@ from models.errors import (
     ConfigurationError,
     LMSAuthRejected,
     LMSRequestRejected,
-    LMSUnavailable,
     PermanentError,
     RetryableError,
     ToolboxError,
@@ -205,7 +204,7 @@ def _send_one(
     except Exception as exc:
         if isinstance(exc, interrupts):
             raise
-        if _unreachable(exc):
+        if unreachable(exc):
             clients.mark_down(grade.integration_id)
         _record_failure(engine, grade, exc, policy, report)
         asked = server_wait(exc)
@@ -251,14 +250,6 @@ def _release(engine: Engine, grades: list[ClaimedGrade], report: DrainReport) ->
         for unsent in grades:
             record_outcome(connection, unsent, "pending", unspent=True)
     report.released += len(grades)
-
-
-def _unreachable(exc: Exception) -> bool:
-    """A timeout, a refused connection or a 5xx through every retry: the LMS is down."""
-    if not isinstance(exc, LMSUnavailable):
-        return False
-    status = exc.details.get("status_code")
-    return status is None or (isinstance(status, int) and status >= 500)
 
 
 def judge(

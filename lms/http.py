@@ -105,6 +105,14 @@ def server_wait(exc: BaseException) -> float | None:
     return float(wait) if isinstance(wait, int | float) else None
 
 
+def unreachable(exc: BaseException) -> bool:
+    """A timeout, a refused connection or a 5xx through every retry: the LMS is down."""
+    if not isinstance(exc, LMSUnavailable):
+        return False
+    status = exc.details.get("status_code")
+    return status is None or (isinstance(status, int) and status >= 500)
+
+
 class LMSHttp:
     """One connection pool to one LMS, with the retry and paging policy.
 

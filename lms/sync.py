@@ -41,7 +41,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from lms.base import Course, LMSClient
-from lms.http import server_wait
+from lms.http import server_wait, unreachable
 from lms.registry import make_client
 from lms.schedule import RETRYING, set_not_before, sync_lock, waiting_reason
 from lms.secrets import SecretBox
@@ -57,6 +57,11 @@ summary_log = logging.getLogger(f"{__name__}.summary")
 A service's record: ``toolbox lms sync --now`` prints the report instead (not twice)."""
 
 MESSAGE_LIMIT = 2000
+DOWN_AFTER_COURSES = 3
+"""Courses in a row whose reads the LMS did not answer through every retry (a timeout, a
+refused connection, a 5xx) before a run asks it for no further course: an LMS that died
+mid-sync cost each remaining course its retries (about 7 s of backoff, or six 30 s
+timeouts), and a district's hundreds of courses ran into the sync's time limit."""
 SUPERSEDED = "superseded by a newer claim (an operator's `lms sync`, or a stale claim taken over)"
 #: The run's claim is still the row's: no newer claim took it over.
 _OWNED = (
@@ -191,6 +196,7 @@ def _sync_courses(
 ) -> float | None:
     """Read and write each course; the LMS's ``Retry-After`` that stopped the loop, if one did."""
     asked: float | None = None
+    silent = 0  # courses in a row the LMS did not answer for
     courses = _distinct(client.list_courses())
     report.courses_listed = len(courses)
     if progress:
@@ -207,13 +213,21 @@ def _sync_courses(
             log.warning("LMS sync of %s: course %s failed: %s",
                         report.integration_id, course.external_id, reason)  # fmt: skip
             asked = server_wait(exc)
+            silent = silent + 1 if unreachable(exc) and not asked else 0
             if asked:  # the LMS throttles the client, not this course: ask it nothing more
                 left = len(courses) - done
                 report.courses_failed += left
                 report.errors.append(f"{left} course(s) not read: the LMS asked to wait "
                                      f"{asked:.0f}s")  # fmt: skip
                 break
+            if silent >= DOWN_AFTER_COURSES and done < len(courses):  # down, not one course
+                left = len(courses) - done
+                report.courses_failed += left
+                report.errors.append(f"{left} course(s) not read: the LMS did not answer for "
+                                     f"{silent} courses in a row")  # fmt: skip
+                break
         else:
+            silent = 0
             report.courses.add(written.course)
             report.assignments.add(written.assignments)
             report.enrollments.add(written.enrollments)

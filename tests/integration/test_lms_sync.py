@@ -508,3 +508,27 @@ def test_a_course_whose_session_ended_while_it_was_written_is_written_again(
     assert scalar(engine, "SELECT count(*) FROM lms_courses") == report.courses.inserted == 3
     enrollments = scalar(engine, "SELECT count(*) FROM lms_enrollments")
     assert enrollments == report.enrollments.inserted == 15  # 4 students and a teacher each
+
+
+def test_an_lms_that_stops_answering_mid_sync_is_asked_for_no_further_course(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """It used to cost each remaining course its retries: 12 courses, 60 waits, 89 s of
+    backoff (six 30 s timeouts a course for an LMS that hangs), so a district's hundreds
+    of courses ran into the sync's time limit.  Two courses failing is a course's
+    problem; three in a row, the LMS's."""
+    data = Dataset.generate(courses=8, students_per_course=2, assignments_per_course=1)
+    with FakeCanvas(data) as canvas:
+        integration = add_canvas(engine, canvas.base_url, canvas.token)
+        ids = list(data.courses)
+        down = {ids[0], ids[1], *ids[3:]}  # the third course still answers
+        canvas.inject(Fault(10_000, Reply.text("bad gateway", 502), match=lambda request: any(
+            request.path.startswith(f"/api/v1/courses/{course}/") for course in down)))  # fmt: skip
+        report = sync(engine, integration, client_factory=no_sleep)
+        asked = {course for course in ids if canvas.requests_to(f"/api/v1/courses/{course}/")}
+    assert asked == set(ids[:6]), "three silent courses in a row (4-6): no 7th or 8th"
+    assert (report.status, report.courses_listed, report.courses_failed) == ("partial", 8, 7)
+    assert (
+        report.errors[-1] == "2 course(s) not read: the LMS did not answer for 3 courses in a row"
+    )
+    assert scalar(engine, "SELECT count(*) FROM lms_courses") == 1
