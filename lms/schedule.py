@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
@@ -202,22 +202,74 @@ def _utc(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-@contextmanager
-def sync_lock(engine: Engine, integration_id: uuid.UUID) -> Iterator[bool]:
-    """Hold the integration's sync lock for the block; yields False if another process has it."""
-    key = {"namespace": SYNC_LOCK_NAMESPACE, "id": str(integration_id)}
-    with engine.connect() as connection:
-        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        held = bool(
-            connection.execute(
-                text("SELECT pg_try_advisory_lock(:namespace, hashtext(:id))"), key
-            ).scalar_one()
-        )
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(:namespace, hashtext(:id))")
+
+
+class SyncLock:
+    """The integration's sync lock, held on a connection of its own (``sync_lock``).
+
+    True while held.  PostgreSQL ending that connection's session (a restart,
+    ``pg_terminate_backend``) frees the lock while the run goes on, and a
+    claim may then take the sync over (an operator's at once, beat's once
+    stale); ``keep`` notices at the next course and takes the lock again,
+    or says another process has it.
+    """
+
+    def __init__(self, engine: Engine, integration_id: uuid.UUID) -> None:
+        self._engine = engine
+        self._key = {"namespace": SYNC_LOCK_NAMESPACE, "id": str(integration_id)}
+        self._connection: Connection | None = None
+        self.held = self._take()
+
+    def __bool__(self) -> bool:
+        return self.held
+
+    def _take(self) -> bool:
+        connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        held = False
         try:
-            yield held
+            held = bool(connection.execute(_TRY_LOCK, self._key).scalar_one())
         finally:
-            if held:  # the pooled connection must not keep the lock
-                _unlock(connection, key)
+            if not held:
+                connection.close()
+        if held:
+            self._connection = connection
+        return held
+
+    def keep(self) -> Literal["held", "retaken", "lost"]:
+        """``held`` all along, ``retaken`` after its session ended, else ``lost`` to another."""
+        if self._connection is None:
+            return "lost"
+        try:
+            self._connection.execute(text("SELECT 1"))
+            return "held"
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        self._connection.close()
+        self._connection = None
+        log.warning("the session holding LMS sync lock %s ended during the run", self._key["id"])
+        self.held = self._take()
+        return "retaken" if self.held else "lost"
+
+    def release(self) -> None:
+        if self._connection is not None:  # the pooled connection must not keep the lock
+            try:
+                _unlock(self._connection, self._key)
+            finally:
+                self._connection.close()
+                self._connection = None
+        self.held = False
+
+
+@contextmanager
+def sync_lock(engine: Engine, integration_id: uuid.UUID) -> Iterator[SyncLock]:
+    """Hold the integration's sync lock for the block; false if another process has it."""
+    lock = SyncLock(engine, integration_id)
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def _unlock(connection: Connection, key: dict[str, object]) -> None:

@@ -34,6 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, text
@@ -43,7 +44,7 @@ from sqlalchemy.orm import Session
 from lms.base import Course, LMSClient
 from lms.http import server_wait, unreachable
 from lms.registry import make_client
-from lms.schedule import RETRYING, set_not_before, sync_lock, waiting_reason
+from lms.schedule import RETRYING, SyncLock, set_not_before, sync_lock, waiting_reason
 from lms.secrets import SecretBox
 from lms.store import connection_config
 from lms.upsert import Counts, CourseSnapshot, CourseWrite, mark_missing_courses, write_course
@@ -62,6 +63,10 @@ DOWN_AFTER_COURSES = 3
 refused connection, a 5xx) before a run asks it for no further course: an LMS that died
 mid-sync cost each remaining course its retries (about 7 s of backoff, or six 30 s
 timeouts), and a district's hundreds of courses ran into the sync's time limit."""
+TAKEN_OVER = (
+    "stopped: its lock went with its PostgreSQL session (a restart, pg_terminate_backend)"
+    " and another run took the sync over"
+)
 SUPERSEDED = "superseded by a newer claim (an operator's `lms sync`, or a stale claim taken over)"
 #: The run's claim is still the row's: no newer claim took it over.
 _OWNED = (
@@ -143,12 +148,9 @@ def run_sync(
             return _skipped(report, "another process is running this sync")
         with Session(engine) as session:
             row = session.get(LMSIntegration, integration_id)
-            if row is None or row.last_sync_status != "running":
-                return _skipped(report, "not claimed (no sync is due or it already finished)")
-            if row.sync_run_id != run_id:  # a newer claim took the row over while this waited
-                return _skipped(report, SUPERSEDED)
-            if not row.is_active:  # disabled after its message was queued
-                return _skipped(report, "the integration is disabled")
+            unclaimed = _not_this_runs(row, run_id)
+            if unclaimed is not None or row is None:
+                return _skipped(report, unclaimed or "")
             waiting = None if ignore_not_before else _waiting_until(session, integration_id)
             if waiting is not None:  # the LMS asked to wait after this run was claimed
                 return _held_back(engine, report, run_id, waiting)
@@ -160,7 +162,10 @@ def run_sync(
         log.info("LMS sync of %s (%s) started", integration_id, config.platform)
         try:
             with client_factory(config) as client:
-                asked = _sync_courses(engine, client, report, flags, progress)
+                owned = partial(_still_owned, engine, locked, integration_id, run_id)
+                asked = _sync_courses(engine, client, report, flags, progress, owned)
+        except _TakenOver:
+            return _skipped(report, TAKEN_OVER)
         except RetryableError as exc:
             wait = exc.retry_after or 0.0
             if not final_attempt and (longest_wait is None or wait <= longest_wait):
@@ -187,14 +192,28 @@ def run_sync(
         )
 
 
+def _not_this_runs(row: LMSIntegration | None, run_id: uuid.UUID | None) -> str | None:
+    """Why the run must not go on with the row (the claim is not its), or None."""
+    if row is None or row.last_sync_status != "running":
+        return "not claimed (no sync is due or it already finished)"
+    if row.sync_run_id != run_id:  # a newer claim took the row over while this waited
+        return SUPERSEDED
+    if not row.is_active:  # disabled after its message was queued
+        return "the integration is disabled"
+    return None
+
+
 def _sync_courses(
     engine: Engine,
     client: LMSClient,
     report: SyncReport,
     flags: tuple[bool, bool],
     progress: Callable[[SyncProgress], None] | None,
+    owned: Callable[[], None],
 ) -> float | None:
-    """Read and write each course; the LMS's ``Retry-After`` that stopped the loop, if one did."""
+    """Read and write each course; the LMS's ``Retry-After`` that stopped the loop, if one did.
+
+    ``owned`` raises ``_TakenOver`` before a course once the run lost its lock."""
     asked: float | None = None
     silent = 0  # courses in a row the LMS did not answer for
     courses = _distinct(client.list_courses())
@@ -202,6 +221,7 @@ def _sync_courses(
     if progress:
         progress(SyncProgress(0, len(courses)))
     for done, course in enumerate(courses, start=1):
+        owned()
         try:
             snapshot = _read_course(client, course, *flags)
             written = _write_course(engine, report.integration_id, snapshot)
@@ -233,11 +253,39 @@ def _sync_courses(
             report.enrollments.add(written.enrollments)
         if progress:
             progress(SyncProgress(done, len(courses)))
+    owned()
     with engine.begin() as connection:
         report.courses_removed = mark_missing_courses(
             connection, report.integration_id, [course.external_id for course in courses]
         )
     return asked
+
+
+class _TakenOver(Exception):
+    """The run's lock went with its session, and another run has the sync now."""
+
+
+def _still_owned(
+    engine: Engine, lock: SyncLock, integration_id: uuid.UUID, run_id: uuid.UUID | None
+) -> None:
+    """Go on only while the lock is held, or was taken again with the claim still this run's.
+
+    Between its session's end and the next course, the lock was free: an
+    operator's ``lms sync`` (or beat, once the claim is stale) may have taken
+    the sync over, and that run writes the same rows and owns the row's end.
+    """
+    kept = lock.keep()
+    if kept == "held":
+        return
+    if kept == "retaken":
+        with engine.connect() as connection:
+            ours = connection.execute(
+                text(f"SELECT 1 FROM lms_integrations WHERE {_OWNED}"),
+                {"id": integration_id, "run_id": run_id},
+            ).first()
+        if ours is not None:
+            return
+    raise _TakenOver
 
 
 def _write_course(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -17,7 +18,7 @@ from sqlalchemy import Engine, text
 import lms.sync
 from lms.people import UNUSABLE_PASSWORD, placeholder_username
 from lms.registry import make_client
-from lms.schedule import SYNC_LOCK_NAMESPACE, claim_due, claim_now, set_not_before
+from lms.schedule import SYNC_LOCK_NAMESPACE, claim_due, claim_now, set_not_before, sync_lock
 from lms.status import list_integrations
 from models.errors import LMSUnavailable
 from tests.integration.lms_support import (
@@ -532,3 +533,30 @@ def test_an_lms_that_stops_answering_mid_sync_is_asked_for_no_further_course(
         report.errors[-1] == "2 course(s) not read: the LMS did not answer for 3 courses in a row"
     )
     assert scalar(engine, "SELECT count(*) FROM lms_courses") == 1
+
+
+def test_a_run_whose_lock_went_with_its_session_stops_once_another_run_took_the_sync(
+    engine: Engine, integration: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With its lock's session gone, the lock was free while the run went on: an operator's
+    ``lms sync`` took the sync over at once (beat would once the claim is stale) and both
+    runs wrote the same courses; the first still reported ``success``, an end it could not
+    write.  It takes its lock again before the next course, or stops there."""
+    with contextlib.ExitStack() as other_run:
+
+        def take_over() -> int:
+            killed = terminate_sessions(engine, _LOCK_HOLDER, namespace=SYNC_LOCK_NAMESPACE)
+            with engine.begin() as connection:
+                assert claim_now(connection, integration).claimed, "the lock looked free"
+            assert other_run.enter_context(sync_lock(engine, integration))
+            return killed
+
+        killed = _before_the_second_course_write(monkeypatch, take_over)
+        report = sync(get_engine(), integration)
+        assert killed == [1]
+        assert report.status == "skipped" and "another run took the sync over" in str(
+            report.message
+        )
+    assert scalar(engine, "SELECT count(*) FROM lms_courses") == 2, "no third course"
+    row = integration_row(engine, integration)
+    assert row.last_sync_status == "running", "the end is the other run's to write"
