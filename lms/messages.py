@@ -112,7 +112,19 @@ def secrets_of(request: httpx.Request | None, extra: Iterable[str]) -> list[str]
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every occurrence of each secret replaced."""
-    for secret in secrets:
-        text = text.replace(secret, MASK)
+    """``text`` with every occurrence of each secret replaced, also where it is quoted escaped.
+
+    A secret holding a control character (a token pasted with a line break in it) is
+    named escaped: h11 refuses such a header with ``Illegal header value b'Bearer
+    abc\\ndef'``, which would otherwise quote the whole token.
+    """
+    forms = {form for secret in secrets for form in _quoted_forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
     return text
+
+
+def _quoted_forms(secret: str) -> set[str]:
+    """``secret`` as it is, and as the repr of it as text and as UTF-8 bytes shows it."""
+    forms = {secret, repr(secret)[1:-1], ascii(secret)[1:-1], repr(secret.encode())[2:-1]}
+    return {form for form in forms if form}

@@ -191,6 +191,19 @@ def test_invalid_token_is_rejected_without_leaking_it(
         assert secret not in text
 
 
+def test_a_token_with_a_line_break_is_not_quoted_by_the_refusal_of_its_header(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    # h11 refuses the header as "Illegal header value b'Bearer ...\\n...'": the token escaped
+    halves = ("7~first-half-of-a-pasted-token", "second-half-of-a-pasted-token")
+    with pytest.raises(LMSUnavailable, match="LocalProtocolError") as caught:
+        list(connect("\n".join(halves), max_retries=0).list_courses())
+    for text in (str(caught.value), repr(caught.value)):
+        for half in halves:
+            assert half not in text
+    assert not canvas.requests
+
+
 def test_expired_token_is_rejected(
     canvas: FakeCanvas, connect: Callable[..., CanvasClient]
 ) -> None:
