@@ -51,6 +51,13 @@ def _check_port(parts: SplitResult) -> None:
     try:
         parts.port  # noqa: B018 - urllib checks the port when it is read
     except ValueError:
+        if "@" not in parts.netloc and "@" in parts.path + parts.query + parts.fragment:
+            # user:pass/word@host: the address ends at the first /, ? or #, so what reads as
+            # the port is the start of the password; it is not quoted
+            raise ValueError(
+                "the port is not a number: a password holding /, ? or # must be"
+                " percent-encoded (%2F, %3F, %23)"
+            ) from None
         port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
         raise ValueError(f"port {port!r} is not a number from 1 to 65535") from None
 

@@ -68,6 +68,28 @@ def test_bad_values_name_the_variable(
     assert "\n" not in error.value.message
 
 
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("TOOLBOX_DATABASE_URL", "postgresql://app:Start0fPw/rest0fPw@db:5432/toolbox"),
+        ("TOOLBOX_DATABASE_URL", "postgresql://app:Start0fPw?rest0fPw@db/toolbox"),
+        ("TOOLBOX_REDIS_URL", "redis://u:Start0fPw#rest0fPw@cache:6379/0"),
+        ("TOOLBOX_REDIS_URL", "rediss://default:Start0fPw/rest0fPw@cache/0"),
+    ],
+)
+def test_a_password_with_a_slash_question_mark_or_hash_is_not_quoted_as_the_port(
+    monkeypatch: pytest.MonkeyPatch, variable: str, url: str
+) -> None:
+    # urllib ends the address at the first /, ? or #: "app:Start0fPw" reads as host:port
+    monkeypatch.setenv(variable, url)
+    with pytest.raises(ConfigurationError) as error:
+        load_settings()
+    message = error.value.message
+    assert message.startswith(f"{variable}: the port is not a number")
+    assert "percent-encoded (%2F, %3F, %23)" in message
+    assert "Start0fPw" not in message and "rest0fPw" not in message
+
+
 def test_production_refuses_missing_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOOLBOX_ENV", "production")
     with pytest.raises(ConfigurationError, match="TOOLBOX_SECRET_KEYS is required"):
