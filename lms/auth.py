@@ -27,7 +27,7 @@ import jwt
 
 from lms.base import ConnectionConfig
 from lms.http import LMSHttp, retry_after_seconds
-from lms.messages import scrub
+from lms.messages import scrub, secrets_of
 from models.errors import (
     ConfigurationError,
     LMSAuthRejected,
@@ -50,6 +50,9 @@ NRPS_SCOPES: tuple[str, ...] = (
 LTI_SCOPES: tuple[str, ...] = AGS_SCOPES + NRPS_SCOPES
 
 _DEFAULT_EXPIRES_IN = 300.0
+_SENT_SECRETS = ("client_secret", "client_assertion")
+"""Form fields of a token request that prove who we are (the JWT assertion is as good as
+the key for its lifetime)."""
 
 
 class Grant(abc.ABC):
@@ -230,7 +233,7 @@ class TokenProvider:
                 failure, wait = type(exc).__name__, None
             else:
                 if not _transient(response.status_code):
-                    return self._accept(response)
+                    return self._accept(response, [form.get(name, "") for name in _SENT_SECRETS])
                 failure, wait = f"HTTP {response.status_code}", retry_after_seconds(response)
             delay = random.uniform(0.0, min(cap, base * 2 ** (attempt - 1)))
             if wait is not None:
@@ -243,7 +246,7 @@ class TokenProvider:
             self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _accept(self, response: httpx.Response) -> _CachedToken:
+    def _accept(self, response: httpx.Response, sent: list[str]) -> _CachedToken:
         body = _json_object(response)
         if response.status_code >= 400:
             error = str(body.get("error") or f"HTTP {response.status_code}")
@@ -251,7 +254,7 @@ class TokenProvider:
             detail = f"{error}: {description}" if description else error
             raise LMSAuthRejected(
                 f"token request to {self._where} rejected ({response.status_code}): "
-                f"{self._scrub(detail)}",
+                f"{self._scrub(detail, response.request, sent)}",
                 status_code=response.status_code,
             )
         token = body.get("access_token")
@@ -270,8 +273,12 @@ class TokenProvider:
         margin = min(self._renew_margin, lifetime / 10)
         return _CachedToken(value=token, renew_at=self._clock() + lifetime - margin)
 
-    def _scrub(self, text: str) -> str:
-        return scrub(text, (secret for secret in self.grant.secrets() if secret))
+    def _scrub(self, text: str, request: httpx.Request, sent: list[str]) -> str:
+        """``text`` without the grant's secrets nor what carried them: an endpoint that
+        quotes the ``Authorization: Basic`` header (base64 of ``id:secret``) or the signed
+        assertion it refused would otherwise hand them to the error message."""
+        secrets = [secret for secret in self.grant.secrets() if secret]
+        return scrub(text, [*secrets_of(request, sent), *secrets])
 
 
 class BearerAuth(httpx.Auth):

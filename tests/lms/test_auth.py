@@ -282,6 +282,43 @@ def test_a_secret_echoed_by_the_server_is_scrubbed(server: TokenServer, provider
     assert "***" in str(caught.value)
 
 
+class EchoingTokenServer(TokenServer):
+    """Refuses every client, quoting the credentials it was sent, as some endpoints do."""
+
+    def _token(self, request: RecordedRequest) -> Reply:
+        form = {key: values[0] for key, values in request.form().items()}
+        sent = request.headers.get("authorization") or form.get("client_assertion", "")
+        return Reply.json({"error": "invalid_client", "error_description": f"bad {sent}"}, 401)
+
+
+@pytest.mark.parametrize("grant_kind", ["basic", "jwt"])
+def test_credentials_quoted_by_the_token_endpoint_are_scrubbed(
+    key: rsa.RSAPrivateKey, grant_kind: str
+) -> None:
+    # The Basic header is base64 of id:secret, and the assertion is as good as the key for
+    # its lifetime: neither may reach sync_error_message through the endpoint's refusal.
+    with EchoingTokenServer() as echoing:
+        grant = (
+            ClientSecretGrant("client-1", SECRET)
+            if grant_kind == "basic"
+            else JWTAssertionGrant("client-1", pem(key))
+        )
+        tokens = TokenProvider(echoing.token_url, grant, sleep=lambda _: None)
+        try:
+            with pytest.raises(LMSRequestRejected) as caught:
+                tokens.token()
+        finally:
+            tokens.close()
+        request = echoing.token_requests()[0]
+        sent = request.headers.get("authorization") or request.form()["client_assertion"][0]
+        token_url = echoing.token_url
+    credential = sent.removeprefix("Basic ")
+    assert len(credential) > 40
+    message = str(caught.value)
+    assert message.startswith(f"token request to {token_url} rejected (401): invalid_client: bad")
+    assert credential not in message and "***" in message
+
+
 def test_error_without_json_names_the_status(server: TokenServer, provider: Factory) -> None:
     server.queued.append(Reply.text("nope", 403))
 
