@@ -374,7 +374,8 @@ class Runner:
                 status, decision = "retrying", Decision("retry", delay, str(exc))
             else:
                 if retryable:
-                    details["message"] = f"retry budget of {task.retry_budget} spent: {exc}"
+                    spent = f"retry budget of {task.retry_budget} spent: {details['message']}"
+                    details["message"] = spent
                 workflow.end_task(connection, task, "failed", details)
                 lifecycle.write_metrics(connection, task, [_metric("success", 0)])
                 status, decision = "failed", Decision("done", reason=str(exc))

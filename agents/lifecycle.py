@@ -19,6 +19,7 @@ from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from agents.base import PHASES
+from models.redaction import redact
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 WAITING = ("pending", "queued", "retrying")
@@ -146,12 +147,14 @@ def write_metrics(connection: Connection, task: TaskRow, metrics: list[dict[str,
 
 
 def error_details(exc: BaseException, *, retryable: bool) -> dict[str, Any]:
+    """What a failed attempt stores and reports, secrets masked (``redact``): the traceback
+    also holds the provider's own exception, which may quote a key."""
     frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-6)
     return {
         "type": type(exc).__name__,
-        "message": str(exc),
+        "message": redact(str(exc)),
         "retryable": retryable,
-        "traceback": "".join(frames)[-4000:],
+        "traceback": redact("".join(frames))[-4000:],
     }
 
 

@@ -4,6 +4,9 @@ Specs are ``provider:model`` (``openai:gpt-4o-mini``, ``anthropic:claude-3-5-hai
 ``ollama:llama3``) or ``offline`` for the deterministic default.  Provider
 errors are mapped onto the worker's error tree here, by exception class and
 status code, so retry policy never has to look at a provider's message text.
+A model's API keys are remembered for ``models.redaction.redact`` before it is
+called: a provider or proxy that quotes the key it refused (``Invalid API key:
+sk-...``) must not put it in a task's error, ``error_logs`` or a log line.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any, TypeVar, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from agents.base import Usage
 from agents.field_paths import field_errors
@@ -30,6 +33,7 @@ from models.errors import (
     ToolboxError,
     ValidationFailed,
 )
+from models.redaction import redact, remember
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -124,9 +128,15 @@ def make_chat_model(spec: str, **kwargs: Any) -> BaseChatModel:
         ) from exc
     except Exception as exc:
         raise ConfigurationError(
-            f"cannot build chat model {spec!r}: {exc}", provider=provider
+            redact(f"cannot build chat model {spec!r}: {exc}"), provider=provider
         ) from exc
+    remember_secrets(chat_model)
     return chat_model
+
+
+def remember_secrets(model: BaseChatModel) -> None:
+    """Have ``redact`` mask the model's secret fields (``openai_api_key``, ...) from now on."""
+    remember(*(v.get_secret_value() for v in vars(model).values() if isinstance(v, SecretStr)))
 
 
 def _status_code(exc: BaseException) -> int | None:
@@ -170,7 +180,7 @@ def classify_model_error(exc: BaseException) -> ToolboxError:
     """
     if isinstance(exc, ToolboxError):
         return exc
-    text = f"{type(exc).__name__}: {exc}"
+    text = redact(f"{type(exc).__name__}: {exc}")
     status = _status_code(exc)
     if status is not None:
         return _by_status(exc, status, text)
@@ -219,6 +229,7 @@ def invoke_structured(
     usage = Usage()
     conversation = list(messages)
     problem = ""
+    remember_secrets(model)
     for _attempt in range(2):
         started = time.perf_counter()
         try:

@@ -19,6 +19,10 @@ What is masked, always as ``***``, in every URL found in the text:
 - the values of secret query parameters (``SECRET_PARAMS``, any case):
   ``?access_token=***``.
 
+It also masks, anywhere in the text, the secrets a process was told of with
+``remember``: a model provider's API key, which a provider's (or a proxy's)
+error may quote, ``Invalid API key: sk-...``, in no URL at all.
+
 It never raises, so an address stored by an older version, however malformed,
 can still be shown.
 """
@@ -26,8 +30,12 @@ can still be shown.
 from __future__ import annotations
 
 import re
+import threading
 
 MASK = "***"
+#: Shorter values are not remembered: they would mask ordinary words (``EMPTY``, a local
+#: server's placeholder key).
+MIN_REMEMBERED = 8
 #: Query and form parameters whose values are secrets (compared in lower case).
 SECRET_PARAMS = frozenset(
     "access_token api_key apikey client_secret oauth_signature password refresh_token secret"
@@ -50,8 +58,23 @@ _SECRET_VALUE = re.compile(
 )
 
 
+_remembered: tuple[str, ...] = ()
+_remember_lock = threading.Lock()
+
+
+def remember(*secrets: str) -> None:
+    """Mask these values wherever ``redact`` runs in this process from now on."""
+    global _remembered
+    with _remember_lock:
+        known = {*_remembered, *(secret for secret in secrets if len(secret) >= MIN_REMEMBERED)}
+        _remembered = tuple(sorted(known, key=len, reverse=True))
+
+
 def redact(text: str) -> str:
     """``text`` with the secrets of every URL in it masked, ready to show or log."""
+    for secret in _remembered:
+        if secret in text:
+            text = text.replace(secret, MASK)
     if "@" in text:
         text = _USERINFO.sub(_masked_userinfo, text)
     return _SECRET_VALUE.sub(rf"\g<key>{MASK}", text) if "=" in text else text

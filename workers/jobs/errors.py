@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from agents.engine import TaskFailure
 from models.errors import ConfigurationError, RedeliveryExceeded, RetryableError, ToolboxError
+from models.redaction import redact
 from workers.settings import get_settings
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -170,11 +171,11 @@ def record_exception(
     task_id = _uuid_or_none(celery_task_id)
     event = ErrorEvent(
         error_type=type(exc).__name__,
-        message=exc.message if isinstance(exc, ToolboxError) else str(exc),
+        message=redact(exc.message if isinstance(exc, ToolboxError) else str(exc)),
         service=service,
         severity=exception_severity(exc),
         error_code="retryable" if isinstance(exc, RetryableError) else "permanent",
-        stack_trace=stack_trace,
+        stack_trace=None if stack_trace is None else redact(stack_trace),
         task_id=task_id,
         context={"celery_task_id": celery_task_id, "task": service},
     )
