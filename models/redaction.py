@@ -36,10 +36,15 @@ MASK = "***"
 #: Shorter values are not remembered: they would mask ordinary words (``EMPTY``, a local
 #: server's placeholder key).
 MIN_REMEMBERED = 8
-#: Query and form parameters whose values are secrets (compared in lower case).
+#: Query and form parameters whose values are secrets (compared in lower case): besides
+#: passwords and tokens, API keys (``?key=``), OAuth 1 tokens, client assertions, ID tokens,
+#: signed-URL signatures (S3's) and Canvas's file ``verifier``, which a next-page link or a
+#: redirect of an LMS may carry.
 SECRET_PARAMS = frozenset(
-    "access_token api_key apikey client_secret oauth_signature password refresh_token secret"
-    " sslpassword token wstoken".split()
+    "access_token api_key apikey assertion client_assertion client_secret id_token key"
+    " oauth_signature oauth_token password private_token refresh_token secret sig signature"
+    " sslpassword token verifier wstoken x-amz-credential x-amz-security-token"
+    " x-amz-signature".split()
 )
 
 # What ends a URL in text (blanks, quotes, angle brackets), and what ends its authority.
@@ -54,7 +59,7 @@ _USERINFO = re.compile(
     rf"|[^/?#{_QUIET}]+@)"
 )
 _SECRET_VALUE = re.compile(
-    rf"(?i)(?P<key>[?&](?:{'|'.join(sorted(SECRET_PARAMS))})=)[^&#{_QUIET}]*"
+    rf"(?i)(?P<key>[?&](?:{'|'.join(map(re.escape, sorted(SECRET_PARAMS)))})=)[^&#{_QUIET}]*"
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import logging
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -13,7 +14,9 @@ import pytest
 
 from lms.http import LMSHttp, parse_link_header, retry_after_seconds
 from models.errors import LMSRequestRejected, LMSUnavailable, ValidationFailed
+from models.redaction import redact
 from tests.lms.fakes import FakeLMSServer, RecordedRequest, Reply
+from tests.lms.fakes.server import Fault
 
 SECRET_TOKEN = "s3cr3t-bearer-token-value"
 SECRET_WSTOKEN = "moodle-ws-token-0123456789"
@@ -312,6 +315,29 @@ def test_connection_refused_is_unavailable(sleeps: list[float]) -> None:
     with LMSHttp(url, max_retries=1, sleep=sleeps.append) as http:
         with pytest.raises(LMSUnavailable, match="ConnectError"):
             http.get_json(f"/ok?wstoken={SECRET_WSTOKEN}")
+
+
+@pytest.mark.parametrize(
+    "param", ["key", "oauth_token", "client_assertion", "id_token", "X-Amz-Signature", "verifier"]
+)
+def test_a_next_page_link_carrying_a_credential_is_masked_in_errors_and_log_lines(
+    lms: EchoLMS,
+    make_http: Callable[..., LMSHttp],
+    caplog: pytest.LogCaptureFixture,
+    param: str,
+) -> None:
+    # An LMS (or the gateway in front of it) may name its next page with a key in the query.
+    secret = "AIzaSyNextPageCredential0123456789"
+    link = f'</linked?page=2&{param}={secret}>; rel="next"'
+    lms.inject(Fault(1, Reply.json([{"id": 1}], headers={"Link": link})))
+    lms.server_errors(times=5, path="/linked")
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        with pytest.raises(LMSUnavailable, match=f"{param}=\\*\\*\\*") as caught:
+            list(make_http(max_retries=1).iter_link_pages("/linked"))
+    assert_secret_free(caught.value, secret)
+    lines = [redact(record.getMessage()) for record in caplog.records]  # as workers.logs does
+    assert any(f"{param}=***" in line for line in lines)
+    assert not [line for line in lines if secret in line]
 
 
 # checked writes ------------------------------------------------------------------------

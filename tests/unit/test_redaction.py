@@ -70,6 +70,11 @@ CASES = [
      "https://lms.test/server.php?wstoken=***&x=1&Access_Token=***"),
     ("https://idp.test/t?client_secret=S3cret&TOKEN=S3cret2&secret=S3cret3#f",
      "https://idp.test/t?client_secret=***&TOKEN=***&secret=***#f"),
+    # API keys, OAuth 1 tokens, assertions and signed URLs that a next-page link may carry
+    ("https://gw.test/v1/x?page=2&key=S3cret&oauth_token=S3cret2&client_assertion=e.y.J",
+     "https://gw.test/v1/x?page=2&key=***&oauth_token=***&client_assertion=***"),
+    ("https://s3.test/f?X-Amz-Signature=S3cret&verifier=S3cret2&keyword=kept",
+     "https://s3.test/f?X-Amz-Signature=***&verifier=***&keyword=kept"),
     # malformed addresses an older version may have stored: shown, never a crash
     ("https://admin:S3cret@canvas.example.edu:port/", "https://admin:***@canvas.example.edu:port/"),
     ("https://admin:S3cret@[::1/", "https://admin:***@[::1/"),
