@@ -17,7 +17,10 @@ What is masked, always as ``***``, in every URL found in the text:
 - a user part without a password, masked whole (it is often a token):
   ``https://***@host``;
 - the values of secret query parameters (``SECRET_PARAMS``, any case):
-  ``?access_token=***``.
+  ``?access_token=***``;
+- the values of credential headers (``SECRET_HEADERS``) as httpcore's DEBUG
+  lines quote every response header: ``(b'Set-Cookie', b'***')`` (an LMS's
+  session cookie, such as Blackboard's ``BbRouter``).
 
 It also masks, anywhere in the text, the secrets a process was told of with
 ``remember``: a model provider's API key, which a provider's (or a proxy's)
@@ -47,6 +50,11 @@ SECRET_PARAMS = frozenset(
     " x-amz-signature".split()
 )
 
+#: Headers whose values are credentials (compared in any case).
+SECRET_HEADERS = frozenset(
+    "authorization cookie proxy-authorization set-cookie x-api-key x-auth-token".split()
+)
+
 # What ends a URL in text (blanks, quotes, angle brackets), and what ends its authority.
 _QUIET = r"\s\"'<>"
 _AUTHORITY_END = rf"(?:[/?#{_QUIET}]|$)"
@@ -62,6 +70,11 @@ _SECRET_VALUE = re.compile(
     rf"(?i)(?P<key>[?&](?:{'|'.join(map(re.escape, sorted(SECRET_PARAMS)))})=)[^&#{_QUIET}]*"
 )
 
+# ``(b'Set-Cookie', b'v')`` as httpcore logs a header; in a JSON line a " is \"
+_SECRET_HEADER = re.compile(
+    rf"(?i)(?P<head>\(b(?P<nq>\\?['\"])(?:{'|'.join(map(re.escape, sorted(SECRET_HEADERS)))})"
+    r"(?P=nq), b)(?P<q>\\?['\"]).*?(?<!\\)(?P=q)\)"
+)
 
 _remembered: tuple[str, ...] = ()
 _remember_lock = threading.Lock()
@@ -82,6 +95,8 @@ def redact(text: str) -> str:
             text = text.replace(secret, MASK)
     if "@" in text:
         text = _USERINFO.sub(_masked_userinfo, text)
+    if "(b" in text:
+        text = _SECRET_HEADER.sub(rf"\g<head>\g<q>{MASK}\g<q>)", text)
     return _SECRET_VALUE.sub(rf"\g<key>{MASK}", text) if "=" in text else text
 
 

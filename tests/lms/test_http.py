@@ -340,6 +340,21 @@ def test_a_next_page_link_carrying_a_credential_is_masked_in_errors_and_log_line
     assert not [line for line in lines if secret in line]
 
 
+def test_a_session_cookie_is_masked_in_the_debug_lines_that_quote_response_headers(
+    lms: EchoLMS, make_http: Callable[..., LMSHttp], caplog: pytest.LogCaptureFixture
+) -> None:
+    # httpcore's DEBUG line quotes every response header; Blackboard answers with its session
+    session = "expires:1700000000,id:5E55i0nSecret0123456789,xsrf:0a1b2c3d"
+    headers = {"Set-Cookie": f"BbRouter={session}; Path=/; Secure; HttpOnly", "X-Seen": "kept"}
+    lms.inject(Fault(1, Reply.json({"ok": True}, headers=headers)))
+    with caplog.at_level(logging.DEBUG, logger="httpcore"):
+        assert make_http().get_json("/ok") == {"ok": True}
+    lines = [redact(record.getMessage()) for record in caplog.records]  # as workers.logs does
+    quoted = [line for line in lines if "receive_response_headers.complete" in line]
+    assert quoted and "(b'Set-Cookie', b'***')" in quoted[0] and "(b'X-Seen', b'kept')" in quoted[0]
+    assert not [line for line in lines if "5E55i0nSecret" in line]
+
+
 # checked writes ------------------------------------------------------------------------
 
 
