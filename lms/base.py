@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
-from models.redaction import redact
+from models.redaction import redact, remember
 
 RosterRole = Literal["student", "teacher", "ta", "admin", "observer"]
 EnrollmentState = Literal["active", "inactive", "invited", "completed", "dropped"]
@@ -126,6 +126,11 @@ class LMSClient(abc.ABC):
 
     def __init__(self, config: ConnectionConfig) -> None:
         self.config = config
+        # Whatever quotes them in this process (httpcore's DEBUG line refusing a token with a
+        # line break in it, a library's message) shows them masked, in every log line.
+        creds = config.credentials
+        secrets = (creds.client_secret, creds.api_key, creds.refresh_token, creds.private_key_pem)
+        remember(*(secret for secret in secrets if secret))
 
     @abc.abstractmethod
     def list_courses(self) -> Iterator[Course]: ...

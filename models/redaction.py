@@ -32,6 +32,7 @@ can still be shown.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 
@@ -76,16 +77,34 @@ _SECRET_HEADER = re.compile(
     r"(?P=nq), b)(?P<q>\\?['\"]).*?(?<!\\)(?P=q)\)"
 )
 
+_ESCAPED = re.compile(r"[\x00-\x1f\x7f-\x9f\\'\"]+")
 _remembered: tuple[str, ...] = ()
 _remember_lock = threading.Lock()
 
 
 def remember(*secrets: str) -> None:
-    """Mask these values wherever ``redact`` runs in this process from now on."""
+    """Mask these values wherever ``redact`` runs in this process from now on, also quoted
+    escaped: as a ``repr`` of text or bytes shows them (``b'Bearer a\\nb'``, how a library
+    names a header it refuses), and that again inside a JSON log line."""
     global _remembered
+    forms = {form for secret in secrets if len(secret) >= MIN_REMEMBERED for form in _forms(secret)}
     with _remember_lock:
-        known = {*_remembered, *(secret for secret in secrets if len(secret) >= MIN_REMEMBERED)}
-        _remembered = tuple(sorted(known, key=len, reverse=True))
+        _remembered = tuple(sorted({*_remembered, *forms}, key=len, reverse=True))
+
+
+def _forms(secret: str) -> set[str]:
+    """``secret``, quoted escaped up to twice (an exception's ``repr`` quoting a message that
+    quotes bytes), each also as a JSON string holds it; and the runs between the characters
+    that get escaped, so that a third quoting still masks all but those characters."""
+    forms = {secret}
+    for _ in range(2):
+        forms |= {quoted for form in forms for quoted in _quoted(form)}
+    forms |= {run for run in _ESCAPED.split(secret) if len(run) >= MIN_REMEMBERED}
+    return forms | {json.dumps(form)[1:-1] for form in forms}
+
+
+def _quoted(text: str) -> tuple[str, str]:
+    return repr(text)[1:-1], repr(text.encode())[2:-1]
 
 
 def redact(text: str) -> str:
