@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
@@ -267,6 +268,12 @@ class Settings(BaseSettings):
 
     def model_for(self, agent_type: str) -> str:
         return self.agent_models.get(agent_type, self.default_model)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """pydantic's ``repr`` (and ``str``) fields, URL passwords masked as in ``masked``:
+        a ``repr`` lands in tracebacks, debug lines and test reports."""
+        for name, value in super().__repr_args__():
+            yield name, redact(value) if isinstance(value, str) else value
 
     def masked(self) -> dict[str, Any]:
         """Every setting as a string, secrets and URL passwords masked."""

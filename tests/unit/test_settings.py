@@ -228,3 +228,16 @@ def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch, variable
     defaults = load_settings().masked()
     monkeypatch.setenv(variable, "")
     assert load_settings().masked() == defaults
+
+
+def test_the_repr_of_the_settings_masks_url_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLBOX_DATABASE_URL", "postgresql://app:Db-Pa55word@db/toolbox")
+    monkeypatch.setenv("TOOLBOX_REDIS_URL", "rediss://default:Rd-Pa55word@cache:6380/0")
+    monkeypatch.setenv("TOOLBOX_FLOWER_BASIC_AUTH", "op:Fl-Pa55word")
+    settings = load_settings()
+    for shown in (repr(settings), str(settings), f"{settings!r}"):
+        assert "Db-Pa55word" not in shown and "Rd-Pa55word" not in shown
+        assert "Fl-Pa55word" not in shown
+    assert "database_url='postgresql+psycopg://app:***@db/toolbox'" in repr(settings)
+    assert "redis_url='rediss://default:***@cache:6380/0'" in repr(settings)
+    assert settings.database_url == "postgresql+psycopg://app:Db-Pa55word@db/toolbox"
