@@ -12,6 +12,7 @@ import importlib.resources
 import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,12 @@ def test_dockerfile_builds_a_non_root_image_of_every_package() -> None:
     assert packages <= copied and all((ROOT / name).is_dir() for name in packages)
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".env", ".venv", ".git", ".toolbox", "tests"} <= ignored
+
+
+@pytest.mark.parametrize(
+    "path", [".env", "toolbox.env", "tool.pem", "keys/lti-tool.pem", ".toolbox/secret.key"]
+)
+def test_the_files_that_hold_secrets_are_ignored_by_git(path: str) -> None:
+    # The README has operators write them in the project folder: `git add -A` must skip them.
+    ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT, check=False)
+    assert ignored.returncode == 0, f"{path} is not in .gitignore"
