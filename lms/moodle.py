@@ -33,7 +33,13 @@ from lms.base import (
 from lms.http import LMSHttp
 from lms.messages import require_object, scrub
 from lms.values import plain, scaled_score, strict_decimal, unix_time, utc
-from models.errors import ConfigurationError, LMSRequestRejected, LMSUnavailable, ValidationFailed
+from models.errors import (
+    ConfigurationError,
+    LMSAuthRejected,
+    LMSRequestRejected,
+    LMSUnavailable,
+    ValidationFailed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,8 @@ TRANSIENT_EXCEPTIONS = frozenset(
         "dml_write_exception",
     }
 )
+#: The token is unknown, expired or disabled: Moodle's HTTP 200 for what others answer 401.
+AUTH_ERRORCODES = frozenset({"invalidtoken"})
 TRANSIENT_ERRORCODES = frozenset(
     {"dbconnectionfailed", "dmlreadexception", "dmlwriteexception", "sitemaintenance"}
 )
@@ -122,6 +130,8 @@ class MoodleClient(LMSClient):
             )
             if kind in TRANSIENT_EXCEPTIONS or code in TRANSIENT_ERRORCODES:
                 raise LMSUnavailable(message)
+            if code in AUTH_ERRORCODES:
+                raise LMSAuthRejected(message)  # grades wait for the operator's new token
             raise LMSRequestRejected(message)
         return body
 

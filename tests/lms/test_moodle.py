@@ -13,6 +13,7 @@ from lms.base import ConnectionConfig, Credentials, GradeSubmission
 from lms.moodle import MoodleClient, flatten
 from models.errors import (
     ConfigurationError,
+    LMSAuthRejected,
     LMSRequestRejected,
     LMSUnavailable,
     ValidationFailed,
@@ -157,7 +158,7 @@ def test_assignments_map_fields(moodle: FakeMoodle, connect: Callable[..., Moodl
 def test_invalid_token_is_rejected_without_leaking_it(
     moodle: FakeMoodle, connect: Callable[..., MoodleClient]
 ) -> None:
-    with pytest.raises(LMSRequestRejected, match="invalidtoken") as caught:
+    with pytest.raises(LMSAuthRejected, match="invalidtoken") as caught:  # grades wait
         list(connect(WRONG_TOKEN).list_courses())
     for text in (str(caught.value), repr(caught.value)):
         assert WRONG_TOKEN not in text
@@ -170,7 +171,7 @@ def test_expired_token_is_rejected(
     client = connect()
     assert list(client.list_courses())
     moodle.expire_token(moodle.token)
-    with pytest.raises(LMSRequestRejected, match="Invalid token"):
+    with pytest.raises(LMSAuthRejected, match="Invalid token"):
         list(client.list_courses())
 
 
