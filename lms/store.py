@@ -383,10 +383,27 @@ def _stripped(credentials: Credentials) -> Credentials:
         if value is not None:
             if not value.strip():
                 raise ValidationFailed(f"{_secret_named(name)} is blank")
+            if name != "private_key_pem":
+                _check_secret_text(name, value.strip())
             changes[name] = value.strip() if name != "private_key_pem" else value
     client_id = credentials.client_id
     changes["client_id"] = client_id.strip() or None if client_id is not None else None
     return dataclasses.replace(credentials, **changes)
+
+
+def _check_secret_text(name: str, value: str) -> None:
+    """A secret travels in HTTP headers and forms: ASCII, no control characters.
+
+    A token pasted with a line break or a typographic character in it failed
+    only at the first request, with a traceback or a header error quoting it.
+    The message gives the position, never the secret.
+    """
+    bad = next((i for i, c in enumerate(value) if not " " <= c <= "~"), None)
+    if bad is not None:
+        raise ValidationFailed(
+            f"{_secret_named(name)} must be ASCII without control characters; character "
+            f"{bad + 1} of {len(value)} is not (a line break or a typographic quote pasted in?)"
+        )
 
 
 def _secret_named(name: str) -> str:
