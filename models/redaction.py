@@ -79,6 +79,7 @@ _SECRET_HEADER = re.compile(
 
 _ESCAPED = re.compile(r"[\x00-\x1f\x7f-\x9f\\'\"]+")
 _remembered: tuple[str, ...] = ()
+_known: frozenset[str] = frozenset()  # the secrets whose forms are all in _remembered
 _remember_lock = threading.Lock()
 
 
@@ -86,9 +87,13 @@ def remember(*secrets: str) -> None:
     """Mask these values wherever ``redact`` runs in this process from now on, also quoted
     escaped: as a ``repr`` of text or bytes shows them (``b'Bearer a\\nb'``, how a library
     names a header it refuses), and that again inside a JSON log line."""
-    global _remembered
-    forms = {form for secret in secrets if len(secret) >= MIN_REMEMBERED for form in _forms(secret)}
+    global _remembered, _known
+    new = {secret for secret in secrets if len(secret) >= MIN_REMEMBERED} - _known
+    if not new:  # a client built again with the same secrets: nothing to do
+        return
+    forms = {form for secret in new for form in _forms(secret)}
     with _remember_lock:
+        _known = _known | new
         _remembered = tuple(sorted({*_remembered, *forms}, key=len, reverse=True))
 
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from lms.http import LMSHttp
+from models import redaction
 from models.redaction import redact
 from workers.cli.failures import _scrub
 from workers.cli.logs import command_line
@@ -107,3 +108,13 @@ def test_an_httpx_url_is_masked_as_its_text() -> None:
     assert redact(str(httpx.URL(text))) == masked
     with LMSHttp(text) as client:  # what the LMS layer shows of its address
         assert repr(client) == f"LMSHttp(base_url={masked!r})"
+
+
+def test_remembering_a_secret_again_is_free_and_a_new_one_still_counts() -> None:
+    first, second = "sk-first-remembered-key-0001", "sk-second-remembered-key-0002"
+    redaction.remember(first)
+    masks = redaction._remembered
+    redaction.remember(first, "short")  # a client built again: the masks are not rebuilt
+    assert redaction._remembered is masks
+    redaction.remember(first, second)
+    assert redact(f"Invalid API key: {first!r} then {second}") == "Invalid API key: '***' then ***"
