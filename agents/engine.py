@@ -149,19 +149,9 @@ class Runner:
         (a later retry would do exactly the same).  Only once, and only for
         a kept connection: a fresh one that fails means PostgreSQL is away.
         """
-        for _attempt in range(2):
+        try:
             try:
-                connection = self._connection()
-                self._released = False
-                try:
-                    return self._with_connection(connection, task_id)
-                finally:
-                    if connection.invalidated:
-                        # Its session is gone, and its locks with it.  Using it again would
-                        # reconnect it outside autocommit: nothing it wrote would commit.
-                        self._drop_connection()
-                    elif not self._released:
-                        hotpath.release(connection)
+                return self._attempt(task_id)
             except _DroppedWhileIdle as dropped:
                 self._drop_connection()
                 log.info(
@@ -169,9 +159,22 @@ class Runner:
                     type(dropped.error.orig).__name__,
                     task_id,
                 )
-            except DBAPIError as exc:
-                return self._database_unavailable(task_id, exc)
-        raise AssertionError("unreachable: a fresh connection is never dropped while idle")
+                return self._attempt(task_id)  # on a fresh connection: a failure is an outage
+        except DBAPIError as exc:
+            return self._database_unavailable(task_id, exc)
+
+    def _attempt(self, task_id: uuid.UUID) -> Decision:
+        connection = self._connection()
+        self._released = False
+        try:
+            return self._with_connection(connection, task_id)
+        finally:
+            if connection.invalidated:
+                # Its session is gone, and its locks with it.  Using it again would
+                # reconnect it outside autocommit: nothing it wrote would commit.
+                self._drop_connection()
+            elif not self._released:
+                hotpath.release(connection)
 
     def _database_unavailable(self, task_id: uuid.UUID, exc: DBAPIError) -> Decision:
         self._drop_connection()
