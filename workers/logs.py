@@ -34,6 +34,10 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
+            data = entry.get("data")
+            if isinstance(data, dict) and "traceback" in data:
+                # Celery's task failure line carries its traceback in both: keep it once.
+                entry["data"] = {k: v for k, v in data.items() if k != "traceback"}
         return redact(json.dumps(entry, default=str))
 
 
