@@ -63,6 +63,10 @@ class Course:
     start_date: dt.date | None = None
     end_date: dt.date | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    restricted: bool = False
+    """Listed, but its details, roster and assignments are closed to this token for now
+    (Canvas's ``access_restricted_by_date``): only ``external_id`` and ``title`` are read,
+    the title being the id when the LMS names no title."""
 
 
 @dataclass(frozen=True)

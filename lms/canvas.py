@@ -5,7 +5,10 @@ Lists follow ``Link: rel="next"`` (Canvas may omit ``rel="last"``) and the
 ``submission[posted_grade]``: grading through this endpoint never opens a
 student attempt (that is what ``new_submission=false`` guards in LTI AGS), and
 the submission is read first, so a score already there, or a grade newer than
-ours, is reported as applied instead of written again.
+ours, is reported as applied instead of written again.  A course the token may
+not open for now (``access_restricted_by_date``: Canvas lists its id, perhaps
+its name, and answers 401 for its enrollments and assignments) is a
+``restricted`` course, its missing fields never read as blanks.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from lms.base import (
 )
 from lms.http import LMSHttp
 from lms.messages import require_object
-from lms.values import plain, scaled_score, strict_decimal, strict_iso_datetime, utc
+from lms.values import plain, scaled_score, strict_bool, strict_decimal, strict_iso_datetime, utc
 from models.errors import ConfigurationError, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -187,6 +190,12 @@ def _held(
 
 
 def _course(item: Mapping[str, Any], path: str) -> Course:
+    if strict_bool(item.get("access_restricted_by_date"), f"{path} access_restricted_by_date"):
+        # Only the id (perhaps the name) is shown: the missing fields are unknown, not empty.
+        name = item.get("name")
+        return Course(
+            external_id=str(item["id"]), title=str(name or item["id"]), raw=item, restricted=True
+        )
     term = _obj(item.get("term"))
     teachers = [t for t in item.get("teachers") or [] if isinstance(t, dict)]
     start = strict_iso_datetime(item.get("start_at") or term.get("start_at"), path)

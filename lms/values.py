@@ -37,6 +37,15 @@ def strict_decimal(value: Any, where: str) -> Decimal | None:
     return parsed
 
 
+def strict_bool(value: Any, where: str) -> bool:
+    """A JSON boolean, false when absent; anything else (``"true"``, 1) is an error."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ValidationFailed(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
 def utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 

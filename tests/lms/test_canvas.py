@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lms.base import ConnectionConfig, Credentials, GradeSubmission
+from lms.base import ConnectionConfig, Course, Credentials, GradeSubmission
 from lms.canvas import CanvasClient
 from models.errors import (
     ConfigurationError,
@@ -108,6 +108,46 @@ def test_account_courses_when_an_account_is_configured(
 ) -> None:
     assert len(list(connect(options={"account_id": "1"}).list_courses())) == 3
     assert canvas.requests_to("/api/v1/accounts/1/courses")
+
+
+def test_a_course_restricted_by_date_is_read_as_restricted_without_blank_fields(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    named, bare, open_ = canvas.data.courses
+    canvas.restrict_by_date(named, shown=("name", "uuid"))
+    canvas.restrict_by_date(bare)
+    client = connect()
+    courses = {course.external_id: course for course in client.list_courses()}
+    assert courses[named] == Course(named, "Course 1", restricted=True)
+    assert courses[bare] == Course(bare, bare, restricted=True)  # the id is all Canvas shows
+    assert courses[bare].raw == {"id": int(bare), "access_restricted_by_date": True}
+    assert not courses[open_].restricted and courses[open_].start_date == dt.date(2025, 8, 25)
+    with pytest.raises(LMSRequestRejected, match="HTTP 401: user not authorized"):
+        list(client.list_roster(named))  # what Canvas answers: the sync does not ask
+
+
+@pytest.mark.parametrize("flag", ['"true"', "1", '"false"', "{}"])
+def test_access_restricted_by_date_that_is_not_a_boolean_is_refused(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient], flag: str
+) -> None:
+    body = f'[{{"id": 7, "name": "Ended", "access_restricted_by_date": {flag}}}]'.encode()
+    canvas.inject(Fault(1, Reply(200, body, {"Content-Type": "application/json"})))
+    with pytest.raises(
+        ValidationFailed, match=r"/courses access_restricted_by_date: expected true or false, got "
+    ):
+        list(connect().list_courses())
+
+
+def test_access_restricted_by_date_false_is_a_course_read_in_full(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    body = (
+        b'[{"id": 7, "name": "Open", "start_at": "2025-08-25T00:00:00Z",'
+        b' "access_restricted_by_date": false}]'
+    )
+    canvas.inject(Fault(1, Reply(200, body, {"Content-Type": "application/json"})))
+    (course,) = connect().list_courses()
+    assert course == Course("7", "Open", start_date=dt.date(2025, 8, 25))
 
 
 def test_roster_maps_types_and_states(

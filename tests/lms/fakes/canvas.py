@@ -5,7 +5,11 @@ Follows Canvas's published behaviour: bearer tokens (401 with
 absolute ``Link`` headers (``rel="last"`` can be left out, as Canvas does when
 counting is costly), the ``X-Rate-Limit-Remaining`` cost bucket that turns
 into ``403 Forbidden (Rate Limit Exceeded)`` when empty, and grading through
-``submission[posted_grade]`` that never opens a student attempt.
+``submission[posted_grade]`` that never opens a student attempt.  A course
+restricted by date (``restrict_by_date``) is listed as Canvas lists it to a
+user who may not open it now, ``{"id": ..., "access_restricted_by_date": true}``
+(with its name or uuid when asked), and its enrollments and assignments answer
+401 "user not authorized to perform that action".
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ ENROLLMENT_TYPES = {
 }
 DEFAULT_ENROLLMENT_STATES = ("active", "invited")
 NOT_FOUND = {"errors": [{"message": "The specified resource does not exist."}]}
+UNAUTHORIZED = {
+    "status": "unauthorized",
+    "errors": [{"message": "user not authorized to perform that action"}],
+}
 
 
 def iso(value: dt.datetime | dt.date | None) -> str | None:
@@ -72,6 +80,8 @@ class FakeCanvas(FakeLMSServer):
         self.request_cost = 0.0
         self.leak_rate = 10.0
         self._last_leak = time.monotonic()
+        self.restricted: dict[str, tuple[str, ...]] = {}
+        """Course id -> the fields Canvas still shows besides ``id`` (``name``, ``uuid``)."""
         course = r"/api/v1/courses/(?P<course_id>[^/]+)"
         submission = (
             course + r"/assignments/(?P<assignment_id>[^/]+)/submissions/(?P<user_id>[^/]+)"
@@ -111,6 +121,18 @@ class FakeCanvas(FakeLMSServer):
 
     def not_found(self, request: RecordedRequest) -> Reply:
         return Reply.json(NOT_FOUND, 404)
+
+    def restrict_by_date(self, course_id: str, *, shown: tuple[str, ...] = ()) -> None:
+        """Close the course to the token by date, as its end date (or start) does in Canvas."""
+        self.restricted[course_id] = shown
+
+    def _closed(self, request: RecordedRequest, course_id: str) -> Reply | None:
+        """The answer for a course that is unknown or closed to the token, else None."""
+        if course_id not in self.data.courses:
+            return self.not_found(request)
+        if course_id in self.restricted:
+            return Reply.json(UNAUTHORIZED, 401)
+        return None
 
     # rate limiting ----------------------------------------------------------
 
@@ -167,6 +189,13 @@ class FakeCanvas(FakeLMSServer):
         return self._paged(request, [self._course(c, include) for c in self.data.courses.values()])
 
     def _course(self, course: FakeCourse, include: list[str]) -> dict[str, Any]:
+        if course.id in self.restricted:
+            shown = {"name": course.title, "uuid": f"uuid-{course.id}"}
+            return {
+                "id": int(course.id),
+                **{key: shown[key] for key in self.restricted[course.id]},
+                "access_restricted_by_date": True,
+            }
         body: dict[str, Any] = {
             "id": int(course.id),
             "name": course.title,
@@ -188,8 +217,9 @@ class FakeCanvas(FakeLMSServer):
         return body
 
     def _enrollments(self, request: RecordedRequest, course_id: str) -> Reply:
-        if course_id not in self.data.courses:
-            return self.not_found(request)
+        closed = self._closed(request, course_id)
+        if closed is not None:
+            return closed
         states = request.query.get("state[]") or list(DEFAULT_ENROLLMENT_STATES)
         types = request.query.get("type[]")
         rows = [
@@ -219,8 +249,9 @@ class FakeCanvas(FakeLMSServer):
         }
 
     def _assignments(self, request: RecordedRequest, course_id: str) -> Reply:
-        if course_id not in self.data.courses:
-            return self.not_found(request)
+        closed = self._closed(request, course_id)
+        if closed is not None:
+            return closed
         rows = [self._assignment(a) for a in self.data.course_assignments(course_id)]
         return self._paged(request, rows)
 
