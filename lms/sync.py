@@ -9,7 +9,10 @@ by a version before run ids) runs only while the row has none.  Each course is
 read completely from the LMS first and then written in its own transaction:
 a malformed page or an outage in one course writes nothing for that course,
 and the other courses still land (the run ends ``partial``).  Courses the LMS
-stopped listing are marked deleted only after a complete course list.
+stopped listing are marked deleted only after a complete course list.  A
+course the LMS lists as ``restricted`` is neither read further nor blanked: its
+stored row, assignments and roster stay as the last full read left them, and
+the report counts it (``courses_restricted``).
 
 The end is written to the integration row: ``last_sync_status`` (``success``,
 ``partial``, ``failed``), ``last_sync_at`` and ``sync_error_message``.  A
@@ -92,6 +95,8 @@ class SyncReport:
     courses_listed: int = 0
     courses_failed: int = 0
     courses_removed: int = 0
+    courses_restricted: int = 0
+    """Listed with their details withheld from the token for now: kept as stored."""
     courses: Counts = field(default_factory=Counts)
     assignments: Counts = field(default_factory=Counts)
     enrollments: Counts = field(default_factory=Counts)
@@ -248,6 +253,7 @@ def _sync_courses(
                 break
         else:
             silent = 0
+            report.courses_restricted += int(course.restricted)
             report.courses.add(written.course)
             report.assignments.add(written.assignments)
             report.enrollments.add(written.enrollments)
@@ -315,7 +321,10 @@ def _write_course(
 def _read_course(
     client: LMSClient, course: Course, roster: bool, assignments: bool
 ) -> CourseSnapshot:
-    """Every page of the course before anything is written (all or nothing per course)."""
+    """Every page of the course before anything is written (all or nothing per course);
+    none of a restricted course, whose pages the LMS refuses (Canvas: 401)."""
+    if course.restricted:
+        return CourseSnapshot(course=course, roster=None, assignments=None)
     return CourseSnapshot(
         course=course,
         roster=list(client.list_roster(course.external_id)) if roster else None,
@@ -395,11 +404,12 @@ def _finish(
     summary_log.log(
         log_at,
         "LMS sync of %s %s in %.1fs: %d course(s), assignments +%d ~%d -%d,"
-        " enrollments +%d ~%d -%d, %d course(s) failed%s",
+        " enrollments +%d ~%d -%d, %d course(s) restricted, %d course(s) failed%s",
         report.integration_id, status, report.seconds, report.courses_listed,
         report.assignments.inserted, report.assignments.updated, report.assignments.removed,
         report.enrollments.inserted, report.enrollments.updated, report.enrollments.removed,
-        report.courses_failed, f"; reason: {report.reason}" if report.reason else "",
+        report.courses_restricted, report.courses_failed,
+        f"; reason: {report.reason}" if report.reason else "",
     )  # fmt: skip
     return report
 

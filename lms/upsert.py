@@ -6,7 +6,9 @@ inserted or updated only when its ``sync_hash`` (or its deleted/dropped
 mark) differs, so a re-sync of unchanged data writes nothing at all, not even
 ``last_synced_at``.  Rows the LMS stopped listing are marked
 (``deleted_at``, ``enrollment_state='dropped'`` + ``dropped_at``), never
-deleted, and are un-marked when they come back.
+deleted, and are un-marked when they come back.  A ``restricted`` course (listed,
+its details withheld) is inserted with what the LMS shows, or kept as the last
+full read wrote it: only a ``deleted_at`` mark goes, as it is listed.
 """
 
 from __future__ import annotations
@@ -139,6 +141,8 @@ def _upsert_course(
             .returning(_courses.c.id)
         ).scalar_one()
         return inserted, Counts(inserted=1)
+    if course.restricted:  # shown without its details: keep what the last full read wrote
+        row, digest = {}, held.sync_hash
     count = held.enrollment_count if active is None else active
     if held.sync_hash == digest and held.deleted_at is None and held.enrollment_count == count:
         return held.id, Counts(unchanged=1)

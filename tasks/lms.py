@@ -123,6 +123,7 @@ def sync_integration(
         "status": report.status,
         "courses": report.courses_listed,
         "failed_courses": report.courses_failed,
+        "restricted_courses": report.courses_restricted,
     }
 
 

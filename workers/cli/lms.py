@@ -339,6 +339,10 @@ def _show_report(report: SyncReport) -> None:
         table.add_row(name, str(counts.inserted), str(counts.updated), str(counts.unchanged),
                       str(removed))  # fmt: skip
     console.print(table)
+    if report.courses_restricted:
+        console.print(f"{report.courses_restricted} course(s) restricted: listed, but closed "
+                      "to the token for now; kept as last read, with their rosters and "
+                      "assignments")  # fmt: skip
     if report.message:
         console.print(escape(redact(report.message)))
 
