@@ -22,7 +22,11 @@ and later drains leave its grades alone until then, however long the wait
 (up to a day), not only the 15 minutes a grade's own backoff honours.  A time
 limit that arrives anyway (``interrupts``, or any ``BaseException`` that is not
 an ``Exception``) releases the unsent grades and is re-raised, never recorded
-as a grade's error.
+as a grade's error.  So is a database error, wherever it comes (claiming,
+reading an integration to build its client, writing an outcome): the drain
+stops and the task fails with it, one line in the worker's log
+(``workers.outages``); grades it could not release stay ``sending`` until
+their lease ends, and the next drain sends them again.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from lms.base import GradeOutcome, LMSClient
@@ -202,8 +207,8 @@ def _send_one(
     try:
         outcome = clients.get(grade.integration_id).submit_grade(grade.submission)
     except Exception as exc:
-        if isinstance(exc, interrupts):
-            raise
+        if isinstance(exc, interrupts) or isinstance(exc, SQLAlchemyError):
+            raise  # the database (reading the integration), not the LMS: not the grade's error
         if unreachable(exc):
             clients.mark_down(grade.integration_id)
         _record_failure(engine, grade, exc, policy, report)
