@@ -229,6 +229,8 @@ class Runner:
         else:
             loaded_slot = 0 if loaded.slot_taken else None
         if loaded_slot is None:
+            hotpath.release_to_wait_for_slot(connection, task_id)
+            self._released = True
             return Decision("retry", random.uniform(*SLOT_WAIT_SECONDS), "no concurrency slot")
         claimed = lifecycle.claim(connection, task_id, self.hostname)
         if claimed is None:

@@ -206,6 +206,24 @@ def release(connection: Connection) -> None:
     run(connection, f"SELECT {_UNLOCK_SQL}", {})
 
 
+_SLOT_WAIT = (
+    "WITH requeued AS (UPDATE agent_tasks SET dispatched_at = now()"
+    f" WHERE id = %(id)s AND status = 'queued' RETURNING 1) SELECT {_UNLOCK_SQL}"
+)
+
+
+def release_to_wait_for_slot(connection: Connection, task_id: uuid.UUID) -> None:
+    """``release``, and a ``queued`` row dated as sent now, in the same round trip.
+
+    A task that found no concurrency slot goes back to the broker: its caller
+    publishes a new message, behind every message waiting in its priority's
+    list.  The relay tells the rows whose message is no longer waiting by
+    ``dispatched_at`` (``agents.recovery.lost_in_broker``: the oldest are
+    delivered first), so the row must be as young as its new message.
+    """
+    run(connection, _SLOT_WAIT, {"id": task_id})
+
+
 def _completion(*, with_state: bool, release_locks: bool) -> str:
     state = (
         f" state AS (INSERT INTO agent_states{_STATE_NUMBERED} ON CONFLICT DO NOTHING RETURNING 1),"
