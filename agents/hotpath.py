@@ -207,19 +207,21 @@ def release(connection: Connection) -> None:
 
 
 _SLOT_WAIT = (
-    "WITH requeued AS (UPDATE agent_tasks SET dispatched_at = now()"
-    f" WHERE id = %(id)s AND status = 'queued' RETURNING 1) SELECT {_UNLOCK_SQL}"
+    "WITH requeued AS (UPDATE agent_tasks SET dispatched_at = now(), not_before = CASE"
+    " WHEN status = 'retrying' THEN greatest(not_before, now()) ELSE not_before END"
+    f" WHERE id = %(id)s AND status IN ('queued', 'retrying') RETURNING 1) SELECT {_UNLOCK_SQL}"
 )
 
 
 def release_to_wait_for_slot(connection: Connection, task_id: uuid.UUID) -> None:
-    """``release``, and a ``queued`` row dated as sent now, in the same round trip.
+    """``release``, and the row dated as sent now, in the same round trip.
 
     A task that found no concurrency slot goes back to the broker: its caller
     publishes a new message, behind every message waiting in its priority's
-    list.  The relay tells the rows whose message is no longer waiting by
-    ``dispatched_at`` (``agents.recovery.lost_in_broker``: the oldest are
-    delivered first), so the row must be as young as its new message.
+    list.  The relay (``agents.recovery.lost_in_broker``) tells a ``queued``
+    row whose message is no longer waiting by ``dispatched_at`` (the oldest
+    are delivered first), and a ``retrying`` row whose message is lost by a
+    ``not_before`` long past; so the row must be as young as its new message.
     """
     run(connection, _SLOT_WAIT, {"id": task_id})
 

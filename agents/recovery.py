@@ -7,8 +7,8 @@
   a killed worker had reserved without starting.  Each re-send moves
   ``dispatched_at``, so a long backlog costs at most one extra message per
   row and age; the claim makes the duplicate harmless.  So does a task's
-  own re-send when it waits for a concurrency slot
-  (``hotpath.release_to_wait_for_slot``).
+  own re-send when it waits for a concurrency slot, and it moves a
+  ``retrying`` row's ``not_before`` too (``hotpath.release_to_wait_for_slot``).
 - *Orphaned*: rows ``running`` whose lease is free: their worker died and
   the broker did not hand the message to anyone else yet.
 """

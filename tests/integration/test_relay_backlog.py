@@ -79,3 +79,35 @@ def test_a_task_back_from_a_slot_wait_is_not_taken_for_a_lost_one(
         assert relay.run() == {"sent": 1, "undispatched": 0, "lost": 1}
         assert sorted(messages(broker, waiting)) == sorted(ids), "each task has one message"
     broker.close()
+
+
+def test_a_retrying_task_waiting_for_a_slot_gets_no_message_from_the_relay(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """A retry due long ago whose task keeps finding no slot (its agent's slots held by
+    long tasks) kept that ``not_before``: once it was older than the redispatch age, the
+    relay sent the row another message at every run (5 s), each of them re-queued
+    through slot waits until the task ran."""
+    from tasks.maintenance import relay
+
+    broker = redis.Redis.from_url(client_url(toolbox_env["TOOLBOX_REDIS_URL"]))
+    waiting = priority_key(AGENT_QUEUE, broker_priority(5))
+    with held_slot(engine, "echo"):
+        task = client.submit("echo", {"message": "again"}, priority=5)
+        with engine.begin() as connection:  # its retry was due 400 s ago
+            connection.execute(
+                text("UPDATE agent_tasks SET status = 'retrying', retry_count = 1,"
+                     " not_before = now() - interval '400 s',"
+                     " dispatched_at = dispatched_at - interval '410 s'"),
+            )  # fmt: skip
+        assert messages(broker, waiting) == [task]
+        broker.rpop(waiting)  # delivered: it finds no slot
+        decision = in_process_runner([]).execute(task)
+        assert (decision.action, decision.reason) == ("retry", "no concurrency slot")
+        with engine.connect() as connection:  # what the Celery task's retry publishes
+            assert dispatch.send(dispatch.envelopes(connection, [task])) == [task]
+
+        assert relay.run() == {"sent": 0, "undispatched": 0, "lost": 0}
+        assert messages(broker, waiting) == [task]
+        assert count(engine, "SELECT count(*) FROM agent_tasks WHERE status = 'retrying'") == 1
+    broker.close()
