@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, pool, text
 
 import tasks.lms
-from lms.secrets import SecretBox
 from tests.integration.lms_support import complete_attempt, make_all_due, passback_rows, students_of
 from tests.integration.test_lms_passback import (  # noqa: F401
     assignment,
@@ -23,29 +20,14 @@ from tests.integration.test_lms_passback import (  # noqa: F401
     quiz,
 )
 from tests.lms.fakes import Dataset
-from workers.logs import JsonFormatter
-from workers.outages import OutageFilter
-from workers.secrets import secret_box
+from tests.workers import StartWorker, wait_for
 
-
-@pytest.fixture
-def worker_log() -> Iterator[io.StringIO]:
-    """The root logger's lines as a worker writes them (JSON, outages cut to one line)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(OutageFilter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
+pytestmark = [pytest.mark.worker]
 
 
 def test_a_database_gone_before_the_first_client_is_built_is_one_line_and_no_grade_is_lost(
-    engine: Engine, toolbox_env: dict[str, str], quiz: uuid.UUID, course: str,  # noqa: F811
-    data: Dataset, assignment: str, worker_log: io.StringIO, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    engine: Engine, start_worker: StartWorker, quiz: uuid.UUID, course: str,  # noqa: F811
+    data: Dataset, assignment: str, tmp_path: Path,  # noqa: F811
 ) -> None:  # fmt: skip
     """Reading the integration failed inside the drain's per-grade error handling: the
     database's error was judged as the LMS's answer, logged as a second ERROR line
@@ -55,44 +37,38 @@ def test_a_database_gone_before_the_first_client_is_built_is_one_line_and_no_gra
     for user, _ in students:
         complete_attempt(engine, quiz, user, 75)
     name = engine.url.database
+    worker = start_worker(
+        queues="lms",
+        concurrency=1,
+        include="tests.drain_outage_hooks",  # the first drain's database is cut after its claim
+        extra_env={
+            "TESTS_CUT_DATABASE": str(name),
+            "TESTS_CUT_MARKER": str(tmp_path / "cut"),
+        },
+    )
     admin = create_engine(
         engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=pool.NullPool
     )
-
-    def allow_connections(allowed: bool) -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {allowed}'))
-            if not allowed:  # this test's own scratch database only
-                connection.execute(
-                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                         " WHERE datname = :name"), {"name": name},
-                )  # fmt: skip
-
-    def database_goes_away() -> SecretBox:  # the grades are claimed; no client is built yet
-        allow_connections(False)
-        return secret_box()
-
-    monkeypatch.setattr(tasks.lms, "secret_box", database_goes_away)
     try:
-        tasks.lms.drain_passbacks.apply()
+        tasks.lms.drain_passbacks.delay()
+        wait_for(lambda: "raised unexpected" in worker.log(), timeout=60)
     finally:
-        allow_connections(True)
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         admin.dispose()
 
-    lines = [json.loads(line) for line in worker_log.getvalue().splitlines()]
+    lines = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
     errors = [line for line in lines if line["level"] in ("ERROR", "CRITICAL")]
     assert [line.get("outage") for line in errors] == ["postgresql unavailable"], errors
     assert errors[0]["msg"].startswith("Task toolbox.lms.drain_passbacks[")
-    assert "Traceback" not in worker_log.getvalue()
+    assert "Traceback" not in worker.log(), worker.log()[-3000:]
     rows = passback_rows(engine)
     assert {(row.status, row.attempt_count) for row in rows} == {("sending", 1)}
     assert data.api_writes() == [], "nothing was sent"
 
-    monkeypatch.setattr(tasks.lms, "secret_box", secret_box)
     make_all_due(engine, leases=True)  # the claim's lease ends
-    assert tasks.lms.drain_passbacks.apply().get()["sent"] == len(students)
-
-    assert {row.status for row in passback_rows(engine)} == {"success"}
+    tasks.lms.drain_passbacks.delay()
+    wait_for(lambda: {row.status for row in passback_rows(engine)} == {"success"}, timeout=60)
     for _, lms_id in students:
         (write,) = data.api_writes(assignment, lms_id)
         assert write.score == Decimal(75) * data.assignments[assignment].points_possible / 100
