@@ -13,7 +13,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from models.errors import ConfigurationError, ValidationFailed
-from workers import migrate as schema
 from workers.cli.failures import check_broker, check_servers, say_error
 from workers.cli.lookup import warn
 from workers.cli.options import seconds
@@ -81,6 +80,8 @@ def up(
     ensure_data_dir(settings.data_dir)  # beat keeps its schedule there, even with URLs set
     where = ", ".join(servers.embedded) or "none"
     console.print(f"[bold]toolbox[/bold] embedded servers: {where}")
+    from workers import migrate as schema  # Alembic: only for the commands that use it
+
     schema.upgrade(servers.database_url)
     console.print(f"schema at {schema.current_revision(servers.database_url)}")
     env = process_env()
@@ -113,6 +114,8 @@ def migrate(
     An unknown revision is one line naming the ones there are (exit status 2).
     """
     servers = resolve_servers()
+    from workers import migrate as schema  # Alembic: only for the commands that use it
+
     try:
         schema.upgrade(servers.database_url, revision)
     except ValidationFailed as exc:  # a revision Alembic cannot go to
@@ -123,6 +126,8 @@ def migrate(
 def db_check() -> None:
     """Report whether the database schema matches the models (exit 1 if not)."""
     servers = resolve_servers()
+    from workers import migrate as schema  # Alembic: only for the commands that use it
+
     current = schema.current_revision(servers.database_url)
     head = schema.head_revision()
     problems: list[str] = []
