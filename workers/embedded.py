@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg import errors, sql
+
 from models.errors import ConfigurationError
 from workers.embedded_users import (
     join_postgres,
@@ -77,10 +80,26 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
     join_postgres(server)
     uri: str = server.get_uri()
     socket_dir = uri.split("host=", 1)[1]
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';")
-    if "(1 row)" not in exists:
-        server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE};")
+    _create_database(uri)
     return f"postgresql+psycopg://postgres@/{EMBEDDED_DATABASE}?host={socket_dir}", server
+
+
+def _create_database(admin_uri: str) -> None:
+    """Create ``EMBEDDED_DATABASE`` unless it exists.
+
+    Two processes starting on a fresh folder both find it missing: the one
+    whose ``CREATE DATABASE`` loses the race finds it made, which will do.
+    """
+    with psycopg.connect(admin_uri, autocommit=True) as connection:
+        query = "SELECT 1 FROM pg_database WHERE datname = %s"
+        if connection.execute(query, (EMBEDDED_DATABASE,)).fetchone() is not None:
+            return
+        try:
+            connection.execute(
+                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE))
+            )
+        except (errors.DuplicateDatabase, errors.UniqueViolation):
+            pass  # created by another process meanwhile (UniqueViolation: at the same moment)
 
 
 def start_redis(data_dir: Path) -> tuple[str, Any]:

@@ -10,10 +10,11 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Engine, create_engine, pool
+from sqlalchemy import Connection, Engine, create_engine, pool, text
 
 import migrations
 import models
+from migrations import SCHEMA_LOCK_KEY
 from models.errors import ValidationFailed
 from workers.seed import seed_agents
 
@@ -33,24 +34,43 @@ def _engine(url: str) -> Engine:
 
 
 def upgrade(url: str, revision: str = "head", *, seed: bool = True) -> None:
-    """Migrate to ``revision`` and (re)seed the default agents; safe to run twice.
+    """Migrate to ``revision`` and (re)seed the default agents; safe to run twice, or
+    twice at once: both hold the schema lock (``migrations.SCHEMA_LOCK_KEY``), the
+    second waits and then finds nothing to do.
 
     A revision Alembic cannot go to (unknown, ``+5`` past the head, a range)
     is a ``ValidationFailed`` naming it and the revisions there are.
     """
+    if not revision.strip():
+        raise _cannot_migrate(revision, CommandError("no revision given"))
+    engine = _engine(url)
     try:
-        if not revision.strip():
-            raise CommandError("no revision given")
-        command.upgrade(alembic_config(url), revision)
-    except CommandError as exc:
-        raise ValidationFailed(
-            f"cannot migrate to {revision!r}: {exc}; revisions: {_revisions()}, or head"
-        ) from None
-    if seed:
-        engine = _engine(url)
-        with engine.begin() as connection:
-            seed_agents(connection)
-        engine.dispose()
+        with engine.connect() as connection:
+            _lock_schema(connection)  # for the session: the upgrade and the seeding
+            config = alembic_config(url)
+            config.attributes["connection"] = connection  # env.py's lock: this session's
+            try:
+                command.upgrade(config, revision)
+            except CommandError as exc:
+                raise _cannot_migrate(revision, exc) from None
+            if seed:
+                with connection.begin():
+                    seed_agents(connection)
+    finally:
+        engine.dispose()  # closing the session releases the lock
+
+
+def _lock_schema(connection: Connection) -> None:
+    """Wait for the schema lock, held until the session ends; leave no transaction open
+    (Alembic commits its own only on a connection that has none)."""
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    connection.commit()
+
+
+def _cannot_migrate(revision: str, exc: CommandError) -> ValidationFailed:
+    return ValidationFailed(
+        f"cannot migrate to {revision!r}: {exc}; revisions: {_revisions()}, or head"
+    )
 
 
 def downgrade(url: str, revision: str = "base") -> None:
