@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool, text
@@ -15,12 +16,26 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = models.Base.metadata
+_embedded: list[Any] = []
+"""The embedded servers' handles, kept for the life of the process (dropping one may stop it)."""
 
 
 def _url() -> str:
+    """The configured URL (``workers.migrate`` passes one), else the settings'.
+
+    The ``alembic`` command line with no ``TOOLBOX_DATABASE_URL`` outside
+    production joins (or starts) the embedded servers of ``TOOLBOX_DATA_DIR``,
+    as the ``toolbox`` and ``celery`` commands do.
+    """
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
+    from workers.settings import get_settings
+
+    if get_settings().database_url is None:
+        from workers.embedded import resolve_servers
+
+        _embedded.append(resolve_servers())  # in production: an error that the URLs are required
     from workers.db import database_url
 
     return database_url()

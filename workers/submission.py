@@ -58,12 +58,12 @@ from models.errors import (
     IdempotencyConflict,
     NotFound,
     ValidationFailed,
-    quoted,
 )
 from models.ids import as_uuid
 from workers import dispatch as dispatcher
 from workers.celeryconfig import MAX_TIMEOUT_SECONDS
 from workers.jobs.retention import MARKER_KEY
+from workers.views import unknown_agent_type
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ def _unknown_agent(connection: Connection, agent: str | uuid.UUID) -> str:
     known = connection.execute(
         text("SELECT DISTINCT agent_type FROM ai_agents ORDER BY agent_type")
     ).scalars()
-    return f"unknown agent {quoted(agent)}; known: {', '.join(known)}"
+    return unknown_agent_type(agent, list(known))
 
 
 def _agent(

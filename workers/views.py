@@ -158,9 +158,16 @@ def check_agent_type(connection: Connection, agent_type: str) -> None:
     )
     if agent_type not in known:
         raise ValidationFailed(
-            f"unknown agent {quoted(agent_type)}; known: {', '.join(known)}",
-            errors=["agent_type: not an agent type"],
+            unknown_agent_type(agent_type, known), errors=["agent_type: not an agent type"]
         )
+
+
+def unknown_agent_type(agent_type: str, known: list[str]) -> str:
+    """The refusal of an agent type that is not there, naming the known ones; with
+    none at all, what to do (``alembic upgrade head`` makes the schema, not the agents)."""
+    if not known:
+        return f"unknown agent {quoted(agent_type)}; no agents are registered: run toolbox migrate"
+    return f"unknown agent {quoted(agent_type)}; known: {', '.join(known)}"
 
 
 def query_tasks(

@@ -85,3 +85,26 @@ def test_upgrades_at_once_from_an_older_revision_both_succeed(
     assert migrate.current_revision(empty_database_url) == migrate.head_revision()
     assert migrate.schema_drift(empty_database_url) == []
     assert len(agents(empty_database_url)) == len(DEFAULT_AGENTS)
+
+
+def test_a_submit_after_a_bare_alembic_upgrade_says_to_run_toolbox_migrate(
+    empty_database_url: str, redis_url: str
+) -> None:
+    """``alembic upgrade head`` makes the schema but seeds no agent: "known: " and nothing
+    after it left a new user guessing."""
+    returncode, _, stderr = finish(start(empty_database_url, "alembic", "upgrade", "head"))
+    assert returncode == 0, stderr
+    assert agents(empty_database_url) == []
+    env = {"TOOLBOX_DATABASE_URL": empty_database_url, "TOOLBOX_REDIS_URL": redis_url}
+    advice = "unknown agent 'echo'; no agents are registered: run toolbox migrate"
+    submitted = subprocess.run(
+        [str(BIN / "toolbox"), "task", "submit", "echo"], env={**os.environ, **env},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (submitted.returncode, submitted.stderr) == (2, f"error: {advice}\n")
+    listed = subprocess.run(
+        [str(BIN / "toolbox"), "task", "list", "--agent", "echo"], env={**os.environ, **env},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode == 2
+    assert listed.stderr == f"error: toolbox task list: --agent: {advice}\n"
