@@ -5,7 +5,10 @@ List filters are checked by ``workers.views`` for the CLI and the Python API ali
 
 from __future__ import annotations
 
+import signal
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import typer
@@ -101,6 +104,30 @@ def _not_a_workflow(connection: Connection, found: uuid.UUID, command: str) -> s
 def warn(message: str) -> None:
     """A yellow ``warning: ...`` line on stderr, which leaves stdout to the result (``--json``)."""
     typer.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+TERMINATED = 128 + signal.SIGTERM
+"""The exit status ``main()`` gives a command that SIGTERM ends (its ``SystemExit``)."""
+
+
+@contextmanager
+def told_if_interrupted(noun: Literal["task", "workflow"], found: uuid.UUID) -> Iterator[None]:
+    """Around a ``--wait``: Ctrl-C or SIGTERM stops the wait, not the work; one line says so.
+
+    The id is printed only once the wait ends, so an interrupted wait left the
+    user nothing to follow or cancel it with.  The line goes to stderr (stdout
+    stays the result's, empty); the exit status stays 130 (143 for SIGTERM).
+    """
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit) as exc:
+        if isinstance(exc, SystemExit) and exc.code != TERMINATED:
+            raise
+        warn(
+            f"stopped waiting; {noun} {found} goes on running (follow it: toolbox {noun} show"
+            f" {found}; stop it: toolbox {noun} cancel {found})"
+        )
+        raise
 
 
 ORPHANED = "(it was running, but no worker held it: cancelled at once)"

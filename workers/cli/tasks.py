@@ -127,11 +127,14 @@ def submit(
             not_sent("task", task_id, submitted.broker_error, waiting=timeout if wait else None)
         )
     if wait:
-        with hint_if_no_worker(
-            lambda: _started(client.get_task(task_id, states=False)),
-            noun=f"task {task_id}",
-            timeout=timeout,
-            quiet=submitted.broker_error is not None,
+        with (
+            lookup.told_if_interrupted("task", task_id),
+            hint_if_no_worker(
+                lambda: _started(client.get_task(task_id, states=False)),
+                noun=f"task {task_id}",
+                timeout=timeout,
+                quiet=submitted.broker_error is not None,
+            ),
         ):
             view = client.wait(task_id, timeout=timeout)
         _print_json(view) if as_json else _show(view)

@@ -154,11 +154,14 @@ def generate(
     if not wait:
         typer.echo(workflow_id if not as_json else json.dumps({"workflow_id": str(workflow_id)}))
         return
-    with hint_if_no_worker(
-        lambda: _started(workflows.get(workflow_id)),
-        noun=f"workflow {workflow_id}",
-        timeout=timeout,
-        quiet=submitted.broker_error is not None,
+    with (
+        lookup.told_if_interrupted("workflow", workflow_id),
+        hint_if_no_worker(
+            lambda: _started(workflows.get(workflow_id)),
+            noun=f"workflow {workflow_id}",
+            timeout=timeout,
+            quiet=submitted.broker_error is not None,
+        ),
     ):
         view = _follow(workflow_id, timeout, bar=not as_json and progress_console.is_terminal)
     _print(view, as_json)
