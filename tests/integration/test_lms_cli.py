@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from lms.schedule import claim_now
+from lms.schedule import claim_now, sync_lock
 from lms.secrets import generate_key
 from models.errors import LMSUnavailable
 from tests.integration.lms_support import add_canvas, sync
@@ -332,3 +332,41 @@ def test_a_sync_that_takes_over_one_waiting_to_retry_says_so(
         assert TOOK_OVER in said.stdout.splitlines(), said.stdout
         again = toolbox("lms", "sync", shown_id, env=toolbox_env)
         assert again.returncode == 0 and TOOK_OVER not in again.stdout, again.stderr
+
+
+def test_a_refused_sync_is_one_error_line(toolbox_env: dict[str, str], engine: Engine) -> None:
+    """Disabled, already running, or waiting for the LMS's Retry-After: nothing starts.
+
+    It was a ``not started: ...`` line without ``error:``, which rich wrapped at the
+    terminal's width (80 columns here), so a long reason spread over two lines.
+    """
+    integration = add_canvas(engine, "https://canvas.example.edu", "token")
+    env = {**toolbox_env, "COLUMNS": "80"}
+
+    def refusal(*flags: str) -> str:
+        refused = toolbox("lms", "sync", str(integration)[:8], *flags, env=env)
+        assert (refused.returncode, refused.stdout) == (1, ""), refused
+        (line,) = refused.stderr.splitlines()
+        assert line.startswith(f"error: sync of {integration} not started: "), line
+        return line.split(" not started: ", 1)[1]
+
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE lms_integrations SET is_active = false"))
+    for flags in ((), ("--now",), ("--now", "--json"), ("--json",)):
+        assert refusal(*flags) == "the integration is disabled; `toolbox lms enable` it first"
+
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE lms_integrations SET is_active = true"))
+        assert claim_now(connection, integration).claimed
+    with sync_lock(engine, integration) as held:
+        assert held
+        for flags in (("--json",), ("--now", "--json")):
+            assert refusal(*flags).startswith(
+                "a sync of this integration is already running (since "
+            )
+
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE lms_integrations SET not_before = now() + interval '1 hour'")
+        )
+    assert refusal("--now").startswith("the LMS asked (Retry-After) not to be called before ")

@@ -24,7 +24,7 @@ from models.errors import ToolboxError
 from models.redaction import redact
 from workers.app import app as celery_app
 from workers.cli import lms_edit
-from workers.cli.failures import explain
+from workers.cli.failures import explain, say_error
 from workers.cli.lms_input import (
     ApiKey,
     ApiVersion,
@@ -223,14 +223,16 @@ def sync(
     Refused while the LMS's Retry-After runs (`lms status` shows until when),
     unless --ignore-retry-after.  A queued sync waiting for its retry is taken
     over: this one runs, and the waiting retry ends unrun (the output says so).
+    A refused sync (disabled, one already running, Retry-After) starts nothing:
+    one error line, exit status 1, and nothing on stdout, with --json too.
     """
     resolve_servers()
     engine = get_engine()
     with engine.begin() as connection:
         integration_id = resolve_id(connection, integration)
         claim = claim_now(connection, integration_id, ignore_not_before=ignore_retry_after)
-    if not claim.claimed:
-        errors.print(f"[red]not started:[/red] {escape(claim.reason or '')}")
+    if not claim.claimed:  # one line, never wrapped at the terminal's width; stdout stays empty
+        say_error(f"sync of {integration_id} not started: {claim.reason}")
         raise typer.Exit(1)
     if not now:
         try:
