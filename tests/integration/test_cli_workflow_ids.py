@@ -72,3 +72,25 @@ def test_a_task_of_a_workflow_shows_its_workflow_and_is_pointed_to_it(
     missing = uuid.uuid4()
     line = one_error_line(toolbox("workflow", "show", str(missing), env=toolbox_env))
     assert line == f"error: no workflow {missing}"
+
+
+def test_a_prefix_of_several_standalone_tasks_matches_several(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """``workflow show 55e2`` said "no workflow id starts with '55e2'" of two standalone tasks
+    (each its own workflow id), while ``task show 55e2`` listed both."""
+    first, second = "55e21111-0000-4000-8000-000000000001", "55e22222-0000-4000-8000-000000000002"
+    add_task(engine, first)
+    add_task(engine, second)
+    several = f"error: '55e2' matches several tasks ({first}, {second}); give more of the id"
+    assert one_error_line(toolbox("task", "show", "55e2", env=toolbox_env)) == several
+    for command in ("show", "cancel"):
+        assert one_error_line(toolbox("workflow", command, "55e2", env=toolbox_env)) == several
+    one = one_error_line(toolbox("workflow", "show", "55e21", env=toolbox_env))
+    assert one == (
+        f"error: {first} is a standalone echo task, not a workflow; to see it: toolbox task show"
+        f" {first}"
+    )
+    missing = one_error_line(toolbox("workflow", "show", "55e3", env=toolbox_env))
+    assert missing == "error: no workflow id starts with '55e3'"
+    assert {client.get_task(first).status, client.get_task(second).status} == {"pending"}

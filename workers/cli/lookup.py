@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Row, text
 
 from agents.workflow import ROOT_AGENT
 from models.agents import TASK_STATUSES
-from models.errors import NotFound, ValidationFailed
+from models.errors import NotFound
 from models.ids import article, resolve_id
 from workers.db import get_engine
 from workers.views import TaskView
@@ -78,10 +78,14 @@ def _task_row(connection: Connection, task: uuid.UUID) -> Row[Any] | None:
 
 
 def _task_prefix(connection: Connection, value: str) -> uuid.UUID | None:
-    """The one task ``value`` names (an id prefix), None if it names none or several."""
+    """The one task ``value`` names (an id prefix), None if it names none.
+
+    A prefix of several tasks (none a workflow) is ``ValidationFailed`` listing
+    them, as ``toolbox task`` says: "no workflow id starts with" it was untrue.
+    """
     try:
         return resolve_id(connection, value, table="agent_tasks", noun="task")
-    except (NotFound, ValidationFailed):
+    except NotFound:
         return None
 
 
