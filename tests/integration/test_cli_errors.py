@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models.agents import TASK_STATUSES
 from models.errors import WaitTimeout
+from tests.integration.ops_support import free_port
 from tests.integration.test_cli import TOOLBOX, toolbox
 from workers import migrate, workflows
 from workers.cli.failures import explain
@@ -197,7 +198,11 @@ def test_unreachable_postgres_is_one_line_without_the_password(
 
 
 def up_that_should_not_start(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``toolbox up [args]``; if it starts the stack anyway, stop the whole group and fail."""
+    """Run ``toolbox up [args]``; if it starts the stack anyway, stop the whole group and fail.
+
+    Flower gets a free port: a Flower already on the default one (another stack on this
+    machine) would be the refusal instead of the one the test looks for."""
+    env = {"TOOLBOX_FLOWER_PORT": str(free_port()), **env}
     up = subprocess.Popen(
         [TOOLBOX, "up", *args], env={**os.environ, **env}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True,
