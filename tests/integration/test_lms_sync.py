@@ -50,11 +50,6 @@ def canvas(data: Dataset) -> Iterator[FakeCanvas]:
         yield server
 
 
-@pytest.fixture
-def integration(engine: Engine, toolbox_env: dict[str, str], canvas: FakeCanvas) -> uuid.UUID:
-    return add_canvas(engine, canvas.base_url, canvas.token)
-
-
 def test_first_sync_writes_everything_and_an_unchanged_resync_writes_no_row(
     engine: Engine, integration: uuid.UUID
 ) -> None:

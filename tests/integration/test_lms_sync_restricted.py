@@ -44,11 +44,6 @@ def canvas() -> Iterator[FakeCanvas]:
         yield server
 
 
-@pytest.fixture
-def integration(engine: Engine, toolbox_env: dict[str, str], canvas: FakeCanvas) -> uuid.UUID:
-    return add_canvas(engine, canvas.base_url, canvas.token)
-
-
 def test_a_course_restricted_after_a_full_read_keeps_its_row_assignments_and_roster(
     engine: Engine, integration: uuid.UUID, data: Dataset, canvas: FakeCanvas
 ) -> None:
