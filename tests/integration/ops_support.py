@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import URL, Connection, Engine, bindparam, create_engine, pool, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 T = TypeVar("T")
@@ -87,6 +87,23 @@ def terminate_sessions(engine: Engine, where: str = "TRUE", **params: Any) -> in
                 params,
             ).scalar_one()
         )
+
+
+def allow_connections(url: URL, allowed: bool) -> None:
+    """``ALTER DATABASE ... ALLOW_CONNECTIONS`` on ``url``'s database, through the server's
+    ``postgres`` database; cutting it off also ends the sessions it has."""
+    name = url.database
+    admin = create_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=pool.NullPool
+    )
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {allowed}'))
+            if not allowed:
+                ended = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+                connection.execute(text(ended), {"n": name})
+    finally:
+        admin.dispose()
 
 
 def twice_at_once(action: Callable[[], T]) -> list[T]:

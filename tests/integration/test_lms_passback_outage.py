@@ -8,10 +8,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, pool, text
+from sqlalchemy import Engine
 
 import tasks.lms
 from tests.integration.lms_support import complete_attempt, make_all_due, passback_rows, students_of
+from tests.integration.ops_support import allow_connections
 from tests.integration.test_lms_passback import (  # noqa: F401
     assignment,
     canvas,
@@ -46,16 +47,11 @@ def test_a_database_gone_before_the_first_client_is_built_is_one_line_and_no_gra
             "TESTS_CUT_MARKER": str(tmp_path / "cut"),
         },
     )
-    admin = create_engine(
-        engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=pool.NullPool
-    )
     try:
         tasks.lms.drain_passbacks.delay()
         wait_for(lambda: "raised unexpected" in worker.log(), timeout=60)
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        admin.dispose()
+        allow_connections(engine.url, True)
 
     lines = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
     errors = [line for line in lines if line["level"] in ("ERROR", "CRITICAL")]
