@@ -37,6 +37,7 @@ from lms.people import resolve_users
 from lms.rows import (
     assignment_values,
     course_values,
+    external_id,
     json_safe,
     merge_roster,
     roster_values,
@@ -123,26 +124,24 @@ def _upsert_course(
     active: int | None,
     now: dt.datetime,
 ) -> tuple[uuid.UUID, Counts]:
-    values = course_values(course)
-    digest = sync_hash(values)
     held = connection.execute(
         select(
             _courses.c.id, _courses.c.sync_hash, _courses.c.deleted_at, _courses.c.enrollment_count
         ).where(
             _courses.c.lms_integration_id == integration_id,
-            _courses.c.external_course_id == values["external_course_id"],
+            _courses.c.external_course_id == external_id(course.external_id, "a course"),
         )
     ).one_or_none()
-    row = {**values, "sync_hash": digest, "raw_data": json_safe(course.raw), "last_synced_at": now}
     if held is None:
+        row, _ = _course_row(course, now)
         inserted = connection.execute(
             insert(_courses)
             .values(**row, lms_integration_id=integration_id, enrollment_count=active or 0)
             .returning(_courses.c.id)
         ).scalar_one()
         return inserted, Counts(inserted=1)
-    if course.restricted:  # shown without its details: keep what the last full read wrote
-        row, digest = {}, held.sync_hash
+    # A restricted course is shown without its details: keep what the last full read wrote.
+    row, digest = ({}, held.sync_hash) if course.restricted else _course_row(course, now)
     count = held.enrollment_count if active is None else active
     if held.sync_hash == digest and held.deleted_at is None and held.enrollment_count == count:
         return held.id, Counts(unchanged=1)
@@ -152,6 +151,14 @@ def _upsert_course(
         .values(**row, deleted_at=None, enrollment_count=count)
     )
     return held.id, Counts(updated=1)
+
+
+def _course_row(course: Course, now: dt.datetime) -> tuple[dict[str, Any], str]:
+    """The course's columns as the LMS shows them, and their ``sync_hash``."""
+    values = course_values(course)
+    digest = sync_hash(values)
+    row = {**values, "sync_hash": digest, "raw_data": json_safe(course.raw), "last_synced_at": now}
+    return row, digest
 
 
 def _sync_assignments(
