@@ -207,7 +207,7 @@ def _send_one(
     try:
         outcome = clients.get(grade.integration_id).submit_grade(grade.submission)
     except Exception as exc:
-        if isinstance(exc, interrupts) or isinstance(exc, SQLAlchemyError):
+        if isinstance(exc, (*interrupts, SQLAlchemyError)):
             raise  # the database (reading the integration), not the LMS: not the grade's error
         if unreachable(exc):
             clients.mark_down(grade.integration_id)
