@@ -13,6 +13,7 @@ from workers.cli import core, metavars, ops
 from workers.cli.failures import explain, fail
 from workers.cli.lms import lms_app
 from workers.cli.logs import configure_command_logging
+from workers.cli.lookup import TERMINATED
 from workers.cli.tasks import task_app
 from workers.cli.usage import OneLineUsage
 from workers.cli.workflow import workflow_app
@@ -37,7 +38,7 @@ def main() -> None:
     configure_command_logging()
     embedded_database = not os.environ.get("TOOLBOX_DATABASE_URL")  # before resolve_servers
     # SIGTERM ends a command the way Ctrl-C does, through exit cleanup (leaving embedded servers)
-    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(TERMINATED))
     try:
         app()
     except ToolboxError as exc:
