@@ -20,6 +20,8 @@ from models.ids import resolve_id as resolve_prefix
 from models.redaction import redact
 
 PASSBACK_STATUSES = ("pending", "sending", "success", "failed")
+RESTRICTED_SHOWN = 10
+"""Restricted courses named by ``integration_detail``; the count says how many more."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class IntegrationSummary:
     sync_run_id: uuid.UUID | None
     """While a sync runs (``running``): its claim's run id, which its message and retries carry."""
     passbacks: dict[str, int] = field(default_factory=dict)
+    passbacks_held: int = 0
+    """Of the ``pending`` grades, those held because their course is closed in the LMS
+    (restricted): not sent until a sync finds it open, failed after ``give_up_after``."""
 
     def as_dict(self) -> dict[str, Any]:
         shown = asdict(self)
@@ -50,12 +55,28 @@ class IntegrationSummary:
 
 
 @dataclass(frozen=True)
+class RestrictedCourse:
+    """A listed course the LMS keeps closed to the token (Canvas: restricted by date)."""
+
+    external_id: str
+    title: str
+    since: dt.datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"external_id": self.external_id, "title": self.title,
+                "since": self.since.isoformat()}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class IntegrationDetail:
     summary: IntegrationSummary
     flags: dict[str, bool]
     data: dict[str, int]
+    """Rows held; ``courses_restricted`` counts every restricted course."""
     oldest_pending_passback: dt.datetime | None
     recent_passback_errors: list[str]
+    restricted_courses: list[RestrictedCourse] = field(default_factory=list)
+    """The first ``RESTRICTED_SHOWN`` restricted courses, longest restricted first."""
 
     def as_dict(self) -> dict[str, Any]:
         shown = self.summary.as_dict()
@@ -64,6 +85,7 @@ class IntegrationDetail:
         oldest = self.oldest_pending_passback
         shown["oldest_pending_passback"] = oldest.isoformat() if oldest else None
         shown["recent_passback_errors"] = self.recent_passback_errors
+        shown["restricted_courses"] = [course.as_dict() for course in self.restricted_courses]
         return shown
 
 
@@ -78,7 +100,8 @@ SELECT i.id, i.platform_name, i.institution_name, i.base_url, i.is_active,
 FROM lms_integrations i
 """
 _PASSBACKS = text("""
-SELECT c.lms_integration_id, p.status, count(*) AS n
+SELECT c.lms_integration_id, p.status, count(*) AS n,
+       count(*) FILTER (WHERE c.access_restricted_since IS NOT NULL) AS held
 FROM lms_grade_passbacks p
 JOIN lms_assignments a ON a.id = p.lms_assignment_id
 JOIN lms_courses c ON c.id = a.lms_course_id
@@ -91,6 +114,8 @@ SELECT
     AS courses,
   (SELECT count(*) FROM lms_courses WHERE lms_integration_id = :id AND deleted_at IS NOT NULL)
     AS courses_deleted,
+  (SELECT count(*) FROM lms_courses WHERE lms_integration_id = :id AND deleted_at IS NULL
+      AND access_restricted_since IS NOT NULL) AS courses_restricted,
   (SELECT count(*) FROM lms_assignments a JOIN lms_courses c ON c.id = a.lms_course_id
     WHERE c.lms_integration_id = :id AND a.deleted_at IS NULL) AS assignments,
   (SELECT count(*) FROM lms_assignments a JOIN lms_courses c ON c.id = a.lms_course_id
@@ -111,6 +136,11 @@ WHERE c.lms_integration_id = :id AND p.error_message IS NOT NULL
   AND p.status IN ('pending', 'failed')
 ORDER BY p.updated_at DESC LIMIT 5
 """)
+_RESTRICTED = text("""
+SELECT external_course_id, title, access_restricted_since FROM lms_courses
+WHERE lms_integration_id = :id AND deleted_at IS NULL AND access_restricted_since IS NOT NULL
+ORDER BY access_restricted_since, external_course_id LIMIT :shown
+""")
 _OLDEST_PENDING = text("""
 SELECT min(p.score_timestamp) FROM lms_grade_passbacks p
 JOIN lms_assignments a ON a.id = p.lms_assignment_id
@@ -127,7 +157,7 @@ def list_integrations(
         text(_SUMMARY + " ORDER BY i.created_at, i.id"), due_params(policy or SyncPolicy())
     ).all()
     counts = _passback_counts(connection, None)
-    return [_summary(row, counts.get(row.id, {})) for row in rows]
+    return [_summary(row, *counts.get(row.id, ({}, 0))) for row in rows]
 
 
 def integration_detail(
@@ -139,14 +169,20 @@ def integration_detail(
     ).one_or_none()
     if row is None:
         raise NotFound(f"no LMS integration {integration_id}")
-    counts = _passback_counts(connection, integration_id).get(integration_id, {})
+    counts = _passback_counts(connection, integration_id).get(integration_id, ({}, 0))
     data = connection.execute(_DATA, {"id": integration_id}).one()._asdict()
     errors = [
         f"{error.id} {error.status} after {error.attempt_count} attempt(s): {error.error_message}"
         for error in connection.execute(_PASSBACK_ERRORS, {"id": integration_id})
     ]
+    restricted = [
+        RestrictedCourse(course.external_course_id, course.title, course.access_restricted_since)
+        for course in connection.execute(
+            _RESTRICTED, {"id": integration_id, "shown": RESTRICTED_SHOWN}
+        )
+    ]
     return IntegrationDetail(
-        summary=_summary(row, counts),
+        summary=_summary(row, *counts),
         flags={
             "roster_sync_enabled": row.roster_sync_enabled,
             "content_sync_enabled": row.content_sync_enabled,
@@ -157,6 +193,7 @@ def integration_detail(
             _OLDEST_PENDING, {"id": integration_id}
         ).scalar_one(),
         recent_passback_errors=errors,
+        restricted_courses=restricted,
     )
 
 
@@ -167,15 +204,19 @@ def resolve_id(connection: Connection, value: str) -> uuid.UUID:
 
 def _passback_counts(
     connection: Connection, integration_id: uuid.UUID | None
-) -> dict[uuid.UUID, dict[str, int]]:
+) -> dict[uuid.UUID, tuple[dict[str, int], int]]:
+    """Per integration: grades by status, and how many pending ones are held."""
     counts: dict[uuid.UUID, dict[str, int]] = {}
+    held: dict[uuid.UUID, int] = {}
     for row in connection.execute(_PASSBACKS, {"id": integration_id}):
         counts.setdefault(row.lms_integration_id, dict.fromkeys(PASSBACK_STATUSES, 0))
         counts[row.lms_integration_id][row.status] = int(row.n)
-    return counts
+        if row.status == "pending":
+            held[row.lms_integration_id] = int(row.held)
+    return {key: (value, held.get(key, 0)) for key, value in counts.items()}
 
 
-def _summary(row: Any, passbacks: dict[str, int]) -> IntegrationSummary:
+def _summary(row: Any, passbacks: dict[str, int], held: int = 0) -> IntegrationSummary:
     return IntegrationSummary(
         id=row.id,
         platform=row.platform_name,
@@ -190,4 +231,5 @@ def _summary(row: Any, passbacks: dict[str, int]) -> IntegrationSummary:
         not_before=row.not_before,
         sync_run_id=row.sync_run_id,
         passbacks=passbacks or dict.fromkeys(PASSBACK_STATUSES, 0),
+        passbacks_held=held,
     )

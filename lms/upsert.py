@@ -8,7 +8,9 @@ mark) differs, so a re-sync of unchanged data writes nothing at all, not even
 (``deleted_at``, ``enrollment_state='dropped'`` + ``dropped_at``), never
 deleted, and are un-marked when they come back.  A ``restricted`` course (listed,
 its details withheld) is inserted with what the LMS shows, or kept as the last
-full read wrote it: only a ``deleted_at`` mark goes, as it is listed.
+full read wrote it: only a ``deleted_at`` mark goes, as it is listed.  Its
+``access_restricted_since`` is set by the first sync that finds it so and kept
+(no write) by the later ones; a full read clears it.
 """
 
 from __future__ import annotations
@@ -126,7 +128,11 @@ def _upsert_course(
 ) -> tuple[uuid.UUID, Counts]:
     held = connection.execute(
         select(
-            _courses.c.id, _courses.c.sync_hash, _courses.c.deleted_at, _courses.c.enrollment_count
+            _courses.c.id,
+            _courses.c.sync_hash,
+            _courses.c.deleted_at,
+            _courses.c.enrollment_count,
+            _courses.c.access_restricted_since,
         ).where(
             _courses.c.lms_integration_id == integration_id,
             _courses.c.external_course_id == external_id(course.external_id, "a course"),
@@ -136,19 +142,30 @@ def _upsert_course(
         row, _ = _course_row(course, now)
         inserted = connection.execute(
             insert(_courses)
-            .values(**row, lms_integration_id=integration_id, enrollment_count=active or 0)
+            .values(
+                **row,
+                lms_integration_id=integration_id,
+                enrollment_count=active or 0,
+                access_restricted_since=now if course.restricted else None,
+            )
             .returning(_courses.c.id)
         ).scalar_one()
         return inserted, Counts(inserted=1)
-    # A restricted course is shown without its details: keep what the last full read wrote.
-    row, digest = ({}, held.sync_hash) if course.restricted else _course_row(course, now)
+    if course.restricted:  # shown without its details: keep what the last full read wrote
+        row, digest = {}, held.sync_hash
+        since = held.access_restricted_since or now
+    else:
+        row, digest = _course_row(course, now)
+        since = None
     count = held.enrollment_count if active is None else active
-    if held.sync_hash == digest and held.deleted_at is None and held.enrollment_count == count:
+    if (held.sync_hash, held.deleted_at, held.enrollment_count, held.access_restricted_since) == (
+        digest, None, count, since
+    ):  # fmt: skip
         return held.id, Counts(unchanged=1)
     connection.execute(
         update(_courses)
         .where(_courses.c.id == held.id)
-        .values(**row, deleted_at=None, enrollment_count=count)
+        .values(**row, deleted_at=None, enrollment_count=count, access_restricted_since=since)
     )
     return held.id, Counts(updated=1)
 

@@ -101,7 +101,13 @@ class LMSIntegration(Base):
 
 
 class LMSCourse(Base):
-    """A course as last synced from the LMS; ``lms_integration_id`` is NOT NULL."""
+    """A course as last synced from the LMS; ``lms_integration_id`` is NOT NULL.
+
+    ``access_restricted_since`` is set while the LMS lists the course but keeps
+    it closed to the token (Canvas: restricted by date, a concluded term): from
+    the first sync that found it so until one reads it in full again.  The
+    grade drain holds the course's grades meanwhile.
+    """
 
     __tablename__ = "lms_courses"
     __table_args__ = (
@@ -130,6 +136,7 @@ class LMSCourse(Base):
 
     linked_content_ids: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(UUID(as_uuid=True)))
     auto_sync_enabled: Mapped[bool] = mapped_column(server_default=text("true"))
+    access_restricted_since: Mapped[timestamptz | None]
     deleted_at: Mapped[timestamptz | None]
 
     created_at: Mapped[created_at]

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from lms.schedule import claim_now
+from lms.status import RESTRICTED_SHOWN, integration_detail
 from tests.integration.lms_support import add_canvas, count_writes, scalar, sync, writes
 from tests.integration.test_lms_cli import toolbox
 from tests.integration.test_lms_sync import _run_sync_task
@@ -60,18 +61,49 @@ def test_a_course_restricted_after_a_full_read_keeps_its_row_assignments_and_ros
 
     assert (report.status, report.courses_failed, report.errors) == ("success", 0, [])
     assert (report.courses_listed, report.courses_restricted, report.courses_removed) == (3, 1, 0)
-    assert report.courses.unchanged == 3
-    assert writes(engine) == {}, "a restricted course must not blank (or touch) what is stored"
-    assert _row(engine, course.id) == stored  # name, dates, teacher, raw data, last_synced_at
+    assert (report.courses.updated, report.courses.unchanged) == (1, 2)
+    # One write: the mark that it is restricted (and since when), nothing blanked.
+    assert writes(engine) == {"lms_courses:UPDATE": 1}
+    marked = _row(engine, course.id)
+    since = marked["access_restricted_since"]
+    assert since is not None and since >= stored["last_synced_at"]
+    assert _unmarked(marked) == _unmarked(stored)  # name, dates, teacher, raw data, last_synced_at
     assert _held(engine, course.id) == (2, 5)
     assert len(canvas.requests_to(f"/api/v1/courses/{course.id}/")) == reads, "nothing asked"
+
+    for _ in range(2):  # still restricted: the mark is kept, and nothing is written at all
+        later = sync(engine, integration)
+        assert (later.courses_restricted, later.courses.unchanged) == (1, 3)
+        assert writes(engine) == {}, "a restricted course must not blank (or touch) what is stored"
+        assert _row(engine, course.id) == marked
 
     del canvas.restricted[course.id]  # open again: read in full as before
     course.title = "Reopened"
     again = sync(engine, integration)
     assert (again.status, again.courses_restricted, again.courses.updated) == ("success", 0, 1)
-    assert scalar(engine, "SELECT title FROM lms_courses WHERE external_course_id = :c",
-                  c=course.id) == "Reopened"  # fmt: skip
+    reopened = _row(engine, course.id)
+    assert (reopened["title"], reopened["access_restricted_since"]) == ("Reopened", None)
+
+
+def test_a_course_open_again_but_unchanged_loses_its_restricted_mark(
+    engine: Engine, integration: uuid.UUID, data: Dataset, canvas: FakeCanvas
+) -> None:
+    """Its hash is what it was: only the mark tells the row apart, and it must still go."""
+    course = next(iter(data.courses))
+    assert sync(engine, integration).status == "success"
+    canvas.restrict_by_date(course)
+    assert sync(engine, integration).courses.updated == 1
+    assert _row(engine, course)["access_restricted_since"] is not None
+    del canvas.restricted[course]
+    count_writes(engine)
+
+    report = sync(engine, integration)
+
+    assert (report.courses_restricted, report.courses.updated, report.courses.unchanged) == (
+        0, 1, 2
+    )  # fmt: skip
+    assert writes(engine) == {"lms_courses:UPDATE": 1}
+    assert _row(engine, course)["access_restricted_since"] is None
 
 
 def test_with_roster_and_content_sync_off_a_restricted_course_is_not_blanked_either(
@@ -87,8 +119,12 @@ def test_with_roster_and_content_sync_off_a_restricted_course_is_not_blanked_eit
 
     report = sync(engine, integration)
 
-    assert _row(engine, course.id) == stored  # was: its id as title, no dates, no teacher
-    assert (report.status, report.courses_restricted, report.courses.unchanged) == ("success", 1, 3)
+    row = _row(engine, course.id)
+    assert _unmarked(row) == _unmarked(stored)  # was: its id as title, no dates, no teacher
+    assert row["access_restricted_since"] is not None
+    assert (report.status, report.courses_restricted, report.courses.updated) == ("success", 1, 1)
+    assert sync(engine, integration).courses.unchanged == 3
+    assert _row(engine, course.id) == row
 
 
 def test_a_restricted_course_that_was_marked_deleted_is_listed_again_with_its_old_fields(
@@ -106,10 +142,8 @@ def test_a_restricted_course_that_was_marked_deleted_is_listed_again_with_its_ol
 
     assert (report.status, report.courses_restricted, report.courses.updated) == ("success", 1, 1)
     back = _row(engine, course.id)
-    assert back["deleted_at"] is None
-    assert {**back, "deleted_at": None, "updated_at": None} == {
-        **stored, "deleted_at": None, "updated_at": None
-    }  # fmt: skip
+    assert back["deleted_at"] is None and back["access_restricted_since"] is not None
+    assert {**_unmarked(back), "deleted_at": None} == {**_unmarked(stored), "deleted_at": None}
     assert _held(engine, course.id) == (2, 5)
 
 
@@ -146,8 +180,11 @@ def test_a_course_first_seen_restricted_is_stored_with_what_canvas_shows(
              "start_date", "end_date", "deleted_at")  # fmt: skip
     assert [row[key] for key in blank] == [None] * len(blank)
     assert (row["enrollment_count"], _held(engine, named.id)) == (0, (0, 0))
+    assert row["access_restricted_since"] is not None
     assert _row(engine, bare.id)["title"] == bare.id  # the id is all Canvas shows
     assert _held(engine, bare.id) == (0, 0)
+    assert scalar(engine, "SELECT count(*) FROM lms_courses"
+                          " WHERE access_restricted_since IS NOT NULL") == 2  # fmt: skip
 
 
 def test_lms_sync_now_shows_the_restricted_courses(
@@ -162,6 +199,53 @@ def test_lms_sync_now_shows_the_restricted_courses(
     assert synced.returncode == 0, synced.stderr
     report = json.loads(synced.stdout)
     assert (report["courses_listed"], report["courses_restricted"]) == (3, 1)
+
+
+def test_lms_status_counts_the_restricted_courses_and_names_the_first_ten(
+    engine: Engine,
+    integration: uuid.UUID,
+    toolbox_env: dict[str, str],
+    data: Dataset,
+    canvas: FakeCanvas,
+) -> None:
+    for n in range(12):
+        closed = data.add_course(f"Ended {n:02}")
+        canvas.restrict_by_date(closed.id, shown=("name",) if n else ())
+    assert sync(engine, integration).courses_restricted == 12
+    with engine.connect() as connection:
+        detail = integration_detail(connection, integration)
+    assert detail.data["courses_restricted"] == 12
+    assert len(detail.restricted_courses) == RESTRICTED_SHOWN == 10
+    assert all(course.since is not None for course in detail.restricted_courses)
+    open_ids = set(list(data.courses)[:3])
+    assert not open_ids & {course.external_id for course in detail.restricted_courses}
+
+    shown = toolbox("lms", "status", str(integration), env=toolbox_env)
+    assert shown.returncode == 0, shown.stderr
+    said = " ".join(shown.stdout.split())
+    assert "courses restricted 12" in said
+    assert "12 course(s) restricted (closed in the LMS for now" in said
+    first = detail.restricted_courses[1]  # named: its title shows next to its id
+    assert f"{first.external_id} {first.title}, since {first.since:%Y-%m-%d %H:%M} UTC" in said
+    assert "and 2 more" in said
+    as_json = json.loads(toolbox("lms", "status", str(integration), "--json",
+                                 env=toolbox_env).stdout)  # fmt: skip
+    assert as_json["data"]["courses_restricted"] == 12
+    assert as_json["restricted_courses"][1] == {
+        "external_id": first.external_id, "title": first.title, "since": first.since.isoformat()
+    }  # fmt: skip
+    assert len(as_json["restricted_courses"]) == 10
+
+    canvas.restricted.clear()  # the term reopened: every course read in full again
+    assert sync(engine, integration).courses_restricted == 0
+    with engine.connect() as connection:
+        reopened = integration_detail(connection, integration)
+    assert (reopened.data["courses_restricted"], reopened.restricted_courses) == (0, [])
+
+
+def _unmarked(row: dict[str, Any]) -> dict[str, Any]:
+    """The row without its restricted mark and the ``updated_at`` that writing the mark moves."""
+    return {**row, "access_restricted_since": None, "updated_at": None}
 
 
 def _row(engine: Engine, external_course_id: str) -> dict[str, Any]:

@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session
 
 from lms.registry import PLATFORMS
 from lms.schedule import claim_now
-from lms.status import integration_detail, list_integrations, resolve_id
+from lms.status import (
+    IntegrationDetail,
+    IntegrationSummary,
+    integration_detail,
+    list_integrations,
+    resolve_id,
+)
 from lms.store import NewIntegration, add_integration, rotate_secrets, validated
 from lms.sync import SyncProgress, SyncReport, run_sync, summary_log
 from models.errors import ToolboxError
@@ -141,9 +147,11 @@ def list_(as_json: JsonFlag = False) -> None:
         table.add_column(column, no_wrap=column != "institution")
     for s in summaries:
         owed = s.passbacks["pending"] + s.passbacks["sending"]
+        held = f" ({s.passbacks_held} held)" if s.passbacks_held else ""
         grades = ", ".join(
-            part for part in (f"{owed} owed" if owed else "", f"{s.passbacks['failed']} failed"
-                              if s.passbacks["failed"] else "") if part
+            part for part in (f"{owed} owed{held}" if owed else "",
+                              f"{s.passbacks['failed']} failed" if s.passbacks["failed"] else "")
+            if part
         ) or "-"  # fmt: skip
         table.add_row(
             str(s.id)[:8], s.platform, escape(s.institution),
@@ -194,15 +202,41 @@ def status(
         ("next sync", _when(s.next_sync_at) if s.is_active else "none: `toolbox lms enable`"),
         ("not before", s.not_before and f"{_when(s.not_before)}, as the LMS asked (Retry-After)"),
         *detail.flags.items(), *detail.data.items(),
-        ("grade passbacks", ", ".join(f"{n} {k}" for k, n in s.passbacks.items())),
+        ("grade passbacks", _passbacks(s)),
         ("oldest unsent grade", _when(detail.oldest_pending_passback)),
     ]  # fmt: skip
     for name, value in rows:
         if value is not None:
             table.add_row(f"[bold]{name.replace('_', ' ')}[/bold]", escape(str(value)))
     console.print(table)
+    _show_restricted(detail)
     for line in detail.recent_passback_errors:
         console.print(f"[yellow]passback[/yellow] {escape(line)}")
+
+
+def _passbacks(s: IntegrationSummary) -> str:
+    """Grades by status; held ones named, or they would look stuck in ``pending``."""
+    held = s.passbacks_held
+    return ", ".join(
+        f"{n} {k}" + (f" ({held} held: course closed in the LMS)" if k == "pending" and held
+                      else "")
+        for k, n in s.passbacks.items()
+    )  # fmt: skip
+
+
+def _show_restricted(detail: IntegrationDetail) -> None:
+    """The courses the LMS keeps closed (restricted by date), at most ``RESTRICTED_SHOWN``."""
+    total = detail.data.get("courses_restricted", 0)
+    if not total:
+        return
+    console.print(f"{total} course(s) restricted (closed in the LMS for now, kept as last "
+                  "read; their grades are held):")  # fmt: skip
+    for course in detail.restricted_courses:
+        title = "" if course.title == course.external_id else f" {course.title}"
+        console.print(f"  {escape(course.external_id)}{escape(title)}, since {_when(course.since)}",
+                      soft_wrap=True)  # fmt: skip
+    if total > len(detail.restricted_courses):
+        console.print(f"  and {total - len(detail.restricted_courses)} more")
 
 
 @lms_app.command("sync")
