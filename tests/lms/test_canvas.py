@@ -124,6 +124,9 @@ def test_a_course_restricted_by_date_is_read_as_restricted_without_blank_fields(
     assert not courses[open_].restricted and courses[open_].start_date == dt.date(2025, 8, 25)
     with pytest.raises(LMSRequestRejected, match="HTTP 401: user not authorized"):
         list(client.list_roster(named))  # what Canvas answers: the sync does not ask
+    with pytest.raises(LMSRequestRejected, match="HTTP 401: user not authorized"):
+        client.submit_grade(grade_for(canvas.data))  # a grade too: the drain holds it
+    assert canvas.data.api_writes() == []
 
 
 @pytest.mark.parametrize("flag", ['"true"', "1", '"false"', "{}"])

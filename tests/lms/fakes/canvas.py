@@ -8,8 +8,9 @@ into ``403 Forbidden (Rate Limit Exceeded)`` when empty, and grading through
 ``submission[posted_grade]`` that never opens a student attempt.  A course
 restricted by date (``restrict_by_date``) is listed as Canvas lists it to a
 user who may not open it now, ``{"id": ..., "access_restricted_by_date": true}``
-(with its name or uuid when asked), and its enrollments and assignments answer
-401 "user not authorized to perform that action".
+(with its name or uuid when asked), and its enrollments, assignments and
+submissions (reading or grading one) answer 401 "user not authorized to
+perform that action".
 """
 
 from __future__ import annotations
@@ -273,6 +274,8 @@ class FakeCanvas(FakeLMSServer):
     # grading ----------------------------------------------------------------
 
     def _target(self, course_id: str, assignment_id: str, user_id: str) -> FakeAssignment | None:
+        if course_id in self.restricted:
+            return None
         assignment = self.data.assignments.get(assignment_id)
         if assignment is None or assignment.course_id != course_id:
             return None
@@ -305,7 +308,7 @@ class FakeCanvas(FakeLMSServer):
         self, request: RecordedRequest, course_id: str, assignment_id: str, user_id: str
     ) -> Reply:
         if self._target(course_id, assignment_id, user_id) is None:
-            return self.not_found(request)
+            return self._closed(request, course_id) or self.not_found(request)
         return Reply.json(self._submission_body(assignment_id, user_id, request))
 
     def _grade(
@@ -313,7 +316,7 @@ class FakeCanvas(FakeLMSServer):
     ) -> Reply:
         assignment = self._target(course_id, assignment_id, user_id)
         if assignment is None:
-            return self.not_found(request)
+            return self._closed(request, course_id) or self.not_found(request)
         posted, comment = _grade_params(request)
         if posted is not None:
             score = _posted_score(posted, assignment.points_possible)
