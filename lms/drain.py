@@ -11,6 +11,12 @@ lease it was sent with.  What an error means for a grade:
   backoff (``Retry-After`` honoured), until ``give_up_after`` has passed;
 - answers that make no sense: retried ``malformed_attempts`` times, then failed.
 
+A grade whose course a sync found closed in the LMS (``access_restricted_since``:
+Canvas's restricted by date, which answers 401) is held: never claimed, so the
+LMS is not called and no attempt is spent, until a sync finds the course open;
+still closed past ``give_up_after``, it fails naming the course.  A 401 for a
+course not known as closed is judged as above.
+
 A drain stays inside its time: the budget is checked before every grade, and
 an integration that times out, cannot be reached or answers 5xx through every
 retry is skipped for the rest of the drain (its grades go back to pending
@@ -40,7 +46,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -50,6 +56,7 @@ from lms.passback import (
     ClaimedGrade,
     PassbackPolicy,
     claim,
+    fail_held_too_long,
     record_outcome,
     recover_expired,
     supersede_older,
@@ -152,6 +159,7 @@ def drain(
             with engine.begin() as connection:
                 report.recovered += recover_expired(connection)
                 report.superseded += supersede_older(connection)
+                _give_up_held(connection, policy, report)
                 batch = claim(connection, policy, skip=clients.down)
             if not batch:
                 break
@@ -163,6 +171,15 @@ def drain(
     if report.recovered:
         log.warning("%d grade passback(s) were left sending by a dead worker", report.recovered)
     return report
+
+
+def _give_up_held(connection: Connection, policy: PassbackPolicy, report: DrainReport) -> None:
+    for grade in fail_held_too_long(connection, policy):
+        report.failed += 1
+        report.problems.append(PassbackProblem(
+            grade.id, grade.integration_id, "failed", "CourseRestricted", grade.error
+        ))  # fmt: skip
+        log.info("grade passback %s: failed (%s)", grade.id, grade.error)
 
 
 def _send_batch(

@@ -8,6 +8,9 @@
        +--transient error (next_attempt_at = now + capped backoff)
        +--lease expired (the worker died mid-send: next_attempt_at passed while sending)
     pending --a newer grade for the same assignment and student exists--> success (superseded)
+    pending, its course closed in the LMS (access_restricted_since): held, never claimed,
+       its attempts untouched, until a sync finds the course open again
+       --still closed past give_up_after--> failed (the course named)
 
 The payload is fixed when the row is written, in the attempt's transaction:
 ``score_timestamp`` is the attempt's ``completed_at`` and ``sourced_id`` a
@@ -168,6 +171,7 @@ WITH due AS (
     WHERE p.status = 'pending' AND p.next_attempt_at <= now()
       AND i.is_active AND i.grade_passback_enabled
       AND (i.not_before IS NULL OR i.not_before <= now())
+      AND c.access_restricted_since IS NULL
       AND i.id <> ALL(CAST(:skip AS uuid[]))
       AND NOT EXISTS (SELECT 1 FROM lms_grade_passbacks s
                       WHERE s.lms_assignment_id = p.lms_assignment_id
@@ -202,13 +206,66 @@ def supersede_older(connection: Connection) -> int:
     return len(older)
 
 
+_CLOSED_TOO_LONG = text("""
+SELECT p.id, i.id AS integration_id, i.platform_name, c.external_course_id, c.title,
+       c.access_restricted_since
+FROM lms_grade_passbacks p
+JOIN lms_assignments a ON a.id = p.lms_assignment_id
+JOIN lms_courses c ON c.id = a.lms_course_id
+JOIN lms_integrations i ON i.id = c.lms_integration_id
+WHERE p.status = 'pending' AND c.access_restricted_since IS NOT NULL
+  AND p.created_at < now() - :give_up_after
+  AND i.is_active AND i.grade_passback_enabled
+FOR UPDATE OF p SKIP LOCKED
+""")
+_GIVE_UP = text("""
+UPDATE lms_grade_passbacks SET status = 'failed', next_attempt_at = NULL, error_message = :error
+WHERE id = :id
+""")
+_PLATFORM_NAMES = {"canvas": "Canvas"}
+
+
+@dataclass(frozen=True)
+class GaveUp:
+    """A held grade failed because its course stayed closed past ``give_up_after``."""
+
+    id: uuid.UUID
+    integration_id: uuid.UUID
+    error: str
+
+
+def fail_held_too_long(connection: Connection, policy: PassbackPolicy) -> list[GaveUp]:
+    """Grades held for a closed (restricted) course longer than ``give_up_after`` fail.
+
+    Held grades are never claimed, so ``judge`` never sees them: without this
+    they would wait for good.  A disabled integration's grades wait, as all do.
+    """
+    rows = connection.execute(_CLOSED_TOO_LONG, {"give_up_after": policy.give_up_after}).all()
+    failed = [GaveUp(row.id, row.integration_id, _closed_message(row, policy)) for row in rows]
+    if failed:
+        connection.execute(_GIVE_UP, [{"id": grade.id, "error": grade.error} for grade in failed])
+    return failed
+
+
+def _closed_message(row: Any, policy: PassbackPolicy) -> str:
+    name = "" if row.title == row.external_course_id else f" ({row.title!r})"
+    lms = _PLATFORM_NAMES.get(row.platform_name, f"the LMS ({row.platform_name})")
+    since = row.access_restricted_since.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"gave up after {policy.give_up_after.days} day(s): course {row.external_course_id}"
+        f"{name} is closed in {lms} (restricted by date) since {since}; the grade was held"
+        " and not sent"
+    )
+
+
 def claim(
     connection: Connection,
     policy: PassbackPolicy,
     skip: Collection[uuid.UUID] = (),
 ) -> list[ClaimedGrade]:
     """Lease up to ``batch_size`` due grades (oldest grade first), skipping rows others hold,
-    the integrations in ``skip`` and those whose LMS asked to wait (``not_before``)."""
+    the integrations in ``skip``, those whose LMS asked to wait (``not_before``) and the
+    grades of courses the LMS keeps closed (``access_restricted_since``: held)."""
     params = {"limit": policy.batch_size, "lease": policy.lease, "skip": list(skip)}
     rows = connection.execute(_CLAIM, params).all()
     grades = [
