@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -106,10 +107,37 @@ def server_dir() -> Iterator[Path]:
         yield folder
 
 
+def _redis_database(url: str, worker: int) -> str:
+    """The Redis database of pytest-xdist worker ``gwK``: number N - K of the URL's N,
+    since each worker's tests flush theirs (one process, or ``gw0``: N itself)."""
+    if worker == 0:
+        return url
+    parts = urlsplit(url)
+    number = parts.path.strip("/") or "0"
+    if parts.scheme not in ("redis", "rediss") or not number.isdigit() or int(number) < worker:
+        raise pytest.UsageError(
+            f"TOOLBOX_TEST_REDIS_URL: {worker + 1} test processes (-n) need a redis:// URL"
+            f" whose database number is {worker} or more (worker gwK flushes that number"
+            " minus K); give one, or run fewer processes (-n 0: one)"
+        )
+    return parts._replace(path=f"/{int(number) - worker}").geturl()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse, before any test process starts, a Redis URL the -n workers cannot share."""
+    processes = getattr(config.option, "numprocesses", None) or 0
+    broker = os.environ.get("TOOLBOX_TEST_REDIS_URL")
+    if broker and os.environ.get("TOOLBOX_TEST_DATABASE_URL") and processes > 1:
+        _redis_database(broker, processes - 1)
+
+
 @pytest.fixture(scope="session")
 def servers() -> Iterator[TestServers]:
     db = os.environ.get("TOOLBOX_TEST_DATABASE_URL")
     broker = os.environ.get("TOOLBOX_TEST_REDIS_URL")
+    if db and broker:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        broker = _redis_database(broker, int(worker.removeprefix("gw")))
     with contextlib.ExitStack() as stack:
         if not (db and broker):
             handles = resolve_servers(
