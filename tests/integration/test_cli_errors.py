@@ -114,8 +114,9 @@ def test_a_read_only_database_is_one_line(db: Engine, toolbox_env: dict[str, str
         connection.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
         connection.commit()
     line = one_error_line(toolbox("task", "submit", "echo", env=toolbox_env))
+    where = f"{db.url.host}:{db.url.port}" if db.url.host else f"socket {db.url.query['host']}"
     assert line == (
-        f"error: the database {name} at {db.url.host}:{db.url.port} refuses writes"
+        f"error: the database {name} at {where} refuses writes"
         " (cannot execute SELECT in a read-only transaction): it is read-only (a standby,"
         " or default_transaction_read_only is on); point TOOLBOX_DATABASE_URL at a"
         " writable primary"
