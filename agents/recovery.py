@@ -2,6 +2,9 @@
 
 - *Undispatched*: committed rows whose message was never sent (broker down,
   process killed between commit and send).
+- *Retries unsent*: ``retrying`` rows whose retry message never left (the
+  broker was down when the attempt failed), marked by a NULL
+  ``dispatched_at``; they are sent once their ``not_before`` has passed.
 - *Lost in the broker*: rows queued or retrying for longer than the
   redispatch age, whose message Redis lost (it may keep nothing on disk) or
   a killed worker had reserved without starting.  Each re-send moves
@@ -44,6 +47,23 @@ def undispatched(connection: Connection, *, older_than: float, limit: int = 500)
     return list(rows)
 
 
+def retries_unsent(connection: Connection, *, limit: int = 500) -> list[uuid.UUID]:
+    """``retrying`` rows without a retry message (``workers.dispatch.retry_unsent``), due now.
+
+    Not before ``not_before``: the backoff holds.  The relay's send dates the
+    row (``dispatched_at``), so each such retry gets one message; a row whose
+    send fails again stays unmarked and is tried at the next run.
+    """
+    rows = connection.execute(
+        text(
+            "SELECT id FROM agent_tasks WHERE status = 'retrying' AND dispatched_at IS NULL"
+            " AND not_before <= now() ORDER BY not_before LIMIT :limit FOR UPDATE SKIP LOCKED"
+        ),
+        {"limit": limit},
+    ).scalars()
+    return list(rows)
+
+
 def lost_in_broker(
     connection: Connection,
     *,
@@ -52,6 +72,9 @@ def lost_in_broker(
     waiting: Mapping[int, int] | None = None,
 ) -> list[uuid.UUID]:
     """Rows whose message is presumed lost: queued, or retrying past their time, that long.
+
+    A ``retrying`` row whose retry was never sent is not one of them
+    (``retries_unsent`` sends it at its time).
 
     ``waiting`` is the broker's count of agent messages waiting, per task
     priority (``workers.jobs.queues``).  A backlog is no loss: its messages wait
@@ -68,7 +91,8 @@ def lost_in_broker(
     rows = connection.execute(
         text(
             f"SELECT id FROM agent_tasks WHERE id IN ({queued}) OR (status = 'retrying' AND"
-            " not_before < now() - make_interval(secs => :age)) ORDER BY created_at LIMIT :limit"
+            " dispatched_at IS NOT NULL AND not_before < now() - make_interval(secs => :age))"
+            " ORDER BY created_at LIMIT :limit"
             " FOR UPDATE SKIP LOCKED"
         ),
         params,

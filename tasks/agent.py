@@ -7,10 +7,11 @@ import logging
 import uuid
 
 from celery import Task
+from celery.exceptions import Reject
 
 from workers.app import app
 from workers.logs import task_context
-from workers.runtime import get_runner
+from workers.runtime import get_runner, retry_not_sent
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,13 @@ def run_agent_task(self: Task, task_id: str) -> None:
         task_context.reset(token)
     if decision.action == "retry":
         # Celery's retry message drops argsrepr: keep what Flower shows (ids, never payloads).
-        raise self.retry(
-            countdown=decision.countdown,
-            max_retries=None,
-            argsrepr=getattr(self.request, "argsrepr", None) or f"task_id={row_id}",
-            kwargsrepr="{}",
-        )
+        try:
+            raise self.retry(
+                countdown=decision.countdown,
+                max_retries=None,
+                argsrepr=getattr(self.request, "argsrepr", None) or f"task_id={row_id}",
+                kwargsrepr="{}",
+            )
+        except Reject as rejected:  # the retry's message did not go out: the relay sends it
+            retry_not_sent(row_id, rejected.reason)
+            raise

@@ -25,11 +25,16 @@ RELAY_AFTER_SECONDS = 3.0
 
 @app.task(name="toolbox.maintenance.relay", ignore_result=True)
 def relay() -> dict[str, int]:
-    """Send messages for committed rows that never got one (or whose message was lost)."""
+    """Send messages for committed rows that never got one (or whose message was lost).
+
+    ``undispatched`` counts ``pending`` rows and retries whose message never
+    went out (``recovery.retries_unsent``), both sent here as soon as they are due.
+    """
     with get_engine().begin() as connection:
         if not try_job_lock(connection, "relay"):
             return {"skipped": 1}
         ids = recovery.undispatched(connection, older_than=RELAY_AFTER_SECONDS)
+        ids += recovery.retries_unsent(connection)
         lost = recovery.lost_in_broker(
             connection,
             older_than=get_settings().redispatch_after_seconds,

@@ -153,6 +153,21 @@ def unmark(connection: Connection, ids: Sequence[uuid.UUID]) -> None:
         connection.execute(text(_UNMARK), {"ids": list(ids)})
 
 
+_RETRY_UNSENT = "UPDATE agent_tasks SET dispatched_at = NULL WHERE id = :id AND status = 'retrying'"
+
+
+def retry_unsent(connection: Connection, task_id: uuid.UUID) -> bool:
+    """Record that a ``retrying`` row's retry message did not go out (the broker was down).
+
+    Its ``dispatched_at`` goes back to NULL, and the relay sends the message
+    as soon as the row's ``not_before`` has passed
+    (``agents.recovery.retries_unsent``) rather than 300 s later as a lost
+    one.  False if the row moved on meanwhile (a duplicate claimed it).
+    """
+    row = connection.execute(text(f"{_RETRY_UNSENT} RETURNING id"), {"id": task_id})
+    return row.scalar_one_or_none() is not None
+
+
 _DISCARD = "DELETE FROM agent_tasks WHERE id = ANY(:ids) AND status IN ('pending', 'queued')"
 
 

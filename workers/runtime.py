@@ -10,10 +10,11 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from langchain_core.language_models import BaseChatModel
+from sqlalchemy.exc import SQLAlchemyError
 
 from agents.engine import Runner, TaskFailure
 from workers.db import get_engine
-from workers.dispatch import dispatch
+from workers.dispatch import dispatch, retry_unsent
 from workers.redis import get_redis, progress_channel
 from workers.settings import get_settings
 
@@ -32,6 +33,33 @@ def publish_progress(workflow_id: uuid.UUID, event: dict[str, Any]) -> None:
 def dispatch_tasks(task_ids: list[uuid.UUID]) -> None:
     with get_engine().begin() as connection:
         dispatch(connection, task_ids)
+
+
+def retry_not_sent(task_id: uuid.UUID, error: object) -> None:
+    """The broker refused a retry's message: leave the row to the relay, with one log line.
+
+    Marked, the retry is sent by the relay once its ``not_before`` has passed;
+    if the database is away too, the lost-message path sends it
+    ``TOOLBOX_REDISPATCH_AFTER_SECONDS`` after that.  Never raises: the
+    row, not this delivery, carries the task.
+    """
+    reason = type(error).__name__
+    try:
+        with get_engine().begin() as connection:
+            marked = retry_unsent(connection, task_id)
+    except SQLAlchemyError as exc:
+        log.warning(
+            "retry of agent task %s not sent (%s) nor recorded (database: %s);"
+            " the relay sends it %d s after it is due",
+            task_id, reason, type(exc).__name__, get_settings().redispatch_after_seconds,
+        )  # fmt: skip
+        return
+    log.warning(
+        "retry of agent task %s not sent (%s); %s",
+        task_id,
+        reason,
+        "the relay sends it once it is due" if marked else "the task moved on meanwhile",
+    )
 
 
 def report_failure(failure: TaskFailure) -> None:

@@ -69,13 +69,15 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.stop()
 
 
-def submit(env: dict[str, str], message: str, phase_seconds: float = 0.0) -> uuid.UUID:
-    """Submit from a process of its own: this one's Celery app keeps the test Redis."""
-    code = (
-        "from workers import client; import sys;"
-        f" print(client.submit('echo', {{'message': {message!r},"
-        f" 'phase_seconds': {phase_seconds}}}))"
-    )
+def submit(
+    env: dict[str, str], message: str, phase_seconds: float = 0.0, **drill: object
+) -> uuid.UUID:
+    """Submit from a process of its own: this one's Celery app keeps the test Redis.
+
+    ``drill`` adds the echo agent's fault-drill fields (``fail_phase``, ...).
+    """
+    payload = {"message": message, "phase_seconds": phase_seconds, **drill}
+    code = f"from workers import client; print(client.submit('echo', {payload!r}))"
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
