@@ -78,9 +78,10 @@ class AgentTask(Base):
     """One unit of agent work, possibly a sub-task of a workflow.
 
     ``agent_id`` is NOT NULL: the agent supplies the task's limits.
-    ``dispatched_at`` stays NULL until the message is sent; ``not_before``
-    holds a retry back; ``delivery_count`` counts claims, to stop crash
-    loops; ``heartbeat_at`` and ``worker_hostname`` tell the reaper who runs
+    ``dispatched_at`` stays NULL until the message is sent (and goes back
+    to NULL on a ``retrying`` row whose retry message the broker refused);
+    ``not_before`` holds a retry back; ``delivery_count`` counts claims, to
+    stop crash loops; ``heartbeat_at`` and ``worker_hostname`` tell the reaper who runs
     the task and whether it is still alive.
     """
 
