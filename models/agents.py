@@ -79,7 +79,8 @@ class AgentTask(Base):
 
     ``agent_id`` is NOT NULL: the agent supplies the task's limits.
     ``dispatched_at`` stays NULL until the message is sent (and goes back
-    to NULL on a ``retrying`` row whose retry message the broker refused);
+    to NULL on a row whose retry message the broker refused: a ``queued`` row
+    waiting for a slot is ``pending`` again);
     ``not_before`` holds a retry back; ``delivery_count`` counts claims, to
     stop crash loops; ``heartbeat_at`` and ``worker_hostname`` tell the reaper who runs
     the task and whether it is still alive.

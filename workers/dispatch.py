@@ -153,18 +153,24 @@ def unmark(connection: Connection, ids: Sequence[uuid.UUID]) -> None:
         connection.execute(text(_UNMARK), {"ids": list(ids)})
 
 
-_RETRY_UNSENT = "UPDATE agent_tasks SET dispatched_at = NULL WHERE id = :id AND status = 'retrying'"
+_RETRY_UNSENT = (
+    "UPDATE agent_tasks SET dispatched_at = NULL,"
+    " status = CASE WHEN status = 'queued' THEN 'pending' ELSE status END"
+    " WHERE id = :id AND status IN ('retrying', 'queued') RETURNING id"
+)
 
 
 def retry_unsent(connection: Connection, task_id: uuid.UUID) -> bool:
-    """Record that a ``retrying`` row's retry message did not go out (the broker was down).
+    """Record that a row's retry message did not go out (the broker was down).
 
-    Its ``dispatched_at`` goes back to NULL, and the relay sends the message
-    as soon as the row's ``not_before`` has passed
-    (``agents.recovery.retries_unsent``) rather than 300 s later as a lost
-    one.  False if the row moved on meanwhile (a duplicate claimed it).
+    Its ``dispatched_at`` goes back to NULL: a ``retrying`` row is sent by the
+    relay as soon as its ``not_before`` has passed
+    (``agents.recovery.retries_unsent``), and a ``queued`` one (waiting for a
+    concurrency slot) goes back to ``pending``, which the relay sends at once,
+    rather than 300 s later as a lost message.  False if the row moved on
+    meanwhile (a duplicate claimed it).
     """
-    row = connection.execute(text(f"{_RETRY_UNSENT} RETURNING id"), {"id": task_id})
+    row = connection.execute(text(_RETRY_UNSENT), {"id": task_id})
     return row.scalar_one_or_none() is not None
 
 

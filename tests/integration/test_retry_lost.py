@@ -131,11 +131,38 @@ def test_with_the_database_away_too_an_unsent_retry_logs_one_line_and_raises_not
     nowhere.dispose()
 
 
-def test_only_a_retrying_row_is_marked_unsent(engine: Engine, toolbox_env: dict[str, str]) -> None:
-    task = client.submit("echo", {"message": "queued"})
+def test_a_slot_waits_unsent_message_puts_its_row_back_to_pending_for_the_relay(
+    engine: Engine, broker: redis.Redis
+) -> None:
+    """A task that found no concurrency slot is re-sent through the same ``retry``: a
+    ``queued`` row whose new message did not go out is ``pending`` again, as after a
+    submit the broker refused, and the relay sends it at its next run."""
+    from tasks.maintenance import relay
+
+    task = client.submit("echo", {"message": "waits for a slot"}, priority=5)
+    broker.delete(WAITING)  # delivered, and its re-send failed
     with engine.begin() as connection:
-        assert not dispatch.retry_unsent(connection, task)
+        assert dispatch.retry_unsent(connection, task)
+        connection.execute(  # older than the relay's RELAY_AFTER_SECONDS
+            text("UPDATE agent_tasks SET created_at = now() - interval '5 s' WHERE id = :id"),
+            {"id": task},
+        )
+    assert (row(engine, task)["status"], row(engine, task)["dispatched_at"]) == ("pending", None)
+    assert relay.run() == {"sent": 1, "undispatched": 1, "lost": 0}
+    assert waiting_messages(broker, WAITING) == [task]
     assert row(engine, task)["status"] == "queued"
+
+
+def test_a_row_that_moved_on_is_not_marked_unsent(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    task = client.submit("echo", {"message": "done"})
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE agent_tasks SET status = 'completed' WHERE id = :id"), {"id": task}
+        )
+        assert not dispatch.retry_unsent(connection, task)
+    assert row(engine, task)["status"] == "completed"
     assert row(engine, task)["dispatched_at"] is not None
 
 
