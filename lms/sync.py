@@ -71,6 +71,7 @@ TAKEN_OVER = (
     " and another run took the sync over"
 )
 SUPERSEDED = "superseded by a newer claim (an operator's `lms sync`, or a stale claim taken over)"
+DISABLED = "the integration is disabled"
 #: The run's claim is still the row's: no newer claim took it over.
 _OWNED = (
     "id = :id AND last_sync_status = 'running'"
@@ -154,6 +155,8 @@ def run_sync(
         with Session(engine) as session:
             row = session.get(LMSIntegration, integration_id)
             unclaimed = _not_this_runs(row, run_id)
+            if unclaimed == DISABLED:  # the claim is this run's: end it, or it stays `running`
+                return _ended_unrun(engine, report, run_id, DISABLED)
             if unclaimed is not None or row is None:
                 return _skipped(report, unclaimed or "")
             waiting = None if ignore_not_before else _waiting_until(session, integration_id)
@@ -204,7 +207,7 @@ def _not_this_runs(row: LMSIntegration | None, run_id: uuid.UUID | None) -> str 
     if row.sync_run_id != run_id:  # a newer claim took the row over while this waited
         return SUPERSEDED
     if not row.is_active:  # disabled after its message was queued
-        return "the integration is disabled"
+        return DISABLED
     return None
 
 
@@ -356,10 +359,21 @@ def _held_back(
     Left ``running``, the row would be claimed again as stale in 15 minutes,
     ``not_before`` or not; ended so, beat claims it once ``not_before`` passed.
     """
-    reason = waiting_reason(until)
+    report.not_before = until
+    return _ended_unrun(engine, report, run_id, waiting_reason(until))
+
+
+def _ended_unrun(
+    engine: Engine, report: SyncReport, run_id: uuid.UUID | None, reason: str
+) -> SyncReport:
+    """End this run's claim ``failed`` ("not run: ...") without calling the LMS, and skip.
+
+    Left ``running``, no run is behind the claim: ``lms list`` and ``lms status``
+    would say a sync runs, and the next ``lms sync`` would take over a retry
+    that does not wait.
+    """
     with engine.begin() as connection:
         _write_end(connection, report.integration_id, run_id, "failed", f"not run: {reason}")
-    report.not_before = until
     return _skipped(report, reason)
 
 

@@ -491,6 +491,34 @@ def test_a_disabled_integration_is_never_scheduled_synced_or_drained(
             assert [g.id for g in claim(connection, PassbackPolicy())] == [grade]
 
 
+def test_a_sync_skipped_because_its_integration_was_disabled_ends_its_claim(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """A claim the skipped run left ``running`` had no run behind it: `lms list` and `lms
+    status` said "sync running" of a disabled integration for ever, and after `enable`,
+    `lms sync` claimed to take over "a sync waiting to retry"."""
+    with FakeCanvas(Dataset.generate(courses=1, students_per_course=1)) as canvas:
+        integration = add_canvas(engine, canvas.base_url, canvas.token)
+        with engine.begin() as connection:
+            (claimed,) = claim_due(connection)
+        _set_active(engine, integration, active=False, was=True)  # before a worker took it
+        skipped = run_sync(engine, integration, secrets=secret_box, run_id=claimed.run_id)
+        assert canvas.requests == [], "a disabled integration's LMS is not called"
+    assert (skipped.status, skipped.message) == ("skipped", "the integration is disabled")
+    row = integration_row(engine, integration)
+    assert (row.last_sync_status, row.sync_error_message) == (
+        "failed",
+        "not run: the integration is disabled",
+    )
+    with engine.connect() as connection:
+        assert integration_detail(connection, integration).summary.sync_run_id is None
+
+    _set_active(engine, integration, active=True, was=False)
+    with engine.begin() as connection:
+        taken = claim_now(connection, integration)
+    assert taken.claimed and not taken.took_over_retry
+
+
 def _set_active(engine: Engine, integration: uuid.UUID, *, active: bool, was: bool) -> None:
     with Session(engine) as session, session.begin():
         assert set_active(session, integration, active=active) is was
