@@ -127,6 +127,10 @@ class LMSClient(abc.ABC):
     option_keys: ClassVar[frozenset[str]] = frozenset()
     """The keys of ``ConnectionConfig.options`` the client reads, and the only ones ``add``
     and ``update`` store: another is a typo the client would ignore (``lms.registry``)."""
+    secret_keys: ClassVar[frozenset[str]] = frozenset()
+    """The ``Credentials`` secrets the client reads (``api_key``, ``client_secret``,
+    ``private_key_pem``): ``add`` and ``update`` refuse another, which would be stored
+    encrypted and never used (an API key given to a platform that wants a client secret)."""
 
     def __init__(self, config: ConnectionConfig) -> None:
         self.config = config

@@ -62,6 +62,7 @@ class BlackboardClient(LMSClient):
     """Courses, memberships and gradebook columns of one Learn server."""
 
     platform: ClassVar[str] = "blackboard"
+    secret_keys: ClassVar[frozenset[str]] = frozenset({"client_secret"})
 
     def __init__(
         self,

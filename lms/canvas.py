@@ -79,6 +79,7 @@ class CanvasClient(LMSClient):
     """Courses, enrollments, assignments and grades of one Canvas instance."""
 
     platform: ClassVar[str] = "canvas"
+    secret_keys: ClassVar[frozenset[str]] = frozenset({"api_key"})
     option_keys: ClassVar[frozenset[str]] = frozenset({"account_id", "throttle_threshold"})
 
     def __init__(

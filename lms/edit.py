@@ -111,7 +111,9 @@ def update_integration(
         content_sync_enabled=_pick(changes.content_sync_enabled, row.content_sync_enabled),
     )
     kept = set(row.options or {}) - set(changes.extra_options) if changes.options is None else ()
-    merged = validated(merged, kept_options=kept)
+    merged = validated(
+        merged, kept_options=kept, kept_secrets=set(SECRET_COLUMNS) - set(changes.secrets)
+    )
     if not changes.secrets and _settings(merged) == _settings(_stored(row)):
         return False
     if same_place(merged.base_url) != same_place(row.base_url):

@@ -89,6 +89,7 @@ class LTIAdvantageClient(LMSClient):
     """NRPS and AGS services of the contexts an LTI 1.3 tool was launched in."""
 
     platform: ClassVar[str] = "lti"
+    secret_keys: ClassVar[frozenset[str]] = frozenset({"private_key_pem"})
     option_keys: ClassVar[frozenset[str]] = frozenset(
         {"contexts", "key_id", "scopes", "token_audience"}
     )

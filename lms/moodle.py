@@ -93,6 +93,7 @@ class MoodleClient(LMSClient):
     """Courses, enrolled users, assignments and grades through one web service token."""
 
     platform: ClassVar[str] = "moodle"
+    secret_keys: ClassVar[frozenset[str]] = frozenset({"api_key"})
 
     def __init__(
         self,

@@ -62,6 +62,7 @@ class OneRosterClient(LMSClient):
     """One OneRoster 1.2 provider (an SIS or a rostering hub)."""
 
     platform: ClassVar[str] = "oneroster"
+    secret_keys: ClassVar[frozenset[str]] = frozenset({"client_secret"})
     option_keys: ClassVar[frozenset[str]] = frozenset(
         {"rostering_path", "gradebook_path", "page_size", "token_auth", "scopes"}
     )

@@ -81,6 +81,7 @@ class SchoologyClient(LMSClient):
     """Sections, enrollments, assignments and grades visible to one API user."""
 
     platform: ClassVar[str] = "schoology"
+    secret_keys: ClassVar[frozenset[str]] = frozenset({"client_secret"})
     option_keys: ClassVar[frozenset[str]] = frozenset({"user_id", "timezone"})
 
     def __init__(

@@ -99,17 +99,24 @@ def add_integration(
     return row
 
 
-def validated(new: NewIntegration, *, kept_options: Collection[str] = ()) -> NewIntegration:
+def validated(
+    new: NewIntegration,
+    *,
+    kept_options: Collection[str] = (),
+    kept_secrets: Collection[str] = (),
+) -> NewIntegration:
     """``new`` with its secrets stripped, once it passed the checks ``add`` and ``update`` share.
 
     An option key the platform's client does not read is refused (a typo it
-    would ignore), but for ``kept_options``: the keys an update keeps as
+    would ignore), and so is a secret it does not read (stored, never used),
+    but for ``kept_options`` and ``kept_secrets``: what an update keeps as
     stored, which an older version stored unchecked.  Building the client (no
     network) raises the platform's own message for a missing credential or
     option.
     """
     new = dataclasses.replace(new, credentials=_stripped(new.credentials))
     _check(new, kept_options)
+    _check_secrets_used(new, kept_secrets)
     config = ConnectionConfig(
         platform=new.platform,
         base_url=new.base_url,
@@ -403,6 +410,18 @@ def _check_secret_text(name: str, value: str) -> None:
         raise ValidationFailed(
             f"{_secret_named(name)} must be ASCII without control characters; character "
             f"{bad + 1} of {len(value)} is not (a line break or a typographic quote pasted in?)"
+        )
+
+
+def _check_secrets_used(new: NewIntegration, kept: Collection[str]) -> None:
+    """Refuse a secret ``new.platform``'s client never reads, naming the one it does."""
+    reads = client_class(new.platform).secret_keys
+    given = [name for name in SECRET_COLUMNS if getattr(new.credentials, name) is not None]
+    unused = [name for name in given if name not in reads and name not in kept]
+    if unused:
+        wanted = " and ".join(_secret_named(name) for name in sorted(reads)) or "no secret"
+        raise ValidationFailed(
+            f"{new.platform} does not use {_secret_named(unused[0])}; it takes {wanted}"
         )
 
 

@@ -234,6 +234,11 @@ REFUSED_AT_ADD = [
     (("--base-url", "http://admin:S3cret@canvas.example.edu"), "credentials go in the secret"),
     (("--api-key", "S3cret-t\u00e9"), "api key (--api-key or TOOLBOX_LMS_API_KEY) must be ASCII"),
     (("--api-key", "S3cret\nS3cret"), "character 7 of 13 is not"),
+    (
+        ("--client-secret", "S3cret"),
+        "canvas does not use the client secret (--client-secret or"
+        " TOOLBOX_LMS_CLIENT_SECRET); it takes the api key",
+    ),
 ]
 
 

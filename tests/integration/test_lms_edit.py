@@ -51,6 +51,19 @@ API = "the api key (--api-key or TOOLBOX_LMS_API_KEY) is blank"
 SECRET = "the client secret (--client-secret or TOOLBOX_LMS_CLIENT_SECRET) is blank"
 TOKEN = "the refresh token (--refresh-token or TOOLBOX_LMS_REFRESH_TOKEN) is blank"
 KEY = "the private key (--private-key-file or TOOLBOX_LMS_PRIVATE_KEY_FILE) is blank"
+UNUSED_TOKEN = (
+    "canvas does not use the refresh token (--refresh-token or TOOLBOX_LMS_REFRESH_TOKEN);"
+    " it takes the api key (--api-key or TOOLBOX_LMS_API_KEY)"
+)
+UNUSED_SECRET = (
+    "canvas does not use the client secret (--client-secret or TOOLBOX_LMS_CLIENT_SECRET);"
+    " it takes the api key (--api-key or TOOLBOX_LMS_API_KEY)"
+)
+WRONG_ONEROSTER_KEY = Credentials(client_id="c", api_key="S3cret", client_secret="s")
+UNUSED_API_KEY = (
+    "oneroster does not use the api key (--api-key or TOOLBOX_LMS_API_KEY); it takes the"
+    " client secret (--client-secret or TOOLBOX_LMS_CLIENT_SECRET)"
+)
 
 
 def _update(engine: Engine, integration: uuid.UUID, **changes: Any) -> None:
@@ -78,6 +91,9 @@ def _add(engine: Engine, new: NewIntegration) -> uuid.UUID:
         ({"credentials": Credentials(api_key="t", client_secret=" ")}, SECRET),
         ({"credentials": Credentials(api_key="t", refresh_token="\n")}, TOKEN),
         ({"credentials": Credentials(api_key="t", private_key_pem=" \n")}, KEY),
+        ({"credentials": Credentials(api_key="t", refresh_token="r")}, UNUSED_TOKEN),
+        ({"credentials": Credentials(api_key="t", client_secret="S3cret")}, UNUSED_SECRET),
+        ({"platform": "oneroster", "credentials": WRONG_ONEROSTER_KEY}, UNUSED_API_KEY),
         ({"base_url": BASE + "/?x=1"}, "base URL must not hold a query string or fragment"),
         ({"base_url": BASE + "?"}, "base URL must not hold a query string or fragment"),
         ({"base_url": BASE + "#top"}, "base URL must not hold a query string or fragment"),
@@ -99,6 +115,34 @@ def test_add_refuses_what_would_fail_only_at_sync_time(
     assert message in refused.value.message and "S3cret" not in refused.value.message
     with engine.connect() as connection:
         assert list_integrations(connection) == []
+
+
+def test_an_update_refuses_a_secret_the_platform_never_reads_but_keeps_one_stored_before(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """Stored encrypted and never used, a wrong secret hid the one the platform needs."""
+    integration = _add(engine, GOOD)
+    with pytest.raises(ValidationFailed) as refused:
+        _update(engine, integration, secrets={"refresh_token": "r3fresh"})
+    assert refused.value.message == UNUSED_TOKEN
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT refresh_token_encrypted FROM lms_integrations WHERE id = :id"),
+            {"id": integration},
+        ).scalar_one()
+    assert stored is None, "nothing written"
+
+    with engine.begin() as connection:  # as an older version stored it, unchecked
+        connection.execute(
+            text("UPDATE lms_integrations SET refresh_token_encrypted = :t WHERE id = :id"),
+            {"t": secret_box().encrypt("r3fresh"), "id": integration},
+        )
+    _update(engine, integration, institution_name="Shelbyville")  # the stored one is kept
+    with Session(engine) as session:
+        config = load_config(session, integration, secret_box())
+    assert config.credentials.refresh_token == "r3fresh"
+    with engine.connect() as connection:
+        assert integration_detail(connection, integration).summary.institution == "Shelbyville"
 
 
 def test_the_lti_service_urls_in_the_options_are_checked_as_the_endpoints_are(
