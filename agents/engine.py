@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 300.0
 SLOT_WAIT_SECONDS = (0.2, 1.0)
+LEASE_WAIT_SECONDS = 5.0
+"""How long a delivery waits for the lease of a ``running`` task (``Runner._lease_and_load``)."""
 PROGRESS_INTERVAL = 0.25
 """A running task reports progress (row and event) at most this often, in seconds.
 
@@ -215,7 +217,7 @@ class Runner:
             raise
         if fast is not None:
             return self._claimed(connection, *fast)
-        loaded = lifecycle.lease_and_load(connection, task_id, leases.task_key(task_id), start)
+        loaded = self._lease_and_load(connection, task_id, start)
         task = loaded.task
         if task is None:
             return Decision("skip", reason="no such task")
@@ -236,6 +238,24 @@ class Runner:
         if claimed is None:
             return Decision("skip", reason="task finished meanwhile")
         return self._claimed(connection, task, *claimed)
+
+    def _lease_and_load(
+        self, connection: Connection, task_id: uuid.UUID, start: int
+    ) -> lifecycle.Loaded:
+        """``lifecycle.lease_and_load``; a ``running`` row's lease is waited for a while.
+
+        Its holder may be a pool child killed mid-task whose session PostgreSQL
+        has not closed yet: skipped at once, this (requeued) delivery left the
+        task to the reaper.  A live holder (a duplicate message) is waited for
+        ``LEASE_WAIT_SECONDS``, then skipped as before.
+        """
+        loaded = lifecycle.lease_and_load(connection, task_id, leases.task_key(task_id), start)
+        if loaded.leased or loaded.task is None or loaded.task.status != "running":
+            return loaded
+        if not leases.wait_for_lease(connection, task_id, LEASE_WAIT_SECONDS):
+            return loaded
+        # the lease is held twice now (and the slot, if taken): released together at the end
+        return lifecycle.lease_and_load(connection, task_id, leases.task_key(task_id), start)
 
     def _claimed(
         self,

@@ -17,6 +17,9 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
+
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 def task_key(task_id: uuid.UUID) -> int:
@@ -32,6 +35,28 @@ def try_lease(connection: Connection, task_id: uuid.UUID) -> bool:
         text("SELECT pg_try_advisory_lock(:key)"), {"key": task_key(task_id)}
     ).scalar_one()
     return bool(row)
+
+
+def wait_for_lease(connection: Connection, task_id: uuid.UUID, seconds: float) -> bool:
+    """Take the task's lease, waiting up to ``seconds`` for its holder's session to end.
+
+    A pool child killed mid-task (``kill -9``, the OOM killer) keeps its lease
+    until PostgreSQL notices that its session is gone, and on a busy machine its
+    requeued message can be delivered before that.  For an autocommit
+    ``connection``: a timeout fails only the lock statement.
+    """
+    connection.execute(
+        text("SELECT set_config('lock_timeout', :ms, false)"), {"ms": f"{round(seconds * 1000)}"}
+    )
+    try:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": task_key(task_id)})
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        return False
+    finally:
+        connection.execute(text("RESET lock_timeout"))
+    return True
 
 
 def lease_is_free(connection: Connection, task_id: uuid.UUID) -> bool:

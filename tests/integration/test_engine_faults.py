@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from sqlalchemy import Engine, text
 
+from agents import leases
 from tests.integration.ops_support import count, terminate_sessions
 from tests.workers import StartWorker, wait_for
 from workers import client, dispatch
@@ -65,6 +67,31 @@ def test_killed_pool_child_resumes_after_its_last_phase_and_completes_once(
     rerun = set(phase_metrics(engine, task_id))
     assert rerun and not (rerun & done_before), "finished phases must not run again"
     assert rerun | done_before == {"situation", "problem", "action", "result", "context"}
+
+
+def test_a_requeued_delivery_waits_for_the_lease_a_killed_childs_session_still_holds(
+    start_worker: StartWorker, engine: Engine
+) -> None:
+    """On a busy machine the requeued message of a killed pool child can arrive before
+    PostgreSQL has closed the child's session, whose lease then looks taken: skipped, the
+    delivery left the task ``running`` for the reaper (seen once in CI with two test
+    processes).  Here a session of the test plays the dead child's, ending after 1.5 s."""
+    task_id = client.submit("echo", {"message": "requeued"})
+    holder = engine.connect()
+    try:
+        holder.execute(text("UPDATE agent_tasks SET status = 'running' WHERE id = :id"),
+                       {"id": task_id})  # fmt: skip
+        holder.commit()
+        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": leases.task_key(task_id)})
+        worker = start_worker(concurrency=1)
+        wait_for(lambda: f"toolbox.agent.run[{task_id}] received" in worker.log(), timeout=30)
+        time.sleep(1.5)
+        assert client.get_task(task_id).progress_percentage == 0, "it waits for the lease"
+    finally:
+        holder.close()  # the dead child's session ends
+    view = client.wait(task_id, timeout=30)
+    assert view.status == "completed", view.error_message
+    assert len(view.states) == 5 and view.delivery_count == 1
 
 
 def test_a_task_that_keeps_killing_its_worker_fails_with_a_clear_reason(
