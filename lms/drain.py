@@ -155,11 +155,12 @@ def drain(
     deadline = clock() + time_budget
     clients = _Clients(engine, secrets, client_factory, policy)
     try:
+        with engine.begin() as connection:  # once: a grade is held only by a sync's mark
+            _give_up_held(connection, policy, report)
         while clock() < deadline:
             with engine.begin() as connection:
                 report.recovered += recover_expired(connection)
                 report.superseded += supersede_older(connection)
-                _give_up_held(connection, policy, report)
                 batch = claim(connection, policy, skip=clients.down)
             if not batch:
                 break
