@@ -24,8 +24,8 @@ def _url() -> str:
     """The configured URL (``workers.migrate`` passes one), else the settings'.
 
     The ``alembic`` command line with no ``TOOLBOX_DATABASE_URL`` outside
-    production joins (or starts) the embedded servers of ``TOOLBOX_DATA_DIR``,
-    as the ``toolbox`` and ``celery`` commands do.
+    production joins (or starts) the embedded PostgreSQL of ``TOOLBOX_DATA_DIR``,
+    as ``toolbox migrate`` does (no Redis: migrations never use it).
     """
     url = config.get_main_option("sqlalchemy.url")
     if url:
@@ -35,7 +35,8 @@ def _url() -> str:
     if get_settings().database_url is None:
         from workers.embedded import resolve_servers
 
-        _embedded.append(resolve_servers())  # in production: an error that the URLs are required
+        # in production: an error that the URLs are required
+        _embedded.append(resolve_servers(redis=False))
     from workers.db import database_url
 
     return database_url()

@@ -149,7 +149,7 @@ def servers() -> Iterator[TestServers]:
                 export=False,
             )
             stack.callback(handles.close)
-            db, broker = handles.database_url, handles.redis_url
+            db, broker = handles.database_url, handles.broker_url
         admin = make_url(Settings(database_url=db).database_url or "").set(database="postgres")
         yield TestServers(admin.render_as_string(hide_password=False), broker)
 

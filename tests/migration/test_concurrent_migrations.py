@@ -108,3 +108,23 @@ def test_a_submit_after_a_bare_alembic_upgrade_says_to_run_toolbox_migrate(
     )  # fmt: skip
     assert listed.returncode == 2
     assert listed.stderr == f"error: toolbox task list: --agent: {advice}\n"
+
+
+def test_schema_commands_with_a_database_url_alone_start_no_embedded_redis(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """They never use Redis, yet each started an embedded one in ``./.toolbox`` of the
+    folder it ran from (``TOOLBOX_REDIS_URL`` unset), leaving that folder behind."""
+    ini = str(ROOT / "alembic.ini")
+    commands = [("toolbox", "migrate"), ("toolbox", "db", "check")]
+    commands += [("alembic", "-c", ini, "upgrade", "head"), ("alembic", "-c", ini, "check")]
+    for argv in commands:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLBOX_")}
+        env["TOOLBOX_DATABASE_URL"] = empty_database_url
+        done = subprocess.run(
+            [str(BIN / argv[0]), *argv[1:]], env=env, cwd=tmp_path, capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, (argv, done.stderr[-2000:])
+        assert list(tmp_path.iterdir()) == [], argv
+    assert migrate.current_revision(empty_database_url) == migrate.head_revision()

@@ -73,7 +73,7 @@ def up(
     servers = resolve_servers()
     check_servers(
         servers.database_url,
-        servers.redis_url,
+        servers.broker_url,
         embedded_database="postgresql" in servers.embedded,
     )
     settings = get_settings()
@@ -113,7 +113,7 @@ def migrate(
 
     An unknown revision is one line naming the ones there are (exit status 2).
     """
-    servers = resolve_servers()
+    servers = resolve_servers(redis=False)  # PostgreSQL alone: no embedded Redis started
     from workers import migrate as schema  # Alembic: only for the commands that use it
 
     try:
@@ -125,7 +125,7 @@ def migrate(
 
 def db_check() -> None:
     """Report whether the database schema matches the models (exit 1 if not)."""
-    servers = resolve_servers()
+    servers = resolve_servers(redis=False)
     from workers import migrate as schema  # Alembic: only for the commands that use it
 
     current = schema.current_revision(servers.database_url)
@@ -179,7 +179,7 @@ def flower() -> None:
     """
     servers = resolve_servers()  # first: Flower's environment must carry the URLs it exports
     launch = flower_launch(get_settings())
-    check_broker(servers.redis_url)
+    check_broker(servers.broker_url)
     check_port(get_settings())  # else Flower dies with a traceback
     # a child, not exec: this process must live on to leave the embedded servers
     sys.exit(run_in_foreground(launch.argv, launch.env))
