@@ -116,7 +116,7 @@ def validated(
     """
     new = dataclasses.replace(new, credentials=_stripped(new.credentials))
     _check(new, kept_options)
-    _check_secrets_used(new, kept_secrets)
+    check_secrets_used(new.platform, new.credentials, kept_secrets)
     config = ConnectionConfig(
         platform=new.platform,
         base_url=new.base_url,
@@ -413,15 +413,19 @@ def _check_secret_text(name: str, value: str) -> None:
         )
 
 
-def _check_secrets_used(new: NewIntegration, kept: Collection[str]) -> None:
-    """Refuse a secret ``new.platform``'s client never reads, naming the one it does."""
-    reads = client_class(new.platform).secret_keys
-    given = [name for name in SECRET_COLUMNS if getattr(new.credentials, name) is not None]
+def check_secrets_used(platform: str, credentials: Credentials, kept: Collection[str] = ()) -> None:
+    """Refuse a secret ``platform``'s client never reads, naming the one it does.
+
+    The CLI also calls it before it prompts for the platform's own secret, so
+    a wrong flag is refused before anyone types the right secret in vain.
+    """
+    reads = client_class(platform).secret_keys
+    given = [name for name in SECRET_COLUMNS if getattr(credentials, name) is not None]
     unused = [name for name in given if name not in reads and name not in kept]
     if unused:
         wanted = " and ".join(_secret_named(name) for name in sorted(reads)) or "no secret"
         raise ValidationFailed(
-            f"{new.platform} does not use {_secret_named(unused[0])}; it takes {wanted}"
+            f"{platform} does not use {_secret_named(unused[0])}; it takes {wanted}"
         )
 
 

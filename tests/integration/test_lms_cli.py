@@ -375,3 +375,35 @@ def test_a_refused_sync_is_one_error_line(toolbox_env: dict[str, str], engine: E
             text("UPDATE lms_integrations SET not_before = now() + interval '1 hour'")
         )
     assert refusal("--now").startswith("the LMS asked (Retry-After) not to be called before ")
+
+
+def test_a_secret_the_platform_does_not_use_is_refused_before_the_prompt(
+    toolbox_env: dict[str, str],
+) -> None:
+    """In a terminal, ``lms add canvas --client-secret ...`` asked for the Canvas token,
+    then refused the client secret: the operator typed the right secret for nothing."""
+    base = ("--institution", "Springfield", "--base-url", "https://canvas.example.edu")
+    refusal = (
+        "error: canvas does not use the client secret (--client-secret or"
+        " TOOLBOX_LMS_CLIENT_SECRET); it takes the api key (--api-key or TOOLBOX_LMS_API_KEY)"
+    )
+    added = toolbox("lms", "add", "canvas", *base, "--json",
+                    env={**toolbox_env, "TOOLBOX_LMS_API_KEY": "k3y-value"})  # fmt: skip
+    integration = json.loads(added.stdout)["id"]
+    commands = [
+        ("lms", "add", "canvas", *base, "--client-secret", "S3cret"),
+        ("lms", "update", integration, "--prompt-secret", "--client-secret", "S3cret"),
+    ]
+    for args in commands:
+        controller, terminal = os.openpty()  # stdin a terminal: the command may prompt
+        try:
+            done = subprocess.run(
+                [TOOLBOX, *args], env={**os.environ, **toolbox_env}, stdin=terminal,
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+        finally:
+            os.close(terminal)
+            os.close(controller)
+        assert (done.returncode, done.stdout) == (2, ""), (args, done.stdout)
+        assert done.stderr == f"{refusal}\n", args
+    assert len(json.loads(toolbox("lms", "list", "--json", env=toolbox_env).stdout)) == 1

@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from lms.base import Credentials
 from lms.registry import unknown_option
-from lms.store import MAX_FREQUENCY_HOURS, SECRET_INPUTS
+from lms.store import MAX_FREQUENCY_HOURS, SECRET_INPUTS, check_secrets_used
 from models.errors import ConfigurationError
 from workers.cli import json_text
 from workers.cli.usage import refused
@@ -95,6 +95,7 @@ def credentials(
     if needed is not None and not given[needed[0]]:
         field, label = needed
         option, variable = SECRET_INPUTS[field]
+        check_secrets_used(platform, Credentials(refresh_token=refresh_token, **given))
         if field == "private_key_pem" or not sys.stdin.isatty():
             prompted = "" if field == "private_key_pem" else " (or run it in a terminal)"
             raise ConfigurationError(
@@ -165,6 +166,7 @@ def replacement_secrets(
     if prompt and needed is not None and needed[0] not in chosen:
         field, label = needed
         option = SECRET_INPUTS[field][0]
+        check_secrets_used(platform, Credentials(**chosen))  # before the secret is typed
         if field == "private_key_pem":
             raise ConfigurationError(f"the {label} is read from a file: pass {option}")
         if not sys.stdin.isatty():
