@@ -188,8 +188,11 @@ def test_fresh_embedded_database_points_at_the_data_dir(tmp_path: Path, redis_ur
 def test_unreachable_postgres_is_one_line_without_the_password(
     command: tuple[str, ...], redis_url: str
 ) -> None:
+    # a free Flower port for ``up``: one on the default port (a stack running on this
+    # machine) would be its refusal instead
     result = toolbox(*command, env={"TOOLBOX_DATABASE_URL": CLOSED_PORT_URL,
-                                    "TOOLBOX_REDIS_URL": redis_url})  # fmt: skip
+                                    "TOOLBOX_REDIS_URL": redis_url,
+                                    "TOOLBOX_FLOWER_PORT": str(free_port())})  # fmt: skip
     line = one_error_line(result)
     assert line == (
         "error: cannot connect to PostgreSQL at 127.0.0.1:1 (connection refused); "
