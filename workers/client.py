@@ -76,7 +76,7 @@ def _dispatch_after_commit(session: Session, ids: list[uuid.UUID]) -> None:
             todo = list(committed.info.pop(_PENDING, []))
             if todo:
                 with bind.engine.begin() as connection:
-                    dispatcher.dispatch(connection, todo)
+                    dispatcher.dispatch(connection, todo, fresh=True)
 
         event.listen(session, "after_commit", after_commit, once=True)
     pending.extend(ids)
@@ -133,7 +133,7 @@ def _submit_now(
         published = dispatcher.publish(new)
         _unless_refused(connection, new, published)
         if published.sent:  # the relay sends the rest
-            dispatcher.mark_dispatched(connection, published.sent, flush=False)
+            dispatcher.mark_dispatched(connection, published.sent, flush=False, fresh=True)
     return ids, published
 
 

@@ -122,8 +122,11 @@ _MARK = (
 )
 
 
+_UNCLAIMED = " AND status IN ('pending', 'queued')"
+
+
 def mark_dispatched(
-    connection: Connection, ids: Sequence[uuid.UUID], *, flush: bool = True
+    connection: Connection, ids: Sequence[uuid.UUID], *, flush: bool = True, fresh: bool = False
 ) -> None:
     """Record that messages went out.
 
@@ -131,11 +134,18 @@ def mark_dispatched(
     transaction) commits without waiting for the WAL flush; losing the mark
     to a database crash only makes the relay send those messages again,
     which the claim makes harmless.
+
+    ``fresh``: rows just written, whose first message this is.  A worker may
+    have taken that message before the mark lands, run the task and left it
+    ``retrying`` with a retry the broker refused (``dispatched_at`` NULL, the
+    relay's cue); the mark leaves such a row alone, or the retry would wait
+    for the lost-message sweep instead of its backoff.
     """
     if not ids:
         return
     relaxed = "" if flush else " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS r"
-    connection.execute(text(f"{_MARK}{relaxed} WHERE id = ANY(:ids)"), {"ids": list(ids)})
+    guard = _UNCLAIMED if fresh else ""
+    connection.execute(text(f"{_MARK}{relaxed} WHERE id = ANY(:ids){guard}"), {"ids": list(ids)})
 
 
 _UNMARK = (
@@ -186,8 +196,13 @@ def discard(connection: Connection, ids: Sequence[uuid.UUID]) -> None:
         connection.execute(text(_DISCARD), {"ids": list(ids)})
 
 
-def dispatch(connection: Connection, ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
-    """Send messages for committed rows ``ids`` and record it; returns the ids sent."""
+def dispatch(
+    connection: Connection, ids: Sequence[uuid.UUID], *, fresh: bool = False
+) -> list[uuid.UUID]:
+    """Send messages for committed rows ``ids`` and record it; returns the ids sent.
+
+    ``fresh``: the rows were just written (``mark_dispatched``).
+    """
     sent = send(envelopes(connection, ids))
-    mark_dispatched(connection, sent)
+    mark_dispatched(connection, sent, fresh=fresh)
     return sent

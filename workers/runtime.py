@@ -32,7 +32,7 @@ def publish_progress(workflow_id: uuid.UUID, event: dict[str, Any]) -> None:
 
 def dispatch_tasks(task_ids: list[uuid.UUID]) -> None:
     with get_engine().begin() as connection:
-        dispatch(connection, task_ids)
+        dispatch(connection, task_ids, fresh=True)  # a workflow step's new tasks
 
 
 def retry_not_sent(task_id: uuid.UUID, error: object) -> None:

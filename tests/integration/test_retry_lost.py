@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
 
 from tests.integration.ops_support import count, free_port
 from tests.integration.test_broker_restart import PrivateRedis, private_redis  # noqa: F401
@@ -164,6 +165,48 @@ def test_a_row_that_moved_on_is_not_marked_unsent(
         assert not dispatch.retry_unsent(connection, task)
     assert row(engine, task)["status"] == "completed"
     assert row(engine, task)["dispatched_at"] is not None
+
+
+@pytest.mark.parametrize("way", ["in the caller's session", "by agent id"])
+def test_a_submits_late_mark_leaves_a_retry_the_broker_refused_to_the_relay(
+    engine: Engine, broker: redis.Redis, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    """Both ways send the message, then mark the row dispatched.  In between, a worker
+    may take the message, run the task and fail to send its retry: the mark set
+    ``dispatched_at`` again, so the relay took the retry for sent and it waited for
+    the lost-message sweep (300 s) instead of its backoff."""
+    from tasks.maintenance import relay
+
+    real_publish = dispatch.publish
+
+    def publish_then_a_worker_retries(batch: Any) -> dispatch.Published:
+        published = real_publish(batch)
+        broker.delete(WAITING)  # delivered; the attempt failed and its retry was refused
+        with engine.begin() as connection:
+            for task in published.sent:
+                connection.execute(
+                    text("UPDATE agent_tasks SET status = 'retrying', retry_count = 1,"
+                         " not_before = now() - interval '0.1 s' WHERE id = :id"),
+                    {"id": task},
+                )  # fmt: skip
+                assert dispatch.retry_unsent(connection, task)
+        return published
+
+    monkeypatch.setattr(dispatch, "publish", publish_then_a_worker_retries)
+    if way == "by agent id":
+        with engine.connect() as connection:
+            agent = connection.execute(
+                text("SELECT id FROM ai_agents WHERE agent_type = 'echo'")
+            ).scalar_one()
+        task = client.submit(agent, {"message": "retry me"}, priority=5)
+    else:
+        with Session(engine) as session, session.begin():
+            task = client.submit("echo", {"message": "retry me"}, priority=5, session=session)
+    after = row(engine, task)
+    assert (after["status"], after["dispatched_at"]) == ("retrying", None)
+    monkeypatch.setattr(dispatch, "publish", real_publish)
+    assert relay.run() == {"sent": 1, "undispatched": 1, "lost": 0}, "sent as soon as it is due"
+    assert waiting_messages(broker, WAITING) == [task]
 
 
 def test_a_retry_refused_by_a_stopped_redis_runs_soon_after_it_is_due(
