@@ -91,8 +91,38 @@ def _check_redis_url(value: str) -> str:
         raise ValueError(
             "a socket's database number is ?virtual_host=N, as Celery's kombu reads it, not ?db=N"
         )
+    if parts.scheme != "redis+socket":
+        _check_redis_query(parts.query)
     _check_port(parts)
     return value
+
+
+_LOGIN_KEYS = frozenset({"password", "username", "user", "userid"})
+
+
+def _check_redis_query(query: str) -> None:
+    """kombu reads only ``ssl_*`` options from a ``redis://`` query and fails on any other.
+
+    It passes the rest to its ``Connection`` as arguments: ``?password=``
+    collides with the URL's own (a ``TypeError`` in every submit and worker
+    start), ``?socket_timeout=`` is an unexpected argument.
+    """
+    unread = [
+        key for key, _ in parse_qsl(query, keep_blank_values=True) if not key.startswith("ssl_")
+    ]
+    if not unread:
+        return
+    key = unread[0]
+    where = (
+        "; the login goes before the host: redis://user:PASSWORD@host:6379/0 (or"
+        " redis://:PASSWORD@...), percent-encoded"
+        if key.lower() in _LOGIN_KEYS
+        else ""
+    )
+    raise ValueError(
+        f"?{key}= cannot be in the URL: Celery's kombu reads only ssl_* options from it"
+        f" and fails on anything else{where}"
+    )
 
 
 class RetentionPolicy(BaseModel):

@@ -25,7 +25,7 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith("TOOLBOX_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("TOOLBOX_DATABASE_URL", "postgresql://app:Db-Pa55@db/toolbox")
-    monkeypatch.setenv("TOOLBOX_REDIS_URL", "redis://r:6379/0?password=Rd-Pa55")
+    monkeypatch.setenv("TOOLBOX_REDIS_URL", "redis://:Rd-Pa55@r:6379/0")
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

@@ -45,6 +45,19 @@ def test_defaults_use_embedded_servers() -> None:
         ("TOOLBOX_REDIS_URL", "redis://h:notaport/0", "TOOLBOX_REDIS_URL: port 'notaport' is"),
         # kombu ignores a socket's ?db= (the broker would use database 0, redis-py database 3)
         ("TOOLBOX_REDIS_URL", "redis+socket:///tmp/r.sock?db=3", "is ?virtual_host=N, as Celery"),
+        # kombu fails on any query key but ssl_*: a TypeError in every submit and worker
+        (
+            "TOOLBOX_REDIS_URL",
+            "redis://h:6379/0?password=S3cret",
+            "TOOLBOX_REDIS_URL: ?password= cannot be in the URL: Celery's kombu reads only ssl_*"
+            " options from it and fails on anything else; the login goes before the host:"
+            " redis://user:PASSWORD@host:6379/0",
+        ),
+        (
+            "TOOLBOX_REDIS_URL",
+            "rediss://h:6380/0?ssl_cert_reqs=required&socket_timeout=5",
+            "TOOLBOX_REDIS_URL: ?socket_timeout= cannot be in the URL",
+        ),
         ("TOOLBOX_DATABASE_URL", "postgresql://u@h:abc/db", "TOOLBOX_DATABASE_URL: port 'abc'"),
         ("TOOLBOX_DATABASE_URL", "postgresql://u@h:99999/db", "TOOLBOX_DATABASE_URL: port"),
         # JSON-valued nested settings used to raise pydantic-settings' SettingsError (traceback)
@@ -66,6 +79,27 @@ def test_bad_values_name_the_variable(
         load_settings()
     assert expected in error.value.message
     assert "\n" not in error.value.message
+    assert "S3cret" not in error.value.message
+
+
+def test_a_redis_url_is_refused_exactly_when_kombu_cannot_take_it() -> None:
+    """The refusal stands for kombu's own failure, a TypeError from ``Connection``."""
+    from kombu import Connection
+
+    accepted = [
+        "redis://h:6379/0",
+        "redis://user:S3cret@h:6379/0",
+        "rediss://:S3cret@h:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/ca.pem",
+    ]
+    refused = [f"redis://h:6379/0?{key}=x" for key in ("password", "username", "db", "timeout")]
+    for url in accepted:
+        assert Settings(redis_url=url).redis_url == url
+        Connection(url).info()
+    for url in refused:
+        with pytest.raises(ValueError, match="cannot be in the URL"):
+            Settings(redis_url=url)
+        with pytest.raises(TypeError):
+            Connection(url).info()
 
 
 @pytest.mark.parametrize(
