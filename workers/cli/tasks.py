@@ -35,6 +35,8 @@ OPTION_FLAGS = {"priority": "--priority", "idempotency_key": "--idempotency-key"
 """The ``SubmitOptions`` field each option of ``submit`` fills, to name it in errors."""
 LIST_FLAGS = {"status": "--status", "agent_type": "--agent", "limit": "--limit"}
 """The filter each option of ``list`` fills, to name it in errors."""
+LIST_ID_CHARS = 8
+"""How much of an id ``task list`` shows: a prefix every command takes."""
 TaskId = Annotated[str, typer.Argument(metavar="ID", help=lookup.ID_HELP)]
 
 
@@ -177,14 +179,23 @@ def list_(
     if as_json:
         _print_json(views)
         return
-    table = Table("id", "agent", "status", "progress", "retries", "created", "error")
+    # The six columns fit in 80 whole; the error, free text, goes under the table,
+    # one line each, by the same short id (as `lms list` shows its notes).
+    table = Table()
+    for column in ("id", "agent", "status", "progress", "retries", "created"):
+        table.add_column(column, no_wrap=True)
+    errors: list[str] = []
     for view in views:
+        short = str(view.id)[:LIST_ID_CHARS]
         table.add_row(
-            str(view.id), view.agent_type, view.status, f"{view.progress_percentage}%",
+            short, view.agent_type, view.status, f"{view.progress_percentage}%",
             str(view.retry_count), view.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            escape((view.error_message or "")[:60]),
         )  # fmt: skip
+        if view.error_message:
+            errors.append(f"{short}: {' '.join(view.error_message.split())}")
     console.print(table)
+    for line in errors:
+        console.print(escape(line), no_wrap=True, overflow="ellipsis")
 
 
 @task_app.command("cancel")
