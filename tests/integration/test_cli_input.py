@@ -6,6 +6,8 @@ Every check runs the real ``toolbox`` command against the test servers.
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import uuid
 from pathlib import Path
@@ -92,6 +94,34 @@ def test_task_submit_reads_the_input_from_stdin(
 ) -> None:
     result = submit("echo", "--input", "-", env=toolbox_env, stdin='{"message": "it\'s piped"}\n')
     assert stored_input(engine, result)["message"] == "it's piped"
+
+
+def test_task_submit_reading_a_terminal_says_how_to_end_the_input(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """``--input -`` typed at a terminal waited for the JSON without a word, looking hung."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [TOOLBOX, "task", "submit", "echo", "--input", "-"], env={**os.environ, **toolbox_env},
+        stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    os.close(terminal)
+    try:
+        assert process.stderr is not None
+        ready, _, _ = select.select([process.stderr], [], [], 30)
+        assert ready, "no line on stderr while the command waits for the terminal"
+        hint = process.stderr.readline().decode()
+        assert "Ctrl-D" in hint and "--input -" in hint, hint
+        os.write(controller, b'{"message": "typed"}\n\x04')
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        os.close(controller)
+    assert process.returncode == 0, err
+    result = subprocess.CompletedProcess(process.args, 0, out.decode(), err.decode())
+    assert stored_input(engine, result)["message"] == "typed"
 
 
 def test_task_submit_reads_the_input_from_a_file(

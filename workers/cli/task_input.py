@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import typer
 from pydantic import BaseModel
 
 from agents.registry import get_kind
@@ -28,6 +29,11 @@ from workers.submission import validate_input
 OPTION = "--input"
 STDIN = "-"
 FILE_PREFIX = "@"
+TERMINAL_HINT = (
+    f"{OPTION} {STDIN}: reading the JSON from the terminal; type or paste it, "
+    "then press Ctrl-D on a line of its own"
+)
+"""Said when ``-`` reads a terminal, which would otherwise wait without a word."""
 INPUT_HELP = (
     "Input payload: JSON text, - to read it from stdin, or @FILE to read a file. "
     "Left out: {}, enough for echo; an agent that needs more says which fields"
@@ -43,6 +49,8 @@ def read_input(value: str | None) -> dict[str, Any]:
         return {}
     if value == STDIN:
         source = f"{OPTION} {STDIN} (stdin)"
+        if sys.stdin.isatty():
+            typer.echo(TERMINAL_HINT, err=True)
         text = _text(source, sys.stdin.buffer.read())
     elif value.startswith(FILE_PREFIX):
         source = f"{OPTION} {value}"
