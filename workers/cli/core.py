@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from models.errors import ConfigurationError, ValidationFailed
+from workers.cli.consoles import console as make_console
 from workers.cli.failures import check_broker, check_servers, say_error
 from workers.cli.lookup import warn
 from workers.cli.options import seconds
@@ -37,7 +37,7 @@ from workers.settings import (
 )
 from workers.stack import Stack
 
-console = Console()
+console = make_console()
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 
 

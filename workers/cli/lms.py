@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -30,6 +29,7 @@ from models.errors import ToolboxError
 from models.redaction import redact
 from workers.app import app as celery_app
 from workers.cli import lms_edit
+from workers.cli.consoles import console as make_console
 from workers.cli.failures import explain, say_error
 from workers.cli.lms_input import (
     ApiKey,
@@ -56,8 +56,8 @@ from workers.embedded import resolve_servers
 from workers.jobs.lms_errors import record_sync
 from workers.secrets import secret_box
 
-console = Console()
-errors = Console(stderr=True)
+console = make_console()
+errors = make_console(stderr=True)
 TOOK_OVER = "took over a sync waiting to retry: that retry ends without calling the LMS"
 lms_app = typer.Typer(
     help="LMS integrations: add, update, disable/enable, sync, status, key rotation.",

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from lms.base import Credentials
@@ -21,9 +20,10 @@ from lms.registry import unknown_option
 from lms.store import MAX_FREQUENCY_HOURS, SECRET_INPUTS, check_secrets_used
 from models.errors import ConfigurationError
 from workers.cli import json_text
+from workers.cli.consoles import console as make_console
 from workers.cli.usage import refused
 
-errors = Console(stderr=True)
+errors = make_console(stderr=True)
 
 #: The secret each platform cannot work without: (Credentials field, option, label).
 REQUIRED_SECRET: dict[str, tuple[str, str]] = {

@@ -7,10 +7,10 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from workers.cli.consoles import console as make_console
 from workers.cli.failures import redis_unreachable
 from workers.cli.usage import refused
 from workers.db import get_engine
@@ -21,7 +21,7 @@ from workers.metrics import DEFAULT_PORT, CannotListen, listen, run
 from workers.redis import get_redis
 from workers.settings import get_settings
 
-console = Console()
+console = make_console()
 HEALTH_COLOURS = {"healthy": "green", "degraded": "yellow", "unhealthy": "red"}
 
 

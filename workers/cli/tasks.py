@@ -7,13 +7,13 @@ import uuid
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from models.errors import IdempotencyConflict, ValidationFailed
 from workers import client, workflows
 from workers.cli import lookup
+from workers.cli.consoles import console as make_console
 from workers.cli.failures import not_sent
 from workers.cli.flags import flag_named, in_flag_terms
 from workers.cli.idle import hint_if_no_worker
@@ -23,7 +23,7 @@ from workers.embedded import resolve_servers
 from workers.submission import SubmitOptions, check_options
 from workers.views import MAX_LIST_LIMIT, TaskView, check_status
 
-console = Console()
+console = make_console()
 task_app = typer.Typer(help="Submit and follow agent tasks.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON")]

@@ -17,6 +17,7 @@ from agents.workflow import ROOT_AGENT
 from models.errors import ValidationFailed, WaitTimeout
 from workers import workflows
 from workers.cli import lookup
+from workers.cli.consoles import console as make_console
 from workers.cli.failures import not_sent
 from workers.cli.flags import in_flag_terms
 from workers.cli.idle import hint_if_no_worker
@@ -25,7 +26,7 @@ from workers.embedded import resolve_servers
 from workers.submission import validate_input
 from workers.workflows import WorkflowView
 
-console = Console()
+console = make_console()
 progress_console = Console(stderr=True)
 """The live progress bar's: stdout holds only the result (the tree, or JSON).  Shown only
 on a terminal: redirected, its last frame would leave a blank line among the messages."""
