@@ -210,3 +210,19 @@ def test_the_files_that_hold_secrets_are_ignored_by_git(path: str) -> None:
     # The README has operators write them in the project folder: `git add -A` must skip them.
     ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT, check=False)
     assert ignored.returncode == 0, f"{path} is not in .gitignore"
+
+
+def test_readme_says_where_each_setting_compose_sets_goes(compose: dict[str, Any]) -> None:
+    """``environment:`` wins over ``env_file:``: a setting the compose file sets is ignored
+    in ``toolbox.env``.  The README sent "any other TOOLBOX_* setting" there, so
+    ``TOOLBOX_DEFAULT_MODEL`` or ``TOOLBOX_LOG_LEVEL`` written in it changed nothing."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### docker-compose", 1)[1].split("\n### ", 1)[0]
+    header = (ROOT / "docker-compose.yml").read_text().split("\nname:", 1)[0]
+    for name, value in compose["x-toolbox-env"].items():
+        named = f"{name}=" if name in SECRETS else f"`{name}`"  # secrets: the .env example
+        assert named in section, f"the README's docker-compose section omits {name}"
+        from_env_file = f"${{{name}:-" in str(value) or f"${{{name}:?" in str(value)
+        if from_env_file and name not in SECRETS:
+            assert name in header, f"the compose file's header omits {name}"
+    assert "any other `TOOLBOX_*` setting" not in section
