@@ -9,28 +9,48 @@ standard ``celery`` commands work next to ``toolbox up`` on a laptop.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
+from models.errors import ConfigurationError
 from workers import kombu_fixes, signals
 from workers.celeryconfig import build_config
 from workers.settings import get_settings
 
+CONFIGURATION_EXIT_STATUS = 2
+"""The exit status of a ``celery`` command refused for its settings, as of a ``toolbox`` one."""
 TASK_MODULES = ["tasks.agent", "tasks.maintenance", "tasks.platform", "tasks.lms"]
 _embedded: list[Any] = []
 """The embedded servers' handles, kept for the life of the process (dropping one may stop it)."""
 
 
 def _config() -> dict[str, Any]:
-    settings = get_settings()
-    missing = settings.redis_url is None or settings.database_url is None
-    if missing and settings.env != "production":
-        from workers.embedded import resolve_servers
-
-        _embedded.append(resolve_servers())  # exports the URLs for this process and its children
+    try:
         settings = get_settings()
-    return build_config(settings)
+        missing = settings.redis_url is None or settings.database_url is None
+        if missing and settings.env != "production":
+            from workers.embedded import resolve_servers
+
+            _embedded.append(resolve_servers())  # exports the URLs for this process and children
+            settings = get_settings()
+        return build_config(settings)
+    except ConfigurationError as exc:
+        if not _celery_command_line():
+            raise  # a service's submit: its caller gets the error
+        # Celery reads the configuration while it parses its options: left alone, a missing
+        # or bad setting ended `celery worker|beat|inspect` in a traceback of about 70 lines
+        # (a container crash-looping with it), where a toolbox command says one line.
+        sys.stderr.write(f"error: {exc.message}\n")
+        raise SystemExit(CONFIGURATION_EXIT_STATUS) from None
+
+
+def _celery_command_line() -> bool:
+    """Whether this process is the ``celery`` command (``celery ...`` or ``python -m celery``)."""
+    program = Path(getattr(sys, "argv", [""])[0] or "")
+    return program.name == "celery" or program.parts[-2:] == ("celery", "__main__.py")
 
 
 kombu_fixes.apply()
