@@ -226,3 +226,14 @@ def test_readme_says_where_each_setting_compose_sets_goes(compose: dict[str, Any
         if from_env_file and name not in SECRETS:
             assert name in header, f"the compose file's header omits {name}"
     assert "any other `TOOLBOX_*` setting" not in section
+
+
+def test_the_readme_scales_out_without_docker_with_the_procfile_line() -> None:
+    """The README's command for a worker machine without Docker was ``celery -A workers.app
+    worker -Q agents -n agents@%h``: a process per CPU whatever ``TOOLBOX_CONCURRENCY``
+    said, and gossip on (a long traceback from every worker at each Redis restart)."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    after = readme.split("Without Docker,", 1)[1]
+    commands = re.findall(r"`(celery -A workers\.app worker -Q agents[^`]*)`", after)
+    assert commands and commands[0] == PROCESSES["agents"], commands[:1]
+    assert "`TOOLBOX_FLOWER_BASIC_AUTH`" in after.split("Work spreads", 1)[0]
