@@ -84,5 +84,6 @@ def build_config(settings: Settings) -> dict[str, Any]:
             "toolbox.maintenance.*": {"queue": MAINTENANCE_QUEUE, "routing_key": MAINTENANCE_QUEUE},
         },
         "beat_schedule": beat_schedule(),
+        "beat_scheduler": "workers.beat_scheduler:Scheduler",  # creates the schedule's folder
         "beat_max_loop_interval": 30,
     }
