@@ -251,3 +251,15 @@ def test_the_readme_names_the_compose_version_the_file_needs(
     readme = " ".join((ROOT / "README.md").read_text().split())
     section = readme.split("### docker-compose", 1)[1].split("### ", 1)[0]
     assert "Docker Compose 2.24 or newer" in section
+
+
+def test_every_variable_the_compose_file_reads_is_in_the_readme() -> None:
+    """``METRICS_BIND``, ``POSTGRES_PORT`` and ``REDIS_PORT`` were read by the file and
+    named nowhere in the README, so an operator could not know the exporter's address
+    was settable, nor how to reach a server on another port from an extra machine."""
+    readme = (ROOT / "README.md").read_text()
+    text = (ROOT / "docker-compose.yml").read_text()
+    names = {re.split(r"[:?-]", expression, maxsplit=1)[0]
+             for expression in INTERPOLATION.findall(text)}  # fmt: skip
+    named = re.findall(r"[`\n]([A-Z][A-Z0-9_]*)[`=]", readme)  # `NAME` or NAME= (.env)
+    assert names and sorted(names - set(named)) == []
