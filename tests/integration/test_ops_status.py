@@ -265,6 +265,29 @@ def test_the_metrics_exporter_that_cannot_listen_says_so_in_one_line(
     assert errors == ["error: toolbox metrics: " + message.format(port=port)]
 
 
+def test_the_metrics_exporter_on_a_taken_port_starts_no_embedded_server(
+    tmp_path: Path,
+) -> None:
+    """It started the embedded servers first: five INFO lines, then the error."""
+    from tests.integration.embedded_support import embedded_env
+
+    data_dir = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [TOOLBOX, "metrics", "--port", str(port)], env=embedded_env(data_dir),
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: toolbox metrics: --port: cannot listen on 127.0.0.1:{port}: the port is in use"
+        " by another process\n"
+    )
+    assert not data_dir.exists(), "no embedded server started"
+
+
 def test_duration_metric_keeps_sub_second_run_times(engine: Engine) -> None:
     """Most agent tasks take well under a second; the whole-second column made them all 1."""
     from workers.metrics import database_metrics

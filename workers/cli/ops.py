@@ -165,12 +165,12 @@ def metrics(
     """
     settings = get_settings()
     configure_logging(settings.log_level, json_output=settings.log_json)
-    resolve_servers()
     bind = address or ("127.0.0.1" if settings.env == "development" else "0.0.0.0")
-    try:
+    try:  # first: a port in use is one line, before embedded servers start and log
         server = listen(get_engine, get_redis, port=port, address=bind)
     except CannotListen as exc:  # say so before claiming to serve, in one line
         raise refused(exc.flag, exc.message) from None
+    resolve_servers()  # the collector reaches the servers only when scraped
     console.print(f"metrics on http://{bind}:{port}/metrics")
     run(server)
 
