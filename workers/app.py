@@ -18,7 +18,7 @@ from celery import Celery
 from models.errors import ConfigurationError
 from workers import kombu_fixes, signals
 from workers.celeryconfig import build_config
-from workers.settings import get_settings
+from workers.settings import get_settings, require_stack_secrets
 
 CONFIGURATION_EXIT_STATUS = 2
 """The exit status of a ``celery`` command refused for its settings, as of a ``toolbox`` one."""
@@ -36,6 +36,8 @@ def _config() -> dict[str, Any]:
 
             _embedded.append(resolve_servers())  # exports the URLs for this process and children
             settings = get_settings()
+        if _celery_command_line():  # a worker, beat or Flower of the stack, not a service
+            require_stack_secrets(settings)
         return build_config(settings)
     except ConfigurationError as exc:
         if not _celery_command_line():

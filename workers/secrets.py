@@ -1,6 +1,7 @@
 """The ``SecretBox`` of this process, from ``TOOLBOX_SECRET_KEYS`` (newest key first).
 
-Production refuses to start without keys (settings).  In development and
+Production's stack refuses to start without keys (``require_stack_secrets``), and a
+service's process that reaches for LMS secrets without them is refused here.  In development and
 tests without them, one key is generated into ``<data_dir>/secret.key``
 (mode 0600) and reused, with a warning, so ``toolbox lms add`` works on a
 laptop out of the box.
@@ -14,6 +15,7 @@ import os
 from pathlib import Path
 
 from lms.secrets import SecretBox, generate_key
+from models.errors import ConfigurationError
 from workers.settings import ENV_PREFIX, Settings, ensure_data_dir, get_settings
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,11 @@ KEY_FILE = "secret.key"
 def secret_box(settings: Settings | None = None) -> SecretBox:
     settings = settings or get_settings()
     keys = [key.get_secret_value() for key in settings.secret_keys]
-    if not keys:  # production never gets here: settings refuse it without keys
+    if not keys:
+        if settings.env == "production":  # a service's process: the stack refuses to start
+            raise ConfigurationError(
+                f"{ENV_PREFIX}SECRET_KEYS is required in production to read or store LMS secrets"
+            )
         keys = [development_key(settings.data_dir.resolve())]
     return SecretBox(keys)  # the settings checked every key
 

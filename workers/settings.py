@@ -113,12 +113,14 @@ def _check_redis_query(query: str) -> None:
     if not unread:
         return
     key = unread[0]
-    where = (
-        "; the login goes before the host: redis://user:PASSWORD@host:6379/0 (or"
-        " redis://:PASSWORD@...), percent-encoded"
-        if key.lower() in _LOGIN_KEYS
-        else ""
-    )
+    where = ""
+    if key.lower() in _LOGIN_KEYS:
+        where = (
+            "; the login goes before the host: redis://user:PASSWORD@host:6379/0 (or"
+            " redis://:PASSWORD@...), percent-encoded"
+        )
+    elif key.lower() == "db":
+        where = "; the database number goes in the path: redis://host:6379/1"
     raise ValueError(
         f"?{key}= cannot be in the URL: Celery's kombu reads only ssl_* options from it"
         f" and fails on anything else{where}"
@@ -277,12 +279,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_secrets(self) -> Settings:
+        """What production needs of every process, a service's client included.
+
+        The stack's own secrets are ``require_stack_secrets``'s: a service that
+        only submits and reads tasks holds neither.
+        """
         if self.env != "production":
             return self
-        if not self.secret_keys:
-            raise ValueError(f"{ENV_PREFIX}SECRET_KEYS is required in production")
-        if not self.flower_basic_auth:
-            raise ValueError(f"{ENV_PREFIX}FLOWER_BASIC_AUTH is required in production")
         for pair in self.flower_basic_auth:
             if pair.get_secret_value().partition(":")[2].lower() in PLACEHOLDERS:
                 raise ValueError(f"{ENV_PREFIX}FLOWER_BASIC_AUTH holds a placeholder password")
@@ -433,6 +436,22 @@ def _describe_unparsed(error: SettingsError) -> str:
         reason = str(error)
     hint = f"; or set {name}_<FIELD> variables" if field in NESTED else ""
     return f"{name}: {reason}{hint}"
+
+
+def require_stack_secrets(settings: Settings) -> None:
+    """Production's worker stack (workers, beat, Flower, ``toolbox`` commands) needs its secrets.
+
+    ``TOOLBOX_SECRET_KEYS`` opens every stored LMS secret and
+    ``TOOLBOX_FLOWER_BASIC_AUTH`` guards Flower; a service that only hands
+    over agent tasks through ``workers.client`` needs neither, and should not
+    hold the key to every school's LMS tokens.
+    """
+    if settings.env != "production":
+        return
+    if not settings.secret_keys:
+        raise ConfigurationError(f"{ENV_PREFIX}SECRET_KEYS is required in production")
+    if not settings.flower_basic_auth:
+        raise ConfigurationError(f"{ENV_PREFIX}FLOWER_BASIC_AUTH is required in production")
 
 
 @functools.cache

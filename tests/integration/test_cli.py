@@ -70,9 +70,50 @@ def test_bad_setting_is_one_line_naming_the_variable() -> None:
 
 
 def test_production_refuses_to_start_without_secrets() -> None:
-    result = toolbox("migrate", env={"TOOLBOX_ENV": "production"})
-    assert result.returncode == 2
-    assert "TOOLBOX_SECRET_KEYS is required in production" in result.stderr
+    urls = {"TOOLBOX_DATABASE_URL": "postgresql://u@127.0.0.1:1/d",
+            "TOOLBOX_REDIS_URL": "redis://127.0.0.1:1/0"}  # fmt: skip
+    result = toolbox("migrate", env={"TOOLBOX_ENV": "production", **urls})
+    assert (result.returncode, result.stderr) == (
+        2,
+        "error: TOOLBOX_SECRET_KEYS is required in production\n",
+    )
+    without_urls = toolbox("migrate", env={"TOOLBOX_ENV": "production"})
+    assert without_urls.returncode == 2
+    assert "TOOLBOX_DATABASE_URL and TOOLBOX_REDIS_URL are required in production" in (
+        without_urls.stderr
+    )
+
+
+SERVICE = """
+from workers import client
+from workers.secrets import secret_box
+task = client.submit("echo", {"message": "from a service"})
+print(client.get_task(task).status)
+try:
+    secret_box()
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_a_production_service_submits_with_the_two_urls_alone(
+    toolbox_env: dict[str, str],
+) -> None:
+    """It used to need TOOLBOX_SECRET_KEYS (the key to every stored LMS token) and the
+    Flower login, which only the worker stack uses; it is refused LMS secrets instead."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLBOX_")}
+    env["TOOLBOX_ENV"] = "production"
+    for name in ("TOOLBOX_DATABASE_URL", "TOOLBOX_REDIS_URL"):
+        env[name] = toolbox_env[name]
+    done = subprocess.run(
+        [sys.executable, "-c", SERVICE], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == [
+        "queued",
+        "ConfigurationError TOOLBOX_SECRET_KEYS is required in production to read or store"
+        " LMS secrets",
+    ]
 
 
 @pytest.mark.worker

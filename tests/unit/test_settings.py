@@ -8,7 +8,13 @@ import pytest
 from cryptography.fernet import Fernet
 
 from models.errors import ConfigurationError
-from workers.settings import RetentionPolicy, SessionPolicy, Settings, load_settings
+from workers.settings import (
+    RetentionPolicy,
+    SessionPolicy,
+    Settings,
+    load_settings,
+    require_stack_secrets,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -57,6 +63,12 @@ def test_defaults_use_embedded_servers() -> None:
             "TOOLBOX_REDIS_URL",
             "rediss://h:6380/0?ssl_cert_reqs=required&socket_timeout=5",
             "TOOLBOX_REDIS_URL: ?socket_timeout= cannot be in the URL",
+        ),
+        (
+            "TOOLBOX_REDIS_URL",
+            "redis://h:6379/0?db=1",
+            "?db= cannot be in the URL: Celery's kombu reads only ssl_* options from it and fails"
+            " on anything else; the database number goes in the path: redis://host:6379/1",
         ),
         ("TOOLBOX_DATABASE_URL", "postgresql://u@h:abc/db", "TOOLBOX_DATABASE_URL: port 'abc'"),
         ("TOOLBOX_DATABASE_URL", "postgresql://u@h:99999/db", "TOOLBOX_DATABASE_URL: port"),
@@ -124,10 +136,22 @@ def test_a_password_with_a_slash_question_mark_or_hash_is_not_quoted_as_the_port
     assert "Start0fPw" not in message and "rest0fPw" not in message
 
 
-def test_production_refuses_missing_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_refuses_missing_secrets_to_the_stack_not_to_a_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("TOOLBOX_ENV", "production")
-    with pytest.raises(ConfigurationError, match="TOOLBOX_SECRET_KEYS is required"):
+    with pytest.raises(ConfigurationError, match="TOOLBOX_DATABASE_URL and TOOLBOX_REDIS_URL"):
         load_settings()
+    monkeypatch.setenv("TOOLBOX_DATABASE_URL", "postgresql://app:pw@db:5432/toolbox")
+    monkeypatch.setenv("TOOLBOX_REDIS_URL", "redis://redis:6379/0")
+    service = load_settings()  # a service's client needs the two URLs alone
+    with pytest.raises(ConfigurationError, match=r"^TOOLBOX_SECRET_KEYS is required"):
+        require_stack_secrets(service)
+    monkeypatch.setenv("TOOLBOX_SECRET_KEYS", Fernet.generate_key().decode())
+    with pytest.raises(ConfigurationError, match=r"^TOOLBOX_FLOWER_BASIC_AUTH is required"):
+        require_stack_secrets(load_settings())
+    monkeypatch.setenv("TOOLBOX_FLOWER_BASIC_AUTH", "ops:s3cret-Pass")
+    require_stack_secrets(load_settings())
 
 
 def test_production_refuses_placeholder_secrets(monkeypatch: pytest.MonkeyPatch) -> None:

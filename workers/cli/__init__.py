@@ -17,6 +17,7 @@ from workers.cli.lookup import TERMINATED
 from workers.cli.tasks import task_app
 from workers.cli.usage import OneLineUsage
 from workers.cli.workflow import workflow_app
+from workers.settings import get_settings, require_stack_secrets
 
 metavars.install()  # --wait, not --wait <bool>; agent TEXT, not agent <str>
 app = typer.Typer(
@@ -27,6 +28,14 @@ app = typer.Typer(
     add_completion=False,
     cls=OneLineUsage,  # a usage error of any command is one line too
 )
+
+
+@app.callback()
+def _stack_secrets() -> None:
+    """Every command is the operator's: production's secrets are checked before it runs."""
+    require_stack_secrets(get_settings())
+
+
 core.register(app)
 ops.register(app)
 app.add_typer(task_app, name="task")
