@@ -144,6 +144,22 @@ def test_status_tables(stack: dict[str, Any], toolbox_env: dict[str, str]) -> No
     assert "degraded (90)" in result.stdout
 
 
+def test_status_tables_at_80_columns_cut_no_name_count_or_time(
+    stack: dict[str, Any], toolbox_env: dict[str, str]
+) -> None:
+    """rich shrank every column alike: ``supervis…``, ``complet…``, ``2026-11-…``."""
+    result = toolbox({**toolbox_env, "COLUMNS": "80"}, "status")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert "…" not in result.stdout
+    assert any("supervisor" in line for line in lines)
+    headers = ("running/slots", "waiting", "retry", "done 1h", "failed 1h", "checked")
+    assert any(all(header in line for header in headers) for line in lines)
+    assert any("degraded (90)" in line for line in lines)
+    assert any("Lincoln" in line for line in lines)
+
+
 def test_status_reports_an_unreachable_broker(
     stack: dict[str, Any], toolbox_env: dict[str, str]
 ) -> None:

@@ -36,8 +36,24 @@ def _when(value: dt.datetime | None, now: dt.datetime) -> str:
     return f"{seconds // 3600}h ago" if seconds < 172800 else value.strftime("%Y-%m-%d %H:%M")
 
 
+def _table(*columns: str, title: str, free: tuple[str, ...]) -> Table:
+    """A table whose ``free`` text columns wrap and whose others never do.
+
+    Squeezed into 80 columns, rich shrinks every column alike: agent names,
+    counts and times came out as ``supervis…`` and ``complet…``.  Now only the
+    free text (messages, details) gives way, a word per line if it must.
+    """
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, no_wrap=column not in free, overflow="fold")
+    return table
+
+
 def _queues(report: Status) -> Table:
-    table = Table("queue", "waiting", "by priority (9 = highest)", title="Queues (Redis)")
+    table = _table(
+        "queue", "waiting", "by priority (9 = highest)", title="Queues (Redis)",
+        free=("by priority (9 = highest)",),
+    )  # fmt: skip
     for queue in report.queues:
         counts = sorted(queue["by_priority"].items(), reverse=True)
         spread = ", ".join(f"p{priority}: {count}" for priority, count in counts)
@@ -51,15 +67,15 @@ def _queues(report: Status) -> Table:
 
 
 def _agents(report: Status) -> Table:
-    table = Table(
-        "agent", "running / slots", "waiting", "retrying", "completed 1h", "failed 1h",
-        "last health check", title="Agent tasks (PostgreSQL)",
+    table = _table(
+        "agent", "running/slots", "waiting", "retry", "done 1h", "failed 1h", "checked",
+        title="Agent tasks (PostgreSQL)", free=("agent",),  # "(inactive)" may wrap
     )  # fmt: skip
     for row in report.agents:
         failed = f"[red]{row['failed_last_hour']}[/red]" if row["failed_last_hour"] else "0"
         name = row["agent"] if row["active"] else f"{row['agent']} (inactive)"
         table.add_row(
-            escape(name), f"{row['running']} / {row['slots']}", str(row["waiting"]),
+            escape(name), f"{row['running']}/{row['slots']}", str(row["waiting"]),
             str(row["retrying"]), str(row["completed_last_hour"]), failed,
             _when(row["last_health_check"], report.generated_at),
         )  # fmt: skip
@@ -67,9 +83,9 @@ def _agents(report: Status) -> Table:
 
 
 def _errors(report: Status) -> Table:
-    table = Table(
+    table = _table(
         "severity", "type", "service", "count", "last seen", "message",
-        title="Errors seen in the last hour (error_logs)",
+        title="Errors seen in the last hour (error_logs)", free=("type", "service", "message"),
     )  # fmt: skip
     for row in report.errors_last_hour:
         table.add_row(
@@ -83,8 +99,8 @@ def _errors(report: Status) -> Table:
 
 
 def _lms(report: Status) -> Table:
-    table = Table("institution", "platform", "active", "last sync", "status", "error",
-                  title="LMS integrations")  # fmt: skip
+    table = _table("institution", "platform", "active", "last sync", "status", "error",
+                   title="LMS integrations", free=("institution", "status", "error"))  # fmt: skip
     for row in report.lms:
         state = row["last_sync_status"] or "-"
         if row["not_before"]:  # the LMS's Retry-After: no sync nor grade before then
@@ -106,7 +122,14 @@ def _lms(report: Status) -> Table:
 
 
 def _health_and_jobs(report: Status) -> Table:
-    table = Table("periodic job", "last slot", "status", "detail", title="Health and periodic jobs")
+    table = _table(
+        "periodic job",
+        "last slot",
+        "status",
+        "detail",
+        title="Health and periodic jobs",
+        free=("detail",),
+    )
     health = report.health
     if health is None:
         table.add_row("health check", "never", "-", "")
