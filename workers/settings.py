@@ -287,8 +287,11 @@ class Settings(BaseSettings):
         if self.env != "production":
             return self
         for pair in self.flower_basic_auth:
-            if pair.get_secret_value().partition(":")[2].lower() in PLACEHOLDERS:
+            user, _, password = pair.get_secret_value().partition(":")
+            if password.lower() in PLACEHOLDERS:
                 raise ValueError(f"{ENV_PREFIX}FLOWER_BASIC_AUTH holds a placeholder password")
+            if password.lower() == user.lower():  # admin:admin, flower:flower
+                raise ValueError(f"{ENV_PREFIX}FLOWER_BASIC_AUTH has a password equal to its user")
         if self.database_url is None or self.redis_url is None:
             raise ValueError(
                 f"{ENV_PREFIX}DATABASE_URL and {ENV_PREFIX}REDIS_URL are required in production "

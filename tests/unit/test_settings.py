@@ -246,6 +246,19 @@ def test_production_refuses_placeholder_server_passwords(
         load_settings()
 
 
+@pytest.mark.parametrize("login", ["admin:admin", "Flower:flower"])
+def test_production_refuses_a_flower_password_equal_to_its_user(
+    monkeypatch: pytest.MonkeyPatch, login: str
+) -> None:
+    """The first pair anyone tries on a login page passed the placeholder check."""
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TOOLBOX_FLOWER_BASIC_AUTH", f"ops:s3cret-Pass,{login}")
+    with pytest.raises(ConfigurationError) as error:
+        load_settings()
+    assert error.value.message == "TOOLBOX_FLOWER_BASIC_AUTH has a password equal to its user"
+
+
 def test_model_specs_that_parse_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOOLBOX_DEFAULT_MODEL", "offline:unparseable-scripts")
     monkeypatch.setenv("TOOLBOX_AGENT_MODELS", "quiz=ollama:llama3,content=offline")
