@@ -163,6 +163,7 @@ def insert_direct(
 
     None: nothing was written, use ``insert_rows``.
     """
+    agent = agent_ref(agent)
     if isinstance(agent, uuid.UUID) or options.parent_task_id is not None or not inputs:
         return None
     if _option_errors(options, len(inputs)):
@@ -268,6 +269,17 @@ def _unknown_agent(connection: Connection, agent: str | uuid.UUID) -> str:
     return unknown_agent_type(agent, list(known))
 
 
+def agent_ref(agent: str | uuid.UUID) -> str | uuid.UUID:
+    """``agent`` as an ``ai_agents`` id when it is one or spells one, else as given (a type).
+
+    Agent types are words (``echo``): text that spells a UUID is an id, as
+    ``get_task`` takes a task id as a ``uuid.UUID`` or its text.
+    """
+    if isinstance(agent, str):
+        return as_uuid(agent) or agent
+    return agent
+
+
 def _agent(
     connection: Connection, agent: str | uuid.UUID, options: SubmitOptions
 ) -> dict[str, Any]:
@@ -275,6 +287,7 @@ def _agent(
 
     The references are looked up in the same statement: no round trip of their own.
     """
+    agent = agent_ref(agent)
     if not isinstance(agent, uuid.UUID | str) or (
         isinstance(agent, str) and unstorable_text(agent)
     ):

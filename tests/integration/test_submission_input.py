@@ -330,6 +330,26 @@ def test_an_unknown_agent_type_names_the_known_ones(
     assert result.stderr.strip() == f"error: unknown agent 'ecco'; known: {known}"
 
 
+@ONE_TASK_WAYS
+def test_an_agent_id_given_as_text_is_the_agent(
+    engine: Engine, toolbox_env: dict[str, str], submit: Submit
+) -> None:
+    """``submit(str(agent_id), ...)`` was looked up as an agent *type* and refused as
+    ``unknown agent '<the id>'``, while the ``uuid.UUID`` worked: the README's
+    ``agent_type_or_id`` takes an id as ``get_task`` does, a ``uuid.UUID`` or its text."""
+    with engine.connect() as connection:
+        echo_id = connection.execute(
+            text("SELECT id FROM ai_agents WHERE agent_type = 'echo'")
+        ).scalar_one()
+    task_id = submit(str(echo_id), {"message": "by id"})
+    assert client.get_task(task_id).agent_type == "echo"
+    missing = uuid.uuid4()
+    assert refused(AgentUnavailable, lambda: submit(str(missing), {})) == (
+        f"unknown agent '{missing}'"
+    )
+    assert task_count(engine) == 1
+
+
 def test_list_tasks_checks_its_filters_as_the_cli_does(
     engine: Engine, toolbox_env: dict[str, str]
 ) -> None:
