@@ -31,12 +31,12 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Connection, event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from agents import cancel as cancelling
 from agents.workflow import ROOT_AGENT
-from models.errors import ConfigurationError, NotFound, WaitTimeout
-from models.ids import parse_id
+from models.errors import ConfigurationError, NotFound, ValidationFailed, WaitTimeout
+from models.ids import article, parse_id
 from workers import dispatch as dispatcher
 from workers.db import get_engine
 from workers.redis import refusal, refused_message
@@ -104,10 +104,28 @@ def submit_many(
         task_name=task_name,
     )
     if session is not None:
+        _check_session(session)
         ids, new = insert_rows(session.connection(), agent, inputs, options)
         _dispatch_after_commit(session, [envelope.task_id for envelope in new])
         return ids
     return _submit_now(agent, inputs, options)[0]
+
+
+def _check_session(session: object) -> None:
+    """Refuse a ``session`` that cannot send the message after its commit, naming it.
+
+    Only an ORM ``Session`` (or a ``scoped_session``) says when its transaction
+    commits; a ``Connection`` or an ``Engine`` failed deep inside instead.
+    """
+    if isinstance(session, Session | scoped_session):
+        return
+    kind = type(session).__name__
+    problem = f"session: not an ORM Session ({article(kind)} {kind})"
+    raise ValidationFailed(
+        f"{problem}; pass the sqlalchemy.orm.Session whose transaction writes the task"
+        " (the message leaves after it commits), or no session= to commit on its own",
+        errors=[problem],
+    )
 
 
 def _submit_now(

@@ -350,6 +350,29 @@ def test_an_agent_id_given_as_text_is_the_agent(
     assert task_count(engine) == 1
 
 
+def test_a_session_that_is_no_orm_session_is_refused_naming_the_argument(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """``session=connection`` failed deep inside with ``TypeError: '_ConnectionFairy'
+    object is not callable`` (an Engine: ``AttributeError``): a Core user could not tell
+    that only an ORM ``Session`` can send the message after its commit."""
+    with engine.begin() as connection:
+        for call in (
+            lambda: client.submit("echo", {}, session=connection),
+            lambda: client.submit_many("echo", [{}], session=connection),
+            lambda: workflows.generate(
+                EnvironmentRequest(subject="science", grade_level=6, topic="volcanoes"),
+                session=connection,
+            ),
+        ):
+            message = refused(ValidationFailed, call)
+            assert message.startswith("session: not an ORM Session (a Connection)"), message
+        assert connection.execute(text("SELECT 1")).scalar_one() == 1  # still usable
+    message = refused(ValidationFailed, lambda: client.submit("echo", {}, session=engine))
+    assert message.startswith("session: not an ORM Session (an Engine)"), message
+    assert task_count(engine) == 0
+
+
 def test_list_tasks_checks_its_filters_as_the_cli_does(
     engine: Engine, toolbox_env: dict[str, str]
 ) -> None:
