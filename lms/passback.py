@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from lms.base import GradeSubmission
 from models.errors import NotFound, ValidationFailed
-from models.ids import parse_id
+from models.ids import article, parse_id
 
 #: Namespace of the deterministic ``sourced_id`` of a passback.
 SOURCED_ID_NAMESPACE = uuid.UUID("6f1d3f0e-2b4c-5d8e-9a7b-1c2d3e4f5a6b")
@@ -108,6 +108,19 @@ def record_attempt_completion(db: Session | Connection, attempt_id: uuid.UUID) -
     the user is an enrolled (not dropped) student.  Safe to call twice: the
     second call adds nothing.  Returns the ids of the rows written now.
     """
+    if not isinstance(db, Session | Connection):
+        kind = type(db).__name__
+        raise ValidationFailed(
+            f"db: not a Session or Connection ({article(kind)} {kind}); pass the one whose"
+            " transaction completes the attempt, so the grades are written with it",
+            errors=["db: not a Session or Connection"],
+        )
+    if attempt_id is None:  # an ORM attempt not flushed yet: the database gives its id
+        raise ValidationFailed(
+            "attempt_id: None; a new attempt gets its id from the database when the"
+            " session flushes: call session.flush() first",
+            errors=["attempt_id: None"],
+        )
     # Checked before any query: a malformed id would abort the caller's transaction.
     attempt_id = parse_id(attempt_id, noun="quiz attempt", field="attempt_id")
     attempt = db.execute(_ATTEMPT, {"attempt": attempt_id}).one_or_none()

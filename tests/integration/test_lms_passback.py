@@ -17,6 +17,7 @@ from lms.drain import drain
 from lms.passback import record_attempt_completion, sourced_id
 from lms.registry import make_client
 from models.errors import NotFound, ValidationFailed
+from models.quizzes import QuizAttempt
 from tests.integration.lms_support import (
     add_canvas,
     complete_attempt,
@@ -106,6 +107,30 @@ def test_an_attempt_id_that_is_no_uuid_is_refused_and_the_transaction_goes_on(
         with pytest.raises(ValidationFailed, match=r"^attempt_id: not a quiz attempt id"):
             record_attempt_completion(session, "not-a-uuid")  # type: ignore[arg-type]
         assert session.execute(text("SELECT 1")).scalar_one() == 1
+
+
+def test_an_unflushed_attempt_or_an_engine_is_refused_saying_what_to_pass(
+    engine: Engine, quiz: uuid.UUID, course: str
+) -> None:
+    """A service completing an attempt with the ORM passed ``attempt.id`` before a flush
+    (None: the id is the database's default) and was told ``not a quiz attempt id (a
+    UUID)``; an Engine instead of its session failed with ``AttributeError: 'Engine'
+    object has no attribute 'execute'``."""
+    (student, _), *_ = students_of(engine, course)
+    with Session(engine) as session, session.begin():
+        attempt = QuizAttempt(
+            quiz_id=quiz, user_id=student, attempt_number=1, completed_at=dt.datetime.now(dt.UTC),
+            score=Decimal(80),
+        )  # fmt: skip
+        session.add(attempt)
+        with pytest.raises(ValidationFailed, match=r"^attempt_id: None; .*session\.flush\(\)"):
+            record_attempt_completion(session, attempt.id)
+        session.flush()
+        attempt_id = attempt.id
+        assert len(record_attempt_completion(session, attempt_id)) == 1
+    with pytest.raises(ValidationFailed, match=r"^db: not a Session or Connection \(an Engine\)"):
+        record_attempt_completion(engine, attempt_id)  # type: ignore[arg-type]
+    assert len(passback_rows(engine)) == 1
 
 
 def test_only_enrolled_students_with_a_finished_attempt_get_a_passback(
