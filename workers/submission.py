@@ -311,8 +311,6 @@ def _agent(
     row = rows.one_or_none()
     if row is None:
         raise AgentUnavailable(_unknown_agent(connection, agent))
-    if not row["is_active"]:
-        raise AgentUnavailable(f"agent {row['name']!r} is inactive")
     if row["timeout_seconds"] > MAX_TIMEOUT_SECONDS:
         raise ConfigurationError(
             f"agent {row['name']!r} has timeout_seconds {row['timeout_seconds']} above the "
@@ -337,7 +335,18 @@ def insert_rows(
     parent_task_id, workflow_id = options.parent_task_id, options.workflow_id
     check_options(options, len(inputs))
     row = _agent(connection, agent, options)
+    # A request already taken is answered as before its agent was switched off (a
+    # retry whose reply was lost); a new one is refused.
+    taken = (
+        not row["is_active"]
+        and idempotency_key is not None
+        and _key_taken(connection, idempotency_key)
+    )
+    if not row["is_active"] and not taken:
+        raise AgentUnavailable(f"agent {row['name']!r} is inactive")
     payloads = [validate_input(row["agent_type"], item) for item in inputs]
+    if taken:
+        return [_first_task(connection, idempotency_key, row["agent_type"], payloads[0])], []
     if not row["creator_known"]:
         raise NotFound(f"created_by: no user {options.created_by}")
     if parent_task_id is not None:
@@ -384,6 +393,15 @@ _FIRST_TASK = text(
     "SELECT id, task_type, input_data = :input_data OR input_data ? :marker AS same_input"
     " FROM agent_tasks WHERE idempotency_key = :key"
 ).bindparams(bindparam("input_data", type_=JSONB))
+
+
+def _key_taken(connection: Connection, key: str) -> bool:
+    return bool(
+        connection.execute(
+            text("SELECT EXISTS (SELECT FROM agent_tasks WHERE idempotency_key = :key)"),
+            {"key": key},
+        ).scalar_one()
+    )
 
 
 def _first_task(

@@ -373,6 +373,27 @@ def test_a_session_that_is_no_orm_session_is_refused_naming_the_argument(
     assert task_count(engine) == 0
 
 
+@ONE_TASK_WAYS
+def test_a_repeated_request_returns_its_task_after_the_agent_was_deactivated(
+    engine: Engine, toolbox_env: dict[str, str], submit: Submit
+) -> None:
+    """A service retrying a submit that had gone through (its reply lost) got
+    ``AgentUnavailable: agent 'echo-agent' is inactive`` once the agent was switched
+    off meanwhile, though its task exists: the key names a request already taken."""
+    first = client.submit("echo", {"message": "once"}, idempotency_key="req-inactive")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE ai_agents SET is_active = false WHERE agent_type = 'echo'"))
+    assert submit("echo", {"message": "once"}, idempotency_key="req-inactive") == first
+    refused(
+        IdempotencyConflict,
+        lambda: submit("echo", {"message": "other"}, idempotency_key="req-inactive"),
+    )
+    message = refused(AgentUnavailable, lambda: submit("echo", {}, idempotency_key="req-new"))
+    assert message == "agent 'echo-agent' is inactive"
+    assert refused(AgentUnavailable, lambda: submit("echo", {})) == message
+    assert task_count(engine) == 1
+
+
 def test_list_tasks_checks_its_filters_as_the_cli_does(
     engine: Engine, toolbox_env: dict[str, str]
 ) -> None:
