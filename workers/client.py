@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +84,7 @@ def _dispatch_after_commit(session: Session, ids: list[uuid.UUID]) -> None:
 
 def submit_many(
     agent: str | uuid.UUID,
-    inputs: Sequence[Mapping[str, Any] | BaseModel],
+    inputs: Iterable[Mapping[str, Any] | BaseModel],
     *,
     priority: int | None = None,
     idempotency_key: str | None = None,
@@ -94,7 +94,12 @@ def submit_many(
     task_name: str | None = None,
     session: Session | None = None,
 ) -> list[uuid.UUID]:
-    """Submit several tasks for one agent in one transaction; returns their ids."""
+    """Submit several tasks for one agent in one transaction; returns their ids.
+
+    ``inputs`` is any iterable of inputs (a list, a generator); one input on
+    its own (a dict) is refused: ``submit`` takes one.
+    """
+    inputs = _input_list(inputs)
     options = SubmitOptions(
         priority=priority,
         idempotency_key=idempotency_key,
@@ -109,6 +114,20 @@ def submit_many(
         _dispatch_after_commit(session, [envelope.task_id for envelope in new])
         return ids
     return _submit_now(agent, inputs, options)[0]
+
+
+def _input_list(
+    inputs: Iterable[Mapping[str, Any] | BaseModel],
+) -> list[Mapping[str, Any] | BaseModel]:
+    """``inputs`` as a list, or ``ValidationFailed`` for one input given on its own.
+
+    A dict would be iterated as its keys, and refused as if no dict had been given.
+    """
+    if not isinstance(inputs, Mapping | BaseModel | str | bytes) and isinstance(inputs, Iterable):
+        return list(inputs)
+    kind = type(inputs).__name__
+    problem = f"inputs: a list of inputs, not {article(kind)} {kind}"
+    raise ValidationFailed(f"{problem}; submit() takes one input", errors=[problem])
 
 
 def _check_session(session: object) -> None:

@@ -394,6 +394,24 @@ def test_a_repeated_request_returns_its_task_after_the_agent_was_deactivated(
     assert task_count(engine) == 1
 
 
+def test_submit_many_takes_any_iterable_and_refuses_a_single_input(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """A generator failed with ``TypeError: object of type 'generator' has no len()``
+    from inside; one dict given by mistake was iterated as its keys and refused as
+    ``input: Input should be a valid dictionary ...``, though a dictionary was given."""
+    generated = client.submit_many("echo", ({"message": m} for m in ("a", "b")))
+    assert [client.get_task(task_id).agent_type for task_id in generated] == ["echo", "echo"]
+    with Session(engine) as session, session.begin():
+        assert len(client.submit_many("echo", iter([{}]), session=session)) == 1
+    for single, kind in (({"message": "x"}, "a dict"), ("text", "a str"), (None, "a NoneType")):
+        message = refused(
+            ValidationFailed, lambda single=single: client.submit_many("echo", single)
+        )
+        assert message.startswith(f"inputs: a list of inputs, not {kind}"), message
+    assert task_count(engine) == 3
+
+
 def test_list_tasks_checks_its_filters_as_the_cli_does(
     engine: Engine, toolbox_env: dict[str, str]
 ) -> None:
