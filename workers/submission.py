@@ -153,6 +153,30 @@ def validate_input(agent_type: str, input_data: Mapping[str, Any] | BaseModel) -
     )
 
 
+def validate_inputs(
+    agent_type: str, inputs: Sequence[Mapping[str, Any] | BaseModel]
+) -> list[dict[str, Any]]:
+    """Every input as stored (``validate_input``); with several, one refusal lists them all.
+
+    Each line names its input, ``inputs[2]: message: Input should be a valid
+    string``: the first bad input alone hid the others, and did not say which it was.
+    """
+    if len(inputs) == 1:
+        return [validate_input(agent_type, inputs[0])]
+    payloads: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for index, item in enumerate(inputs):
+        try:
+            payloads.append(validate_input(agent_type, item))
+        except ValidationFailed as exc:
+            errors += [f"inputs[{index}]: {line}" for line in exc.errors]
+    if errors:
+        raise ValidationFailed(
+            f"invalid input for agent {agent_type!r}: " + "; ".join(errors), errors=errors
+        )
+    return payloads
+
+
 def insert_direct(
     connection: Connection,
     agent: str | uuid.UUID,
@@ -169,7 +193,7 @@ def insert_direct(
     if _option_errors(options, len(inputs)):
         return None
     try:
-        payloads = [validate_input(agent, item) for item in inputs]
+        payloads = validate_inputs(agent, inputs)
     except (AgentUnavailable, ValidationFailed):
         return None
     ids = [uuid.uuid4() for _ in payloads]
@@ -344,7 +368,7 @@ def insert_rows(
     )
     if not row["is_active"] and not taken:
         raise AgentUnavailable(f"agent {row['name']!r} is inactive")
-    payloads = [validate_input(row["agent_type"], item) for item in inputs]
+    payloads = validate_inputs(row["agent_type"], inputs)
     if taken:
         return [_first_task(connection, idempotency_key, row["agent_type"], payloads[0])], []
     if not row["creator_known"]:

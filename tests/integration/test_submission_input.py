@@ -394,6 +394,21 @@ def test_a_repeated_request_returns_its_task_after_the_agent_was_deactivated(
     assert task_count(engine) == 1
 
 
+def test_submit_many_lists_the_bad_fields_of_every_input_by_its_index(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """It reported the first bad input's fields alone, and not which input that was."""
+    inputs = [{"message": 1}, {"message": "fine"}, {"message": "x", "bogus": 2}]
+    with pytest.raises(ValidationFailed) as caught:
+        client.submit_many("echo", inputs)
+    assert caught.value.errors == [
+        "inputs[0]: message: Input should be a valid string",
+        "inputs[2]: bogus: Extra inputs are not permitted",
+    ]
+    assert str(caught.value).startswith("invalid input for agent 'echo': inputs[0]: message:")
+    assert task_count(engine) == 0
+
+
 def test_submit_many_takes_any_iterable_and_refuses_a_single_input(
     engine: Engine, toolbox_env: dict[str, str]
 ) -> None:
