@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from lms.base import GradeSubmission
 from models.errors import NotFound, ValidationFailed
-from models.ids import article, parse_id
+from models.ids import kind_of, parse_id
 
 #: Namespace of the deterministic ``sourced_id`` of a passback.
 SOURCED_ID_NAMESPACE = uuid.UUID("6f1d3f0e-2b4c-5d8e-9a7b-1c2d3e4f5a6b")
@@ -109,9 +109,8 @@ def record_attempt_completion(db: Session | Connection, attempt_id: uuid.UUID) -
     second call adds nothing.  Returns the ids of the rows written now.
     """
     if not isinstance(db, Session | Connection):
-        kind = type(db).__name__
         raise ValidationFailed(
-            f"db: not a Session or Connection ({article(kind)} {kind}); pass the one whose"
+            f"db: not a Session or Connection ({kind_of(db)}); pass the one whose"
             " transaction completes the attempt, so the grades are written with it",
             errors=["db: not a Session or Connection"],
         )

@@ -94,6 +94,12 @@ def parse_id(value: object, *, noun: str, field: str) -> uuid.UUID:
     return found
 
 
+def kind_of(value: object) -> str:
+    """What ``value`` is, for a refusal: ``an Engine``, ``a dict``."""
+    name = type(value).__name__
+    return f"{article(name)} {name}"
+
+
 def article(noun: str) -> str:
     """``a`` or ``an`` before ``noun`` (``an agent task``, ``an LMS integration``)."""
     return "an" if noun[:1].lower() in "aeio" or noun.startswith("LMS") else "a"

@@ -28,6 +28,7 @@ _embedded: list[Any] = []
 
 
 def _config() -> dict[str, Any]:
+    command_line = _celery_command_line()  # a worker, beat or Flower of the stack, not a service
     try:
         settings = get_settings()
         missing = settings.redis_url is None or settings.database_url is None
@@ -36,11 +37,11 @@ def _config() -> dict[str, Any]:
 
             _embedded.append(resolve_servers())  # exports the URLs for this process and children
             settings = get_settings()
-        if _celery_command_line():  # a worker, beat or Flower of the stack, not a service
+        if command_line:
             require_stack_secrets(settings)
         return build_config(settings)
     except ConfigurationError as exc:
-        if not _celery_command_line():
+        if not command_line:
             raise  # a service's submit: its caller gets the error
         # Celery reads the configuration while it parses its options: left alone, a missing
         # or bad setting ended `celery worker|beat|inspect` in a traceback of about 70 lines

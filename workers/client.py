@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, scoped_session
 from agents import cancel as cancelling
 from agents.workflow import ROOT_AGENT
 from models.errors import ConfigurationError, NotFound, ValidationFailed, WaitTimeout
-from models.ids import article, parse_id
+from models.ids import kind_of, parse_id
 from workers import dispatch as dispatcher
 from workers.db import get_engine
 from workers.redis import refusal, refused_message
@@ -125,8 +125,7 @@ def _input_list(
     """
     if not isinstance(inputs, Mapping | BaseModel | str | bytes) and isinstance(inputs, Iterable):
         return list(inputs)
-    kind = type(inputs).__name__
-    problem = f"inputs: a list of inputs, not {article(kind)} {kind}"
+    problem = f"inputs: a list of inputs, not {kind_of(inputs)}"
     raise ValidationFailed(f"{problem}; submit() takes one input", errors=[problem])
 
 
@@ -138,8 +137,7 @@ def _check_session(session: object) -> None:
     """
     if isinstance(session, Session | scoped_session):
         return
-    kind = type(session).__name__
-    problem = f"session: not an ORM Session ({article(kind)} {kind})"
+    problem = f"session: not an ORM Session ({kind_of(session)})"
     raise ValidationFailed(
         f"{problem}; pass the sqlalchemy.orm.Session whose transaction writes the task"
         " (the message leaves after it commits), or no session= to commit on its own",

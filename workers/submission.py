@@ -359,18 +359,14 @@ def insert_rows(
     parent_task_id, workflow_id = options.parent_task_id, options.workflow_id
     check_options(options, len(inputs))
     row = _agent(connection, agent, options)
-    # A request already taken is answered as before its agent was switched off (a
-    # retry whose reply was lost); a new one is refused.
-    taken = (
-        not row["is_active"]
-        and idempotency_key is not None
-        and _key_taken(connection, idempotency_key)
-    )
-    if not row["is_active"] and not taken:
-        raise AgentUnavailable(f"agent {row['name']!r} is inactive")
+    if not row["is_active"]:
+        # A request already taken is answered as before its agent was switched off (a
+        # retry whose reply was lost); a new one is refused before its input is checked.
+        if idempotency_key is None or not _key_taken(connection, idempotency_key):
+            raise AgentUnavailable(f"agent {row['name']!r} is inactive")
+        payload = validate_inputs(row["agent_type"], inputs)[0]
+        return [_first_task(connection, idempotency_key, row["agent_type"], payload)], []
     payloads = validate_inputs(row["agent_type"], inputs)
-    if taken:
-        return [_first_task(connection, idempotency_key, row["agent_type"], payloads[0])], []
     if not row["creator_known"]:
         raise NotFound(f"created_by: no user {options.created_by}")
     if parent_task_id is not None:

@@ -170,9 +170,14 @@ PRODUCTION = {
 }
 
 
-def test_production_accepts_real_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+def _production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A complete production configuration in the environment."""
     for name, value in PRODUCTION.items():
         monkeypatch.setenv(name, value)
+
+
+def test_production_accepts_real_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    _production(monkeypatch)
     settings = load_settings()
     assert settings.database_url == "postgresql+psycopg://app:pw@db:5432/toolbox"
 
@@ -199,8 +204,7 @@ def test_masked_output_hides_passwords_in_url_parameters(monkeypatch: pytest.Mon
 def test_production_refuses_placeholder_password_in_url_parameters(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in PRODUCTION.items():
-        monkeypatch.setenv(name, value)
+    _production(monkeypatch)
     monkeypatch.setenv("TOOLBOX_DATABASE_URL", "postgresql://app@db/toolbox?password=changeme")
     with pytest.raises(ConfigurationError, match="TOOLBOX_DATABASE_URL holds a placeholder"):
         load_settings()
@@ -235,8 +239,7 @@ def test_task_events_switch_reaches_workers_and_flower(
 def test_production_refuses_placeholder_server_passwords(
     monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
-    for name, value in PRODUCTION.items():
-        monkeypatch.setenv(name, value)
+    _production(monkeypatch)
     placeholder = {
         "TOOLBOX_DATABASE_URL": "postgresql://toolbox:ChangeMe@db:5432/toolbox",
         "TOOLBOX_REDIS_URL": "redis://:password@broker:6379/0",
@@ -251,8 +254,7 @@ def test_production_refuses_a_flower_password_equal_to_its_user(
     monkeypatch: pytest.MonkeyPatch, login: str
 ) -> None:
     """The first pair anyone tries on a login page passed the placeholder check."""
-    for name, value in PRODUCTION.items():
-        monkeypatch.setenv(name, value)
+    _production(monkeypatch)
     monkeypatch.setenv("TOOLBOX_FLOWER_BASIC_AUTH", f"ops:s3cret-Pass,{login}")
     with pytest.raises(ConfigurationError) as error:
         load_settings()
