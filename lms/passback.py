@@ -17,7 +17,11 @@ The payload is fixed when the row is written, in the attempt's transaction:
 UUID5 of (attempt, assignment).  Every retry sends exactly that, so the
 LMS can recognise a grade it already holds (Canvas reads the submission
 first, AGS refuses a timestamp that is not newer, OneRoster PUTs at the same
-``sourcedId``) and never replaces a newer grade with an older one.
+``sourcedId``) and never replaces a newer grade with an older one.  A
+regraded attempt (its score changed since its newest grade) gets a new row
+timestamped at the regrade (the transaction's time, and always after the
+previous grade), with the same ``sourced_id``: the LMS takes it as the
+newer grade, and a previous grade still pending is superseded by it.
 While ``sending``, ``next_attempt_at`` is the lease's end and doubles as the
 claim token: an outcome is written only by the claimer whose lease it is.
 """
@@ -90,15 +94,26 @@ JOIN lms_enrollments e ON e.lms_course_id = c.id AND e.user_id = qa.user_id
 WHERE qa.id = :attempt
 ORDER BY a.id
 """)
+_LOCK_ATTEMPT = text("SELECT pg_advisory_xact_lock(hashtextextended(CAST(:attempt AS text), 11))")
+"""Serialises the callers for one attempt, so two regrades never compare with the same grade."""
 _INSERT = text("""
+WITH newest AS (
+    SELECT percentage, score_timestamp FROM lms_grade_passbacks
+    WHERE quiz_attempt_id = :attempt AND lms_assignment_id = :assignment_id
+    ORDER BY score_timestamp DESC LIMIT 1)
 INSERT INTO lms_grade_passbacks (lms_assignment_id, user_id, external_user_id, score,
     points_possible, percentage, score_timestamp, sourced_id, status, next_attempt_at,
     quiz_attempt_id)
-VALUES (:assignment_id, :user_id, :external_user_id, :score, :points_possible, :percentage,
-    :score_timestamp, :sourced_id, 'pending', now(), :attempt)
-ON CONFLICT (quiz_attempt_id, lms_assignment_id) DO NOTHING
+SELECT :assignment_id, :user_id, :external_user_id, :score, :points_possible, :percentage,
+    CASE WHEN newest.score_timestamp IS NULL THEN CAST(:completed_at AS timestamptz)
+         ELSE greatest(now(), newest.score_timestamp + interval '1 millisecond') END,
+    :sourced_id, 'pending', now(), :attempt
+FROM (SELECT) AS one LEFT JOIN newest ON true
+WHERE newest.percentage IS DISTINCT FROM CAST(:percentage AS numeric)
+ON CONFLICT (quiz_attempt_id, lms_assignment_id, score_timestamp) DO NOTHING
 RETURNING id
 """)
+"""The attempt's first grade for the assignment, or a regrade's: only when the score differs."""
 
 
 def record_attempt_completion(db: Session | Connection, attempt_id: uuid.UUID) -> list[uuid.UUID]:
@@ -106,7 +121,9 @@ def record_attempt_completion(db: Session | Connection, attempt_id: uuid.UUID) -
 
     One row per LMS assignment linked to the attempt's quiz in a course where
     the user is an enrolled (not dropped) student.  Safe to call twice: the
-    second call adds nothing.  Returns the ids of the rows written now.
+    second call adds nothing, unless the attempt was regraded meanwhile (its
+    score differs from its newest grade's): then each assignment gets the new
+    grade.  Returns the ids of the rows written now.
     """
     if not isinstance(db, Session | Connection):
         raise ValidationFailed(
@@ -128,6 +145,7 @@ def record_attempt_completion(db: Session | Connection, attempt_id: uuid.UUID) -
     if attempt.completed_at is None or attempt.score is None:
         raise ValidationFailed(f"quiz attempt {attempt_id} is not completed with a score yet")
     written = []
+    db.execute(_LOCK_ATTEMPT, {"attempt": attempt_id})
     for target in db.execute(_TARGETS, {"attempt": attempt_id}).all():
         points = target.points_possible if target.points_possible is not None else DEFAULT_POINTS
         percentage = Decimal(target.score)
@@ -140,7 +158,7 @@ def record_attempt_completion(db: Session | Connection, attempt_id: uuid.UUID) -
                 "score": (percentage * points / 100).quantize(CENTS, ROUND_HALF_UP),
                 "points_possible": points,
                 "percentage": percentage,
-                "score_timestamp": target.completed_at,
+                "completed_at": target.completed_at,
                 "sourced_id": sourced_id(attempt_id, target.assignment_id),
                 "attempt": attempt_id,
             },

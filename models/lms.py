@@ -186,13 +186,19 @@ class LMSGradePassback(Base):
 
     The payload is fixed at creation (``score_timestamp``, ``sourced_id``)
     and resent unchanged on every retry, so the LMS can neither apply it
-    twice nor apply a stale score; one row per (attempt, assignment).
+    twice nor apply a stale score; one row per (attempt, assignment) and
+    grade: a regraded attempt gets a row with a later ``score_timestamp``.
     ``lms_assignment_id`` and ``user_id`` are NOT NULL.
     """
 
     __tablename__ = "lms_grade_passbacks"
     __table_args__ = (
-        UniqueConstraint("quiz_attempt_id", "lms_assignment_id"),
+        UniqueConstraint(
+            "quiz_attempt_id",
+            "lms_assignment_id",
+            "score_timestamp",
+            name="uq_lms_grade_passbacks_attempt_assignment_timestamp",
+        ),
         CheckConstraint("status IN ('pending', 'sending', 'success', 'failed')", name="status"),
         Index("ix_lms_grade_passbacks_due", "status", "next_attempt_at"),
     )

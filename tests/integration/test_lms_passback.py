@@ -29,6 +29,7 @@ from tests.integration.lms_support import (
 )
 from tests.lms.fakes import Dataset, FakeCanvas
 from tests.workers import StartWorker, wait_for
+from workers import migrate
 from workers.app import app
 from workers.secrets import secret_box
 
@@ -269,6 +270,74 @@ def test_only_the_newest_pending_grade_is_sent_and_a_newer_lms_grade_is_kept(
     older = next(row for row in passback_rows(engine) if row.percentage == 40)
     assert older.status == "success" and older.response_data["outcome"] == "superseded"
     assert older.attempt_count == 0
+
+
+def _regrade(engine: Engine, attempt: uuid.UUID, score: int) -> list[uuid.UUID]:
+    """A service changes the attempt's score and records it, in one transaction."""
+    with Session(engine) as session, session.begin():
+        session.execute(
+            text("UPDATE quiz_attempts SET score = :s WHERE id = :a"), {"s": score, "a": attempt}
+        )
+        written = record_attempt_completion(session, attempt)
+        assert record_attempt_completion(session, attempt) == [], "a repeat adds nothing"
+        return written
+
+
+def test_a_regraded_attempt_sends_its_new_grade_after_the_first(
+    engine: Engine, quiz: uuid.UUID, course: str, data: Dataset, assignment: str
+) -> None:
+    (student, lms_id), *_ = students_of(engine, course)
+    attempt, _ = complete_attempt(engine, quiz, student, 60)
+    assert run_drain(engine).sent == 1
+    assert _regrade(engine, attempt, 60) == [], "the same score is no regrade"
+
+    (regraded,) = _regrade(engine, attempt, 85)
+    report = run_drain(engine)
+
+    assert (report.sent, report.already_applied, report.superseded) == (1, 0, 0)
+    points = data.assignments[assignment].points_possible
+    writes = [w.score for w in data.api_writes(assignment, lms_id)]
+    assert writes == [Decimal(60) * points / 100, Decimal(85) * points / 100]
+    first, second = passback_rows(engine)
+    assert second.id == regraded and second.status == first.status == "success"
+    assert second.score_timestamp > first.score_timestamp
+    assert second.sourced_id == first.sourced_id == sourced_id(attempt, first.lms_assignment_id)
+
+    (back,) = _regrade(engine, attempt, 60)  # back to the first score: a grade again
+    assert run_drain(engine).sent == 1
+    assert data.grade(assignment, lms_id).score == Decimal(60) * points / 100  # type: ignore[union-attr]
+    assert [row.id for row in passback_rows(engine)][-1] == back
+
+
+def test_a_downgrade_below_regrades_stops_rather_than_delete_grades(
+    engine: Engine, database_url: str, quiz: uuid.UUID, course: str
+) -> None:
+    (student, _), *_ = students_of(engine, course)
+    attempt, _ = complete_attempt(engine, quiz, student, 50)
+    _regrade(engine, attempt, 65)
+    engine.dispose()
+    with pytest.raises(
+        RuntimeError, match=r"cannot downgrade below 0007: 1 \(attempt, assignment\)"
+    ):
+        migrate.downgrade(database_url, "0006")
+    assert migrate.current_revision(database_url) == migrate.head_revision()
+    assert len(passback_rows(engine)) == 2
+
+
+def test_a_regrade_before_the_first_grade_went_out_sends_only_the_new_one(
+    engine: Engine, quiz: uuid.UUID, course: str, data: Dataset, assignment: str
+) -> None:
+    (student, lms_id), *_ = students_of(engine, course)
+    attempt, _ = complete_attempt(engine, quiz, student, 40)
+    _regrade(engine, attempt, 70)
+
+    report = run_drain(engine)
+
+    assert (report.superseded, report.sent) == (1, 1)
+    points = data.assignments[assignment].points_possible
+    assert [w.score for w in data.api_writes(assignment, lms_id)] == [Decimal(70) * points / 100]
+    older = next(row for row in passback_rows(engine) if row.percentage == 40)
+    assert older.response_data["outcome"] == "superseded" and older.attempt_count == 0
 
 
 @pytest.mark.worker
