@@ -105,11 +105,10 @@ INSERT INTO lms_grade_passbacks (lms_assignment_id, user_id, external_user_id, s
     points_possible, percentage, score_timestamp, sourced_id, status, next_attempt_at,
     quiz_attempt_id)
 SELECT :assignment_id, :user_id, :external_user_id, :score, :points_possible, :percentage,
-    CASE WHEN newest.score_timestamp IS NULL THEN CAST(:completed_at AS timestamptz)
-         ELSE greatest(now(), newest.score_timestamp + interval '1 millisecond') END,
+    coalesce((SELECT greatest(now(), score_timestamp + interval '1 millisecond') FROM newest),
+             CAST(:completed_at AS timestamptz)),
     :sourced_id, 'pending', now(), :attempt
-FROM (SELECT) AS one LEFT JOIN newest ON true
-WHERE newest.percentage IS DISTINCT FROM CAST(:percentage AS numeric)
+WHERE NOT EXISTS (SELECT FROM newest WHERE percentage = CAST(:percentage AS numeric))
 ON CONFLICT (quiz_attempt_id, lms_assignment_id, score_timestamp) DO NOTHING
 RETURNING id
 """)
@@ -144,8 +143,8 @@ def record_attempt_completion(db: Session | Connection, attempt_id: uuid.UUID) -
         raise NotFound(f"no quiz attempt {attempt_id}")
     if attempt.completed_at is None or attempt.score is None:
         raise ValidationFailed(f"quiz attempt {attempt_id} is not completed with a score yet")
-    written = []
     db.execute(_LOCK_ATTEMPT, {"attempt": attempt_id})
+    written = []
     for target in db.execute(_TARGETS, {"attempt": attempt_id}).all():
         points = target.points_possible if target.points_possible is not None else DEFAULT_POINTS
         percentage = Decimal(target.score)

@@ -41,7 +41,8 @@ from typing import Any
 import redis
 from kombu.transport import redis as kombu_redis
 
-_MARK = "_toolbox_detached_check"
+_APPLIED = "_toolbox_applied"
+"""Marks a method this module installed, so a second ``apply`` wraps nothing twice."""
 _KEPT = "_toolbox_kept_client"
 
 
@@ -55,7 +56,7 @@ def _raise_when_detached() -> None:
     """Make a Redis channel whose transport is detached raise a connection error."""
     channel: Any = kombu_redis.Channel
     original = getattr(channel, "_connparams", None)
-    if original is None or getattr(original, _MARK, False):
+    if original is None or getattr(original, _APPLIED, False):
         return
 
     def _connparams(self: Any, asynchronous: bool = False) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def _raise_when_detached() -> None:
         params: dict[str, Any] = original(self, asynchronous=asynchronous)
         return params
 
-    setattr(_connparams, _MARK, True)
+    setattr(_connparams, _APPLIED, True)
     channel._connparams = _connparams
 
 
@@ -72,7 +73,7 @@ def _keep_clients() -> None:
     """One synchronous client per channel and pool, instead of one per command."""
     channel: Any = kombu_redis.Channel
     original = getattr(channel, "conn_or_acquire", None)
-    if original is None or getattr(original, _MARK, False):
+    if original is None or getattr(original, _APPLIED, False):
         return
 
     @contextlib.contextmanager
@@ -86,5 +87,5 @@ def _keep_clients() -> None:
             kept = self.__dict__[_KEPT] = self._create_client()
         yield kept
 
-    setattr(conn_or_acquire, _MARK, True)
+    setattr(conn_or_acquire, _APPLIED, True)
     channel.conn_or_acquire = conn_or_acquire
