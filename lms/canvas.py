@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
+from lms import options as option
 from lms.base import (
     Assignment,
     ConnectionConfig,
@@ -93,9 +94,14 @@ class CanvasClient(LMSClient):
         token = config.credentials.api_key
         if not token:
             raise ConfigurationError("Canvas needs credentials.api_key (an API access token)")
-        threshold = config.options.get("throttle_threshold", DEFAULT_THROTTLE_THRESHOLD)
-        if threshold is not None and not str(threshold).isdigit():
-            raise ConfigurationError("Canvas options.throttle_threshold must be a whole number")
+        threshold = option.whole(
+            config.options,
+            "throttle_threshold",
+            "Canvas",
+            default=DEFAULT_THROTTLE_THRESHOLD,
+            minimum=0,
+        )
+        self.account = option.text(config.options, "account_id", "Canvas", numbers=True)
         self.http = LMSHttp(
             config.base_url,
             timeout=config.timeout_seconds,
@@ -103,7 +109,7 @@ class CanvasClient(LMSClient):
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             sleep=sleep,
             transport=transport,
-            throttle_threshold=int(threshold) if threshold is not None else None,
+            throttle_threshold=threshold,
         )
 
     def close(self) -> None:
@@ -111,7 +117,7 @@ class CanvasClient(LMSClient):
 
     def list_courses(self) -> Iterator[Course]:
         """The token user's courses, or an account's when ``options["account_id"]`` is set."""
-        account = self.config.options.get("account_id")
+        account = self.account
         path = f"/api/v1/accounts/{_seg(account)}/courses" if account else "/api/v1/courses"
         params = {"per_page": PER_PAGE, "include[]": list(COURSE_INCLUDES)}
         for page in self.http.iter_link_pages(path, params=params):

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from lms import options as option
 from lms.auth import LTI_SCOPES, JWTAssertionGrant, TokenProvider, token_http
 from lms.base import (
     Assignment,
@@ -114,13 +115,13 @@ class LTIAdvantageClient(LMSClient):
         grant = JWTAssertionGrant(
             client_id=creds.client_id,
             private_key_pem=creds.private_key_pem,
-            key_id=_opt_str(config.options, "key_id"),
-            audience=_opt_str(config.options, "token_audience"),
+            key_id=option.text(config.options, "key_id", "LTI Advantage"),
+            audience=option.text(config.options, "token_audience", "LTI Advantage"),
         )
         self.tokens = TokenProvider(
             config.token_endpoint,
             grant,
-            scopes=config.options.get("scopes") or LTI_SCOPES,
+            scopes=option.scopes(config.options, "scopes", "LTI Advantage", default=LTI_SCOPES),
             timeout=config.timeout_seconds,
             sleep=sleep,
             clock=clock,
@@ -318,11 +319,6 @@ def _contexts(options: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
             raise ConfigurationError(f"options.contexts[{index}].id is missing")
         contexts[context["id"]] = context
     return contexts
-
-
-def _opt_str(options: Mapping[str, Any], key: str) -> str | None:
-    value = options.get(key)
-    return value if isinstance(value, str) and value else None
 
 
 def _mapping(value: Any, url: str) -> Mapping[str, Any]:

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from lms import options as option
 from lms.auth import TokenProvider, client_secret_provider, token_http
 from lms.base import (
     Assignment,
@@ -80,18 +81,24 @@ class OneRosterClient(LMSClient):
         if not config.token_endpoint:
             raise ConfigurationError("token_endpoint is required for OneRoster")
         options = config.options
-        self.rostering = str(options.get("rostering_path", ROSTERING_PATH)).rstrip("/")
-        self.gradebook = str(options.get("gradebook_path", GRADEBOOK_PATH)).rstrip("/")
-        self.page_size = int(options.get("page_size", 100))
+        rostering = option.text(options, "rostering_path", "OneRoster") or ROSTERING_PATH
+        gradebook = option.text(options, "gradebook_path", "OneRoster") or GRADEBOOK_PATH
+        self.rostering, self.gradebook = rostering.rstrip("/"), gradebook.rstrip("/")
+        self.page_size = option.whole(options, "page_size", "OneRoster", default=100, minimum=1)
         method: Literal["basic", "post"] = (
-            "post" if options.get("token_auth") == "post" else "basic"
+            "post"
+            if option.choice(
+                options, "token_auth", "OneRoster", choices=("basic", "post"), default="basic"
+            )
+            == "post"
+            else "basic"
         )
         self.tokens: TokenProvider = client_secret_provider(
             config.token_endpoint,
             config.credentials.client_id,
             config.credentials.client_secret,
             method=method,
-            scopes=options.get("scopes") or SCOPES,
+            scopes=option.scopes(options, "scopes", "OneRoster", default=SCOPES),
             timeout=config.timeout_seconds,
             sleep=sleep,
             clock=clock,

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 from authlib.oauth1 import ClientAuth
 
+from lms import options as option
 from lms.base import (
     Assignment,
     ConnectionConfig,
@@ -97,12 +98,12 @@ class SchoologyClient(LMSClient):
             raise ConfigurationError("Schoology needs credentials.client_id (the consumer key)")
         if not secret:
             raise ConfigurationError("Schoology needs credentials.client_secret (consumer secret)")
-        user_id = config.options.get("user_id")
+        user_id = option.text(config.options, "user_id", "Schoology", numbers=True)
         if not user_id:
             raise ConfigurationError("Schoology needs options.user_id (the API user's uid)")
-        self.user_id = str(user_id)
+        self.user_id = user_id
         try:
-            self.timezone = ZoneInfo(str(config.options.get("timezone") or "UTC"))
+            self.timezone = ZoneInfo(option.text(config.options, "timezone", "Schoology") or "UTC")
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigurationError("Schoology options.timezone is not a known zone") from None
         base_url = config.base_url.rstrip("/").removesuffix("/v1")

@@ -2,9 +2,9 @@
 
 Lists on the command line shorten ids (``toolbox task list`` at 80 columns,
 ``toolbox lms list`` to 8 characters), so every command that takes an id
-accepts what they show.  The prefix is matched on the table itself
-(``id::text LIKE prefix || '%'``); the equivalent uuid range lets the
-primary key index find the rows.  The Python API takes full ids only
+accepts what they show, with or without the dashes.  The prefix is matched
+on the table itself as a uuid range the primary key index finds (and, when it
+has dashes, ``id::text LIKE prefix || '%'``).  The Python API takes full ids only
 (``parse_id``): a value that is not a UUID is refused before any query, in
 the same words.
 """
@@ -42,11 +42,14 @@ def resolve_id(
             f"{quoted(value)}"
         )
     condition = f" AND ({where})" if where else ""
+    # hex digits alone: the range is exactly the ids they begin (without their dashes, as
+    # ``uuid.hex`` prints them); dashes must then also stand where the id's own do
+    dashes = " AND id::text LIKE :prefix" if "-" in prefix else ""
     found = list(
         connection.execute(
             text(
                 f"SELECT id FROM {table} WHERE id BETWEEN :low AND :high"
-                f" AND id::text LIKE :prefix{condition} ORDER BY id LIMIT {SHOWN_MATCHES + 1}"
+                f"{dashes}{condition} ORDER BY id LIMIT {SHOWN_MATCHES + 1}"
             ),
             {
                 "low": uuid.UUID(hex=digits.ljust(32, "0")),

@@ -156,7 +156,7 @@ def _submit_now(
         inserted = insert_direct(connection, agent, inputs, options)
         if inserted is not None:  # written queued: only what the broker refused is put back
             ids, new = inserted
-            published = dispatcher.publish(new)
+            published = _publish_or_discard(connection, new)
             _unless_refused(connection, new, published)
             sent = set(published.sent)
             dispatcher.unmark(connection, [e.task_id for e in new if e.task_id not in sent])
@@ -165,11 +165,27 @@ def _submit_now(
         with connection.begin():
             ids, new = insert_rows(connection, agent, inputs, options)
         connection.execution_options(isolation_level="AUTOCOMMIT")
-        published = dispatcher.publish(new)
+        published = _publish_or_discard(connection, new)
         _unless_refused(connection, new, published)
         if published.sent:  # the relay sends the rest
             dispatcher.mark_dispatched(connection, published.sent, flush=False, fresh=True)
     return ids, published
+
+
+def _publish_or_discard(
+    connection: Connection, new: Sequence[dispatcher.Envelope]
+) -> dispatcher.Published:
+    """``dispatcher.publish``; an error that is no broker's (a bug) removes ``new`` and goes on.
+
+    The caller gets no id: a row left behind would still be sent by the relay
+    minutes later, and a caller who saw the error submits again.
+    """
+    try:
+        return dispatcher.publish(new, raises_refusal=True)
+    except Exception as exc:
+        dispatcher.discard(connection, [envelope.task_id for envelope in new])
+        exc.add_note(_unsaved(new))
+        raise
 
 
 def _unless_refused(

@@ -72,8 +72,13 @@ class Published:
     error: Exception | None = None
 
 
-def publish(batch: Sequence[Envelope]) -> Published:
-    """Publish messages; stop at the first broker error and say what was sent and why not."""
+def publish(batch: Sequence[Envelope], *, raises_refusal: bool = False) -> Published:
+    """Publish messages; stop at the first broker error and say what was sent and why not.
+
+    ``raises_refusal``: the caller raises ``ConfigurationError`` for a broker that
+    refuses its settings before any message went out, so that is not logged as
+    left for the relay.
+    """
     from workers.app import app
 
     sent: list[uuid.UUID] = []
@@ -99,6 +104,8 @@ def publish(batch: Sequence[Envelope]) -> Published:
                 sent.append(envelope.task_id)
     except BROKER_ERRORS as exc:
         refused = refusal(exc) is not None
+        if refused and raises_refusal and not sent:
+            return Published(sent, exc)
         log.warning(
             "broker %s after %d of %d messages (%s); the relay will send the rest%s",
             "refuses its settings" if refused else "unavailable",
@@ -188,7 +195,8 @@ _DISCARD = "DELETE FROM agent_tasks WHERE id = ANY(:ids) AND status IN ('pending
 
 
 def discard(connection: Connection, ids: Sequence[uuid.UUID]) -> None:
-    """Remove rows just written whose submit fails: a broker that refuses its settings.
+    """Remove rows just written whose submit fails: a broker that refuses its settings, or
+    a send that failed with an error no broker raises.
 
     The rows were never sent nor returned to anyone; rows that moved on are left alone.
     """

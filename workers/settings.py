@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
+import psycopg
 from cryptography.fernet import Fernet
+from psycopg.conninfo import conninfo_to_dict, timeout_from_conninfo
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -61,6 +63,8 @@ def _check_port(parts: SplitResult) -> None:
             ) from None
         port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
         raise ValueError(f"port {port!r} is not a number from 1 to 65535") from None
+    if parts.port == 0:  # libpq would quietly take the default port, 5432
+        raise ValueError("port '0' is not a number from 1 to 65535")
 
 
 def _normalise_database_url(value: str) -> str:
@@ -71,8 +75,51 @@ def _normalise_database_url(value: str) -> str:
         if not parts.hostname and "host=" not in parts.query:
             raise ValueError("needs a host (or ?host=/socket/dir)")
         _check_port(parts)
+        _check_libpq_options(f"postgresql://{rest}")
         return f"postgresql+psycopg://{rest}"
     raise ValueError(f"must be a postgresql:// URL, got scheme {scheme or 'none'!r}")
+
+
+def _check_libpq_options(url: str) -> None:
+    """An option libpq does not know (``?bogus=1``) or psycopg cannot read
+    (``?connect_timeout=abc``) fails every connection with a traceback: refuse it now."""
+    try:
+        conninfo_to_dict(url)
+        timeout_from_conninfo(conninfo_to_dict(url))
+    except psycopg.ProgrammingError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        for password in url_passwords(url):
+            if password:
+                message = message.replace(password, MASK)
+        if "query parameter" in message:
+            message += " (not one of libpq's connection options)"
+        raise ValueError(message) from None
+
+
+_CERT_REQS = ("required", "optional", "none", "CERT_REQUIRED", "CERT_OPTIONAL", "CERT_NONE")
+"""The ``?ssl_cert_reqs=`` values kombu takes (any other is a ``KeyError`` at every send)."""
+
+
+def _check_redis_database(parts: SplitResult) -> None:
+    """kombu reads the database number from the path (a socket's from ``?virtual_host=``)
+    and fails at every send on anything but a whole number; redis-py quietly uses 0."""
+    if parts.scheme == "redis+socket":
+        numbers = [value for key, value in parse_qsl(parts.query) if key == "virtual_host"]
+        where, example = "?virtual_host=", "redis+socket:///path/redis.sock?virtual_host=1"
+    else:
+        numbers = [parts.path.removeprefix("/")] if parts.path not in ("", "/") else []
+        where, example = "the path", "redis://host:6379/1"
+    for number in numbers:
+        if not number.isascii() or not number.isdigit():
+            raise ValueError(
+                f"the database number ({where}) must be a whole number 0 or more, as in"
+                f" {example}; got {number[:40]!r}"
+            )
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "ssl_cert_reqs" and value not in _CERT_REQS:
+            raise ValueError(
+                f"?ssl_cert_reqs= must be one of {', '.join(_CERT_REQS[:3])}; got {value[:40]!r}"
+            )
 
 
 def _check_redis_url(value: str) -> str:
@@ -94,6 +141,7 @@ def _check_redis_url(value: str) -> str:
     if parts.scheme != "redis+socket":
         _check_redis_query(parts.query)
     _check_port(parts)
+    _check_redis_database(parts)
     return value
 
 
@@ -127,36 +175,43 @@ def _check_redis_query(query: str) -> None:
     )
 
 
+MAX_DAYS = 36_500
+"""Retention ages end at 100 years: a larger one overflows PostgreSQL's ``interval``."""
+MAX_SECONDS = 366 * 86_400
+"""Periods and timeouts end at a year, for the same reason and because more means never."""
+
+
 class RetentionPolicy(BaseModel):
     """``TOOLBOX_RETENTION_*``: ages in days before a retention rule applies."""
 
-    model_config = ConfigDict(extra="forbid")  # a misspelt variable must not keep the default
+    # a misspelt variable must not keep the default; inf or nan no age
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    usage_anonymise_days: float = Field(default=30, gt=0)
-    usage_days: float = Field(default=180, gt=0)
-    error_logs_resolved_days: float = Field(default=30, gt=0)
-    error_logs_days: float = Field(default=180, gt=0)
-    health_checks_days: float = Field(default=14, gt=0)
-    job_runs_days: float = Field(default=14, gt=0)
-    task_payload_days: float = Field(default=30, gt=0)
-    task_rows_days: float = Field(default=365, gt=0)
+    usage_anonymise_days: float = Field(default=30, gt=0, le=MAX_DAYS)
+    usage_days: float = Field(default=180, gt=0, le=MAX_DAYS)
+    error_logs_resolved_days: float = Field(default=30, gt=0, le=MAX_DAYS)
+    error_logs_days: float = Field(default=180, gt=0, le=MAX_DAYS)
+    health_checks_days: float = Field(default=14, gt=0, le=MAX_DAYS)
+    job_runs_days: float = Field(default=14, gt=0, le=MAX_DAYS)
+    task_payload_days: float = Field(default=30, gt=0, le=MAX_DAYS)
+    task_rows_days: float = Field(default=365, gt=0, le=MAX_DAYS)
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     max_batches: int = Field(default=200, ge=1)
-    step_seconds: float = Field(default=20, gt=0)
+    step_seconds: float = Field(default=20, gt=0, le=MAX_SECONDS)
     """Per rule and run: at most ``max_batches`` or ``step_seconds``; the next run goes on."""
 
 
 class SessionPolicy(BaseModel):
     """``TOOLBOX_SESSIONS_*``: when something left open counts as abandoned."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    plugin_heartbeat_seconds: float = Field(default=300, gt=0)
-    socket_ping_seconds: float = Field(default=120, gt=0)
-    game_idle_seconds: float = Field(default=1800, gt=0)
-    game_max_hours: float = Field(default=12, gt=0)
-    player_max_hours: float = Field(default=12, gt=0)
-    collaboration_idle_seconds: float = Field(default=7200, gt=0)
+    plugin_heartbeat_seconds: float = Field(default=300, gt=0, le=MAX_SECONDS)
+    socket_ping_seconds: float = Field(default=120, gt=0, le=MAX_SECONDS)
+    game_idle_seconds: float = Field(default=1800, gt=0, le=MAX_SECONDS)
+    game_max_hours: float = Field(default=12, gt=0, le=MAX_SECONDS / 3600)
+    player_max_hours: float = Field(default=12, gt=0, le=MAX_SECONDS / 3600)
+    collaboration_idle_seconds: float = Field(default=7200, gt=0, le=MAX_SECONDS)
 
 
 class Settings(BaseSettings):
@@ -172,6 +227,8 @@ class Settings(BaseSettings):
         # empty is unset, as the Procfile's ${TOOLBOX_CONCURRENCY:-2} reads it: an empty
         # TOOLBOX_DATA_DIR meant the current folder, an embedded cluster in the project root
         env_ignore_empty=True,
+        # inf passed ``ge=1`` and then overflowed PostgreSQL's interval at every relay run
+        allow_inf_nan=False,
     )
 
     env: Literal["development", "test", "production"] = "development"
@@ -199,7 +256,10 @@ class Settings(BaseSettings):
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
     sessions: SessionPolicy = Field(default_factory=SessionPolicy)
     redispatch_after_seconds: float = Field(
-        default=300.0, ge=1, description="re-send queued tasks not started after this long"
+        default=300.0,
+        ge=1,
+        le=MAX_SECONDS,
+        description="re-send queued tasks not started after this long",
     )
 
     @field_validator("database_url", mode="before")

@@ -363,7 +363,7 @@ def insert_rows(
         # A request already taken is answered as before its agent was switched off (a
         # retry whose reply was lost); a new one is refused before its input is checked.
         if idempotency_key is None or not _key_taken(connection, idempotency_key):
-            raise AgentUnavailable(f"agent {row['name']!r} is inactive")
+            raise AgentUnavailable(f"agent {row['agent_type']!r} is inactive")
         payload = validate_inputs(row["agent_type"], inputs)[0]
         return [_first_task(connection, idempotency_key, row["agent_type"], payload)], []
     payloads = validate_inputs(row["agent_type"], inputs)

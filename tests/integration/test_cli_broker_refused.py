@@ -122,6 +122,7 @@ def test_the_python_client_raises_and_keeps_no_row_on_either_insert_path(
     assert result.returncode == 0, result.stderr
     said = f"Redis refuses TOOLBOX_REDIS_URL={url} (DB index is out of range); fix the setting"
     assert result.stdout.splitlines() == [f"{said}; the task was not saved"] * 2
+    assert "relay" not in result.stderr  # it used to log that the relay would send the task
     assert task_count(engine) == 0
     from workers import client
 
@@ -157,3 +158,33 @@ def test_refusals_are_told_from_outages() -> None:
     ):
         assert refusal(passing) is None, passing
     assert refusal(None) is None
+
+
+def test_a_send_that_fails_for_no_broker_reason_saves_nothing(
+    engine: Engine, toolbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error no broker raises (a bug, a setting kombu reads only when it sends) used to
+    leave the row ``queued`` behind the caller's traceback: the relay sent it minutes later,
+    and the caller, who got no id, had submitted it again."""
+    from workers import client
+    from workers.app import app
+
+    with engine.connect() as connection:
+        echo = connection.execute(
+            text("SELECT id FROM ai_agents WHERE agent_type = 'echo'")
+        ).scalar_one()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the message could not be built")
+
+    monkeypatch.setattr(app, "send_task", broken)
+    for agent in ("echo", echo):  # the direct insert and the checked one
+        with pytest.raises(RuntimeError) as error:
+            client.submit(agent, {}, idempotency_key="lesson-2")
+        assert error.value.__notes__ == ["the task was not saved"]
+        with pytest.raises(RuntimeError):
+            client.submit_many(agent, [{}, {}])
+    assert task_count(engine) == 0
+    monkeypatch.undo()
+    task_id = client.submit("echo", {}, idempotency_key="lesson-2")  # the key was not taken
+    assert client.get_task(task_id).status == "queued"

@@ -322,6 +322,10 @@ def test_task_commands_take_a_unique_id_prefix(db: Engine, toolbox_env: dict[str
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["id"] == first
     assert toolbox("task", "show", first, env=toolbox_env).returncode == 0
+    # without dashes, past the first 8 digits (as uuid.hex prints it): used to be "no task"
+    undashed = toolbox("task", "show", "abcd111100004000", "--json", env=toolbox_env)
+    assert undashed.returncode == 0, undashed.stderr
+    assert json.loads(undashed.stdout)["id"] == first
     ambiguous = one_error_line(toolbox("task", "show", "abcd", env=toolbox_env))
     assert "'abcd' matches several tasks" in ambiguous
     assert first in ambiguous and second in ambiguous
@@ -447,7 +451,10 @@ def test_task_show_gives_the_precise_duration(db: Engine, toolbox_env: dict[str,
 @pytest.mark.parametrize(
     ("seconds", "shown"),
     [(0.006, "6 ms"), (0.0004, "0.4 ms"), (0.25, "250 ms"), (2.345, "2.35s"),
-     (185.2, "3m 05.2s"), (3723, "1h 02m 03s")],
+     (185.2, "3m 05.2s"), (3723, "1h 02m 03s"),
+     # rounded before being split: these used to read 1000 ms, 60.00s, 1m 60.0s and 1h 00m 60s
+     (0.9996, "1.00s"), (59.999, "1m 00.0s"), (119.96, "2m 00.0s"), (3599.96, "1h 00m 00s"),
+     (7199.6, "2h 00m 00s")],
 )  # fmt: skip
 def test_durations_read_naturally(seconds: float, shown: str) -> None:
     assert format_seconds(seconds) == shown

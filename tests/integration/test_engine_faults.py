@@ -150,7 +150,7 @@ def test_a_producer_killed_between_commit_and_send_is_covered_by_the_relay(
     killed = subprocess.run(
         [sys.executable, "-c",
          "import os; from workers import client, dispatch;"
-         " dispatch.publish = lambda batch: os._exit(9);"
+         " dispatch.publish = lambda batch, **options: os._exit(9);"
          " client.submit('echo', {'message': 'orphan'})"],
         env={**os.environ, **toolbox_env}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -179,8 +179,8 @@ def test_a_submits_late_mark_leaves_a_retry_the_broker_refused_to_the_relay(
 
     real_publish = dispatch.publish
 
-    def publish_then_a_worker_retries(batch: Any) -> dispatch.Published:
-        published = real_publish(batch)
+    def publish_then_a_worker_retries(batch: Any, **options: bool) -> dispatch.Published:
+        published = real_publish(batch, **options)
         broker.delete(WAITING)  # delivered; the attempt failed and its retry was refused
         with engine.begin() as connection:
             for task in published.sent:

@@ -126,8 +126,8 @@ def test_rows_the_broker_refused_go_back_to_pending_for_the_relay(
     """The broker fails after the first message of a batch (a fault injected into ``publish``)."""
     real_publish = dispatch.publish
 
-    def first_only(batch: list[dispatch.Envelope]) -> dispatch.Published:
-        return real_publish(batch[:1])
+    def first_only(batch: list[dispatch.Envelope], **options: bool) -> dispatch.Published:
+        return real_publish(batch[:1], **options)
 
     monkeypatch.setattr(dispatch, "publish", first_only)
     ids = client.submit_many("echo", [{"message": "sent"}, {"message": "late"}, {}])

@@ -389,7 +389,7 @@ def test_a_repeated_request_returns_its_task_after_the_agent_was_deactivated(
         lambda: submit("echo", {"message": "other"}, idempotency_key="req-inactive"),
     )
     message = refused(AgentUnavailable, lambda: submit("echo", {}, idempotency_key="req-new"))
-    assert message == "agent 'echo-agent' is inactive"
+    assert message == "agent 'echo' is inactive"  # the type asked for, not the row's name
     assert refused(AgentUnavailable, lambda: submit("echo", {})) == message
     assert task_count(engine) == 1
 

@@ -107,7 +107,37 @@ def test_toolbox_up_with_urls_migrates_an_empty_database_and_creates_its_data_di
         assert up.poll() is None, log_path.read_text()[-3000:]
         assert f"schema at {migrate.head_revision()}" in log_path.read_text()
         assert any(data_dir.glob("celerybeat-schedule*"))
+        # a second one in the same folder would run every worker twice under the same names
+        second = subprocess.run(
+            [TOOLBOX, "up", "--processes", "agents"], env=env, capture_output=True, text=True,
+            timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert second.stderr.startswith(
+            f"error: a toolbox up is already running with the data folder {data_dir}"
+            f" (pid {up.pid}): stop it first"
+        ), second.stderr
+        assert second.stdout == "" and up.poll() is None
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGTERM)
             up.wait(60)
+
+
+def test_an_embedded_postgresql_refuses_a_folder_whose_path_holds_a_space(tmp_path: Path) -> None:
+    """pgserver passes the socket folder to postgres unquoted: every command that needed the
+    embedded database ended in ``invalid argument: "dir/pg"`` and a traceback."""
+    data_dir = tmp_path / "data dir"
+    env = {**embedded_env(data_dir), "TOOLBOX_ENV": "test"}
+    for command in (("task", "list"), ("up", "--processes", "beat")):
+        result = subprocess.run(
+            [TOOLBOX, *command], env=env, capture_output=True, text=True, timeout=120,
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == (
+            "error: TOOLBOX_DATA_DIR: the embedded PostgreSQL cannot run in a folder whose path"
+            f" holds a space ({data_dir}); choose another folder, or give TOOLBOX_DATABASE_URL"
+            " a server of your own"
+        )
+        assert result.stdout == ""

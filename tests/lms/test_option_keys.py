@@ -13,9 +13,9 @@ import pytest
 
 from lms.registry import CLIENTS, unknown_option
 
-READ = re.compile(r"options(?:\.get\(|\[|, )\"(\w+)\"")
+READ = re.compile(r"options(?:\.get\(|\[|,\s*)\"(\w+)\"")
 """A client reading an option: ``options.get("key"``, ``options["key"]``,
-``_opt_str(options, "key"``."""
+``option.text(options, "key"`` (``lms.options``, its arguments maybe on lines of their own)."""
 
 
 @pytest.mark.parametrize("platform", sorted(CLIENTS))

@@ -72,6 +72,42 @@ def test_defaults_use_embedded_servers() -> None:
         ),
         ("TOOLBOX_DATABASE_URL", "postgresql://u@h:abc/db", "TOOLBOX_DATABASE_URL: port 'abc'"),
         ("TOOLBOX_DATABASE_URL", "postgresql://u@h:99999/db", "TOOLBOX_DATABASE_URL: port"),
+        # port 0 passed, and libpq quietly connected to 5432 instead
+        ("TOOLBOX_DATABASE_URL", "postgresql://u:S3cret@h:0/db", "URL: port '0' is not a number"),
+        ("TOOLBOX_REDIS_URL", "redis://h:0/0", "TOOLBOX_REDIS_URL: port '0' is not a number"),
+        # options libpq or psycopg cannot read passed, then failed every command with a traceback
+        (
+            "TOOLBOX_DATABASE_URL",
+            "postgresql://u:S3cret@h/db?bogus=1",
+            'TOOLBOX_DATABASE_URL: invalid URI query parameter: "bogus" (not one of libpq',
+        ),
+        (
+            "TOOLBOX_DATABASE_URL",
+            "postgresql://u:S3cret@h/db?connect_timeout=abc",
+            "TOOLBOX_DATABASE_URL: bad value for connect_timeout: 'abc'",
+        ),
+        # a database number kombu cannot read passed, then failed every submit with a traceback
+        # (after the task's row was written)
+        *(
+            (
+                "TOOLBOX_REDIS_URL",
+                f"redis://:S3cret@h:6379/{path}",
+                "TOOLBOX_REDIS_URL: the database number (the path) must be a whole number 0 or"
+                f" more, as in redis://host:6379/1; got '{path}'",
+            )
+            for path in ("abc", "1.5", "0/extra", "%41", "-1")
+        ),
+        (
+            "TOOLBOX_REDIS_URL",
+            "redis+socket:///tmp/r.sock?virtual_host=x",
+            "the database number (?virtual_host=) must be a whole number 0 or more",
+        ),
+        (
+            "TOOLBOX_REDIS_URL",
+            "rediss://:S3cret@h:6380/0?ssl_cert_reqs=bogus",
+            "TOOLBOX_REDIS_URL: ?ssl_cert_reqs= must be one of required, optional, none;"
+            " got 'bogus'",
+        ),
         # JSON-valued nested settings used to raise pydantic-settings' SettingsError (traceback)
         ("TOOLBOX_RETENTION", "notjson", "TOOLBOX_RETENTION: invalid JSON"),
         ("TOOLBOX_SESSIONS", "{", "TOOLBOX_SESSIONS: invalid JSON"),
@@ -112,6 +148,9 @@ def test_a_redis_url_is_refused_exactly_when_kombu_cannot_take_it() -> None:
             Settings(redis_url=url)
         with pytest.raises(TypeError):
             Connection(url).info()
+    for url in ("redis://h:6379/", "redis://h", "rediss://h/0?ssl_cert_reqs=CERT_NONE"):
+        assert Settings(redis_url=url).redis_url == url
+        Connection(url).info()
 
 
 @pytest.mark.parametrize(

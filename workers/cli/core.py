@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from models.errors import ConfigurationError, ValidationFailed
+from workers import uplock
 from workers.cli.consoles import console as make_console
 from workers.cli.failures import check_broker, check_servers, say_error
 from workers.cli.lookup import warn
@@ -67,6 +68,8 @@ def up(
         names = choose(processes)
     except ConfigurationError as exc:
         raise refused("--processes", exc.message) from None
+    ensure_data_dir(get_settings().data_dir)  # beat keeps its schedule there, even with URLs set
+    lock = uplock.hold(get_settings().data_dir)  # before the port check: it names the holder
     if "flower" in names:
         check_login(get_settings())
         check_port(get_settings())  # else Flower dies with a traceback once the rest runs
@@ -77,7 +80,6 @@ def up(
         embedded_database="postgresql" in servers.embedded,
     )
     settings = get_settings()
-    ensure_data_dir(settings.data_dir)  # beat keeps its schedule there, even with URLs set
     where = ", ".join(servers.embedded) or "none"
     console.print(f"[bold]toolbox[/bold] embedded servers: {where}")
     from workers import migrate as schema  # Alembic: only for the commands that use it
@@ -93,7 +95,9 @@ def up(
         cold_signals=COLD_SIGNALS,
         on_end=_ended,
     )
-    sys.exit(stack.run())
+    with lock:  # held until the stack has stopped
+        code = stack.run()
+    sys.exit(code)
 
 
 def _ended(name: str, returncode: int) -> None:

@@ -325,7 +325,7 @@ def _sync_here(
 ) -> SyncReport:
     progress = Progress(
         TextColumn("syncing courses"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=errors, transient=False,
+        console=errors, transient=False, disable=not errors.is_terminal,  # not into a log
     )  # fmt: skip
     with progress:
         task = progress.add_task("sync", total=None)

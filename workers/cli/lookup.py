@@ -182,13 +182,19 @@ def duration(view: TaskView) -> str | None:
 
 
 def format_seconds(seconds: float) -> str:
-    """``6 ms``, ``0.4 ms``, ``2.35s``, ``3m 05.2s``, ``1h 02m 03s``."""
+    """``6 ms``, ``0.4 ms``, ``2.35s``, ``3m 05.2s``, ``1h 02m 03s``.
+
+    Rounded to what is shown before it is split: 119.96 s is ``2m 00.0s``, never ``1m 60.0s``.
+    """
     seconds = max(seconds, 0.0)
-    if seconds < 1:
-        ms = seconds * 1000
+    ms = seconds * 1000
+    if round(ms) < 1000:
         return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f}".rstrip("0").rstrip(".") + " ms"
-    if seconds < 60:
+    if round(seconds, 2) < 60:
         return f"{seconds:.2f}s"
-    minutes, rest = divmod(seconds, 60)
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours}h {minutes:02d}m {rest:02.0f}s" if hours else f"{minutes}m {rest:04.1f}s"
+    tenths = round(seconds * 10)
+    if tenths < 36_000:
+        minutes, rest = divmod(tenths, 600)
+        return f"{minutes}m {rest / 10:04.1f}s"
+    hours, rest = divmod(round(seconds), 3600)
+    return f"{hours}h {rest // 60:02d}m {rest % 60:02d}s"
