@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -145,6 +146,8 @@ def _check_redis_url(value: str) -> str:
     return value
 
 
+_LEVELS = frozenset({"debug", "info", "warning", "error"})
+
 _LOGIN_KEYS = frozenset({"password", "username", "user", "userid"})
 
 
@@ -261,6 +264,20 @@ class Settings(BaseSettings):
         le=MAX_SECONDS,
         description="re-send queued tasks not started after this long",
     )
+
+    @field_validator("env", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        """``production`` or ``PRODUCTION``, ``debug`` or ``DEBUG``: words, not spellings."""
+        if not isinstance(value, str):
+            return value
+        return value.strip().upper() if value.strip().lower() in _LEVELS else value.strip().lower()
+
+    @field_serializer("database_url", "redis_url")
+    def _masked_url(self, value: str | None) -> str | None:
+        """A dump (``model_dump_json()`` in a service's log) shows URLs as ``repr`` does:
+        passwords masked.  The settings' own attributes keep them."""
+        return redact(value) if value else value
 
     @field_validator("database_url", mode="before")
     @classmethod

@@ -58,6 +58,7 @@ from models.errors import (
     IdempotencyConflict,
     NotFound,
     ValidationFailed,
+    listed,
 )
 from models.ids import as_uuid
 from workers import dispatch as dispatcher
@@ -149,7 +150,7 @@ def validate_input(agent_type: str, input_data: Mapping[str, Any] | BaseModel) -
             if not errors:
                 return payload
     raise ValidationFailed(
-        f"invalid input for agent {agent_type!r}: " + "; ".join(errors), errors=errors
+        f"invalid input for agent {agent_type!r}: " + listed(errors), errors=errors
     )
 
 
@@ -172,7 +173,7 @@ def validate_inputs(
             errors += [f"inputs[{index}]: {line}" for line in exc.errors]
     if errors:
         raise ValidationFailed(
-            f"invalid input for agent {agent_type!r}: " + "; ".join(errors), errors=errors
+            f"invalid input for agent {agent_type!r}: " + listed(errors), errors=errors
         )
     return payloads
 

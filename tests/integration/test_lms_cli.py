@@ -180,7 +180,20 @@ def test_add_explains_what_is_missing(toolbox_env: dict[str, str]) -> None:
     assert unknown.returncode == 2 and "supported: canvas, schoology, moodle" in unknown.stderr
     schoology = toolbox("lms", "add", "schoology", *base, "--client-id", "ck",
                         "--client-secret", "cs3cret", env=toolbox_env)  # fmt: skip
-    assert schoology.returncode == 2 and "options.user_id" in schoology.stderr
+    assert schoology.returncode == 2
+    # the command line's words, not the Python API's (options.user_id)
+    assert schoology.stderr.strip() == (
+        "error: Schoology needs --option user_id=... (the API user's uid)"
+    )
+    token = "https://canvas.example.edu/oauth/token"
+    oneroster = ("lms", "add", "oneroster", *base, "--client-id", "ck", "--client-secret",
+                 "cs3cret", "--token-endpoint", token)  # fmt: skip
+    for options in (("--option", "page_size=abc"), ("--options-json", '{"page_size": "abc"}')):
+        bad = toolbox(*oneroster, *options, env=toolbox_env)  # a traceback (ValueError) before
+        assert bad.returncode == 2 and bad.stdout == ""
+        assert bad.stderr.strip() == (
+            "error: OneRoster --option page_size=... must be a whole number from 1, got 'abc'"
+        )
     assert "cs3cret" not in schoology.stderr
 
 

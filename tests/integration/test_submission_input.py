@@ -544,3 +544,18 @@ def test_the_cli_refuses_json_nested_too_deeply_in_one_line(
         " nested more than 100 levels deep; nest fewer"
     )
     assert task_count(engine) == 0
+
+
+def test_a_refusal_lists_twenty_problems_and_keeps_them_all(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """2,000 unknown keys made a 77 KB error line (``submit_many`` of 5,000 bad inputs, 274 KB)."""
+    with pytest.raises(ValidationFailed) as caught:
+        client.submit("echo", {f"key{index}": 1 for index in range(2000)})
+    assert len(caught.value.errors) == 2000
+    assert caught.value.message.endswith("; and 1980 more problems")
+    assert caught.value.message.count("Extra inputs are not permitted") == 20
+    with pytest.raises(ValidationFailed) as many:
+        client.submit_many("echo", [{"message": 5}] * 5000)
+    assert len(many.value.errors) == 5000 and len(many.value.message) < 2000
+    assert task_count(engine) == 0

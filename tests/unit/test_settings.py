@@ -353,3 +353,24 @@ def test_the_repr_of_the_settings_masks_url_passwords(monkeypatch: pytest.Monkey
     assert "database_url='postgresql+psycopg://app:***@db/toolbox'" in repr(settings)
     assert "redis_url='rediss://default:***@cache:6380/0'" in repr(settings)
     assert settings.database_url == "postgresql+psycopg://app:Db-Pa55word@db/toolbox"
+    # a service logging a dump: model_dump_json() showed both passwords in clear
+    for dumped in (settings.model_dump_json(), str(settings.model_dump())):
+        assert "Db-Pa55word" not in dumped and "Rd-Pa55word" not in dumped
+        assert "Fl-Pa55word" not in dumped
+    assert settings.model_dump()["redis_url"] == "rediss://default:***@cache:6380/0"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "read"),
+    [
+        ("TOOLBOX_LOG_LEVEL", "debug", "log_level", "DEBUG"),
+        ("TOOLBOX_LOG_LEVEL", " Warning ", "log_level", "WARNING"),
+        ("TOOLBOX_ENV", "Test", "env", "test"),
+    ],
+)
+def test_words_are_read_in_any_case(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, field: str, read: str
+) -> None:
+    """``TOOLBOX_LOG_LEVEL=debug`` was refused (``Input should be 'DEBUG', ...``)."""
+    monkeypatch.setenv(variable, value)
+    assert getattr(load_settings(), field) == read

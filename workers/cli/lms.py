@@ -44,6 +44,7 @@ from workers.cli.lms_input import (
     RefreshToken,
     TokenEndpoint,
     credentials,
+    flags_named,
     hours,
     json_options,
     pair_options,
@@ -110,9 +111,10 @@ def add(
         roster_sync_enabled=roster_sync,
         content_sync_enabled=content_sync,
     )
-    new = validated(new)  # before any server is asked
+    with flags_named():
+        new = validated(new)  # before any server is asked
     resolve_servers()
-    with Session(get_engine()) as session, session.begin():
+    with flags_named(), Session(get_engine()) as session, session.begin():
         row = add_integration(session, new, secret_box)  # refuses the same LMS twice
         integration_id = row.id
     if as_json:

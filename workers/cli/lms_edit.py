@@ -27,6 +27,7 @@ from workers.cli.lms_input import (
     PrivateKeyFile,
     RefreshToken,
     TokenEndpoint,
+    flags_named,
     hours,
     json_options,
     pair_options,
@@ -101,7 +102,8 @@ def update(
             roster_sync_enabled=roster_sync,
             content_sync_enabled=content_sync,
         )
-        changed = update_integration(session, integration_id, changes, secret_box())
+        with flags_named():
+            changed = update_integration(session, integration_id, changes, secret_box())
     replaced = sorted(changes.secrets)
     shown = {"id": str(integration_id), "platform": platform, "changed": changed,
              "secrets_replaced": replaced}  # fmt: skip
