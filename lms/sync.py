@@ -57,6 +57,12 @@ from models.redaction import redact
 
 log = logging.getLogger(__name__)
 summary_log = logging.getLogger(f"{__name__}.summary")
+_STOPS = {
+    "KeyboardInterrupt": "Ctrl-C",
+    "SystemExit": "the process was told to stop",
+    "SoftTimeLimitExceeded": "its time limit ran out",
+}
+"""What stopped a run, for its record (``SystemExit``: SIGTERM in a ``toolbox`` command)."""
 """The line that ends each run: its counts, and why a run that failed as a whole failed.
 A service's record: ``toolbox lms sync --now`` prints the report instead (not twice)."""
 
@@ -187,9 +193,7 @@ def run_sync(
         except ToolboxError as exc:
             return _finish(engine, report, run_id, "failed", exc.message, started)
         except BaseException as exc:  # a time limit or Ctrl-C: say so, then let it propagate
-            _finish(
-                engine, report, run_id, "failed", f"interrupted ({type(exc).__name__})", started
-            )
+            _finish(engine, report, run_id, "failed", f"interrupted ({_why(exc)})", started)
             raise
         if report.courses_failed == 0:  # still under the lock: nobody can re-claim before this
             return _finish(engine, report, run_id, "success", None, started)
@@ -456,3 +460,8 @@ def _write_end(
 
 def _clip(message: str) -> str:
     return message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 3] + "..."
+
+
+def _why(exc: BaseException) -> str:
+    name = type(exc).__name__
+    return _STOPS.get(name, name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.integration.test_cli_errors import one_error_line
 from tests.integration.test_lms_sync import no_sleep
 from tests.lms.fakes import Dataset, FakeCanvas
 from tests.lms.fakes.server import Fault, Reply
+from tests.workers import wait_for
 from workers.cli.lms import TOOK_OVER
 
 TOOLBOX = str(Path(sys.executable).parent / "toolbox")
@@ -421,3 +423,35 @@ def test_a_secret_the_platform_does_not_use_is_refused_before_the_prompt(
         assert (done.returncode, done.stdout) == (2, ""), (args, done.stdout)
         assert done.stderr == f"{refusal}\n", args
     assert len(json.loads(toolbox("lms", "list", "--json", env=toolbox_env).stdout)) == 1
+
+
+def test_a_sync_here_stopped_by_sigterm_says_so_and_is_recorded(
+    toolbox_env: dict[str, str],
+) -> None:
+    """It exited 143 without a word, and the run was recorded ``interrupted (SystemExit)``."""
+    with FakeCanvas(Dataset.generate(courses=1, students_per_course=2)) as canvas:
+        env = {**os.environ, **toolbox_env, "TOOLBOX_LMS_API_KEY": canvas.token}
+        added = toolbox("lms", "add", "canvas", "--institution", "Springfield",
+                        "--base-url", canvas.base_url, "--json", env=env)  # fmt: skip
+        integration = json.loads(added.stdout)["id"]
+        canvas.delay_response(60, path="/api/v1/courses")  # the first page never comes
+        here = subprocess.Popen(
+            [TOOLBOX, "lms", "sync", integration, "--now"], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: any(r.path == "/api/v1/courses" for r in canvas.requests), 60)
+            here.send_signal(signal.SIGTERM)
+            out, err = here.communicate(timeout=60)
+        finally:
+            if here.poll() is None:
+                here.kill()
+        assert here.returncode == 143, err
+        assert out == ""
+        assert err.strip().splitlines()[-1] == (  # after the development key's warning
+            f"error: toolbox lms sync: stopped; the sync of {integration} is recorded failed"
+            " (interrupted); what it wrote stays, and the next sync writes only what is left"
+        )
+        shown = json.loads(toolbox("lms", "status", integration, "--json", env=env).stdout)
+        assert shown["last_sync_status"] == "failed"
+        assert "interrupted (the process was told to stop)" in json.dumps(shown)

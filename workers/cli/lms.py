@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -335,8 +337,8 @@ def _sync_here(
         def advance(step: SyncProgress) -> None:
             progress.update(task, completed=step.done, total=step.total)
 
-        with unshown(summary_log):  # the report printed next says it all
-            report = run_sync(
+        with unshown(summary_log), _said_if_stopped(integration_id):
+            report = run_sync(  # the report printed next says what the summary line would
                 get_engine(),
                 integration_id,
                 secrets=secret_box,
@@ -346,6 +348,19 @@ def _sync_here(
             )
     record_sync(get_engine(), report)
     return report
+
+
+@contextlib.contextmanager
+def _said_if_stopped(integration_id: uuid.UUID) -> Iterator[None]:
+    """Ctrl-C or SIGTERM mid-sync: one line on what is left (it exited silently, 143)."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        say_error(
+            f"toolbox lms sync: stopped; the sync of {integration_id} is recorded failed"
+            " (interrupted); what it wrote stays, and the next sync writes only what is left"
+        )
+        raise
 
 
 def _report_json(report: SyncReport) -> dict[str, Any]:
