@@ -192,7 +192,7 @@ _OPTION = re.compile(r"(?<![\w.-])options\.(?!contexts\b)(\w+)\b(?![\[.])")
 inside one (``options.contexts[0].id``), which only ``--options-json`` gives."""
 
 
-def in_flag_terms(message: str) -> str:
+def in_lms_flag_terms(message: str) -> str:
     """A client's refusal in the words of the command line: ``Schoology needs --option
     user_id=... (the API user's uid)``, not the ``options.user_id`` of the Python API."""
     message = _FIELD.sub(lambda found: _FIELD_FLAGS[found[1]], message)
@@ -205,4 +205,4 @@ def flags_named() -> Iterator[None]:
     try:
         yield
     except (ConfigurationError, ValidationFailed) as exc:
-        fail(in_flag_terms(exc.message))
+        fail(in_lms_flag_terms(exc.message))
