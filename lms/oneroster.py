@@ -85,14 +85,8 @@ class OneRosterClient(LMSClient):
         gradebook = option.text(options, "gradebook_path", "OneRoster") or GRADEBOOK_PATH
         self.rostering, self.gradebook = rostering.rstrip("/"), gradebook.rstrip("/")
         self.page_size = option.whole(options, "page_size", "OneRoster", default=100, minimum=1)
-        method: Literal["basic", "post"] = (
-            "post"
-            if option.choice(
-                options, "token_auth", "OneRoster", choices=("basic", "post"), default="basic"
-            )
-            == "post"
-            else "basic"
-        )
+        token_auth = option.choice(options, "token_auth", "OneRoster", choices=("basic", "post"))
+        method: Literal["basic", "post"] = "post" if token_auth == "post" else "basic"
         self.tokens: TokenProvider = client_secret_provider(
             config.token_endpoint,
             config.credentials.client_id,

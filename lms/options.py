@@ -12,7 +12,7 @@ the first sync or a scope sent one character at a time.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from models.errors import ConfigurationError
@@ -48,13 +48,11 @@ def whole(options: Mapping[str, Any], key: str, where: str, *, default: int, min
     return number
 
 
-def choice(
-    options: Mapping[str, Any], key: str, where: str, *, choices: Collection[str], default: str
-) -> str:
+def choice(options: Mapping[str, Any], key: str, where: str, *, choices: Sequence[str]) -> str:
     """One of ``choices`` (the first is the default when unset)."""
     value = options.get(key)
     if value is None or value == "":
-        return default
+        return choices[0]
     if not isinstance(value, str) or value not in choices:
         raise _refused(where, key, "one of " + ", ".join(choices), value)
     return value

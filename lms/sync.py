@@ -57,14 +57,14 @@ from models.redaction import redact
 
 log = logging.getLogger(__name__)
 summary_log = logging.getLogger(f"{__name__}.summary")
+"""The line that ends each run: its counts, and why a run that failed as a whole failed.
+A service's record: ``toolbox lms sync --now`` prints the report instead (not twice)."""
 _STOPS = {
     "KeyboardInterrupt": "Ctrl-C",
     "SystemExit": "the process was told to stop",
     "SoftTimeLimitExceeded": "its time limit ran out",
 }
 """What stopped a run, for its record (``SystemExit``: SIGTERM in a ``toolbox`` command)."""
-"""The line that ends each run: its counts, and why a run that failed as a whole failed.
-A service's record: ``toolbox lms sync --now`` prints the report instead (not twice)."""
 
 MESSAGE_LIMIT = 2000
 DOWN_AFTER_COURSES = 3

@@ -157,7 +157,6 @@ def _submit_now(
         if inserted is not None:  # written queued: only what the broker refused is put back
             ids, new = inserted
             published = _publish_or_discard(connection, new)
-            _unless_refused(connection, new, published)
             sent = set(published.sent)
             dispatcher.unmark(connection, [e.task_id for e in new if e.task_id not in sent])
             return ids, published
@@ -166,7 +165,6 @@ def _submit_now(
             ids, new = insert_rows(connection, agent, inputs, options)
         connection.execution_options(isolation_level="AUTOCOMMIT")
         published = _publish_or_discard(connection, new)
-        _unless_refused(connection, new, published)
         if published.sent:  # the relay sends the rest
             dispatcher.mark_dispatched(connection, published.sent, flush=False, fresh=True)
     return ids, published
@@ -175,31 +173,27 @@ def _submit_now(
 def _publish_or_discard(
     connection: Connection, new: Sequence[dispatcher.Envelope]
 ) -> dispatcher.Published:
-    """``dispatcher.publish``; an error that is no broker's (a bug) removes ``new`` and goes on.
+    """``dispatcher.publish``, or ``new`` removed when the submit fails as a whole.
 
-    The caller gets no id: a row left behind would still be sent by the relay
+    A Redis that refuses its settings before any message went out is a
+    ``ConfigurationError`` (a broker that took some is no refusing one); an
+    error no broker raises (a bug) goes on with a note.  Either way the
+    caller gets no id: a row left behind would still be sent by the relay
     minutes later, and a caller who saw the error submits again.
     """
     try:
-        return dispatcher.publish(new, raises_refusal=True)
+        published = dispatcher.publish(new, raises_refusal=True)
     except Exception as exc:
         dispatcher.discard(connection, [envelope.task_id for envelope in new])
         exc.add_note(_unsaved(new))
         raise
-
-
-def _unless_refused(
-    connection: Connection, new: Sequence[dispatcher.Envelope], published: dispatcher.Published
-) -> None:
-    """Raise ``ConfigurationError`` if Redis refused the broker's settings, removing ``new``.
-
-    Only when no message went out: a broker that took some is no refusing one.
-    """
     refused = None if published.sent else refusal(published.error)
-    if refused is None:
-        return
-    dispatcher.discard(connection, [envelope.task_id for envelope in new])
-    raise ConfigurationError(f"{refused_message(refused)}; {_unsaved(new)}") from published.error
+    if refused is not None:
+        dispatcher.discard(connection, [envelope.task_id for envelope in new])
+        raise ConfigurationError(
+            f"{refused_message(refused)}; {_unsaved(new)}"
+        ) from published.error
+    return published
 
 
 def _unsaved(new: Sequence[dispatcher.Envelope]) -> str:

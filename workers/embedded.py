@@ -81,11 +81,12 @@ class Servers:
 
 
 def start_postgres(data_dir: Path) -> tuple[str, Any]:
-    if any(char.isspace() for char in str(data_dir.resolve())):
+    where = data_dir.resolve()
+    if any(char.isspace() for char in str(where)):
         # pgserver hands the socket folder to postgres unquoted: "invalid argument", a traceback
         raise ConfigurationError(
             f"TOOLBOX_DATA_DIR: the embedded PostgreSQL cannot run in a folder whose path"
-            f" holds a space ({data_dir.resolve()}); choose another folder, or give"
+            f" holds a space ({where}); choose another folder, or give"
             " TOOLBOX_DATABASE_URL a server of your own"
         )
     with warnings.catch_warnings():

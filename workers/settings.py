@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -85,7 +86,6 @@ def _check_libpq_options(url: str) -> None:
     """An option libpq does not know (``?bogus=1``) or psycopg cannot read
     (``?connect_timeout=abc``) fails every connection with a traceback: refuse it now."""
     try:
-        conninfo_to_dict(url)
         timeout_from_conninfo(conninfo_to_dict(url))
     except psycopg.ProgrammingError as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
@@ -116,11 +116,6 @@ def _check_redis_database(parts: SplitResult) -> None:
                 f"the database number ({where}) must be a whole number 0 or more, as in"
                 f" {example}; got {number[:40]!r}"
             )
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "ssl_cert_reqs" and value not in _CERT_REQS:
-            raise ValueError(
-                f"?ssl_cert_reqs= must be one of {', '.join(_CERT_REQS[:3])}; got {value[:40]!r}"
-            )
 
 
 def _check_redis_url(value: str) -> str:
@@ -146,8 +141,6 @@ def _check_redis_url(value: str) -> str:
     return value
 
 
-_LEVELS = frozenset({"debug", "info", "warning", "error"})
-
 _LOGIN_KEYS = frozenset({"password", "username", "user", "userid"})
 
 
@@ -158,9 +151,13 @@ def _check_redis_query(query: str) -> None:
     collides with the URL's own (a ``TypeError`` in every submit and worker
     start), ``?socket_timeout=`` is an unexpected argument.
     """
-    unread = [
-        key for key, _ in parse_qsl(query, keep_blank_values=True) if not key.startswith("ssl_")
-    ]
+    items = parse_qsl(query, keep_blank_values=True)
+    for key, value in items:
+        if key == "ssl_cert_reqs" and value not in _CERT_REQS:
+            raise ValueError(
+                f"?ssl_cert_reqs= must be one of {', '.join(_CERT_REQS[:3])}; got {value[:40]!r}"
+            )
+    unread = [key for key, _ in items if not key.startswith("ssl_")]
     if not unread:
         return
     key = unread[0]
@@ -267,11 +264,11 @@ class Settings(BaseSettings):
 
     @field_validator("env", "log_level", mode="before")
     @classmethod
-    def _any_case(cls, value: Any) -> Any:
+    def _any_case(cls, value: Any, info: ValidationInfo) -> Any:
         """``production`` or ``PRODUCTION``, ``debug`` or ``DEBUG``: words, not spellings."""
         if not isinstance(value, str):
             return value
-        return value.strip().upper() if value.strip().lower() in _LEVELS else value.strip().lower()
+        return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
 
     @field_serializer("database_url", "redis_url")
     def _masked_url(self, value: str | None) -> str | None:

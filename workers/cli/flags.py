@@ -1,5 +1,9 @@
 """A refusal in the terms of the command line: the flags a user typed, not schema fields.
 
+(An LMS client's refusal is free text naming ``options.user_id`` or
+``credentials.client_id``; ``flags_named`` words it for ``lms add`` and
+``lms update``, at the end of this module.)
+
 A command that builds a request from flags checks it with the schema the
 Python API uses, whose ``ValidationFailed`` lines name fields
 (``grade_level: ...``, ``learning_objectives.1: ...``).  The user typed
@@ -13,10 +17,13 @@ a ``Refused``, which the command line prints after the command as typed
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
 
 from agents.field_paths import ROOT
-from models.errors import ValidationFailed
+from models.errors import ConfigurationError, ValidationFailed
+from workers.cli.failures import fail
 from workers.cli.usage import Refused, refused
 from workers.submission import NONE_HINT
 
@@ -71,3 +78,33 @@ def _rename(line: str, flags: Mapping[str, str]) -> str:
     for python, words in WORDING.items():
         message = message.replace(python, words)
     return ".".join([flag, *rest]) + separator + message
+
+
+_FIELD_FLAGS = {
+    "credentials.client_id": "--client-id",
+    "credentials.client_secret": "--client-secret",
+    "credentials.api_key": "--api-key",
+    "credentials.refresh_token": "--refresh-token",
+    "credentials.private_key_pem": "--private-key-file",
+    "token_endpoint": "--token-endpoint",
+}
+_FIELD = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, _FIELD_FLAGS)) + r")\b")
+_OPTION = re.compile(r"(?<![\w.-])options\.(?!contexts\b)(\w+)\b(?![\[.])")
+"""A whole option given as text (``options.user_id``); not LTI's ``contexts`` nor a place
+inside one (``options.contexts[0].id``), which only ``--options-json`` gives."""
+
+
+def in_lms_flag_terms(message: str) -> str:
+    """A client's refusal in the words of the command line: ``Schoology needs --option
+    user_id=... (the API user's uid)``, not the ``options.user_id`` of the Python API."""
+    message = _FIELD.sub(lambda found: _FIELD_FLAGS[found[1]], message)
+    return _OPTION.sub(lambda found: f"--option {found[1]}=...", message)
+
+
+@contextlib.contextmanager
+def flags_named() -> Iterator[None]:
+    """A setting the platform's client refuses, named by its flag (exit status 2)."""
+    try:
+        yield
+    except (ConfigurationError, ValidationFailed) as exc:
+        fail(in_lms_flag_terms(exc.message))

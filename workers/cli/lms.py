@@ -33,6 +33,7 @@ from workers.app import app as celery_app
 from workers.cli import lms_edit
 from workers.cli.consoles import console as make_console
 from workers.cli.failures import explain, say_error
+from workers.cli.flags import flags_named
 from workers.cli.lms_input import (
     ApiKey,
     ApiVersion,
@@ -46,7 +47,6 @@ from workers.cli.lms_input import (
     RefreshToken,
     TokenEndpoint,
     credentials,
-    flags_named,
     hours,
     json_options,
     pair_options,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from lms.edit import IntegrationChanges, set_active, update_integration
 from lms.status import resolve_id
 from lms.store import get_integration
+from workers.cli.flags import flags_named
 from workers.cli.lms_input import (
     ApiKey,
     ApiVersion,
@@ -27,7 +28,6 @@ from workers.cli.lms_input import (
     PrivateKeyFile,
     RefreshToken,
     TokenEndpoint,
-    flags_named,
     hours,
     json_options,
     pair_options,

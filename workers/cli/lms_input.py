@@ -6,11 +6,9 @@ they are checked (and stripped) by ``lms.store``, like every other setting.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,10 +18,9 @@ from rich.markup import escape
 from lms.base import Credentials
 from lms.registry import unknown_option
 from lms.store import MAX_FREQUENCY_HOURS, SECRET_INPUTS, check_secrets_used
-from models.errors import ConfigurationError, ValidationFailed
+from models.errors import ConfigurationError
 from workers.cli import json_text
 from workers.cli.consoles import console as make_console
-from workers.cli.failures import fail
 from workers.cli.usage import refused
 
 errors = make_console(stderr=True)
@@ -176,33 +173,3 @@ def replacement_secrets(
             raise ConfigurationError(f"--prompt-secret needs a terminal; or pass {option}")
         chosen[field] = typer.prompt(f"new {label}", hide_input=True).strip()
     return chosen
-
-
-_FIELD_FLAGS = {
-    "credentials.client_id": "--client-id",
-    "credentials.client_secret": "--client-secret",
-    "credentials.api_key": "--api-key",
-    "credentials.refresh_token": "--refresh-token",
-    "credentials.private_key_pem": "--private-key-file",
-    "token_endpoint": "--token-endpoint",
-}
-_FIELD = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, _FIELD_FLAGS)) + r")\b")
-_OPTION = re.compile(r"(?<![\w.-])options\.(?!contexts\b)(\w+)\b(?![\[.])")
-"""A whole option given as text (``options.user_id``); not LTI's ``contexts`` nor a place
-inside one (``options.contexts[0].id``), which only ``--options-json`` gives."""
-
-
-def in_lms_flag_terms(message: str) -> str:
-    """A client's refusal in the words of the command line: ``Schoology needs --option
-    user_id=... (the API user's uid)``, not the ``options.user_id`` of the Python API."""
-    message = _FIELD.sub(lambda found: _FIELD_FLAGS[found[1]], message)
-    return _OPTION.sub(lambda found: f"--option {found[1]}=...", message)
-
-
-@contextlib.contextmanager
-def flags_named() -> Iterator[None]:
-    """A setting the platform's client refuses, named by its flag (exit status 2)."""
-    try:
-        yield
-    except (ConfigurationError, ValidationFailed) as exc:
-        fail(in_lms_flag_terms(exc.message))
