@@ -11,6 +11,7 @@ sk-...``) must not put it in a task's error, ``error_logs`` or a log line.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import time
@@ -90,6 +91,47 @@ _LAST_RESORT = re.compile(
 )
 
 
+def check_provider(spec: str) -> None:
+    """Refuse a spec whose provider langchain does not know or whose package is missing.
+
+    What ``make_chat_model`` would find at a task's first model call, found
+    when a worker starts instead (no model is built: no API key is needed).
+    """
+    try:
+        provider, _ = parse_model_spec(spec)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if provider == "offline":
+        return
+    from langchain.chat_models import base  # about 0.7 s: only for a non-offline spec
+
+    known: dict[str, tuple[Any, ...]] | None = getattr(base, "_BUILTIN_PROVIDERS", None)
+    if known is None:  # a langchain without the table: make_chat_model will tell
+        return
+    if provider not in known:
+        raise ConfigurationError(
+            f"unknown model provider {provider!r}; langchain knows: {', '.join(sorted(known))}",
+            provider=provider,
+        )
+    package = str(known[provider][0]).split(".")[0]
+    try:
+        found = importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a parent that fails to import, a module without spec
+        found = False
+    if not found:
+        raise ConfigurationError(
+            f"model provider {provider!r} is not installed: {_install_hint(provider, package)}",
+            provider=provider,
+        )
+
+
+def _install_hint(provider: str, package: str | None = None) -> str:
+    extra = EXTRAS.get(provider)
+    if extra:
+        return f"pip install 'toolboxai-worker[{extra}]'"
+    return f"pip install {(package or f'langchain_{provider}').replace('_', '-')}"
+
+
 def make_chat_model(spec: str, **kwargs: Any) -> BaseChatModel:
     """The chat model named by ``spec``; ``kwargs`` go to the provider's class.
 
@@ -117,14 +159,9 @@ def make_chat_model(spec: str, **kwargs: Any) -> BaseChatModel:
     try:
         chat_model: BaseChatModel = init_chat_model(model, model_provider=provider, **kwargs)
     except ImportError as exc:
-        extra = EXTRAS.get(provider)
-        hint = (
-            f"pip install 'toolboxai-worker[{extra}]'"
-            if extra
-            else f"pip install langchain-{provider.replace('_', '-')}"
-        )
         raise ConfigurationError(
-            f"model provider {provider!r} is not installed: {hint}", provider=provider
+            f"model provider {provider!r} is not installed: {_install_hint(provider)}",
+            provider=provider,
         ) from exc
     except Exception as exc:
         raise ConfigurationError(

@@ -18,7 +18,7 @@ from celery import Celery
 from models.errors import ConfigurationError
 from workers import kombu_fixes, signals
 from workers.celeryconfig import build_config
-from workers.settings import get_settings, require_stack_secrets
+from workers.settings import ENV_PREFIX, Settings, get_settings, require_stack_secrets
 
 CONFIGURATION_EXIT_STATUS = 2
 """The exit status of a ``celery`` command refused for its settings, as of a ``toolbox`` one."""
@@ -39,6 +39,8 @@ def _config() -> dict[str, Any]:
             settings = get_settings()
         if command_line:
             require_stack_secrets(settings)
+            if "worker" in sys.argv[1:]:
+                check_models(settings)
         return build_config(settings)
     except ConfigurationError as exc:
         if not command_line:
@@ -48,6 +50,23 @@ def _config() -> dict[str, Any]:
         # (a container crash-looping with it), where a toolbox command says one line.
         sys.stderr.write(f"error: {exc.message}\n")
         raise SystemExit(CONFIGURATION_EXIT_STATUS) from None
+
+
+def check_models(settings: Settings) -> None:
+    """A worker's chat models can be built: a known provider, its package installed.
+
+    Refused at start in one line naming the variable, not at each task's
+    first model call (a failed task per task, after its first phases ran).
+    """
+    from agents.providers import check_provider
+
+    specs = {f"{ENV_PREFIX}DEFAULT_MODEL": settings.default_model}
+    specs |= {f"{ENV_PREFIX}AGENT_MODELS ({kind})": s for kind, s in settings.agent_models.items()}
+    for variable, spec in specs.items():
+        try:
+            check_provider(spec)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{variable}: {exc.message}") from None
 
 
 def _celery_command_line() -> bool:

@@ -284,14 +284,17 @@ def _missing_reference(exc: IntegrityError, options: SubmitOptions) -> Exception
 
 
 def _unknown_agent(connection: Connection, agent: str | uuid.UUID) -> str:
-    """The refusal of an agent that is not there: a type names the known ones, as
-    ``list_tasks`` does (a typo, ``ecco``, is then plain); an id has none to offer."""
+    """The refusal of an agent that is not there, naming the known types as
+    ``list_tasks`` does (a typo, ``ecco``, is then plain; an id can be given as a type)."""
+    known = list(
+        connection.execute(
+            text("SELECT DISTINCT agent_type FROM ai_agents ORDER BY agent_type")
+        ).scalars()
+    )
     if isinstance(agent, uuid.UUID):
-        return f"unknown agent {str(agent)!r}"
-    known = connection.execute(
-        text("SELECT DISTINCT agent_type FROM ai_agents ORDER BY agent_type")
-    ).scalars()
-    return unknown_agent_type(agent, list(known))
+        types = f"agent types: {', '.join(known)}" if known else "no agents are registered"
+        return f"no agent has id '{agent}'; {types}"
+    return unknown_agent_type(agent, known)
 
 
 def agent_ref(agent: str | uuid.UUID) -> str | uuid.UUID:

@@ -16,7 +16,12 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
 from agents.offline import OfflineChatModel
-from agents.providers import classify_model_error, invoke_structured, make_chat_model
+from agents.providers import (
+    check_provider,
+    classify_model_error,
+    invoke_structured,
+    make_chat_model,
+)
 from models.errors import (
     ConfigurationError,
     ModelError,
@@ -61,6 +66,45 @@ def test_missing_extra_names_it(
     with pytest.raises(ConfigurationError) as caught:
         make_chat_model(spec)
     assert f"pip install 'toolboxai-worker[{provider}]'" in str(caught.value)
+
+
+@pytest.mark.parametrize("spec", ["offline", "OFFLINE", "offline:unparseable-scripts"])
+def test_check_provider_takes_the_offline_model(spec: str) -> None:
+    check_provider(spec)
+
+
+def test_check_provider_refuses_an_unknown_provider_naming_the_known() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        check_provider("nosuchprov:some-model")
+    message = str(caught.value)
+    assert message.startswith("unknown model provider 'nosuchprov'; langchain knows: ")
+    assert "openai" in message and "anthropic" in message
+
+
+@pytest.mark.parametrize(
+    ("spec", "hint"),
+    [
+        ("openai:gpt-4o-mini", "pip install 'toolboxai-worker[openai]'"),
+        ("bedrock:anthropic.claude-v2", "pip install langchain-aws"),
+        ("google_genai:gemini-2.0-flash", "pip install langchain-google-genai"),
+    ],
+)
+def test_check_provider_refuses_a_provider_not_installed(
+    spec: str, hint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("langchain_openai", "langchain_aws", "langchain_google_genai"):
+        monkeypatch.setitem(sys.modules, module, None)  # installed or not, it will not import
+    with pytest.raises(ConfigurationError) as caught:
+        check_provider(spec)
+    assert str(caught.value) == f"model provider {spec.split(':')[0]!r} is not installed: {hint}"
+
+
+def test_check_provider_takes_an_installed_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    from langchain.chat_models import base
+
+    # langchain_core stands in for a provider's package: installed, and cheap to find
+    monkeypatch.setitem(base._BUILTIN_PROVIDERS, "toolbox_test", ("langchain_core", "X", print))
+    check_provider("toolbox_test:some-model")
 
 
 def test_provider_specs_reach_init_chat_model(monkeypatch: pytest.MonkeyPatch) -> None:

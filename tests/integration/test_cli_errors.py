@@ -255,6 +255,27 @@ def test_up_names_both_servers_when_neither_answers(tmp_path: Path) -> None:
     assert "sekret-pw" not in result.stdout + result.stderr
 
 
+def test_up_refuses_an_agent_model_it_cannot_build_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    result = up_that_should_not_start(
+        {"TOOLBOX_DATABASE_URL": CLOSED_PORT_URL, "TOOLBOX_REDIS_URL": CLOSED_REDIS_URL,
+         "TOOLBOX_DATA_DIR": str(tmp_path / "data"), "TOOLBOX_DEFAULT_MODEL": "nosuchprov:x"},
+        "--processes", "agents,beat",
+    )  # fmt: skip
+    assert one_error_line(result).startswith(
+        "error: TOOLBOX_DEFAULT_MODEL: unknown model provider 'nosuchprov'; langchain knows: "
+    )
+    assert result.stdout == ""
+    # a stack without agent workers builds no model: its refusal is about the servers
+    result = up_that_should_not_start(
+        {"TOOLBOX_DATABASE_URL": CLOSED_PORT_URL, "TOOLBOX_REDIS_URL": CLOSED_REDIS_URL,
+         "TOOLBOX_DATA_DIR": str(tmp_path / "data"), "TOOLBOX_DEFAULT_MODEL": "nosuchprov:x"},
+        "--processes", "beat",
+    )  # fmt: skip
+    assert one_error_line(result).startswith("error: cannot connect to PostgreSQL")
+
+
 def test_unresolvable_postgres_host(redis_url: str) -> None:
     url = "postgresql://someone:sekret-pw@no-such-host.invalid:5432/toolbox"
     result = toolbox("task", "list", env={"TOOLBOX_DATABASE_URL": url,

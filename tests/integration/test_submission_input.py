@@ -323,7 +323,7 @@ def test_an_unknown_agent_type_names_the_known_ones(
     assert long == f"unknown agent '{'x' * 50}'...; known: {known}"
     missing = uuid.uuid4()
     assert refused(AgentUnavailable, lambda: client.submit(missing, {})) == (
-        f"unknown agent '{missing}'"
+        f"no agent has id '{missing}'; agent types: {known}"
     )
     result = toolbox("task", "submit", "ecco", env=toolbox_env)
     assert result.returncode == 2
@@ -345,7 +345,8 @@ def test_an_agent_id_given_as_text_is_the_agent(
     assert client.get_task(task_id).agent_type == "echo"
     missing = uuid.uuid4()
     assert refused(AgentUnavailable, lambda: submit(str(missing), {})) == (
-        f"unknown agent '{missing}'"
+        f"no agent has id '{missing}'; agent types: content, echo, quiz, review, script,"
+        " supervisor, terrain"
     )
     assert task_count(engine) == 1
 

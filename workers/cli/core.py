@@ -13,6 +13,7 @@ from rich.table import Table
 
 from models.errors import ConfigurationError, ValidationFailed
 from workers import uplock
+from workers.app import check_models
 from workers.cli.consoles import console as make_console
 from workers.cli.failures import check_broker, check_servers, say_error
 from workers.cli.lookup import warn
@@ -73,6 +74,8 @@ def up(
     if "flower" in names:
         check_login(get_settings())
         check_port(get_settings())  # else Flower dies with a traceback once the rest runs
+    if "agents" in names:
+        check_models(get_settings())  # else each task fails at its first model call
     servers = resolve_servers()
     check_servers(
         servers.database_url,
