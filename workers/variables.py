@@ -34,7 +34,9 @@ OTHERS = frozenset(
 def unknown_variables(environ: Mapping[str, str], settings: Collection[str], prefix: str) -> str:
     """One line naming each set ``prefix`` variable nobody reads ("" when there is none).
 
-    Names compare in upper case, as pydantic-settings reads them; an empty
+    Names compare in upper case, as pydantic-settings reads them, and a
+    setting's name in other letters is refused too: the processes the
+    Procfile starts would not see it in their options; an empty
     value counts as unset, as it does for a setting.  The suggestion compares
     what follows the prefix, which every name shares.
     """
@@ -42,7 +44,14 @@ def unknown_variables(environ: Mapping[str, str], settings: Collection[str], pre
     problems = []
     for name in sorted(environ):
         upper = name.upper()
-        if not upper.startswith(prefix) or upper in known.values() or not environ[name]:
+        if not upper.startswith(prefix) or not environ[name]:
+            continue
+        if upper in known.values():
+            if name != upper:  # read here, but not by the Procfile's or compose's ${...}
+                problems.append(
+                    f"{name}: write it {upper} (the Procfile and docker-compose.yml"
+                    " read that spelling only)"
+                )
             continue
         close = difflib.get_close_matches(upper.removeprefix(prefix), sorted(known), n=1)
         hint = (

@@ -54,6 +54,21 @@ def test_a_misspelt_variable_is_refused_with_a_suggestion(
     assert "\n" not in error.value.message
 
 
+@pytest.mark.parametrize("variable", ["toolbox_concurrency", "Toolbox_Concurrency"])
+def test_a_setting_not_in_capitals_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """pydantic-settings read ``toolbox_concurrency=4``, the Procfile's ``-c
+    ${TOOLBOX_CONCURRENCY:-2}`` did not: the settings said 4, the workers ran 2."""
+    monkeypatch.setenv(variable, "4")
+    with pytest.raises(ConfigurationError) as error:
+        load_settings()
+    assert error.value.message == (
+        f"{variable}: write it TOOLBOX_CONCURRENCY (the Procfile and docker-compose.yml"
+        " read that spelling only)"
+    )
+
+
 def test_an_unknown_variable_far_from_any_setting_gets_no_guess(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
