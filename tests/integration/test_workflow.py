@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, Engine, text
@@ -239,10 +241,24 @@ def test_a_script_that_does_not_parse_is_revised_before_it_is_stored(
     assert scripts and all(check_luau(source).ok for source in scripts)
 
 
+def broken_terrain_model(folder: Path) -> dict[str, str]:
+    """A worker environment whose terrain model fails for good at its first call.
+
+    The provider's package is there (a worker checks that at start) but does
+    not import, as after a broken install: building the model is a
+    ``ConfigurationError``, a permanent failure.
+    """
+    package = folder / "langchain_ollama"
+    package.mkdir()
+    (package / "__init__.py").write_text('raise ImportError("a broken install")\n')
+    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p)
+    return {"TOOLBOX_AGENT_MODELS": "terrain=ollama:model-x", "PYTHONPATH": path}
+
+
 def test_a_failed_child_fails_the_workflow_and_nothing_is_marked_ready(
-    start_worker: StartWorker, engine: Engine
+    start_worker: StartWorker, engine: Engine, tmp_path: Path
 ) -> None:
-    start_worker(extra_env={"TOOLBOX_AGENT_MODELS": "terrain=nosuchprovider:model-x"})
+    start_worker(extra_env=broken_terrain_model(tmp_path))
     workflow_id = workflows.generate(REQUEST)
     view = workflows.wait(workflow_id, timeout=90)
     assert view.status == "failed"
@@ -258,7 +274,7 @@ def test_a_failed_child_fails_the_workflow_and_nothing_is_marked_ready(
 
 
 def test_a_workflow_fails_at_once_while_a_sibling_runs_and_that_sibling_stores_nothing(
-    start_worker: StartWorker, engine: Engine
+    start_worker: StartWorker, engine: Engine, tmp_path: Path
 ) -> None:
     """The failure is reported before a running sibling stops; it stops at its next phase.
 
@@ -267,7 +283,7 @@ def test_a_workflow_fails_at_once_while_a_sibling_runs_and_that_sibling_stores_n
     test holds in the other, and terrain would never get a process to fail in.
     """
     with held_slot(engine, "content") as content_slot, held_slot(engine, "terrain") as terrain_slot:
-        start_worker(extra_env={"TOOLBOX_AGENT_MODELS": "terrain=nosuchprovider:model-x"})
+        start_worker(extra_env=broken_terrain_model(tmp_path))
         workflow_id = workflows.generate(REQUEST)
         content, terrain = child(workflow_id, "content"), child(workflow_id, "terrain")
         siblings_done(workflow_id, "quiz", "script")
