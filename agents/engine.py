@@ -392,18 +392,18 @@ class Runner:
         with self.engine.begin() as connection:
             if isinstance(exc, TaskCancelled):
                 workflow.end_task(connection, task, "cancelled", details)
-                status, decision = "cancelled", Decision("done", reason=str(exc))
+                status, decision = "cancelled", Decision("done", reason=details["message"])
             elif retryable and task.retry_count < task.retry_budget:
                 delay = backoff(task.retry_count, getattr(exc, "retry_after", None))
                 lifecycle.schedule_retry(connection, task.id, delay, details)
-                status, decision = "retrying", Decision("retry", delay, str(exc))
+                status, decision = "retrying", Decision("retry", delay, details["message"])
             else:
                 if retryable:
                     spent = f"retry budget of {task.retry_budget} spent: {details['message']}"
                     details["message"] = spent
                 workflow.end_task(connection, task, "failed", details)
                 lifecycle.write_metrics(connection, task, [_metric("success", 0)])
-                status, decision = "failed", Decision("done", reason=str(exc))
+                status, decision = "failed", Decision("done", reason=details["message"])
         if self.report_error is not None and status != "cancelled":
             failure = TaskFailure(
                 task.id, task.agent_id, task.workflow_id, task.agent_type, status, details

@@ -34,6 +34,7 @@ from agents.lifecycle import (
     TASK_COLUMNS,
     TaskRow,
 )
+from models.errors import RetryableError
 
 
 def run(connection: Connection, sql: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -161,8 +162,13 @@ _RECORD_PHASE = {
 }
 _WORKFLOW_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%(workflow)s::text, 7))"
 _INSERT_STATE = (
-    f"INSERT INTO agent_states{_STATE_VALUES} ON CONFLICT (task_id, state_type) DO NOTHING"
+    f"WITH state AS (INSERT INTO agent_states{_STATE_VALUES} ON CONFLICT DO NOTHING RETURNING 1)"
+    " SELECT (SELECT count(*) FROM state) + (SELECT count(*) FROM agent_states"
+    " WHERE task_id = %(task)s AND state_type = %(state_type)s) AS present"
 )
+"""The state under the workflow's next number; ``present`` 0: that number was taken
+meanwhile by a writer outside the lock (a numbered or fast insert), so go again."""
+_RENUMBER_ATTEMPTS = 20
 
 
 def record_phase(
@@ -191,10 +197,19 @@ def _write_state_locked(connection: Connection, params: dict[str, Any]) -> None:
     """The state again, numbered under the workflow's lock (after losing a sequence race).
 
     Nothing happens if the phase is in fact written already (a duplicate delivery).
+    Writers that do not take the lock (every first try) may still take the
+    number it picked: it picks the next one then, a bounded number of times.
     """
     with connection.engine.begin() as locked:
         run(locked, _WORKFLOW_LOCK, params)
-        run(locked, _INSERT_STATE, params)
+        for _ in range(_RENUMBER_ATTEMPTS):
+            row = run(locked, _INSERT_STATE, params)
+            if row is not None and row["present"]:
+                return
+    raise RetryableError(
+        f"no free sequence number for the {params['state_type']} state of workflow"
+        f" {params['workflow']} after {_RENUMBER_ATTEMPTS} tries"
+    )
 
 
 _UNLOCK_SQL = "pg_advisory_unlock_all(), set_config('synchronous_commit', 'on', false)"

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 
 from agents.base import PHASES
 from models.redaction import redact
@@ -146,13 +147,23 @@ def write_metrics(connection: Connection, task: TaskRow, metrics: list[dict[str,
     )
 
 
+def error_message(exc: BaseException) -> str:
+    """``exc`` as a task's ``error_message``: a database error says what PostgreSQL said
+    (``numeric field overflow``), not SQLAlchemy's text, which quotes the whole statement
+    and its parameters (the task's output among them)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        said = " ".join(str(exc.orig).split())
+        return f"database error ({type(exc.orig).__name__}): {said}"
+    return str(exc)
+
+
 def error_details(exc: BaseException, *, retryable: bool) -> dict[str, Any]:
     """What a failed attempt stores and reports, secrets masked (``redact``): the traceback
     also holds the provider's own exception, which may quote a key."""
     frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-6)
     return {
         "type": type(exc).__name__,
-        "message": redact(str(exc)),
+        "message": redact(error_message(exc)),
         "retryable": retryable,
         "traceback": redact("".join(frames))[-4000:],
     }

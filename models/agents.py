@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import (
     Base,
     created_at,
-    decimal_10_4,
+    decimal_18_4,
     json_dict,
     json_list,
     score_3_2,
@@ -157,7 +157,7 @@ class AgentState(Base):
 
     __tablename__ = "agent_states"
     __table_args__ = (
-        UniqueConstraint("workflow_id", "state_type", "sequence_number"),
+        UniqueConstraint("workflow_id", "sequence_number"),  # one number per state: 0008
         UniqueConstraint("task_id", "state_type"),
         CheckConstraint(
             "state_type IN ('situation', 'problem', 'action', 'result', 'context')",
@@ -197,7 +197,7 @@ class AgentMetric(Base):
     agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_agents.id"))
     task_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agent_tasks.id"), index=True)
     metric_type: Mapped[str50]
-    metric_value: Mapped[decimal_10_4]
-    benchmark_value: Mapped[decimal_10_4 | None]
+    metric_value: Mapped[decimal_18_4]  # phase times in ms pass 10^6 after 1,000 s
+    benchmark_value: Mapped[decimal_18_4 | None]
     context: Mapped[json_dict | None]
     recorded_at: Mapped[timestamptz_now]

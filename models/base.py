@@ -69,6 +69,7 @@ score_3_2 = Annotated[Decimal, mapped_column(Numeric(3, 2))]
 score_5_2 = Annotated[Decimal, mapped_column(Numeric(5, 2))]
 decimal_8_2 = Annotated[Decimal, mapped_column(Numeric(8, 2))]
 decimal_10_4 = Annotated[Decimal, mapped_column(Numeric(10, 4))]
+decimal_18_4 = Annotated[Decimal, mapped_column(Numeric(18, 4))]
 inet = Annotated[IPv4Address | IPv6Address, mapped_column(INET)]
 """A host address; psycopg loads ``inet`` as :mod:`ipaddress` objects, not strings."""
 

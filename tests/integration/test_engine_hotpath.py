@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
-from agents import hotpath
+from agents import hotpath, lifecycle
 from agents.engine import Runner
 from tests.integration.ops_support import terminate_sessions
 from workers import client
@@ -151,3 +154,67 @@ def test_a_standalone_task_numbers_its_states_and_yields_numbers_a_child_took(
     assert [task for task, _, _ in states] == [str(child)] * 5 + [str(parent)] * 5
     assert states[-1][1] == "context", "the completion's own state was written again, not lost"
     assert _row(engine, parent)["status"] == "completed"
+
+
+def test_two_tasks_of_a_workflow_writing_the_same_number_at_once_get_one_each(
+    toolbox_env: dict[str, str], engine: Engine
+) -> None:
+    """Two standalone tasks given one ``workflow_id`` number their own states; running at
+    once, both took number 1 for different phases (the key held ``state_type``): the one
+    whose insert lands second must conflict and take the next number under the lock."""
+    workflow_id = uuid.uuid4()
+    first = client.submit("echo", {"message": "a"}, workflow_id=workflow_id)
+    second = client.submit("echo", {"message": "b"}, workflow_id=workflow_id)
+    with engine.connect() as connection:
+        task = lifecycle.load(connection, second)
+    assert task is not None
+    situation = hotpath.PhaseWrite("situation", {"output": {}}, None, None, sequence=1)
+    problem = hotpath.PhaseWrite("problem", {"output": {}}, None, None, sequence=1)
+    with engine.connect() as holder:
+        holder.execute(
+            text(
+                "INSERT INTO agent_states (agent_id, task_id, workflow_id, state_type,"
+                " state_data, sequence_number) SELECT agent_id, id, :workflow, 'situation',"
+                " '{}', 1 FROM agent_tasks WHERE id = :id"
+            ),
+            {"workflow": workflow_id, "id": first},
+        )  # uncommitted: the other insert cannot see it yet, only the unique index can
+        with ThreadPoolExecutor(1) as pool:
+            writing = pool.submit(_record, engine, task, problem)
+            time.sleep(0.3)
+            assert not writing.done(), "the second insert waits on the first's number"
+            holder.commit()
+            writing.result(timeout=10)
+    assert _states(engine, workflow_id) == [
+        (str(first), "situation", 1),
+        (str(second), "problem", 2),
+    ]
+    with engine.connect() as connection:  # its own number 1 is taken by now: renumbered too
+        hotpath.record_phase(connection, task, situation, None)
+    assert [n for _, _, n in _states(engine, workflow_id)] == [1, 2, 3]
+
+
+def _record(engine: Engine, task: lifecycle.TaskRow, write: hotpath.PhaseWrite) -> None:
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        hotpath.record_phase(connection, task, write, None)
+
+
+def test_a_database_error_is_stored_as_what_postgresql_said_not_the_statement(
+    engine: Engine,
+) -> None:
+    """A completion that failed in PostgreSQL stored SQLAlchemy's text: the whole
+    statement and its parameters, the task's output among them."""
+    with engine.connect() as connection, pytest.raises(DBAPIError) as caught:
+        connection.execute(text("SELECT CAST(:v AS numeric(10, 4))"), {"v": "secret-output 1e7"})
+    assert lifecycle.error_message(caught.value).startswith(
+        "database error (InvalidTextRepresentation): invalid input syntax for type numeric:"
+    )
+    assert "SELECT" not in lifecycle.error_message(caught.value)
+    with engine.connect() as connection, pytest.raises(DBAPIError) as caught:
+        connection.execute(text("SELECT CAST(:v AS numeric(10, 4))"), {"v": 10**7})
+    message = lifecycle.error_details(caught.value, retryable=False)
+    assert message["message"].startswith(
+        "database error (NumericValueOutOfRange): numeric field overflow DETAIL: "
+    )
+    assert "SELECT" not in message["message"] and "10000000" not in message["message"]

@@ -94,3 +94,51 @@ def test_alembic_cli_configuration_finds_the_migrations() -> None:
     ini = Path(__file__).resolve().parents[2] / "alembic.ini"
     assert "script_location = %(here)s/migrations" in ini.read_text()
     assert migrate.head_revision() is not None
+
+
+def test_0008_renumbers_states_numbered_twice_and_widens_metric_values(
+    empty_database_url: str,
+) -> None:
+    """Before 0008 two states of one workflow could share a number (different phases);
+    the upgrade renumbers them in order, keeps the rest, and takes 1,000 s in ms."""
+    migrate.upgrade(empty_database_url, "0007")
+    engine = create_engine(empty_database_url, poolclass=pool.NullPool)
+    with engine.begin() as connection:
+        agent = connection.execute(text("SELECT id FROM ai_agents LIMIT 1")).scalar_one()
+        shared, clean = connection.execute(
+            text("SELECT gen_random_uuid(), gen_random_uuid()")
+        ).one()
+        for workflow, numbers in ((shared, [1, 2, 2, 3]), (clean, [1, 2])):
+            for index, number in enumerate(numbers):
+                task = connection.execute(
+                    text("INSERT INTO agent_tasks (agent_id, task_name, task_type, input_data,"
+                         " workflow_id) VALUES (:agent, 'x', 'echo', '{}', :workflow)"
+                         " RETURNING id"),
+                    {"agent": agent, "workflow": workflow},
+                ).scalar_one()  # fmt: skip
+                connection.execute(
+                    text("INSERT INTO agent_states (agent_id, task_id, workflow_id, state_type,"
+                         " state_data, sequence_number, created_at) VALUES (:agent, :task,"
+                         " :workflow, :phase, '{}', :number, now() + :index * interval '1 s')"),
+                    {"agent": agent, "task": task, "workflow": workflow, "number": number,
+                     "phase": ("situation", "problem")[index % 2], "index": index},
+                )  # fmt: skip
+    migrate.upgrade(empty_database_url)
+    with engine.begin() as connection:
+        numbers = connection.execute(
+            text("SELECT workflow_id, array_agg(sequence_number ORDER BY created_at)"
+                 " FROM agent_states GROUP BY workflow_id")
+        ).all()  # fmt: skip
+        assert dict(numbers) == {shared: [1, 2, 3, 4], clean: [1, 2]}
+        connection.execute(
+            text("INSERT INTO agent_metrics (agent_id, metric_type, metric_value)"
+                 " VALUES (:agent, 'phase_time', 1005000.5)"),
+            {"agent": agent},
+        )  # fmt: skip
+    engine.dispose()
+    try:
+        migrate.downgrade(empty_database_url, "0007")
+    except RuntimeError as exc:
+        assert "1 agent_metrics value(s) do not fit numeric(10, 4)" in str(exc)
+    else:
+        raise AssertionError("downgraded over a metric value that does not fit")
