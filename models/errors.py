@@ -146,3 +146,12 @@ def quoted(value: str) -> str:
     """``value`` as an error message repeats it: its ``repr``, cut to ``SHOWN_MAX`` characters
     (``'xxx'...``), so a pasted paragraph neither floods the line nor hides the message."""
     return repr(value[:SHOWN_MAX]) + ("..." if len(value) > SHOWN_MAX else "")
+
+
+def shown(value: object) -> str:
+    """``value`` as an error message repeats it (``repr``); an integer too long to print
+    (Python refuses past 4,300 digits) by its size, any other cut as ``quoted`` cuts."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 160:
+        return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text[:SHOWN_MAX] + ("..." if len(text) > SHOWN_MAX else "")

@@ -316,7 +316,7 @@ def cancel(task_id: uuid.UUID | str) -> CancelView:
 def wait(task_id: uuid.UUID | str, timeout: float = 60.0, *, poll: float = 0.05) -> TaskView:
     """Block until the task finishes; raise ``WaitTimeout`` after ``timeout`` seconds."""
     task_id = parse_id(task_id, noun="task", field="task_id")
-    check_wait(timeout, poll)
+    timeout, poll = check_wait(timeout, poll)
     deadline = time.monotonic() + timeout
     while True:
         view = get_task(task_id, states=False)

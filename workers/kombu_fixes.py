@@ -1,4 +1,5 @@
-"""Two changes to kombu 5.7's Redis transport: a defect fixed, a cost removed.
+"""Two changes to kombu 5.7's Redis transport (a defect fixed, a cost removed) and
+one to what Celery's worker stats show of it (a password kept out).
 
 **A defect that stops a busy worker when Redis restarts.**
 
@@ -30,6 +31,12 @@ per message sent.  A client holds no connection of its own (it takes one
 from the pool per command and is safe to share between threads), so each
 channel keeps one per pool and builds a new one only when the pool changes
 (after a reconnect).
+
+**A socket URL's password in the worker's stats.**  ``celery inspect stats``
+and Flower's worker pages show the broker connection's ``info()``; Celery
+drops its ``password`` field, but kombu keeps a ``redis+socket://`` URL whole
+as the ``hostname`` (the transport parses it again), password included.  The
+stats show that hostname with the password masked, as every log line does.
 """
 
 from __future__ import annotations
@@ -41,13 +48,15 @@ from typing import Any
 import redis
 from kombu.transport import redis as kombu_redis
 
+from models.redaction import redact
+
 _APPLIED = "_toolbox_applied"
 """Marks a method this module installed, so a second ``apply`` wraps nothing twice."""
 _KEPT = "_toolbox_kept_client"
 
 
 def apply() -> None:
-    """Both changes, on kombu's Redis channel class (idempotent)."""
+    """Both transport changes, on kombu's Redis channel class (idempotent)."""
     _raise_when_detached()
     _keep_clients()
 
@@ -89,3 +98,24 @@ def _keep_clients() -> None:
 
     setattr(conn_or_acquire, _APPLIED, True)
     channel.conn_or_acquire = conn_or_acquire
+
+
+def mask_stats_hostname() -> None:
+    """The broker ``hostname`` of a worker's stats with any URL password masked
+    (idempotent; at worker start: a service importing the app skips Celery's worker code)."""
+    from celery.worker.consumer import connection as consumer_connection
+
+    step: Any = consumer_connection.Connection
+    original = step.info
+    if getattr(original, _APPLIED, False):
+        return
+
+    def info(self: Any, c: Any) -> dict[str, Any]:
+        shown: dict[str, Any] = original(self, c)
+        broker = shown.get("broker")
+        if isinstance(broker, dict) and isinstance(broker.get("hostname"), str):
+            broker["hostname"] = redact(broker["hostname"])
+        return shown
+
+    setattr(info, _APPLIED, True)
+    step.info = info

@@ -25,6 +25,7 @@ from celery.signals import (
 )
 from sqlalchemy import make_url
 
+from workers import kombu_fixes
 from workers.db import get_engine, reset_engine
 from workers.lifelines import stop_with_supervisor
 from workers.logs import configure_logging
@@ -174,10 +175,15 @@ def _task_failed(
         log.warning("could not record the failure of %s: %s", sender.name, type(exc).__name__)
 
 
+def _mask_stats_hostname(**_: Any) -> None:
+    kombu_fixes.mask_stats_hostname()  # what `inspect stats` and Flower show of the broker
+
+
 def connect(app: Celery) -> None:
     del app  # signals are global in Celery; the argument documents who calls this
     worker_init.connect(_watch_supervisor, weak=False)
     worker_init.connect(_freeze_heap, weak=False)
+    worker_init.connect(_mask_stats_hostname, weak=False)
     beat_init.connect(_watch_supervisor, weak=False)
     worker_ready.connect(_check_schema, weak=False)
     beat_init.connect(_check_schema, weak=False)

@@ -59,6 +59,7 @@ from models.errors import (
     NotFound,
     ValidationFailed,
     listed,
+    shown,
 )
 from models.ids import as_uuid
 from workers import dispatch as dispatcher
@@ -237,7 +238,7 @@ def _option_errors(options: SubmitOptions, count: int) -> list[str]:
         if not isinstance(priority, int) or isinstance(priority, bool):
             errors.append("priority: must be an integer between 0 and 9")
         elif not 0 <= priority <= 9:
-            errors.append(f"priority: must be between 0 and 9, got {priority}")
+            errors.append(f"priority: must be between 0 and 9, got {shown(priority)}")
     key = options.idempotency_key
     if key is not None:
         errors.extend(_text_errors("idempotency_key", key, IDEMPOTENCY_KEY_MAX, blank=False))

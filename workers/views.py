@@ -17,7 +17,7 @@ from sqlalchemy import Connection, text
 from agents.base import PHASES
 from agents.field_paths import unstorable_text
 from models.agents import TASK_STATUSES
-from models.errors import ValidationFailed, quoted
+from models.errors import ValidationFailed, quoted, shown
 from models.ids import parse_id
 
 MAX_LIST_LIMIT = 1000
@@ -60,7 +60,8 @@ class TaskView(BaseModel):
     output_data: dict[str, Any] | None
     intermediate_results: dict[str, Any] | None
     context_data: dict[str, Any] | None = None
-    states: list[StateView] = []
+    states: list[StateView] | None = None
+    """The SPARC states in order; None when not loaded (``list_tasks`` does not load them)."""
 
     @property
     def finished(self) -> bool:
@@ -75,7 +76,7 @@ class TaskView(BaseModel):
         the last written means the last one runs.  False for a view loaded
         without its states.
         """
-        ended = {state.state_type for state in self.states}
+        ended = {state.state_type for state in self.states or ()}
         return self.status == "running" and ended >= _BEFORE_LAST
 
 
@@ -144,7 +145,7 @@ def check_limit(limit: object) -> int:
         problem = f"limit: must be an integer from 1 to {MAX_LIST_LIMIT}"
         raise ValidationFailed(problem, errors=[problem])
     if not 1 <= limit <= MAX_LIST_LIMIT:
-        problem = f"limit: must be from 1 to {MAX_LIST_LIMIT}, got {limit}"
+        problem = f"limit: must be from 1 to {MAX_LIST_LIMIT}, got {shown(limit)}"
         raise ValidationFailed(problem, errors=[problem])
     return limit
 

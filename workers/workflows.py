@@ -162,7 +162,7 @@ def wait(
     tasks still running may stop a moment later (``WorkflowView.settled``).
     """
     workflow_id = parse_id(workflow_id, noun="workflow", field="workflow_id")
-    check_wait(timeout, poll)
+    timeout, poll = check_wait(timeout, poll)
     deadline = time.monotonic() + timeout
     while True:
         view = get(workflow_id)

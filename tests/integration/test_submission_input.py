@@ -505,6 +505,32 @@ def test_wait_refuses_a_timeout_or_poll_that_is_no_number_of_seconds(
             assert message.startswith("poll: must be a number of seconds above 0"), message
     with pytest.raises(WaitTimeout, match="still queued after 0s"):
         client.wait(task_id, 0)
+    with pytest.raises(WaitTimeout, match=r"still queued after 0s \("):  # not "-0s"
+        client.wait(task_id, -0.0)
+
+
+def test_numbers_too_big_to_print_or_convert_are_refused_or_read_by_name(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """``priority=10**5000`` and ``list_tasks(limit=10**5000)`` raised Python's own
+    ``ValueError`` (an int of more than 4,300 digits cannot be printed) and
+    ``wait(timeout=10**400)`` an ``OverflowError`` (no such float)."""
+    huge = 10**5000
+    assert refused(ValidationFailed, lambda: client.submit("echo", {}, priority=huge)) == (
+        "invalid options: priority: must be between 0 and 9, got a number of about 5001 digits"
+    )
+    assert refused(ValidationFailed, lambda: client.list_tasks(limit=huge)) == (
+        "limit: must be from 1 to 1000, got a number of about 5001 digits"
+    )
+    assert task_count(engine) == 0
+    task_id = client.submit("echo", {})
+    client.cancel(task_id)  # finished: a wait without limit returns at once
+    assert client.wait(task_id, 10**400).status == "cancelled"
+    # a list does not load states: None, not an empty list that reads as "no states"
+    assert client.list_tasks(limit=1)[0].states is None
+    assert client.get_task(task_id).states == []
+    message = refused(ValidationFailed, lambda: client.wait(task_id, 1, poll=10**400))
+    assert message == "poll: must be a number of seconds above 0, got a number of about 401 digits"
 
 
 def _nested(levels: int) -> dict[str, Any]:

@@ -90,6 +90,19 @@ REFUSALS = {
         "toolbox task submit: --input @: name the file after the @ (--input @FILE)"
     ),
     "task submit echo --input [1]": "toolbox task submit: --input: must be a JSON object",
+    # numbers Python cannot hold: a 59-line ValueError traceback, then jsonb's refusal of inf
+    f'task submit echo --input {{"fail_attempts":{"1" * 5000}}}': (
+        "toolbox task submit: --input: not valid JSON: a number of 5000 digits is too long;"
+        " give at most 4300"
+    ),
+    'task submit echo --input {"fail_attempts":-1e999}': (
+        "toolbox task submit: --input: not valid JSON: -1e999 is beyond the range of a JSON"
+        " number here (about 1.8e308)"
+    ),
+    f"task submit echo --wait --timeout {'9' * 5000}x": (
+        "toolbox task submit: --timeout: expected a positive number of seconds, got"
+        f" '{'9' * 50}'..."
+    ),
     "task submit echo --input {nope": (
         "toolbox task submit: --input: not valid JSON: Expecting property name enclosed in"
         " double quotes at line 1 column 2"

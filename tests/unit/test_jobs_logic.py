@@ -33,6 +33,7 @@ def test_messages_lose_ids_and_numbers_before_hashing() -> None:
         ("retrying", "EchoFailure", "low"),
         ("failed", "EchoFailure", "high"),
         ("failed", "RedeliveryExceeded", "critical"),
+        ("failed", "ConfigurationError", "critical"),  # a chat model that cannot be built
     ],
 )
 def test_failure_severity(status: str, kind: str, severity: str) -> None:

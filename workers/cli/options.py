@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from models.errors import quoted
+
 
 def seconds(value: str | float) -> float:
     """A typer ``parser``: a positive, finite number of seconds (the default comes as a float)."""
@@ -22,7 +24,7 @@ def seconds(value: str | float) -> float:
     except ValueError:
         number = math.nan
     if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"expected a positive number of seconds, got {str(value)!r}")
+        raise ValueError(f"expected a positive number of seconds, got {quoted(str(value))}")
     return number
 
 

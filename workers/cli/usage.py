@@ -37,6 +37,7 @@ from typer._click.exceptions import (  # typer vendors click and exports only Ba
 )
 from typer.core import TyperGroup
 
+from models.errors import shown
 from workers.cli.failures import fail
 
 WORDS = "toolbox.words"
@@ -151,9 +152,9 @@ def _bad_value(exc: BadParameter) -> str:
     error = cause.errors()[0] if isinstance(cause, ValidationError) and cause.errors() else None
     if error is not None and error["type"] in BOUNDS:
         words, key = BOUNDS[error["type"]]
-        return f"must be {words} {error['ctx'][key]}, got {error['input']!r}"
+        return f"must be {words} {error['ctx'][key]}, got {shown(error['input'])}"
     if error is not None and error["type"] == "int_parsing":
-        return f"expected a whole number, got {error['input']!r}"
+        return f"expected a whole number, got {shown(error['input'])}"
     return _clauses(exc.message.removeprefix("Value error, "))
 
 
@@ -165,4 +166,9 @@ def _clauses(message: str) -> str:
     """Typer's sentences on one line: ``No such command 'x'. Did you mean 'y'?`` becomes
     ``no such command 'x'; did you mean 'y'?``."""
     sentences = re.split(r"(?<=[.?!])\s+", " ".join(message.split()))
-    return "; ".join(s[:1].lower() + s[1:].removesuffix(".") for s in sentences if s)
+    return "; ".join(s[:1].lower() + _unstopped(s[1:]) for s in sentences if s)
+
+
+def _unstopped(sentence: str) -> str:
+    """The sentence without its full stop; an ellipsis (a value cut short) stays whole."""
+    return sentence if sentence.endswith("...") else sentence.removesuffix(".")

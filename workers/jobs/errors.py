@@ -26,7 +26,9 @@ from models.redaction import redact
 from workers.settings import get_settings
 
 SEVERITIES = ("low", "medium", "high", "critical")
-CRASH_LOOP_TYPES = frozenset({RedeliveryExceeded.__name__})
+CRITICAL_TYPES = frozenset({RedeliveryExceeded.__name__, ConfigurationError.__name__})
+"""A crash loop or a broken configuration (a chat model that cannot be built): every task
+of the kind fails alike until someone acts."""
 MAX_MESSAGE = 2000
 MAX_TRACE = 4000
 
@@ -118,8 +120,9 @@ def record_error(connection: Connection, event: ErrorEvent) -> None:
 
 
 def failure_severity(failure: TaskFailure) -> str:
-    """Retries are expected ('low'); a failed task is 'high'; a crash loop 'critical'."""
-    if failure.details.get("type") in CRASH_LOOP_TYPES:
+    """Retries are expected ('low'); a failed task is 'high'; a crash loop or a broken
+    configuration 'critical', as ``exception_severity`` rates them."""
+    if failure.details.get("type") in CRITICAL_TYPES:
         return "critical"
     return "low" if failure.status == "retrying" else "high"
 
