@@ -12,6 +12,7 @@ from workers.dispatch import Envelope
 from workers.jobs import adaptive
 from workers.jobs.errors import error_hash, failure_severity, normalise_message
 from workers.jobs.progress import mastery_level, streaks, trend
+from workers.jobs.status import brief
 
 
 def test_messages_lose_ids_and_numbers_before_hashing() -> None:
@@ -107,3 +108,15 @@ def test_progress_maths() -> None:
     assert trend([70.0]) == "steady"
     assert trend([60.0, 62.0, 61.0, 80.0]) == "improving"
     assert trend([90.0, 70.0]) == "declining"
+
+
+def test_status_cells_elide_url_queries_so_the_cause_shows() -> None:
+    """An LMS failure starts with its request URL; Canvas's ``include[]=...`` filled the
+    120 characters ``toolbox status`` showed and the cause never did."""
+    query = "include%5B%5D=teachers&include%5B%5D=public_description&per_page=100"
+    message = f"GET https://lms.example.edu/api/v1/courses?{query} failed: HTTP 429 (wait 900s)"
+    assert brief(message) == (
+        "GET https://lms.example.edu/api/v1/courses?... failed: HTTP 429 (wait 900s)"
+    )
+    cut = brief("word " * 100)
+    assert len(cut) == 160 and cut.endswith("...")

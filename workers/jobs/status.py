@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from typing import Any
 
 import redis
@@ -20,7 +21,17 @@ from workers.jobs.queues import read_queues
 from workers.redis import refusal
 
 ERRORS_SHOWN = 10
-MESSAGE_WIDTH = 120
+MESSAGE_WIDTH = 160
+_QUERY = re.compile(r"(\bhttps?://[^\s?#]+)\?[^\s:;,)]*")
+
+
+def brief(message: str) -> str:
+    """``message`` for a table cell: URL query strings elided (an LMS error starts with the
+    request's URL, whose ``include[]=...`` pushed the cause past the cut), then cut."""
+    message = _QUERY.sub(r"\1?...", message)
+    if len(message) <= MESSAGE_WIDTH:
+        return message
+    return message[: MESSAGE_WIDTH - 3] + "..."
 
 
 @dataclasses.dataclass
@@ -70,7 +81,7 @@ def recent_errors(connection: Connection) -> list[dict[str, Any]]:
         f" ORDER BY last_seen DESC LIMIT {ERRORS_SHOWN}",
     )
     for row in rows:
-        row["message"] = normalise_message(row["message"])[:MESSAGE_WIDTH]
+        row["message"] = brief(normalise_message(row["message"]))
     return rows
 
 
@@ -87,7 +98,7 @@ def lms_integrations(connection: Connection) -> list[dict[str, Any]]:
     )
     for row in rows:
         if row["error"]:
-            row["error"] = str(row["error"])[:MESSAGE_WIDTH]
+            row["error"] = brief(str(row["error"]))
     return rows
 
 
