@@ -29,7 +29,7 @@ from lms.base import (
     RosterEntry,
     RosterRole,
 )
-from lms.http import next_page_url
+from lms.http import PageRepeats, next_page_url
 from lms.values import decimal_or_none, iso_date, iso_datetime, json_number, scaled_score
 from models.errors import LMSRequestRejected, ValidationFailed
 
@@ -145,6 +145,7 @@ class BlackboardClient(LMSClient):
 
     def _pages(self, url: str, params: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
         seen: set[str] = set()
+        repeats = PageRepeats()
         next_url: str | None = url
         while next_url is not None:
             if next_url in seen:
@@ -155,6 +156,7 @@ class BlackboardClient(LMSClient):
             results = body.get("results")
             if not isinstance(results, list):
                 raise ValidationFailed(f"{next_url}: 'results' is missing or not a list")
+            repeats.check(results, next_url, cause="paging.nextPage does not move on")
             for item in results:
                 yield _mapping(item, next_url, "results[]")
             paging = _mapping(body.get("paging"))

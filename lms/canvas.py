@@ -110,6 +110,7 @@ class CanvasClient(LMSClient):
             sleep=sleep,
             transport=transport,
             throttle_threshold=threshold,
+            refused=token_refused,
         )
 
     def close(self) -> None:
@@ -175,6 +176,13 @@ class CanvasClient(LMSClient):
             return GradeOutcome(detail=f"posted score {plain(target)}")
 
         return self.http.checked_write(check, write)
+
+
+def token_refused(response: httpx.Response) -> bool:
+    """A 401 that refuses the token itself (invalid, expired, revoked): Canvas marks it with
+    ``WWW-Authenticate``.  A 401 without it refuses one resource to a valid token ("user not
+    authorized to perform that action", a course restricted by date): that course fails."""
+    return response.status_code == 401 and "WWW-Authenticate" in response.headers
 
 
 def _held(

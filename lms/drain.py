@@ -180,7 +180,7 @@ def _give_up_held(connection: Connection, policy: PassbackPolicy, report: DrainR
         report.problems.append(PassbackProblem(
             grade.id, grade.integration_id, "failed", "CourseRestricted", grade.error
         ))  # fmt: skip
-        log.info("grade passback %s: failed (%s)", grade.id, grade.error)
+        log.warning("grade passback %s: failed (%s)", grade.id, grade.error)
 
 
 def _send_batch(
@@ -262,7 +262,9 @@ def _record_failure(
         report.problems.append(PassbackProblem(
             grade.id, grade.integration_id, verdict.status, type(exc).__name__, verdict.error,
         ))  # fmt: skip
-    log.info("grade passback %s: %s (%s)", grade.id, verdict.status, verdict.error)
+    # a grade refused for good is the operator's to see; one that waits for a retry is not yet
+    log_at = logging.WARNING if verdict.status == "failed" else logging.INFO
+    log.log(log_at, "grade passback %s: %s (%s)", grade.id, verdict.status, verdict.error)
 
 
 def _release(engine: Engine, grades: list[ClaimedGrade], report: DrainReport) -> None:

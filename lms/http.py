@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import hashlib
+import json
 import logging
 import math
 import random
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
 
 from lms.messages import lms_message, require_object, scrub, secrets_of
-from models.errors import LMSRequestRejected, LMSUnavailable, ValidationFailed
+from models.errors import LMSAuthRejected, LMSRequestRejected, LMSUnavailable, ValidationFailed
 from models.redaction import SECRET_PARAMS, redact
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ T = TypeVar("T")
 
 _CANVAS_THROTTLED = "Rate Limit Exceeded"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+NEXT_STANDS_STILL = "its next-page link does not move on"
 _LINK = re.compile(r"<([^>]*)>([^<]*)")
 _REL = re.compile(r"""\brel\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s;,]+))""", re.IGNORECASE)
 
@@ -70,6 +73,58 @@ def next_page_url(page_url: httpx.URL, link: str, what: str) -> httpx.URL:
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
+
+
+def _page_key(url: httpx.URL) -> tuple[Any, ...]:
+    """``url`` as the page of a listing it asks for, as Canvas reads it: the query parsed,
+    in any order; no ``page`` (or ``page=first``) is page 1; ``per_page`` left out, since
+    Canvas caps it (a first ``?per_page=100`` and a link's ``?page=1&per_page=2`` are one
+    page, and one listing never goes back to a page number with another size)."""
+    page = url.params.get("page") or "1"
+    rest = sorted(
+        (key, value) for key, value in url.params.multi_items() if key not in ("page", "per_page")
+    )
+    return (*_origin(url), url.path, "1" if page == "first" else page, tuple(rest))
+
+
+class PageRepeats:
+    """The records one listing has read, to stop a server that answers every page alike.
+
+    A server that ignores the paging parameter (``offset``, ``page``, ``start``)
+    answers each request with the same records: with ``X-Total-Count: 100000`` a
+    OneRoster listing asked 861 times in 40 s for records it had.  A page whose every
+    record this listing already read is refused instead (``ValidationFailed``).
+    Records are compared whole, as JSON: a record that changed between two pages
+    counts as new, and a page that repeats some records (paging shifted by an
+    insert) is read.
+    """
+
+    def __init__(self) -> None:
+        self._read: set[bytes] = set()
+
+    def check(
+        self, items: Sequence[Any], where: str, at: str = "", cause: str = NEXT_STANDS_STILL
+    ) -> None:
+        """Remember ``items``; refuse them all read already (``at``: where in the listing,
+        ``cause``: why, e.g. ``the server ignores offset``)."""
+        digests = {_digest(item) for item in items}
+        if digests and digests <= self._read:
+            raise ValidationFailed(
+                f"{where}: paging repeats itself{at} (every record of the page was read "
+                f"already): {cause}"
+            )
+        self._read |= digests
+
+
+def _digest(item: Any) -> bytes:
+    text = json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def credentials_refused(response: httpx.Response) -> bool:
+    """Whether a final refusal means the LMS refused the credentials (HTTP 401), not one
+    resource: ``LMSAuthRejected``, on which a sync stops instead of failing each course."""
+    return response.status_code == 401
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -134,7 +189,10 @@ class LMSHttp:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         throttle_threshold: int | None = None,
+        refused: Callable[[httpx.Response], bool] = credentials_refused,
     ) -> None:
+        """``refused``: whether a 4xx means refused credentials (``credentials_refused``);
+        a platform that answers 401 for one resource too (Canvas) tells them apart."""
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         self.base_url = base_url
@@ -147,6 +205,7 @@ class LMSHttp:
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._throttle_threshold = throttle_threshold
+        self._refused = refused
         self._pending_pause = 0.0
         self._single_attempt = False
 
@@ -271,11 +330,15 @@ class LMSHttp:
         """Yield JSON-list pages, following ``Link: rel="next"`` until it is absent.
 
         ``rel="last"`` is never needed: Canvas leaves it out when counting is costly.
-        A ``next`` on another host is refused (``next_page_url``).
+        A ``next`` on another host is refused (``next_page_url``), and so is one back
+        to a page already read (its query compared as parsed, ``_page_key``: a link's
+        ``?page=1&per_page=2`` is the first request's ``?per_page=100``), or a page of
+        records all read already (``PageRepeats``).
         """
         next_url: str | None = url
         page_params = params
-        seen: set[str] = set()
+        seen: set[tuple[Any, ...]] = set()
+        repeats = PageRepeats()
         while next_url is not None:
             response = self.request("GET", next_url, params=page_params)
             where = f"GET {redact(str(response.request.url))}"
@@ -284,13 +347,15 @@ class LMSHttp:
                 raise ValidationFailed(
                     f"{where}: expected a JSON list page, got {type(page).__name__}"
                 )
+            repeats.check(page, where, cause="the server ignores the page asked for")
             yield page
-            seen.add(str(response.request.url))
+            seen.add(_page_key(response.request.url))
             following = parse_link_header(response.headers.get("Link", "")).get("next")
             if following is not None:
-                following = str(next_page_url(response.request.url, following, 'rel="next"'))
-                if following in seen:
+                target = next_page_url(response.request.url, following, 'rel="next"')
+                if _page_key(target) in seen:
                     raise ValidationFailed(f"{where}: rel=next points back to a page already read")
+                following = str(target)
             next_url, page_params = following, None
 
     def iter_offset_pages(
@@ -309,15 +374,20 @@ class LMSHttp:
         Stops on an empty page, once ``offset`` reaches the total header, or,
         without a total, on a ``Link`` header without ``rel="next"``.  A short
         page ends paging only when the server says neither, because a server
-        may cap ``limit`` below what was asked.
+        may cap ``limit`` below what was asked.  A page of records all read
+        already is refused: the server ignores ``offset`` (``PageRepeats``).
         """
         offset = 0
+        repeats = PageRepeats()
         while True:
             query = {**(params or {}), limit_param: limit, offset_param: offset}
             response = self.request("GET", url, params=query)
             items = self._page_items(response, items_key)
             if not items:
                 return
+            where = f"GET {redact(str(response.request.url))}"
+            repeats.check(items, where, f" at {offset_param} {offset}",
+                          f"the server ignores {offset_param}")  # fmt: skip
             yield items
             offset += len(items)
             if _last_offset_page(response, total_header, offset, len(items) < limit):
@@ -375,7 +445,8 @@ class LMSHttp:
     def _rejected(self, response: httpx.Response, form_secrets: list[str]) -> LMSRequestRejected:
         secrets = secrets_of(response.request, form_secrets)
         message = scrub(lms_message(response), secrets)
-        return LMSRequestRejected(
+        kind = LMSAuthRejected if self._refused(response) else LMSRequestRejected
+        return kind(
             f"{response.request.method} {redact(str(response.request.url))} was rejected "
             f"with HTTP {response.status_code}: {message}",
             status_code=response.status_code,

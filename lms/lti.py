@@ -46,7 +46,7 @@ from lms.base import (
     RosterEntry,
     RosterRole,
 )
-from lms.http import next_page_url, parse_link_header
+from lms.http import PageRepeats, next_page_url, parse_link_header
 from lms.values import iso_datetime, json_number, strict_decimal
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
 
@@ -136,10 +136,12 @@ class LTIAdvantageClient(LMSClient):
 
     def list_roster(self, course_external_id: str) -> Iterator[RosterEntry]:
         url = self._service_url(course_external_id, "memberships_url")
+        repeats = PageRepeats()
         for page_url, body in self._link_pages(url, NRPS_MEDIA_TYPE):
             members = _mapping(body, page_url).get("members")
             if not isinstance(members, list):
                 raise ValidationFailed(f"{page_url}: 'members' is missing or not a list")
+            repeats.check(members, page_url)
             for member in members:
                 entry = _member(_mapping(member, page_url), page_url)
                 if entry is not None:
@@ -147,9 +149,11 @@ class LTIAdvantageClient(LMSClient):
 
     def list_assignments(self, course_external_id: str) -> Iterator[Assignment]:
         url = self._service_url(course_external_id, "lineitems_url")
+        repeats = PageRepeats()
         for page_url, body in self._link_pages(url, LINEITEMS_MEDIA_TYPE):
             if not isinstance(body, list):
                 raise ValidationFailed(f"{page_url}: the line item container is not a list")
+            repeats.check(body, page_url)
             for item in body:
                 yield _line_item(_mapping(item, page_url), page_url)
 

@@ -30,7 +30,7 @@ from lms.base import (
     RosterEntry,
     RosterRole,
 )
-from lms.http import LMSHttp
+from lms.http import LMSHttp, PageRepeats
 from lms.messages import require_object, scrub
 from lms.values import plain, scaled_score, strict_decimal, unix_time, utc
 from models.errors import (
@@ -231,6 +231,7 @@ class MoodleClient(LMSClient):
     def _enrolled(self, course_id: str, **options: Any) -> Iterator[dict[str, Any]]:
         where = "core_enrol_get_enrolled_users"
         start = 0
+        repeats = PageRepeats()
         while True:
             paging = {"limitfrom": start, "limitnumber": PAGE_SIZE, **options}
             users = self.call(
@@ -240,6 +241,8 @@ class MoodleClient(LMSClient):
             )
             if not isinstance(users, list):
                 raise ValidationFailed(f"{where}: expected a list of users")
+            repeats.check(users, f"{where} of course {course_id}", f" at limitfrom {start}",
+                          "the server ignores limitfrom")  # fmt: skip
             for user in users:
                 yield require_object(user, where, "id")
             if len(users) < PAGE_SIZE:

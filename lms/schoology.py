@@ -38,10 +38,11 @@ from lms.base import (
     LMSClient,
     RosterEntry,
 )
-from lms.http import LMSHttp, next_page_url
+from lms.http import LMSHttp, PageRepeats, next_page_url
 from lms.messages import require_object
 from lms.values import plain, scaled_score, strict_decimal, unix_time, utc
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
+from models.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -208,12 +209,15 @@ class SchoologyClient(LMSClient):
         """Items of a ``start``/``limit`` list, following ``links.next`` until ``total``."""
         url, where, seen = path, f"GET {path}", 0
         params: dict[str, int] | None = {"start": 0, "limit": PAGE_LIMIT}
+        repeats = PageRepeats()
         while True:
             response = self.http.request("GET", url, params=params)
             body = require_object(self.http.decode(response), where)
             items = body.get(key) or []
             if not isinstance(items, list):
                 raise ValidationFailed(f"{where}: {key!r} is not a list")
+            repeats.check(items, f"GET {redact(str(response.request.url))}", f" at start {seen}",
+                          "links.next does not move on")  # fmt: skip
             for item in items:
                 yield require_object(item, where, "id")
             seen += len(items)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
@@ -72,7 +72,9 @@ class IntegrationDetail:
     summary: IntegrationSummary
     flags: dict[str, bool]
     data: dict[str, int]
-    """Rows held; ``courses_restricted`` counts every restricted course."""
+    """Rows held; ``courses_restricted`` counts every restricted course.  Assignments and
+    enrollments count live rows of live courses: a course marked deleted takes its own
+    along (``enrollments_dropped`` counts them)."""
     oldest_pending_passback: dt.datetime | None
     recent_passback_errors: list[str]
     restricted_courses: list[RestrictedCourse] = field(default_factory=list)
@@ -117,14 +119,17 @@ SELECT
   (SELECT count(*) FROM lms_courses WHERE lms_integration_id = :id AND deleted_at IS NULL
       AND access_restricted_since IS NOT NULL) AS courses_restricted,
   (SELECT count(*) FROM lms_assignments a JOIN lms_courses c ON c.id = a.lms_course_id
-    WHERE c.lms_integration_id = :id AND a.deleted_at IS NULL) AS assignments,
+    WHERE c.lms_integration_id = :id AND c.deleted_at IS NULL AND a.deleted_at IS NULL)
+    AS assignments,
   (SELECT count(*) FROM lms_assignments a JOIN lms_courses c ON c.id = a.lms_course_id
-    WHERE c.lms_integration_id = :id AND a.deleted_at IS NULL
+    WHERE c.lms_integration_id = :id AND c.deleted_at IS NULL AND a.deleted_at IS NULL
       AND a.toolboxai_quiz_id IS NOT NULL) AS assignments_linked_to_quizzes,
   (SELECT count(*) FROM lms_enrollments e JOIN lms_courses c ON c.id = e.lms_course_id
-    WHERE c.lms_integration_id = :id AND e.enrollment_state <> 'dropped') AS enrollments,
+    WHERE c.lms_integration_id = :id AND c.deleted_at IS NULL
+      AND e.enrollment_state <> 'dropped') AS enrollments,
   (SELECT count(*) FROM lms_enrollments e JOIN lms_courses c ON c.id = e.lms_course_id
-    WHERE c.lms_integration_id = :id AND e.enrollment_state = 'dropped') AS enrollments_dropped,
+    WHERE c.lms_integration_id = :id
+      AND (e.enrollment_state = 'dropped' OR c.deleted_at IS NOT NULL)) AS enrollments_dropped,
   (SELECT count(*) FROM lms_user_links WHERE lms_integration_id = :id) AS linked_users
 """)
 _PASSBACK_ERRORS = text("""
@@ -140,6 +145,12 @@ _RESTRICTED = text("""
 SELECT external_course_id, title, access_restricted_since FROM lms_courses
 WHERE lms_integration_id = :id AND deleted_at IS NULL AND access_restricted_since IS NOT NULL
 ORDER BY access_restricted_since, external_course_id LIMIT :shown
+""")
+_RECORDED = text("""
+SELECT last_sync_status, sync_error_message,
+       coalesce(last_sync_status = 'running'
+                AND sync_run_id IS NOT DISTINCT FROM CAST(:run_id AS uuid), false) AS claimed
+FROM lms_integrations WHERE id = :id
 """)
 _OLDEST_PENDING = text("""
 SELECT min(p.score_timestamp) FROM lms_grade_passbacks p
@@ -195,6 +206,36 @@ def integration_detail(
         recent_passback_errors=errors,
         restricted_courses=restricted,
     )
+
+
+class RecordedEnd(NamedTuple):
+    """What ``lms_integrations`` says of a sync run after it stopped (``recorded_end``)."""
+
+    status: str | None
+    message: str | None
+    claimed: bool
+    """The row still holds the run's claim (``running``, its run id): no end was recorded."""
+
+
+def recorded_end(
+    connection: Connection,
+    integration_id: uuid.UUID,
+    run_id: uuid.UUID | None,
+    *,
+    within: float | None = None,
+) -> RecordedEnd:
+    """What the row recorded of run ``run_id``; ``within``: seconds the read may take.
+
+    For a command that was stopped: it says what was written, not what was meant
+    to be (a second signal, a lock or the database may have kept it from the row).
+    """
+    if within is not None:
+        connection.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
+                           {"ms": str(round(within * 1000))})  # fmt: skip
+    row = connection.execute(_RECORDED, {"id": integration_id, "run_id": run_id}).one_or_none()
+    if row is None:
+        return RecordedEnd(None, None, claimed=False)
+    return RecordedEnd(row.last_sync_status, row.sync_error_message, row.claimed)
 
 
 def resolve_id(connection: Connection, value: str) -> uuid.UUID:

@@ -54,6 +54,12 @@ AUTH_TYPES: Mapping[str, str] = {
     "lti": "lti_jwt",
     "oneroster": "oauth2",
 }
+#: The flag that gives each address ``check_url`` names, for its refusal of plain http.
+URL_FLAGS: Mapping[str, str] = {
+    "base URL": "--base-url",
+    "auth endpoint": "--auth-endpoint",
+    "token endpoint": "--token-endpoint",
+}
 #: One year: ``next sync`` (a timestamp) must stay computable, and no school waits longer.
 MAX_FREQUENCY_HOURS = 8760
 #: First half of the two-int advisory lock key of an LMS address ("LMS2"); the sync lock
@@ -254,7 +260,20 @@ def get_integration(session: Session, integration_id: uuid.UUID) -> LMSIntegrati
 
 
 def connection_config(row: LMSIntegration, box: SecretBox) -> ConnectionConfig:
-    """The decrypted configuration of ``row``; ``ConfigurationError`` if a key is missing."""
+    """The decrypted configuration of ``row``; ``ConfigurationError`` if a key is missing,
+    or if an address an older version stored is plain http (``refuse_plain_http``): no
+    secret is decrypted, and none goes out unencrypted."""
+    for name, url in (("base URL", row.base_url), ("auth endpoint", row.auth_endpoint),
+                      ("token endpoint", row.token_endpoint),
+                      *client_class(row.platform_name).option_urls(row.options or {})):  # fmt: skip
+        try:
+            refuse_plain_http(name, url)
+        except ValidationFailed as exc:
+            flag = URL_FLAGS.get(name, "--options-json")
+            raise ConfigurationError(
+                f"the stored {exc.message}, with `toolbox lms update {row.id} {flag}` (an "
+                "older version took it; the LMS is not called until then)"
+            ) from None
     secrets = {
         name: box.decrypt(token, what=f"{column} of LMS integration {row.id}")
         for name, column in SECRET_COLUMNS.items()
@@ -345,7 +364,8 @@ def _check(new: NewIntegration, kept_options: Collection[str]) -> None:
 
 
 def check_url(name: str, url: object, *, query_allowed: bool = False) -> None:
-    """An http(s) address with a host; a password in it would be shown by ``lms list``.
+    """An https address with a host (http only to this host: ``refuse_plain_http``); a password
+    in it would be shown by ``lms list``.
 
     ``url`` may be anything an option held (a number, a list): refused, named.
     A query string or fragment is refused: the clients join API paths and
@@ -374,12 +394,38 @@ def check_url(name: str, url: object, *, query_allowed: bool = False) -> None:
         httpx.URL(text)
     except httpx.InvalidURL as exc:
         raise ValidationFailed(f"{name}: {exc}") from None
+    refuse_plain_http(name, text)
     if "#" in text or ("?" in text and not query_allowed):  # not shown: a query may hold a key
         what = "a fragment (#...)" if query_allowed else "a query string or fragment (?... #...)"
         raise ValidationFailed(
             f"{name} must not hold {what}; give the address alone, "
             f"e.g. {parts.scheme}://{parts.netloc}{parts.path}"
         )
+
+
+def refuse_plain_http(name: str, url: object) -> None:
+    """Refuse ``url`` if plain http to a host other than this one (loopback: 127.0.0.0/8,
+    ``::1``, ``localhost``): every request carries credentials, bearer tokens and client
+    secrets, which would cross the network unencrypted.  A local test LMS keeps http."""
+    try:
+        parts = urlsplit(url.strip()) if isinstance(url, str) else None
+        host = (parts.hostname or "").removesuffix(".") if parts else ""
+    except ValueError:  # not a URL: ``check_url`` refuses it
+        return
+    if parts is None or parts.scheme.lower() != "http" or host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:  # a host name
+        pass
+    flag = f" ({URL_FLAGS[name]})" if name in URL_FLAGS else ""
+    address = parts.netloc.rpartition("@")[2]  # a password an older version stored: left out
+    raise ValidationFailed(
+        f"{name}{flag} must use https: plain http would send the credentials unencrypted "
+        f"(it is taken only for a loopback host: 127.0.0.0/8, ::1, localhost); give "
+        f"https://{address}{parts.path}"
+    )
 
 
 def _stripped(credentials: Credentials) -> Credentials:

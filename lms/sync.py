@@ -19,6 +19,13 @@ The end is written to the integration row: ``last_sync_status`` (``success``,
 retryable failure of the whole run before the last attempt leaves the claim in
 place (the caller retries) with the reason in ``sync_error_message``.
 
+A run whose credentials the LMS refuses (``LMSAuthRejected``: a 401 that no token
+renewal cured, a revoked Canvas token, Moodle's ``invalidtoken``) stops at once, at
+the course list or at any course: every further course would fail the same way.  It
+ends ``failed`` with that one reason, ``credentials refused: ...``.  A run stopped by
+Ctrl-C, SIGTERM or a time limit is recorded ``failed (interrupted ...)`` within
+``STOP_WRITE_SECONDS``; a write that fails is logged, never raised over the stop.
+
 A run that stops on the LMS's ``Retry-After`` (the course list's, or a
 course's: no further course is asked for then) writes when the LMS may be
 called again, ``not_before`` (``lms.schedule``); a run the LMS answered
@@ -51,7 +58,7 @@ from lms.schedule import RETRYING, SyncLock, set_not_before, sync_lock, waiting_
 from lms.secrets import SecretBox
 from lms.store import connection_config
 from lms.upsert import Counts, CourseSnapshot, CourseWrite, mark_missing_courses, write_course
-from models.errors import RetryableError, ToolboxError
+from models.errors import LMSAuthRejected, RetryableError, ToolboxError
 from models.lms import LMSIntegration
 from models.redaction import redact
 
@@ -67,6 +74,11 @@ _STOPS = {
 """What stopped a run, for its record (``SystemExit``: SIGTERM in a ``toolbox`` command)."""
 
 MESSAGE_LIMIT = 2000
+REFUSED = "credentials refused: "
+"""How the message of a run the LMS refused the credentials of starts."""
+STOP_WRITE_SECONDS = 5.0
+"""How long recording a stopped run may take (PostgreSQL's ``statement_timeout``): a
+process told to stop does not hang on a row lock or a slow database for it."""
 DOWN_AFTER_COURSES = 3
 """Courses in a row whose reads the LMS did not answer through every retry (a timeout, a
 refused connection, a 5xx) before a run asks it for no further course: an LMS that died
@@ -191,9 +203,9 @@ def run_sync(
                 message += f" (the LMS asked to wait {asked:.0f}s{beyond})"
             return _finish(engine, report, run_id, "failed", message, started, asked)
         except ToolboxError as exc:
-            return _finish(engine, report, run_id, "failed", exc.message, started)
+            return _finish(engine, report, run_id, "failed", _failed_whole(report, exc), started)
         except BaseException as exc:  # a time limit or Ctrl-C: say so, then let it propagate
-            _finish(engine, report, run_id, "failed", f"interrupted ({_why(exc)})", started)
+            _record_stop(engine, report, run_id, exc, started)
             raise
         if report.courses_failed == 0:  # still under the lock: nobody can re-claim before this
             return _finish(engine, report, run_id, "success", None, started)
@@ -202,6 +214,16 @@ def run_sync(
         return _finish(
             engine, report, run_id, status, summary + "; ".join(report.errors), started, asked
         )
+
+
+def _failed_whole(report: SyncReport, exc: ToolboxError) -> str:
+    """Why the run failed as a whole.  Refused credentials are its one reason: the
+    errors of courses that failed before them are dropped from ``report`` (their
+    warnings said them), so ``SyncReport.reason`` gives it."""
+    if not isinstance(exc, LMSAuthRejected):
+        return exc.message
+    report.errors.clear()
+    return REFUSED + exc.message
 
 
 def _not_this_runs(row: LMSIntegration | None, run_id: uuid.UUID | None) -> str | None:
@@ -237,6 +259,8 @@ def _sync_courses(
         try:
             snapshot = _read_course(client, course, *flags)
             written = _write_course(engine, report.integration_id, snapshot)
+        except LMSAuthRejected:
+            raise  # the credentials, not this course: the run stops (``run_sync``)
         except (ToolboxError, DBAPIError) as exc:  # a deadlock or bad value: this course only
             # The class only: a database message can quote the row's (personal) values.
             reason = exc.message if isinstance(exc, ToolboxError) else type(exc.orig).__name__
@@ -247,16 +271,11 @@ def _sync_courses(
             asked = server_wait(exc)
             silent = silent + 1 if unreachable(exc) and not asked else 0
             if asked:  # the LMS throttles the client, not this course: ask it nothing more
-                left = len(courses) - done
-                report.courses_failed += left
-                report.errors.append(f"{left} course(s) not read: the LMS asked to wait "
-                                     f"{asked:.0f}s")  # fmt: skip
+                _not_read(report, len(courses) - done, f"the LMS asked to wait {asked:.0f}s")
                 break
             if silent >= DOWN_AFTER_COURSES and done < len(courses):  # down, not one course
-                left = len(courses) - done
-                report.courses_failed += left
-                report.errors.append(f"{left} course(s) not read: the LMS did not answer for "
-                                     f"{silent} courses in a row")  # fmt: skip
+                _not_read(report, len(courses) - done,
+                          f"the LMS did not answer for {silent} courses in a row")  # fmt: skip
                 break
         else:
             silent = 0
@@ -272,6 +291,14 @@ def _sync_courses(
             connection, report.integration_id, [course.external_id for course in courses]
         )
     return asked
+
+
+def _not_read(report: SyncReport, left: int, why: str) -> None:
+    """The courses a stopped loop leaves unread: failed, in one error, said as it happens
+    (as each failed course is), so a report need not say it again."""
+    report.courses_failed += left
+    report.errors.append(f"{left} course(s) not read: {why}")
+    log.warning("LMS sync of %s: %s", report.integration_id, report.errors[-1])
 
 
 class _TakenOver(Exception):
@@ -402,6 +429,28 @@ def _note_retry(
     log.warning("LMS sync of %s will be retried: %s", integration_id, exc.message)
 
 
+def _record_stop(
+    engine: Engine,
+    report: SyncReport,
+    run_id: uuid.UUID | None,
+    stop: BaseException,
+    started: float,
+) -> None:
+    """Record the run ``failed (interrupted ...)`` within ``STOP_WRITE_SECONDS``.
+
+    A write that fails (the database away, the row locked too long) leaves the
+    row ``running`` until a sync takes it over; it is logged, and what stopped
+    the run goes on, never replaced by the database's error.
+    """
+    try:
+        _finish(engine, report, run_id, "failed", f"interrupted ({_why(stop)})", started,
+                within=STOP_WRITE_SECONDS)  # fmt: skip
+    except Exception as exc:
+        problem = type(exc.orig if isinstance(exc, DBAPIError) else exc).__name__
+        log.warning("LMS sync of %s stopped (%s) and could not be recorded failed: %s",
+                    report.integration_id, _why(stop), problem)  # fmt: skip
+
+
 def _finish(
     engine: Engine,
     report: SyncReport,
@@ -410,11 +459,17 @@ def _finish(
     message: str | None,
     started: float,
     asked: float | None = None,
+    *,
+    within: float | None = None,
 ) -> SyncReport:
-    """Write the end; ``asked``: the LMS's ``Retry-After`` the run stopped on, if any."""
+    """Write the end; ``asked``: the LMS's ``Retry-After`` the run stopped on, if any;
+    ``within``: seconds the write may take."""
     report.status, report.message = status, _clip(message) if message else None
     report.seconds = round(time.monotonic() - started, 3)
     with engine.begin() as connection:
+        if within is not None:  # locks waited for too
+            connection.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
+                               {"ms": str(round(within * 1000))})  # fmt: skip
         _write_end(connection, report.integration_id, run_id, status, report.message)
         if asked:
             report.not_before = set_not_before(connection, report.integration_id, asked)

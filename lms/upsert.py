@@ -106,7 +106,16 @@ def write_course(
 def mark_missing_courses(
     connection: Connection, integration_id: uuid.UUID, listed: Sequence[str]
 ) -> int:
-    """Mark the courses the LMS no longer lists; only call after a complete course list."""
+    """Mark the courses the LMS no longer lists, and their rows; only call after a
+    complete course list.  Returns how many courses it marked.
+
+    A course marked deleted takes its assignments (``deleted_at``) and roster
+    (``dropped`` + ``dropped_at``) along in the same transaction: the LMS lists
+    them no more either (404 under a deleted course), and left live they were
+    counted and a student stayed enrolled in a course that is gone.  Rows of a
+    course marked before this rule are marked too.  A course listed again is read
+    in full, and its rows the LMS lists come back (``write_course``).
+    """
     marked = connection.execute(
         update(_courses)
         .where(
@@ -115,6 +124,22 @@ def mark_missing_courses(
             ~(_courses.c.external_course_id == any_(bindparam("listed", list(listed), _TEXTS))),
         )
         .values(deleted_at=func.now())
+    )
+    gone = select(_courses.c.id).where(
+        _courses.c.lms_integration_id == integration_id, _courses.c.deleted_at.isnot(None)
+    )
+    connection.execute(
+        update(_assignments)
+        .where(_assignments.c.lms_course_id.in_(gone), _assignments.c.deleted_at.is_(None))
+        .values(deleted_at=func.now())
+    )
+    connection.execute(
+        update(_enrollments)
+        .where(
+            _enrollments.c.lms_course_id.in_(gone),
+            _enrollments.c.enrollment_state != "dropped",
+        )
+        .values(enrollment_state="dropped", dropped_at=func.now())
     )
     return marked.rowcount
 

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from contextlib import closing
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from lms.blackboard import BlackboardClient
 from models.errors import LMSRequestRejected, LMSUnavailable, ValidationFailed
 from tests.lms.fakes.blackboard import FakeBlackboard, bb_id
 from tests.lms.fakes.dataset import Dataset
-from tests.lms.fakes.server import Fault, Reply
+from tests.lms.fakes.server import Fault, RecordedRequest, Reply
 
 WHEN = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)
 
@@ -114,6 +115,30 @@ def test_next_page_on_another_host_is_refused_without_sending_the_token(
     with pytest.raises(ValidationFailed, match=r"paging\.nextPage points to another host"):
         list(client.list_courses())
     assert fake.requests_from_other_host() == []
+
+
+class OffsetBlindBlackboard(FakeBlackboard):
+    """A Learn server (or a proxy before it) that drops ``offset``: each page is the first,
+    though ``paging.nextPage`` moves on."""
+
+    def _paged(self, request: RecordedRequest, items: list[dict[str, Any]]) -> Reply:
+        return super()._paged(request.without({"offset"}), items)
+
+
+def test_a_server_ignoring_offset_is_refused_at_the_first_repeated_page(
+    data: Dataset, sleeps: list[float]
+) -> None:
+    with OffsetBlindBlackboard(data, page_size=2) as blind:
+        with (
+            closing(make_client(blind, sleeps)) as client,
+            pytest.raises(ValidationFailed) as caught,
+        ):
+            list(client.list_courses())
+        assert len(blind.requests_to("/learn/api/public/v3/courses")) == 2
+    assert caught.value.message.endswith(
+        ": paging repeats itself (every record of the page was read already):"
+        " paging.nextPage does not move on"
+    )
 
 
 def test_roster_maps_roles_and_availability(client: BlackboardClient) -> None:

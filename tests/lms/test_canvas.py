@@ -11,14 +11,16 @@ import pytest
 
 from lms.base import ConnectionConfig, Course, Credentials, GradeSubmission
 from lms.canvas import CanvasClient
+from lms.http import parse_link_header
 from models.errors import (
     ConfigurationError,
+    LMSAuthRejected,
     LMSRequestRejected,
     LMSUnavailable,
     ValidationFailed,
 )
 from tests.lms.fakes import Dataset, FakeCanvas
-from tests.lms.fakes.server import Fault, Reply
+from tests.lms.fakes.server import Fault, RecordedRequest, Reply
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -101,6 +103,53 @@ def test_courses_page_through_link_headers(
     assert course.instructor_name == "Teacher Of1"
     assert course.start_date == dt.date(2025, 8, 25)
     assert course.description == "Generated course 1"
+
+
+class LoopingCanvas(FakeCanvas):
+    """A Canvas (or a proxy before it) whose last page names the first as ``rel="next"``:
+    its own ``rel="first"`` link, parameters in another order, ``page=1`` spelled out."""
+
+    def _paged(self, request: RecordedRequest, items: list[Any]) -> Reply:
+        reply = super()._paged(request, items)
+        links = parse_link_header(reply.headers["Link"])
+        if "next" not in links:
+            reply.headers["Link"] += f', <{links["first"]}>; rel="next"'
+        return reply
+
+
+@pytest.mark.parametrize("listing", ["courses", "assignments"])
+def test_a_next_link_back_to_the_first_page_is_refused_before_reading_it_again(
+    data: Dataset, listing: str
+) -> None:
+    """The guard compared URL strings: ``?page=1&per_page=2`` is not the first request's
+    ``?per_page=100`` (Canvas caps it at 2), so page 1 was read again before it stopped."""
+    course = next(iter(data.courses))
+    data.add_assignment(course, "A third", points_possible=10)  # two pages of each, then
+    with LoopingCanvas(data, max_per_page=2) as looping:
+        config = ConnectionConfig("canvas", looping.base_url, Credentials(api_key=looping.token))
+        path = "/api/v1/courses" + ("" if listing == "courses" else f"/{course}/assignments")
+        with CanvasClient(config) as client, pytest.raises(ValidationFailed) as caught:
+            list(client.list_courses() if listing == "courses" else client.list_assignments(course))
+        pages = [r.arg("page") for r in looping.requests_to(path) if r.path == path]
+    assert pages == [None, "2"]
+    assert caught.value.message.endswith(": rel=next points back to a page already read")
+
+
+def test_a_refused_token_is_refused_credentials_and_a_closed_course_only_that_course(
+    canvas: FakeCanvas, connect: Callable[..., CanvasClient]
+) -> None:
+    """Canvas answers 401 for both: ``WWW-Authenticate`` marks the token's own refusal,
+    on which a sync stops; "user not authorized" refuses one course, which fails alone."""
+    course = next(iter(canvas.data.courses))
+    canvas.restrict_by_date(course)
+    with pytest.raises(LMSRequestRejected) as closed:
+        list(connect().list_roster(course))
+    canvas.expire_token(canvas.token)
+    with pytest.raises(LMSAuthRejected) as refused:
+        list(connect().list_courses())
+    assert (closed.value.status_code, refused.value.status_code) == (401, 401)
+    assert not isinstance(closed.value, LMSAuthRejected)
+    assert "Invalid access token" in refused.value.message
 
 
 def test_account_courses_when_an_account_is_configured(

@@ -31,6 +31,8 @@ class EchoLMS(FakeLMSServer):
         self.with_last = True
         self.with_total = True
         self.relative_next = False
+        self.ignore_page = False
+        """Every page is the first, though the next link moves on (``page=2``, ``page=3``)."""
         self.error_body: Reply = Reply.json({"message": "nope"}, 400)
         self.remaining = "700"
         self.value: Any = None
@@ -59,11 +61,12 @@ class EchoLMS(FakeLMSServer):
 
     def _linked(self, request: RecordedRequest) -> Reply:
         per_page = int(request.arg("per_page") or 10)
-        page = int(request.arg("page") or 1)
+        page = 1 if self.ignore_page else int(request.arg("page") or 1)
+        following = int(request.arg("page") or 1) + 1
         last = max(1, -(-len(self.items) // per_page))
         links = []
         if page < last:
-            query = urlencode({"page": page + 1, "per_page": per_page})
+            query = urlencode({"page": following, "per_page": per_page})
             prefix = "" if self.relative_next else self.base_url
             links.append(f'<{prefix}/linked?{query}>; rel="next"')
         if self.with_last:
@@ -227,6 +230,52 @@ def test_offset_paging_without_total_stops_on_short_page(
     assert len(lms.requests_to("/offset")) == 3  # the empty third page ends it
     lms.items = []
     assert list(make_http().iter_offset_pages("/offset", items_key="data")) == []
+
+
+class OffsetBlindLMS(EchoLMS):
+    """A server that ignores ``offset`` (every page is the first) and counts 100000."""
+
+    def _offset(self, request: RecordedRequest) -> Reply:
+        reply = super()._offset(request.without({"offset"}))
+        reply.headers["X-Total-Count"] = "100000"
+        return reply
+
+
+def test_offset_paging_refuses_a_server_that_ignores_offset(sleeps: list[float]) -> None:
+    with OffsetBlindLMS(items=95) as blind, LMSHttp(blind.base_url, sleep=sleeps.append) as http:
+        pages = http.iter_offset_pages("/offset", items_key="data", limit=20)
+        with pytest.raises(ValidationFailed) as caught:
+            list(pages)
+        assert len(blind.requests_to("/offset")) == 2
+        assert caught.value.message == (
+            f"GET {blind.base_url}/offset?limit=20&offset=20: paging repeats itself at"
+            " offset 20 (every record of the page was read already): the server ignores offset"
+        )
+
+
+def test_offset_paging_reads_a_page_that_repeats_some_records(
+    lms: EchoLMS, make_http: Callable[..., LMSHttp]
+) -> None:
+    """A record inserted before the offset between two pages shifts one record onto the next
+    page: read again (the sync keeps the first copy), not taken for a server that loops."""
+    pages = make_http().iter_offset_pages("/offset", items_key="data", limit=20)
+    first = next(pages)
+    lms.items.insert(0, {"id": -1})
+    rest = [item["id"] for page in pages for item in page]
+    assert rest[0] == first[-1]["id"] and set(rest[1:]) == set(range(20, 95))
+
+
+def test_link_paging_refuses_pages_whose_records_were_all_read(
+    lms: EchoLMS, make_http: Callable[..., LMSHttp]
+) -> None:
+    """Next links that move on (``page=2``, ``page=3``) to a server that ignores ``page``."""
+    lms.ignore_page = True
+    with pytest.raises(ValidationFailed) as caught:
+        list(make_http().iter_link_pages("/linked", params={"per_page": 10}))
+    assert len(lms.requests_to("/linked")) == 2
+    assert caught.value.message.endswith(
+        "(every record of the page was read already): the server ignores the page asked for"
+    )
 
 
 # retries --------------------------------------------------------------------------

@@ -144,6 +144,30 @@ def test_roster_pages_with_limitfrom(
     assert [c["options"][0]["value"] for c in listing] == ["0", "200", "400"]
 
 
+class LimitfromBlindMoodle(FakeMoodle):
+    """Moodle (or a plugin before it) that ignores ``limitfrom``: each page is the first."""
+
+    def _enrolled_users(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        kept = [o for o in params.get("options", []) if o["name"] != "limitfrom"]
+        return super()._enrolled_users({**params, "options": kept})
+
+
+def test_a_server_ignoring_limitfrom_is_refused_at_the_first_repeated_page() -> None:
+    """Before, a course of 200 users or more was listed for ever."""
+    data = Dataset.generate(courses=1, students_per_course=450, assignments_per_course=0)
+    course_id = next(iter(data.courses))
+    with LimitfromBlindMoodle(data) as blind:
+        config = ConnectionConfig("moodle", blind.base_url, Credentials(api_key=blind.token))
+        with MoodleClient(config) as client, pytest.raises(ValidationFailed) as caught:
+            list(client.list_roster(course_id))
+        assert len(blind.requests) == 3  # the suspended users, then two pages of everyone
+    assert caught.value.message == (
+        f"core_enrol_get_enrolled_users of course {course_id}: paging repeats itself at"
+        " limitfrom 200 (every record of the page was read already): the server ignores"
+        " limitfrom"
+    )
+
+
 def test_assignments_map_fields(moodle: FakeMoodle, connect: Callable[..., MoodleClient]) -> None:
     course_id = next(iter(moodle.data.courses))
     assignments = list(connect().list_assignments(course_id))

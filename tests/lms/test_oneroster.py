@@ -28,7 +28,7 @@ from lms.oneroster import OneRosterClient
 from models.errors import ConfigurationError, LMSRequestRejected, LMSUnavailable, ValidationFailed
 from tests.lms.fakes.dataset import Dataset
 from tests.lms.fakes.oneroster import GRADEBOOK, ROSTERING, FakeOneRoster
-from tests.lms.fakes.server import Fault, Reply
+from tests.lms.fakes.server import Fault, RecordedRequest, Reply
 
 SPEC_PATH = (
     Path(__file__).resolve().parents[2] / "docs/specs/oneroster-v1p2-rostering-openapi3.json"
@@ -451,6 +451,28 @@ def test_token_expiring_mid_paging_is_renewed(client: OneRosterClient, fake: Fak
     assert len([first, *courses]) == 5
     assert fake.unauthorized == 1
     assert len(fake.token_requests()) == 2
+
+
+class OffsetBlindOneRoster(FakeOneRoster):
+    """A provider that ignores ``offset`` (every page is the first) and counts 100000."""
+
+    def _collection(self, request: RecordedRequest, key: str, items: list[dict[str, Any]]) -> Reply:
+        reply = super()._collection(request.without({"offset"}), key, items)
+        reply.headers["X-Total-Count"] = "100000"
+        return reply
+
+
+def test_a_provider_ignoring_offset_is_refused_at_the_first_repeated_page(data: Dataset) -> None:
+    """It walked offset=0,2,4,... 861 requests in 40 s, reading the first page each time."""
+    with OffsetBlindOneRoster(data, page_size=2) as blind, closing(make_client(blind)) as client:
+        with pytest.raises(ValidationFailed) as caught:
+            list(client.list_courses())
+        assert len(blind.requests_to(f"{ROSTERING}/classes")) == 2
+        assert caught.value.message.startswith(f"GET {blind.base_url}{ROSTERING}/classes?")
+    assert caught.value.message.endswith(
+        ": paging repeats itself at offset 2 (every record of the page was read already):"
+        " the server ignores offset"
+    )
 
 
 def test_client_secret_can_go_in_the_form(data: Dataset) -> None:

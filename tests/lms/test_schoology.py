@@ -19,7 +19,7 @@ from models.errors import (
     LMSUnavailable,
     ValidationFailed,
 )
-from tests.lms.fakes import Dataset, FakeSchoology
+from tests.lms.fakes import Dataset, FakeSchoology, RecordedRequest, Reply
 from tests.lms.fakes.schoology import API_UID
 
 KEY, SECRET = "consumer-key", "consumer-secret-do-not-print"
@@ -112,6 +112,31 @@ def test_enrollments_page_with_start_and_links_next(
     assert len(roster) == 451 and len({r.external_user_id for r in roster}) == 451
     starts = [r.query["start"][0] for r in schoology.requests_to(f"/v1/sections/{section}/")]
     assert starts == ["0", "200", "400"]
+
+
+class StartBlindSchoology(FakeSchoology):
+    """Schoology (or a proxy before it) dropping ``start``: each page is the first."""
+
+    def _paged(self, request: RecordedRequest, key: str, items: list[Any]) -> Reply:
+        return super()._paged(request.without({"start"}), key, items)
+
+
+def test_a_server_ignoring_start_is_refused_at_the_first_repeated_page(
+    schoology: FakeSchoology,
+) -> None:
+    data = Dataset.generate(courses=1, students_per_course=450, assignments_per_course=0)
+    section = next(iter(data.courses))
+    with StartBlindSchoology(data, consumer_key=KEY, consumer_secret=SECRET) as blind:
+        config = ConnectionConfig("schoology", blind.base_url,
+                                  Credentials(client_id=KEY, client_secret=SECRET),
+                                  options={"user_id": API_UID})  # fmt: skip
+        with SchoologyClient(config) as client, pytest.raises(ValidationFailed) as caught:
+            list(client.list_roster(section))
+        assert len(blind.requests_to(f"/v1/sections/{section}/")) == 2
+    assert caught.value.message.endswith(
+        ": paging repeats itself at start 200 (every record of the page was read already):"
+        " links.next does not move on"
+    )
 
 
 def test_links_next_to_another_host_is_not_followed(

@@ -5,8 +5,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import signal
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -14,6 +18,7 @@ from rich import box
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from lms.registry import PLATFORMS
@@ -23,10 +28,11 @@ from lms.status import (
     IntegrationSummary,
     integration_detail,
     list_integrations,
+    recorded_end,
     resolve_id,
 )
 from lms.store import NewIntegration, add_integration, rotate_secrets, validated
-from lms.sync import SyncProgress, SyncReport, run_sync, summary_log
+from lms.sync import STOP_WRITE_SECONDS, SyncProgress, SyncReport, run_sync, summary_log
 from models.errors import ToolboxError
 from models.redaction import redact
 from workers.app import app as celery_app
@@ -62,6 +68,10 @@ from workers.secrets import secret_box
 console = make_console()
 errors = make_console(stderr=True)
 TOOK_OVER = "took over a sync waiting to retry: that retry ends without calling the LMS"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOPS_HELD_SECONDS = 3 * STOP_WRITE_SECONDS
+"""How long after a first Ctrl-C or SIGTERM further ones wait while the stop is recorded
+and read back (each bounded by ``STOP_WRITE_SECONDS``); one after that goes through."""
 lms_app = typer.Typer(
     help="LMS integrations: add, update, disable/enable, sync, status, key rotation.",
     no_args_is_help=True,
@@ -302,7 +312,7 @@ def sync(
         shown = {**_report_json(report), "took_over_retry": claim.took_over_retry}
         typer.echo(json.dumps(shown, indent=2))
         if report.status != "success" and report.message:  # stdout is the script's
-            warn(f"sync of {integration_id} {report.status}: {redact(report.message)}")
+            warn(f"sync of {integration_id} {report.status}: {_unsaid(report)}")
     else:
         _show_report(report)
     if report.status != "success":
@@ -337,7 +347,7 @@ def _sync_here(
         def advance(step: SyncProgress) -> None:
             progress.update(task, completed=step.done, total=step.total)
 
-        with unshown(summary_log), _said_if_stopped(integration_id):
+        with _later_stops_held(), unshown(summary_log), _said_if_stopped(integration_id, run_id):
             report = run_sync(  # the report printed next says what the summary line would
                 get_engine(),
                 integration_id,
@@ -351,16 +361,83 @@ def _sync_here(
 
 
 @contextlib.contextmanager
-def _said_if_stopped(integration_id: uuid.UUID) -> Iterator[None]:
-    """Ctrl-C or SIGTERM mid-sync: one line on what is left (it exited silently, 143)."""
+def _later_stops_held(seconds: float = STOPS_HELD_SECONDS) -> Iterator[None]:
+    """The first Ctrl-C or SIGTERM stops the sync as before; those after it wait while the
+    stop is recorded, for ``seconds`` at most.
+
+    ``timeout 10 toolbox lms sync ID --now`` signals the command, then its process
+    group: the second ``SystemExit`` cut the write of the first, and the row stayed
+    ``running``.  A signal after ``seconds`` goes through: a database that hangs does
+    not make the command unstoppable.  Held signals are dropped when the block ends
+    stopping (they asked for that), and delivered when it ends otherwise.
+    """
+    if threading.current_thread() is not threading.main_thread():  # handlers live there
+        yield
+        return
+    previous: dict[int, Any] = {
+        s: handler for s in STOP_SIGNALS if (handler := signal.getsignal(s)) is not None
+    }
+    first: list[float] = []
+    held: list[int] = []
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        if first and time.monotonic() - first[0] < seconds:
+            held.append(signum)
+            return
+        handler = previous[signum]
+        if handler == signal.SIG_IGN:
+            return
+        first[:] = first or [time.monotonic()]
+        if callable(handler):
+            handler(signum, frame)
+        else:  # the default action: end the process
+            restore()
+            signal.raise_signal(signum)
+
+    for signum in previous:
+        signal.signal(signum, on_stop)
+    try:
+        yield
+    finally:
+        restore()
+    for stop in dict.fromkeys(held):
+        signal.raise_signal(stop)
+
+
+@contextlib.contextmanager
+def _said_if_stopped(integration_id: uuid.UUID, run_id: uuid.UUID | None) -> Iterator[None]:
+    """Ctrl-C or SIGTERM mid-sync: one line on what the row recorded (it exited silently, 143)."""
     try:
         yield
     except (KeyboardInterrupt, SystemExit):
-        say_error(
-            f"toolbox lms sync: stopped; the sync of {integration_id} is recorded failed"
-            " (interrupted); what it wrote stays, and the next sync writes only what is left"
-        )
+        say_error(f"toolbox lms sync: stopped; {_stop_recorded(integration_id, run_id)}")
         raise
+
+
+def _stop_recorded(integration_id: uuid.UUID, run_id: uuid.UUID | None) -> str:
+    """What the row says once the run stopped, read back: the line said ``recorded failed``
+    when a second signal, a locked row or the database had kept it ``running``."""
+    sync, kept = f"the sync of {integration_id}", "what it wrote stays"
+    try:
+        with get_engine().connect() as connection:
+            end = recorded_end(connection, integration_id, run_id, within=STOP_WRITE_SECONDS)
+    except SQLAlchemyError as exc:
+        problem = type(exc.orig if isinstance(exc, DBAPIError) else exc).__name__
+        return (f"whether {sync} is recorded failed is unknown, its row could not be read "
+                f"({problem}): `toolbox lms status {integration_id}` says")  # fmt: skip
+    if end.claimed:
+        return (f"{sync} could not be recorded failed: it shows running until the next "
+                f"`toolbox lms sync` takes it over (beat does after 15 minutes); "
+                f"{kept}")  # fmt: skip
+    if end.status in ("running", None):
+        return f"another run holds {sync} now; {kept}"
+    how = " (interrupted)" if (end.message or "").startswith("interrupted") else ""
+    return (f"{sync} is recorded {end.status}{how}; {kept}, and the next sync writes only "
+            "what is left")  # fmt: skip
 
 
 def _report_json(report: SyncReport) -> dict[str, Any]:
@@ -397,7 +474,16 @@ def _show_report(report: SyncReport) -> None:
                       "to the token for now; kept as last read, with their rosters and "
                       "assignments")  # fmt: skip
     if report.message:
-        console.print(escape(redact(report.message)))
+        console.print(escape(_unsaid(report)))
+
+
+def _unsaid(report: SyncReport) -> str:
+    """The report's message but what a warning line already said as it happened: the
+    reason of each failed course (and of the courses left unread) is said once."""
+    if not report.errors:
+        return redact(report.message or "")
+    return (f"{report.courses_failed} of {report.courses_listed} course(s) failed "
+            "(the warnings above say why)")  # fmt: skip
 
 
 def _when(moment: dt.datetime | None, *, short: bool = False) -> str:

@@ -8,15 +8,16 @@ JSON, expired tokens) so clients are tested over real sockets.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,13 @@ class RecordedRequest:
     @property
     def query(self) -> dict[str, list[str]]:
         return parse_qs(self.query_string, keep_blank_values=True)
+
+    def without(self, names: Collection[str]) -> RecordedRequest:
+        """The request as a server that drops the query parameters ``names`` reads it
+        (a paging parameter it ignores: every page is the first)."""
+        kept = parse_qsl(self.query_string, keep_blank_values=True)
+        query = urlencode([(key, value) for key, value in kept if key not in names])
+        return dataclasses.replace(self, query_string=query)
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         """First value of a query parameter."""
