@@ -9,10 +9,20 @@ for real chat models, so they say what the object is for.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 ArtifactName = Literal["content", "quiz", "terrain", "script"]
 ALL_ARTIFACTS: tuple[ArtifactName, ...] = ("content", "quiz", "terrain", "script")
@@ -70,7 +80,27 @@ TerrainMaterial = Literal[
 """``Enum.Material`` names that ``workspace.Terrain`` can fill with (Water via features)."""
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Objective = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=300)]
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+_BREAKS = re.compile(r"[\t\n\v\f\r]+")
+
+
+def _one_printable_line(value: str) -> str:
+    """A teacher's line of text, as titles on screens, in Roblox and in an LMS need it: tabs
+    and line breaks (a pasted cell) become one space; any other control character (a
+    terminal escape sequence) is refused."""
+    found = _CONTROL.search(value)
+    if found:
+        raise ValueError(
+            f"holds the control character {found.group()!r} at position {found.start() + 1};"
+            " give printable text"
+        )
+    return _BREAKS.sub(" ", value)
+
+
+RequestLine = Annotated[str, AfterValidator(_one_printable_line)]
+Objective = Annotated[
+    RequestLine, StringConstraints(strip_whitespace=True, min_length=3, max_length=300)
+]
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 
 
@@ -83,15 +113,16 @@ class EnvironmentRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    subject: str = Field(min_length=2, max_length=50)
-    grade_level: int = Field(ge=1, le=12)
-    topic: str = Field(min_length=2, max_length=200)
+    subject: RequestLine = Field(min_length=2, max_length=50)
+    # strict: True is no grade 1, "yes" no adaptive (pydantic's lax mode took both)
+    grade_level: StrictInt = Field(ge=1, le=12)
+    topic: RequestLine = Field(min_length=2, max_length=200)
     learning_objectives: list[Objective] = Field(default_factory=list, max_length=10)
-    duration_minutes: int = Field(default=30, ge=5, le=240)
-    max_students: int = Field(default=30, ge=1, le=100)
+    duration_minutes: StrictInt = Field(default=30, ge=5, le=240)
+    max_students: StrictInt = Field(default=30, ge=1, le=100)
     accessibility: list[AccessibilityNeed] = Field(default_factory=list)
     language: str = Field(default="en", pattern=LANGUAGE_PATTERN)
-    adaptive: bool = False
+    adaptive: StrictBool = False
     artifacts: list[ArtifactName] = Field(default_factory=lambda: list(ALL_ARTIFACTS), min_length=1)
 
     @field_validator("accessibility", "artifacts")

@@ -47,7 +47,8 @@ MIN_REMEMBERED = 8
 SECRET_PARAMS = frozenset(
     "access_token api_key apikey assertion client_assertion client_secret id_token key"
     " oauth_signature oauth_token password private_token refresh_token secret sig signature"
-    " sslpassword token verifier wstoken x-amz-credential x-amz-security-token"
+    " ssl_keyfile_password ssl_password sslpassword token verifier wstoken x-amz-credential"
+    " x-amz-security-token"
     " x-amz-signature".split()
 )
 

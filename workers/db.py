@@ -8,19 +8,26 @@ dropped without closing the parent's sockets) in any other process.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine, create_engine
+import psycopg
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.errors import ConfigurationError
 from workers.settings import ENV_PREFIX, get_settings
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _state: dict[str, object] = {}
+SCHEMA_REVISION = "0008"
+"""The Alembic revision this code needs (the head; a unit test keeps them equal), read
+without loading Alembic: every process compares it with the database's once."""
 
 
 def database_url() -> str:
@@ -54,8 +61,43 @@ def get_engine() -> Engine:
         if isinstance(engine, Engine):
             engine.dispose(close=False)
         engine = make_engine(database_url())
+        event.listen(engine, "first_connect", _warn_if_schema_differs, once=True)
         _state.update(engine=engine, pid=os.getpid(), factory=sessionmaker(engine))
         return engine
+
+
+def read_revision(dbapi_connection: Any) -> str | None:
+    """The database's Alembic revision on a raw psycopg connection (None: no schema);
+    the connection is left out of any transaction."""
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT version_num FROM alembic_version")
+            row = cursor.fetchone()
+    except psycopg.errors.UndefinedTable:
+        row = None
+    finally:
+        if not dbapi_connection.autocommit:
+            dbapi_connection.rollback()
+    return None if row is None else str(row[0])
+
+
+def _warn_if_schema_differs(dbapi_connection: Any, _record: Any) -> None:
+    """One warning per process whose database is at another revision than the code.
+
+    A database with no schema is left to the errors of the commands and tasks
+    (which name ``toolbox migrate``): ``toolbox up`` and ``migrate`` meet it first.
+    """
+    try:
+        revision = read_revision(dbapi_connection)
+    except psycopg.Error:
+        return  # the caller's own statement will say what is wrong
+    if revision is not None and revision != SCHEMA_REVISION:
+        url = make_url(database_url())
+        log.warning(
+            "the database %s is at schema revision %s, this code needs %s: run `toolbox "
+            "migrate`; until then tasks and commands may fail or write what the code does "
+            "not expect", url.database, revision, SCHEMA_REVISION,
+        )  # fmt: skip
 
 
 def session_factory() -> sessionmaker[Session]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +11,9 @@ import redis
 from sqlalchemy import Engine, text
 
 from tests.integration.ops_support import count, insert, twice_at_once
+from workers import migrate
 from workers.celeryconfig import QUEUES
+from workers.db import SCHEMA_REVISION, get_engine
 from workers.jobs.health import HealthReport, run_health_check
 from workers.jobs.queues import PRIORITY_SEPARATOR, read_queues
 from workers.redis import client_url
@@ -131,3 +134,30 @@ def test_two_runs_at_once_write_one_row(engine: Engine, broker: redis.Redis[byte
     assert run_health_check(engine, broker, lambda: ALL_QUEUES, instance_id="x") is None
     assert run_health_check(engine, broker, lambda: ALL_QUEUES, instance_id="x", min_interval=0)
     assert count(engine, "SELECT count(*) FROM system_health_checks") == 2
+
+
+def test_a_schema_at_another_revision_is_unhealthy_and_each_process_says_so_once(
+    engine: Engine,
+    broker: redis.Redis[bytes],
+    toolbox_env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``alembic downgrade -1`` under a running stack: commands and tasks went on at the old
+    schema without a word (and wrote states the old key let through twice)."""
+    assert SCHEMA_REVISION == migrate.head_revision(), "db.SCHEMA_REVISION follows the head"
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0007'"))
+    report = run_health_check(engine, broker, lambda: ALL_QUEUES, instance_id="x")
+    assert report is not None and report.status == "unhealthy"
+    assert report.errors == [
+        f"database schema at revision 0007, the code needs {SCHEMA_REVISION}: run `toolbox migrate`"
+    ]
+    with caplog.at_level(logging.WARNING, logger="workers.db"):
+        for _ in range(2):
+            with get_engine().connect() as connection:
+                connection.execute(text("SELECT 1"))
+    assert [r.getMessage() for r in caplog.records if r.name == "workers.db"] == [
+        f"the database {engine.url.database} is at schema revision 0007, this code needs"
+        f" {SCHEMA_REVISION}: run `toolbox migrate`; until then tasks and commands may fail or"
+        " write what the code does not expect"
+    ]

@@ -240,6 +240,19 @@ def test_masked_output_hides_passwords_in_url_parameters(monkeypatch: pytest.Mon
     assert shown == ("postgresql+psycopg:///toolbox?host=/run/pg&password=***&sslpassword=***")
 
 
+def test_masked_output_hides_a_redis_urls_ssl_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis-py reads ``?ssl_password=`` (the key file's passphrase); ``toolbox config``,
+    the settings' ``repr`` and ``model_dump()`` showed it."""
+    url = "rediss://:redispw@r.example:6380/0?ssl_password=pw1&ssl_keyfile_password=kfpw"
+    monkeypatch.setenv("TOOLBOX_REDIS_URL", url)
+    settings = load_settings()
+    for shown in (settings.masked()["redis_url"], repr(settings), str(settings.model_dump())):
+        assert "redispw" not in shown and "pw1" not in shown and "kfpw" not in shown
+    assert settings.masked()["redis_url"] == (
+        "rediss://:***@r.example:6380/0?ssl_password=***&ssl_keyfile_password=***"
+    )
+
+
 def test_production_refuses_placeholder_password_in_url_parameters(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

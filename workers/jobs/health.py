@@ -4,8 +4,9 @@ It measures PostgreSQL and Redis round trips, the queue depths, which
 workers answer a broadcast and which queues they consume, and the error
 rate of agent tasks over the last hour; then it grades the stack:
 
-- *unhealthy*: Redis unreachable, no worker answering, or half the tasks
-  of the last hour failing (``error_messages`` say which);
+- *unhealthy*: Redis unreachable, no worker answering, half the tasks
+  of the last hour failing, or a database schema at another revision than
+  the code's (``error_messages`` say which);
 - *degraded*: a queue nobody consumes, a backlog, slow round trips, a high
   error rate or a fresh critical error (``warnings`` say which);
 - *healthy* otherwise.
@@ -28,6 +29,7 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from workers.celeryconfig import AGENT_QUEUE, QUEUES
+from workers.db import SCHEMA_REVISION
 from workers.jobs.queues import BrokerSnapshot, read_queues
 from workers.schedule import try_job_lock
 
@@ -75,6 +77,16 @@ def _database(connection: Connection, report: HealthReport) -> None:
     )
     if report.db_ms > DB_SLOW_MS:
         report.warnings.append(f"postgresql round trip {report.db_ms:.0f} ms (> {DB_SLOW_MS:.0f})")
+    revision = connection.execute(
+        text("SELECT version_num FROM alembic_version")
+        if connection.execute(text("SELECT to_regclass('alembic_version')")).scalar_one()
+        else text("SELECT NULL")
+    ).scalar_one_or_none()
+    if revision != SCHEMA_REVISION:  # downgraded under a running stack, or never migrated
+        report.errors.append(
+            f"database schema at revision {revision or 'none'}, the code needs"
+            f" {SCHEMA_REVISION}: run `toolbox migrate`"
+        )
     finished: dict[str, int] = dict(
         connection.execute(
             text(
