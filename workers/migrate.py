@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -112,4 +113,38 @@ def schema_drift(url: str) -> list[str]:
         )
         diffs = compare_metadata(context, models.Base.metadata)
     engine.dispose()
-    return [str(diff) for diff in diffs]
+    return [line for diff in diffs for line in _described(diff)]
+
+
+def _described(diff: Any) -> list[str]:
+    """Alembic's difference as a sentence: what the database lacks or has beyond the models.
+
+    ``toolbox db check`` printed the raw tuples (``('add_index', Index('ix_...',
+    Column('task_id', UUID(), table=<agent_metrics>)))``).  A kind this does not
+    know keeps Alembic's own text.
+    """
+    if isinstance(diff, list):  # one column's modifications
+        return [line for change in diff for line in _described(change)]
+    kind, *rest = diff
+    lacks, extra = "missing from the database", "in the database but not in the models"
+    if kind in ("add_table", "remove_table"):
+        return [f"table {rest[0].name} {lacks if kind == 'add_table' else extra}"]
+    if kind in ("add_column", "remove_column"):
+        where = f"{rest[1]}.{rest[2].name}"
+        return [f"column {where} {lacks if kind == 'add_column' else extra}"]
+    if kind in ("add_index", "remove_index", "add_constraint", "remove_constraint", "add_fk",
+                "remove_fk"):  # fmt: skip
+        item = rest[0]
+        noun = {"index": "index", "constraint": "constraint", "fk": "foreign key"}[
+            kind.split("_", 1)[1]
+        ]
+        columns = ", ".join(column.name for column in getattr(item, "columns", ()))
+        named = f"{noun} {item.name or '(unnamed)'} on {item.table.name} ({columns})"
+        return [f"{named} {lacks if kind.startswith('add') else extra}"]
+    if kind.startswith("modify_"):
+        _schema, table, column, _existing, before, after = rest
+        what = kind.removeprefix("modify_").replace("_", " ")
+        return [
+            f"column {table}.{column}: {what} is {before} in the database, {after} in the models"
+        ]
+    return [str(diff)]

@@ -142,3 +142,20 @@ def test_0008_renumbers_states_numbered_twice_and_widens_metric_values(
         assert "1 agent_metrics value(s) do not fit numeric(10, 4)" in str(exc)
     else:
         raise AssertionError("downgraded over a metric value that does not fit")
+
+
+def test_drift_is_described_in_words(empty_database_url: str) -> None:
+    """``toolbox db check`` printed Alembic's tuples: ``('add_index', Index('ix_...',
+    Column('task_id', UUID(), table=<agent_metrics>)))``."""
+    migrate.upgrade(empty_database_url)
+    engine = create_engine(empty_database_url, poolclass=pool.NullPool)
+    with engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_agent_metrics_task_id"))
+        connection.execute(text("ALTER TABLE agent_metrics ADD COLUMN extra int"))
+        connection.execute(text("ALTER TABLE agent_tasks ALTER COLUMN task_name TYPE text"))
+    engine.dispose()
+    assert sorted(migrate.schema_drift(empty_database_url)) == [
+        "column agent_metrics.extra in the database but not in the models",
+        "column agent_tasks.task_name: type is TEXT in the database, VARCHAR(200) in the models",
+        "index ix_agent_metrics_task_id on agent_metrics (task_id) missing from the database",
+    ]
