@@ -9,7 +9,7 @@ from __future__ import annotations
 from random import Random
 from typing import Any
 
-from agents.offline_phrases import artifact_language, language_of, phrase
+from agents.offline_phrases import artifact_language, clip, language_of, phrase
 from agents.offline_scripts import MECHANIC_BY_BLOOM
 from agents.offline_world import slug, stable_int, theme_for
 from agents.schemas import (
@@ -101,7 +101,7 @@ def objectives_for(request: EnvironmentRequest) -> list[ObjectiveSpec]:
     if request.learning_objectives:
         return [
             ObjectiveSpec(
-                title=text[:200],
+                title=clip(text, 200),
                 description=text,
                 bloom_level=bloom_for(text, request.grade_level),
                 curriculum_standard=standard,
@@ -116,7 +116,7 @@ def objectives_for(request: EnvironmentRequest) -> list[ObjectiveSpec]:
     levels = BLOOM_ORDER[first : first + count]
     return [
         ObjectiveSpec(
-            title=phrase(language, f"obj_{level}", topic=request.topic)[:200],
+            title=clip(phrase(language, f"obj_{level}", topic=request.topic), 200),
             description=f"{level.capitalize()}: {request.topic} ({request.subject}, "
             f"grade {request.grade_level})",
             bloom_level=level,
@@ -138,7 +138,7 @@ def _activity(
     kind = _ACTIVITY_BY_BLOOM[objective.bloom_level]
     mechanic = MECHANIC_BY_BLOOM[objective.bloom_level]
     return Activity(
-        title=f"{mechanic}: {objective.title}"[:120],
+        title=clip(f"{mechanic}: {objective.title}", 120),
         kind=kind,
         instructions=phrase(language, f"act_{kind}", topic=request.topic, goal=objective.title),
         duration_minutes=minutes,
@@ -164,13 +164,13 @@ def lesson_content(request: EnvironmentRequest, rng: Random) -> LessonContent:
     explore_refs, challenge_refs = every[:half], every[half:] or every[-1:]
     sections = [
         LessonSection(
-            title=phrase(language, "intro", **values)[:120],
+            title=clip(phrase(language, "intro", **values), 120),
             summary=phrase(language, "intro_sum", **values),
             duration_minutes=intro,
             objective_refs=[0],
         ),
         LessonSection(
-            title=phrase(language, "explore", **values)[:120],
+            title=clip(phrase(language, "explore", **values), 120),
             summary=phrase(language, "explore_sum", **values),
             duration_minutes=explore,
             objective_refs=explore_refs,
@@ -180,7 +180,7 @@ def lesson_content(request: EnvironmentRequest, rng: Random) -> LessonContent:
             ],
         ),
         LessonSection(
-            title=phrase(language, "challenge", **values)[:120],
+            title=clip(phrase(language, "challenge", **values), 120),
             summary=phrase(language, "challenge_sum", **values),
             duration_minutes=challenge,
             objective_refs=challenge_refs,
@@ -192,13 +192,13 @@ def lesson_content(request: EnvironmentRequest, rng: Random) -> LessonContent:
             ],
         ),
         LessonSection(
-            title=phrase(language, "reflect", **values)[:120],
+            title=clip(phrase(language, "reflect", **values), 120),
             summary=phrase(language, "reflect_sum", **values),
             duration_minutes=reflect,
             objective_refs=every,
             activities=[
                 Activity(
-                    title=phrase(language, "reflect", **values)[:120],
+                    title=clip(phrase(language, "reflect", **values), 120),
                     kind="reflect",
                     instructions=phrase(language, "act_reflect", **values),
                     duration_minutes=reflect,
@@ -209,7 +209,7 @@ def lesson_content(request: EnvironmentRequest, rng: Random) -> LessonContent:
     ]
     team_size = 1 if request.max_students <= 4 else 2 + rng.randint(0, 2)
     return LessonContent(
-        title=phrase(language, "lesson_title", **values)[:200],
+        title=clip(phrase(language, "lesson_title", **values), 200),
         description=phrase(language, "lesson_desc", **values),
         subject=request.subject,
         grade_level=request.grade_level,
@@ -260,7 +260,7 @@ def _options(
 ) -> list[QuestionOption]:
     options = [
         QuestionOption(
-            text=phrase(language, key, **values)[:500],
+            text=clip(phrase(language, key, **values), 500),
             is_correct=right,
             explanation=phrase(language, "right_why" if right else "wrong_why", **values),
         )
@@ -311,12 +311,12 @@ def _question(
         text, answer = phrase(language, "sa_q", **values), phrase(language, "sa_answer", **values)
     return QuestionSpec(
         question_type=kind,
-        question_text=text[:1000],
-        correct_answer=answer[:500],
+        question_text=clip(text, 1000),
+        correct_answer=clip(answer, 500),
         options=options,
-        hint=phrase(language, "hint", **values)[:500],
-        explanation=phrase(language, "explanation", **values)[:2000],
-        objective=str(values["goal"])[:300],
+        hint=clip(phrase(language, "hint", **values), 500),
+        explanation=clip(phrase(language, "explanation", **values), 2000),
+        objective=clip(str(values["goal"]), 300),
         difficulty=difficulty,
         points=_POINTS[difficulty],
         time_limit_seconds=30 + 10 * _POINTS[difficulty] + 5 * grade_band(grade),
@@ -356,7 +356,7 @@ def quiz_spec(request: EnvironmentRequest, inputs: dict[str, Any], rng: Random) 
         "grade": request.grade_level,
     }
     return QuizSpec(
-        title=phrase(language, "quiz_title", **about)[:200],
+        title=clip(phrase(language, "quiz_title", **about), 200),
         description=phrase(language, "quiz_desc", **about),
         subject=request.subject,
         grade_level=request.grade_level,

@@ -7,6 +7,8 @@ reviewer sees the mismatch instead of mislabelled text.
 
 from __future__ import annotations
 
+import unicodedata
+
 PHRASES: dict[str, dict[str, str]] = {
     "en": {
         "lesson_title": "Exploring {topic}",
@@ -188,3 +190,28 @@ def artifact_language(tag: str) -> str:
 
 def phrase(language: str, key: str, **values: object) -> str:
     return PHRASES[language][key].format(**values)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, never inside a character sequence that
+    draws as one (an emoji joined by U+200D, a skin tone or variation selector, an accent
+    combined with its letter): a cut there left half an emoji at the end of a title."""
+    if len(text) <= limit:
+        return text
+    end = limit
+    while end > 0 and (_joins(text[end]) or text[end - 1] == _ZWJ):
+        end -= 1
+    return text[:end].rstrip() or text[:limit]  # all joined: a cut anywhere is inside one
+
+
+_ZWJ = "\u200d"
+
+
+def _joins(char: str) -> bool:
+    """Whether ``char`` belongs to the character before it."""
+    return (
+        char == _ZWJ
+        or "\ufe00" <= char <= "\ufe0f"
+        or "\U0001f3fb" <= char <= "\U0001f3ff"
+        or unicodedata.category(char) in ("Mn", "Me", "Mc")
+    )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from random import Random
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from agents.offline_lesson import lesson_content
+from agents.offline_phrases import clip
 from agents.schemas import EnvironmentRequest
 
 BASE: dict[str, Any] = {"subject": "science", "grade_level": 6, "topic": "volcanoes"}
@@ -45,3 +48,18 @@ def test_tabs_and_line_breaks_in_a_line_become_one_space() -> None:
     )
     assert request.topic == "volcanoes and lava"
     assert request.learning_objectives == ["Explain why"]
+
+
+def test_a_long_topic_of_emoji_is_never_cut_inside_one() -> None:
+    """50 x a scientist emoji (woman, ZWJ, microscope) as the topic: the lesson title
+    was cut after a bare U+200D, the start of an emoji without its end."""
+    scientist = "\U0001f469\u200d\U0001f52c"
+    request = EnvironmentRequest.model_validate({**BASE, "topic": scientist * 50})
+    content = lesson_content(request, Random(7))
+    titles = [content.title, *(o.title for o in content.objectives)]
+    for title in titles + [s.title for s in content.sections]:
+        assert not title.endswith("\u200d"), title
+        assert title.count("\u200d") == title.count(scientist), "every joiner inside an emoji"
+    assert clip("ab\u0301cd", 3) == "ab\u0301"  # an accent stays with its letter
+    assert clip("ab\u0301cd", 2) == "a"
+    assert clip("\u0301" * 5, 2) == "\u0301" * 2  # nothing but joiners: cut where asked
