@@ -28,6 +28,8 @@ _state: dict[str, object] = {}
 SCHEMA_REVISION = "0008"
 """The Alembic revision this code needs (the head; a unit test keeps them equal), read
 without loading Alembic: every process compares it with the database's once."""
+SCHEMA_WARNING = "schema_warning"
+"""Marks that warning's log record: a command says it once, as it ends (``workers.cli``)."""
 
 
 def database_url() -> str:
@@ -97,6 +99,7 @@ def _warn_if_schema_differs(dbapi_connection: Any, _record: Any) -> None:
             "the database %s is at schema revision %s, this code needs %s: run `toolbox "
             "migrate`; until then tasks and commands may fail or write what the code does "
             "not expect", url.database, revision, SCHEMA_REVISION,
+            extra={SCHEMA_WARNING: True},
         )  # fmt: skip
 
 

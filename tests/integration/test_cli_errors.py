@@ -107,6 +107,21 @@ def test_outdated_schema_names_both_revisions(db: Engine, toolbox_env: dict[str,
     assert "toolbox migrate" in line
 
 
+def test_a_command_that_works_at_an_older_schema_warns_once_as_it_ends(
+    db: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """New code deployed without ``toolbox migrate``: commands went on without a word."""
+    with db.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0007'"))
+    result = toolbox("task", "list", env=toolbox_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"warning: the database {db.url.database} is at schema revision 0007, this code needs"
+        f" {migrate.head_revision()}: run `toolbox migrate`; until then tasks and commands may"
+        " fail or write what the code does not expect"
+    ]
+
+
 def test_a_read_only_database_is_one_line(db: Engine, toolbox_env: dict[str, str]) -> None:
     """A database that refuses writes (a hot standby, ``default_transaction_read_only``)."""
     name = db.url.database

@@ -12,7 +12,7 @@ from models.errors import ToolboxError
 from workers.cli import core, metavars, ops
 from workers.cli.failures import explain, fail
 from workers.cli.lms import lms_app
-from workers.cli.logs import configure_command_logging
+from workers.cli.logs import configure_command_logging, say_held
 from workers.cli.lookup import TERMINATED
 from workers.cli.tasks import task_app
 from workers.cli.usage import OneLineUsage
@@ -51,9 +51,13 @@ def main() -> None:
     try:
         app()
     except ToolboxError as exc:
+        say_held(said_already=False)
         fail(exc.message)
     except Exception as exc:  # PostgreSQL or Redis unreachable, no schema: one line too
         message = explain(exc, embedded_database=embedded_database)
+        say_held(said_already=message is not None and "schema" in message)
         if message is None:
             raise
         fail(message)
+    finally:
+        say_held(said_already=False)  # a command that ended well (or exited itself)

@@ -20,14 +20,22 @@ from collections.abc import Iterator
 from models.redaction import redact
 from workers.cli.failures import say_error
 from workers.cli.lookup import warn
+from workers.db import SCHEMA_WARNING
 
 PROJECT_LOGGERS = frozenset({"agents", "lms", "models", "tasks", "workers"})
 """The top-level packages whose records speak to the user as they are; another
 library's record is prefixed with its logger's name (``kombu: ...``)."""
 
 
+_held: list[str] = []
+
+
 class CommandLogHandler(logging.Handler):
-    """A record as one ``warning:`` or ``error:`` line on stderr, like the CLI's own."""
+    """A record as one ``warning:`` or ``error:`` line on stderr, like the CLI's own.
+
+    The schema warning (``workers.db``) waits for the command's end (``say_held``):
+    a command that then fails on that schema says so in its error line alone.
+    """
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -35,9 +43,20 @@ class CommandLogHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        if getattr(record, SCHEMA_WARNING, False):
+            _held.append(line)
+            return
         if record.levelno >= logging.ERROR:
             say_error(line)
         else:
+            warn(line)
+
+
+def say_held(*, said_already: bool) -> None:
+    """The held warnings, unless the command's error line ``said_already`` the same."""
+    lines, _held[:] = list(_held), []
+    if not said_already:
+        for line in lines:
             warn(line)
 
 
