@@ -287,3 +287,12 @@ def _unlock(connection: Connection, key: dict[str, object]) -> None:
         if not exc.connection_invalidated:
             raise
         log.warning("the session holding LMS sync lock %s ended during the run", key["id"])
+
+
+def limit_statements(connection: Connection, seconds: float) -> None:
+    """Let each statement of the connection's transaction (lock waits included) take
+    ``seconds`` at most: a process told to stop does not hang on a row or a slow database."""
+    connection.execute(
+        text("SELECT set_config('statement_timeout', :ms, true)"),
+        {"ms": str(round(seconds * 1000))},
+    )

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
-from lms.schedule import NEXT_DUE, SyncPolicy, due_params
+from lms.schedule import NEXT_DUE, SyncPolicy, due_params, limit_statements
 from models.errors import NotFound
 from models.ids import resolve_id as resolve_prefix
 from models.redaction import redact
@@ -230,8 +230,7 @@ def recorded_end(
     to be (a second signal, a lock or the database may have kept it from the row).
     """
     if within is not None:
-        connection.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
-                           {"ms": str(round(within * 1000))})  # fmt: skip
+        limit_statements(connection, within)
     row = connection.execute(_RECORDED, {"id": integration_id, "run_id": run_id}).one_or_none()
     if row is None:
         return RecordedEnd(None, None, claimed=False)

@@ -54,7 +54,14 @@ from sqlalchemy.orm import Session
 from lms.base import Course, LMSClient
 from lms.http import server_wait, unreachable
 from lms.registry import make_client
-from lms.schedule import RETRYING, SyncLock, set_not_before, sync_lock, waiting_reason
+from lms.schedule import (
+    RETRYING,
+    SyncLock,
+    limit_statements,
+    set_not_before,
+    sync_lock,
+    waiting_reason,
+)
 from lms.secrets import SecretBox
 from lms.store import connection_config
 from lms.upsert import Counts, CourseSnapshot, CourseWrite, mark_missing_courses, write_course
@@ -467,9 +474,8 @@ def _finish(
     report.status, report.message = status, _clip(message) if message else None
     report.seconds = round(time.monotonic() - started, 3)
     with engine.begin() as connection:
-        if within is not None:  # locks waited for too
-            connection.execute(text("SELECT set_config('statement_timeout', :ms, true)"),
-                               {"ms": str(round(within * 1000))})  # fmt: skip
+        if within is not None:
+            limit_statements(connection, within)
         _write_end(connection, report.integration_id, run_id, status, report.message)
         if asked:
             report.not_before = set_not_before(connection, report.integration_id, asked)

@@ -21,6 +21,7 @@ Create Date: 2026-11-28 00:30:00
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -53,12 +54,16 @@ def upgrade() -> None:
     op.drop_constraint(OLD_KEY, "agent_states", type_="unique")
     op.execute(RENUMBER)
     op.create_unique_constraint(NEW_KEY, "agent_states", ["workflow_id", "sequence_number"])
+    _metric_values(sa.Numeric(18, 4), was=sa.Numeric(10, 4))
+
+
+def _metric_values(type_: sa.Numeric[Any], *, was: sa.Numeric[Any]) -> None:
     for column in METRIC_COLUMNS:
         op.alter_column(
             "agent_metrics",
             column,
-            type_=sa.Numeric(18, 4),
-            existing_type=sa.Numeric(10, 4),
+            type_=type_,
+            existing_type=was,
             existing_nullable=column == "benchmark_value",
         )
 
@@ -79,14 +84,7 @@ def downgrade() -> None:
             f"cannot downgrade below 0008: {too_wide} agent_metrics value(s) do not fit"
             " numeric(10, 4); delete or scale them first"
         )
-    for column in METRIC_COLUMNS:
-        op.alter_column(
-            "agent_metrics",
-            column,
-            type_=sa.Numeric(10, 4),
-            existing_type=sa.Numeric(18, 4),
-            existing_nullable=column == "benchmark_value",
-        )
+    _metric_values(sa.Numeric(10, 4), was=sa.Numeric(18, 4))
     op.create_unique_constraint(
         OLD_KEY, "agent_states", ["workflow_id", "state_type", "sequence_number"]
     )
