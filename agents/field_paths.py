@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 NUL = "\x00"
 NUL_REFUSED = "contains a NUL character (\\u0000), which PostgreSQL cannot store"
@@ -68,8 +69,11 @@ def storage_errors(value: Any) -> list[str]:
 def unencodable(text: str) -> bool:
     """Whether ``text`` holds a lone surrogate, which UTF-8 (and so PostgreSQL) cannot encode.
 
-    Python makes them of bytes it cannot decode (``sys.argv``, ``surrogateescape``).
+    Python makes them of bytes it cannot decode (``sys.argv``, ``surrogateescape``)
+    and of a JSON escape such as ``"\\ud800"``.
     """
+    if text.isascii():  # no encoding needed (and a constant-time answer)
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -83,17 +87,17 @@ def unstorable_text(text: str) -> bool:
 
 
 def unstorable(value: Any, depth: int = 0) -> bool:
-    """Whether a string or key holds a NUL, a number is NaN or infinite, or arrays and
-    objects nest deeper than ``MAX_DEPTH`` (no paths)."""
+    """Whether a string or key holds a NUL or a lone surrogate, a number is NaN or
+    infinite, or arrays and objects nest deeper than ``MAX_DEPTH`` (no paths)."""
     if isinstance(value, str):
-        return NUL in value
+        return unstorable_text(value)
     if isinstance(value, float):
         return not math.isfinite(value)
     if isinstance(value, dict):
         if depth >= MAX_DEPTH:
             return True
         for key, item in value.items():
-            if (isinstance(key, str) and NUL in key) or unstorable(item, depth + 1):
+            if (isinstance(key, str) and unstorable_text(key)) or unstorable(item, depth + 1):
                 return True
     elif isinstance(value, list | tuple):
         if depth >= MAX_DEPTH:
@@ -104,11 +108,19 @@ def unstorable(value: Any, depth: int = 0) -> bool:
     return False
 
 
+def _text_refusal(text: str) -> str | None:
+    if NUL in text:
+        return NUL_REFUSED
+    return SURROGATE_REFUSED if unencodable(text) else None
+
+
 def _unstorable_lines(value: Any, parts: list[str | int]) -> list[str]:
     """``path: why`` (``input.request.topic``, ``input.items.0``) of each place ``unstorable``
-    finds; a key holding a NUL is named by its object's path (``... (a key)``)."""
+    finds; a key holding a NUL or a lone surrogate is named by its object's path
+    (``... (a key)``)."""
     if isinstance(value, str):
-        return [f"{path_of(parts)}: {NUL_REFUSED}"] if NUL in value else []
+        why = _text_refusal(value)
+        return [] if why is None else [f"{path_of(parts)}: {why}"]
     if isinstance(value, float):
         return [] if math.isfinite(value) else [f"{path_of(parts)}: {NON_FINITE_REFUSED}"]
     if isinstance(value, dict | list | tuple) and len(parts) > MAX_DEPTH:  # parts[0] is ROOT
@@ -116,11 +128,41 @@ def _unstorable_lines(value: Any, parts: list[str | int]) -> list[str]:
     found: list[str] = []
     if isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and NUL in key:
-                found.append(f"{path_of([*parts, key])}: {NUL_REFUSED}")
+            why = _text_refusal(key) if isinstance(key, str) else None
+            if why is not None:
+                found.append(f"{path_of([*parts, key])}: {why}")
             else:
                 found.extend(_unstorable_lines(item, [*parts, key]))
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             found.extend(_unstorable_lines(item, [*parts, index]))
     return found
+
+
+NOT_JSON = "cannot be written as JSON (a {kind}); give text, numbers, true/false, lists or objects"
+
+
+def unserializable_lines(value: Any, parts: list[str | int] | None = None) -> list[str]:
+    """``path: why`` of each value in a model's Python dump that JSON mode cannot write.
+
+    Only looked for once writing failed: a value pydantic has no JSON form
+    for (an ``object()``), or bytes that are not UTF-8 text, in a free-form
+    (``Any``) field.
+    """
+    parts = [ROOT] if parts is None else parts
+    if isinstance(value, dict):
+        return [line for key, item in value.items() for line in
+                unserializable_lines(item, [*parts, str(key)])]  # fmt: skip
+    if isinstance(value, list | tuple):
+        return [line for index, item in enumerate(value) for line in
+                unserializable_lines(item, [*parts, index])]  # fmt: skip
+    try:
+        to_jsonable_python(value)
+    except (PydanticSerializationError, ValueError):
+        kind = (
+            "bytes value that is not UTF-8 text"
+            if isinstance(value, bytes)
+            else f"value of type {type(value).__name__}"
+        )
+        return [f"{path_of(parts)}: {NOT_JSON.format(kind=kind)}"]
+    return []

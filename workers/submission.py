@@ -37,6 +37,7 @@ from typing import Any
 
 from psycopg.errors import ForeignKeyViolation
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 from sqlalchemy import Connection, String, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
@@ -44,13 +45,16 @@ from sqlalchemy.exc import IntegrityError
 from agents.field_paths import (
     NUL,
     NUL_REFUSED,
+    ROOT,
     SURROGATE_REFUSED,
     field_errors,
     storage_errors,
     unencodable,
+    unserializable_lines,
     unstorable_text,
 )
 from agents.registry import get_kind
+from agents.workflow import ROOT_AGENT
 from models.agents import AgentTask
 from models.errors import (
     AgentUnavailable,
@@ -136,23 +140,45 @@ _INSERT_DIRECT = text(
 def validate_input(agent_type: str, input_data: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
     """The payload as stored: validated by the kind's schema, JSON-ready, storable by jsonb.
 
+    A model (a caller's, then the schema's) is checked as Python values
+    before it is written as JSON: JSON mode turns NaN and infinity into null
+    and lone surrogates in keys into U+FFFD, changing the data without a word.
     Error lines name keys as ``agents.field_paths`` shows them, never raw.
     """
     kind = get_kind(agent_type)
-    raw = input_data.model_dump(mode="json") if isinstance(input_data, BaseModel) else input_data
-    errors = storage_errors(raw)  # first: the schema would name a NUL key, take NaN, recurse
+    if isinstance(input_data, BaseModel):
+        errors = storage_errors(input_data.model_dump())
+        raw: Any = None if errors else json_ready(input_data)
+    else:
+        raw = input_data
+        errors = storage_errors(raw)  # first: the schema would name a NUL key, take NaN, recurse
     if not errors:
         try:
-            payload = kind.input_schema.model_validate(raw).model_dump(mode="json")
+            validated = kind.input_schema.model_validate(raw)
         except ValidationError as exc:
             errors = field_errors(exc)
-        else:
-            errors = storage_errors(payload)  # the schema may have made strings (of bytes)
+        else:  # the schema may have made strings (of bytes) or floats (of "nan")
+            errors = storage_errors(validated.model_dump())
             if not errors:
-                return payload
+                payload = json_ready(validated)
+                errors = storage_errors(payload)
+                if not errors:
+                    return payload
     raise ValidationFailed(
         f"invalid input for agent {agent_type!r}: " + listed(errors), errors=errors
     )
+
+
+def json_ready(model: BaseModel) -> dict[str, Any]:
+    """``model`` in JSON mode; a value JSON cannot hold (an object, bytes that are not
+    UTF-8) is ``ValidationFailed`` naming where it is, not pydantic's or Python's error."""
+    try:
+        return model.model_dump(mode="json")
+    except (PydanticSerializationError, ValueError) as exc:  # UnicodeDecodeError is one
+        lines = unserializable_lines(model.model_dump())
+        if not lines:
+            lines = [f"{ROOT}: cannot be written as JSON ({type(exc).__name__})"]
+        raise ValidationFailed("invalid input: " + listed(lines), errors=lines) from None
 
 
 def validate_inputs(
@@ -191,6 +217,8 @@ def insert_direct(
     """
     agent = agent_ref(agent)
     if isinstance(agent, uuid.UUID) or options.parent_task_id is not None or not inputs:
+        return None
+    if agent == ROOT_AGENT and options.workflow_id is not None:
         return None
     if _option_errors(options, len(inputs)):
         return None
@@ -256,6 +284,23 @@ def _option_errors(options: SubmitOptions, count: int) -> list[str]:
 def check_options(options: SubmitOptions, count: int = 1) -> None:
     """``ValidationFailed`` listing what ``_option_errors`` finds, if anything."""
     problems = _option_errors(options, count)
+    if problems:
+        raise ValidationFailed(f"{OPTIONS_REFUSED}: " + "; ".join(problems), errors=problems)
+
+
+WORKFLOW_OF_ITS_OWN = (
+    "a supervisor task starts a workflow of its own, whose id is the task's id; leave it out"
+)
+
+
+def _refuse_grouping(options: SubmitOptions) -> None:
+    """A supervisor given a workflow or a parent: it would complete, plan nothing, and
+    leave the workflow it was put in ``running`` for good (its children hang off the root)."""
+    problems = [
+        f"{field}: {WORKFLOW_OF_ITS_OWN}"
+        for field in ("workflow_id", "parent_task_id")
+        if getattr(options, field) is not None
+    ]
     if problems:
         raise ValidationFailed(f"{OPTIONS_REFUSED}: " + "; ".join(problems), errors=problems)
 
@@ -364,6 +409,8 @@ def insert_rows(
     parent_task_id, workflow_id = options.parent_task_id, options.workflow_id
     check_options(options, len(inputs))
     row = _agent(connection, agent, options)
+    if row["agent_type"] == ROOT_AGENT:
+        _refuse_grouping(options)
     if not row["is_active"]:
         # A request already taken is answered as before its agent was switched off (a
         # retry whose reply was lost); a new one is refused before its input is checked.

@@ -8,9 +8,11 @@ and the caller's transaction (``session=``).
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from random import Random
 from typing import Any
 
@@ -19,7 +21,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from agents.offline_lesson import lesson_content
-from agents.schemas import EnvironmentRequest
+from agents.schemas import EnvironmentRequest, ReviewInput
 from models.errors import (
     AgentUnavailable,
     IdempotencyConflict,
@@ -114,6 +116,13 @@ def test_a_nul_in_a_payload_string_names_its_path(
     assert task_count(engine) == 0
 
 
+def _review_with(game_mechanics: Any) -> dict[str, Any]:
+    request = EnvironmentRequest(subject="science", grade_level=6, topic="volcanoes")
+    content = lesson_content(request, Random(1)).model_dump(mode="json")
+    content["game_mechanics"] = game_mechanics
+    return {"request": request.model_dump(mode="json"), "content": content}
+
+
 def test_nul_in_nested_strings_and_in_keys_is_found_on_every_path(
     engine: Engine, toolbox_env: dict[str, str]
 ) -> None:
@@ -123,9 +132,7 @@ def test_nul_in_nested_strings_and_in_keys_is_found_on_every_path(
     }
     message = refused(ValidationFailed, lambda: workflows.generate(bad_request), SECRET)
     assert "input.learning_objectives.1: contains a NUL character" in message
-    content = lesson_content(request, Random(1)).model_dump(mode="json")
-    content["game_mechanics"] = {f"{SECRET}\x00": 1, "levels": [{"name": "ok"}, "x\x00"]}
-    review = {"request": request.model_dump(mode="json"), "content": content}
+    review = _review_with({f"{SECRET}\x00": 1, "levels": [{"name": "ok"}, "x\x00"]})
     message = refused(ValidationFailed, lambda: client.submit("review", review), SECRET)
     assert "input.content.game_mechanics (a key): contains a NUL" in message
     assert "input.content.game_mechanics.levels.1: contains a NUL" in message
@@ -137,10 +144,7 @@ def test_a_nan_or_infinite_number_is_named_by_its_path_before_the_schema_takes_i
 ) -> None:
     """The schema passed NaN in a free-form object (and as a float field's value, said
     ``less than or equal to 600``); jsonb then refused the INSERT."""
-    request = EnvironmentRequest(subject="science", grade_level=6, topic="volcanoes")
-    content = lesson_content(request, Random(1)).model_dump(mode="json")
-    content["game_mechanics"] = {"levels": [{"bonus": float("inf")}], "rate": float("nan")}
-    review = {"request": request.model_dump(mode="json"), "content": content}
+    review = _review_with({"levels": [{"bonus": float("inf")}], "rate": float("nan")})
     message = refused(ValidationFailed, lambda: client.submit("review", review))
     assert message.endswith(
         "input.content.game_mechanics.levels.0.bonus: is NaN or infinite, which JSON cannot"
@@ -151,6 +155,73 @@ def test_a_nan_or_infinite_number_is_named_by_its_path_before_the_schema_takes_i
     assert message.endswith("input.phase_seconds: is NaN or infinite, which JSON cannot hold;"
                             " give a number")  # fmt: skip
     assert task_count(engine) == 0
+
+
+def test_a_lone_surrogate_in_a_free_form_object_is_refused_by_its_path(
+    engine: Engine, toolbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    """PostgreSQL refused a value (its error, a 95-line traceback, quoted the payload)
+    and JSON mode turned a key's surrogate into U+FFFD, storing changed data."""
+    review = _review_with({"token": f"{SECRET}-\ud800", "tok\udc80en": "x"})
+    message = refused(ValidationFailed, lambda: client.submit("review", review), SECRET)
+    assert "input.content.game_mechanics.token: is not valid Unicode" in message
+    assert "input.content.game_mechanics (a key): is not valid Unicode" in message
+    path = tmp_path / "review.json"
+    path.write_text(json.dumps(review))  # written as the escapes \ud800 and \udc80
+    result = toolbox("task", "submit", "review", "--input", f"@{path}", env=toolbox_env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: invalid input for agent 'review': ")
+    assert "input.content.game_mechanics.token: is not valid Unicode" in result.stderr
+    assert SECRET not in result.stderr and "Traceback" not in result.stderr
+    assert task_count(engine) == 0
+
+
+def test_a_model_input_is_checked_before_json_mode_changes_it(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """A pydantic model with NaN in a free-form field was stored with null in its place."""
+    review = ReviewInput.model_validate(_review_with({"speed": math.nan, "big": math.inf}))
+    message = refused(ValidationFailed, lambda: client.submit("review", review))
+    assert "input.content.game_mechanics.speed: is NaN or infinite" in message
+    assert "input.content.game_mechanics.big: is NaN or infinite" in message
+    assert task_count(engine) == 0
+
+
+def test_a_value_json_cannot_write_is_a_validation_failure(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """Bytes that are not UTF-8 and plain objects raised UnicodeDecodeError and pydantic's
+    PydanticSerializationError, not a ToolboxError."""
+    review = _review_with({"raw": b"\xff", "ok": b"fine", "thing": [object()]})
+    for given in (review, ReviewInput.model_validate(review)):
+        message = refused(ValidationFailed, lambda given=given: client.submit("review", given))
+        assert message.endswith(
+            "input.content.game_mechanics.raw: cannot be written as JSON (a bytes value that is"
+            " not UTF-8 text); give text, numbers, true/false, lists or objects;"
+            " input.content.game_mechanics.thing.0: cannot be written as JSON (a value of type"
+            " object); give text, numbers, true/false, lists or objects"
+        )
+    assert task_count(engine) == 0
+
+
+@pytest.mark.parametrize("option", ["workflow_id", "parent_task_id"])
+def test_a_supervisor_refuses_a_workflow_or_a_parent(
+    engine: Engine, toolbox_env: dict[str, str], option: str
+) -> None:
+    """Put in another workflow, a supervisor completed, planned nothing and left that
+    workflow running for good."""
+    parent = client.submit("echo", {})
+    request = {"subject": "science", "grade_level": 6, "topic": "volcanoes"}
+    for submit in (_submit, _in_session):
+        message = refused(
+            ValidationFailed,
+            lambda submit=submit: submit("supervisor", request, **{option: parent}),
+        )
+        assert message == (
+            f"invalid options: {option}: a supervisor task starts a workflow of its own, whose"
+            " id is the task's id; leave it out"
+        )
+    assert task_count(engine) == 1
 
 
 def test_an_agent_name_with_a_nul_is_an_unknown_agent(

@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from agents.base import PhaseContext
-from agents.field_paths import path_of, storage_errors
+from agents.field_paths import path_of, storage_errors, unserializable_lines
 from agents.kinds.echo import EchoInput
 from agents.phases import payload_as
 from models.errors import ValidationFailed
@@ -44,6 +44,32 @@ def test_a_number_json_cannot_hold_is_named_by_its_path() -> None:
         "input.scores.1: is NaN or infinite, which JSON cannot hold; give a number",
         "input.deep.x: is NaN or infinite, which JSON cannot hold; give a number",
     ]
+
+
+def test_a_lone_surrogate_in_a_string_or_a_key_is_named_by_its_path() -> None:
+    """A JSON escape such as "\\ud800" reads as one; PostgreSQL refused the value (quoting
+    the payload in its error) and JSON mode turned a key's into U+FFFD without a word."""
+    refusal = "is not valid Unicode (a lone surrogate, such as undecodable bytes); give UTF-8 text"
+    assert storage_errors(
+        {"m": {"tok\udc80en": "x", "t": ["S-\ud800"], "ok": "caf\u00e9 \U0001f30b"}}
+    ) == [
+        f"input.m (a key): {refusal}",
+        f"input.m.t.0: {refusal}",
+    ]
+    assert (
+        storage_errors({"pair": "\ud83c\udf0b".encode("utf-16", "surrogatepass").decode("utf-16")})
+        == []
+    )
+
+
+def test_a_value_json_cannot_write_is_named_by_its_path() -> None:
+    assert unserializable_lines({"game": {"a": b"\xff", "b": b"fine", "c": [object()]}}) == [
+        "input.game.a: cannot be written as JSON (a bytes value that is not UTF-8 text);"
+        " give text, numbers, true/false, lists or objects",
+        "input.game.c.0: cannot be written as JSON (a value of type object);"
+        " give text, numbers, true/false, lists or objects",
+    ]
+    assert unserializable_lines({"when": [1, "x", None, 2.5]}) == []
 
 
 class Loose(BaseModel):

@@ -36,7 +36,9 @@ def loads(text: str) -> Any:
             object_pairs_hook=_unique_keys,
         )
     except json.JSONDecodeError as exc:
-        raise NotJson(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise NotJson(
+            f"{exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except RecursionError:  # Python's parser recurses once per level
         raise NotJson(TOO_DEEP) from None
 
