@@ -28,7 +28,9 @@ def _task(connection: Connection, agent: uuid.UUID, days: float | None, **extra:
         "completed_at_ago": None if days is None else days * DAY,
         **extra,
     }
-    json = ("input_data", "output_data", "error_details")
+    json = ("input_data", "output_data", "error_details", "context_data")[
+        : 4 if "context_data" in values else 3
+    ]
     task: uuid.UUID = insert(connection, "agent_tasks", json=json, **values)
     insert(
         connection, "agent_states", json=("state_data",), task_id=task, agent_id=agent,
@@ -178,3 +180,48 @@ def test_a_time_budget_leaves_the_rest_for_the_next_run(engine: Engine) -> None:
     hurried = apply_retention(engine, RetentionPolicy(batch_size=1, step_seconds=1e-6))
     assert hurried["usage_deleted"] == 1 and max(hurried.values()) == 1
     assert apply_retention(engine, RetentionPolicy())["usage_deleted"] == 2
+
+
+def test_a_workflow_keeps_its_bookkeeping_and_is_purged_only_once_it_is_over(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """The purge set context_data to NULL: a completed workflow then showed ``running
+    (planning)`` without its artifacts, and ``workflow cancel`` "cancelled" it.  A task
+    finished long ago in a workflow still going on (its root, an artifact the review
+    will read) kept its payload no longer either."""
+    from workers import workflows
+
+    with engine.begin() as connection:
+        agents = {
+            row.agent_type: row.id
+            for row in connection.execute(text("SELECT agent_type, id FROM ai_agents"))
+        }
+        root = uuid.uuid4()
+        state = {"status": "completed", "stage": "done", "round": 0, "content_id": "c-1"}
+        _task(connection, agents["supervisor"], 40, id=root, workflow_id=root,
+              task_type="supervisor", context_data={"workflow": state})  # fmt: skip
+        artifact = {"role": "artifact", "round": 0}
+        child = _task(connection, agents["content"], 40, workflow_id=root, parent_task_id=root,
+                      task_type="content", context_data=artifact)  # fmt: skip
+        review = _task(connection, agents["review"], None, workflow_id=root, parent_task_id=root,
+                       task_type="review", status="running")  # fmt: skip
+    policy = RetentionPolicy()
+    assert apply_retention(engine, policy)["task_payloads_purged"] == 0
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE agent_tasks SET status = 'completed', completed_at = now() - interval"
+                 " '40 days' WHERE id = :id"), {"id": review},
+        )  # fmt: skip
+    assert apply_retention(engine, policy)["task_payloads_purged"] == 3
+    view = workflows.get(root)
+    assert (view.status, view.stage, view.artifacts) == (
+        "completed",
+        "done",
+        {"content_id": "c-1"},
+    )
+    with engine.connect() as connection:
+        kept = connection.execute(
+            text("SELECT context_data, input_data ? '_retention' FROM agent_tasks WHERE id = :id"),
+            {"id": child},
+        ).one()
+    assert tuple(kept) == (artifact, True)

@@ -14,7 +14,8 @@ error_logs_days               180  errors not seen for that long are deleted
 health_checks_days             14  health check rows are deleted
 job_runs_days                  14  periodic_job_runs rows are deleted
 task_payload_days              30  finished agent tasks keep a marker instead of
-                                   input, output, context and SPARC state data
+                                   input, output and SPARC state data, once
+                                   their whole workflow has finished
 task_rows_days                365  finished agent tasks are deleted with their
                                    states and metrics (children first)
 ==========================  =====  ==============================================
@@ -52,6 +53,12 @@ def _delete(table: str, where: str) -> TextClause:
 
 
 _FINISHED = "status IN ('completed', 'failed', 'cancelled')"
+_WORKFLOW_OVER = (
+    "NOT EXISTS (SELECT FROM agent_tasks o WHERE o.workflow_id = agent_tasks.workflow_id"
+    " AND o.status NOT IN ('completed', 'failed', 'cancelled'))"
+)
+"""No task of the row's workflow is still to run: a workflow going on reads its root's
+request and its artifacts' outputs (the review, a revision round, storing the result)."""
 _MARKER = "jsonb_build_object('_retention', jsonb_build_object('purged_at', now()))"
 
 RULES: dict[str, tuple[str, TextClause]] = {
@@ -88,13 +95,13 @@ RULES: dict[str, tuple[str, TextClause]] = {
         text(
             f"WITH doomed AS (SELECT id FROM agent_tasks WHERE {_FINISHED}"
             f" AND {_cutoff('completed_at', 'days')} AND NOT input_data ? '{MARKER_KEY}'"
-            " ORDER BY completed_at LIMIT :limit FOR UPDATE SKIP LOCKED),"
+            f" AND {_WORKFLOW_OVER} ORDER BY completed_at LIMIT :limit FOR UPDATE SKIP LOCKED),"
             f" states AS (UPDATE agent_states SET state_data = {_MARKER}"
             f" WHERE task_id IN (SELECT id FROM doomed) AND NOT state_data ? '{MARKER_KEY}'"
             " RETURNING 1)"
             f" UPDATE agent_tasks t SET input_data = {_MARKER},"
             f" output_data = CASE WHEN t.output_data IS NULL THEN NULL ELSE {_MARKER} END,"
-            " intermediate_results = NULL, context_data = NULL,"
+            " intermediate_results = NULL,"  # context_data is the workflow's bookkeeping: kept
             " error_details = CASE WHEN t.error_details IS NULL THEN NULL ELSE jsonb_build_object("
             "'type', t.error_details->'type', 'retryable', t.error_details->'retryable') END"
             " FROM doomed d WHERE t.id = d.id RETURNING t.id"
