@@ -186,18 +186,43 @@ def _artifact_done(
     return [created]
 
 
+_LATEST_ARTIFACTS = (
+    "SELECT DISTINCT ON (task_type) id, task_type, output_data FROM agent_tasks"
+    " WHERE parent_task_id = :root AND status = 'completed' AND context_data->>'role' = 'artifact'"
+    " ORDER BY task_type, (context_data->>'round')::int DESC, completed_at DESC"
+)
+"""The newest completed artifact per agent type: a revision replaces its original."""
+
+
 def latest_outputs(connection: Connection, root_id: uuid.UUID) -> dict[str, dict[str, Any]]:
     """The newest completed artifact output per agent type (revisions replace originals)."""
-    rows = connection.execute(
-        text(
-            "SELECT DISTINCT ON (task_type) task_type, output_data FROM agent_tasks"
-            " WHERE parent_task_id = :root AND status = 'completed'"
-            " AND context_data->>'role' = 'artifact'"
-            " ORDER BY task_type, (context_data->>'round')::int DESC, completed_at DESC"
-        ),
-        {"root": root_id},
-    ).all()
+    rows = connection.execute(text(_LATEST_ARTIFACTS), {"root": root_id}).all()
     return {row.task_type: dict(row.output_data or {}) for row in rows}
+
+
+def mark_reviewed(
+    connection: Connection, root_id: uuid.UUID, round_: int, reviewer: uuid.UUID, approved: bool
+) -> None:
+    """Record the review's verdict on the SPARC states of the artifacts it judged.
+
+    A rejection judged this round's artifacts.  An approval stores the newest
+    artifact of each type, also those of an earlier round that needed no
+    revision: they are marked approved too (they kept the earlier round's
+    rejection), and an original replaced by its revision is left as it was.
+    """
+    judged = (
+        _LATEST_ARTIFACTS
+        if approved
+        else "SELECT id FROM agent_tasks WHERE parent_task_id = :root"
+        " AND context_data->>'role' = 'artifact' AND (context_data->>'round')::int = :round"
+    )
+    connection.execute(
+        text(
+            "UPDATE agent_states SET reviewed_by = :reviewer, approved = :approved"
+            f" WHERE task_id IN (SELECT id FROM ({judged}) AS judged)"
+        ),
+        {"reviewer": reviewer, "approved": approved, "root": root_id, "round": round_},
+    )
 
 
 def _reviewed(
@@ -211,14 +236,7 @@ def _reviewed(
         return []
     round_ = int(state.get("round", 0))
     approved = bool(verdict.get("approved"))
-    connection.execute(
-        text(
-            "UPDATE agent_states SET reviewed_by = :reviewer, approved = :approved"
-            " WHERE task_id IN (SELECT id FROM agent_tasks WHERE parent_task_id = :root"
-            " AND context_data->>'role' = 'artifact' AND (context_data->>'round')::int = :round)"
-        ),
-        {"reviewer": review.agent_id, "approved": approved, "root": root["id"], "round": round_},
-    )
+    mark_reviewed(connection, root["id"], round_, review.agent_id, approved)
     if approved:
         artifacts = persist_environment(
             connection,
