@@ -10,8 +10,8 @@ from random import Random
 from typing import Any
 
 from agents.offline_phrases import artifact_language, clip, language_of, phrase
-from agents.offline_scripts import MECHANIC_BY_BLOOM
-from agents.offline_world import slug, stable_int, theme_for
+from agents.offline_scripts import MECHANIC_BY_BLOOM, objective_ids
+from agents.offline_world import stable_int, theme_for
 from agents.schemas import (
     BLOOM_ORDER,
     Activity,
@@ -225,11 +225,12 @@ def lesson_content(request: EnvironmentRequest, rng: Random) -> LessonContent:
             "checkpoints": [
                 {
                     "objective_ref": i,
-                    "name": f"{MECHANIC_BY_BLOOM[o.bloom_level]}_"
-                    f"{slug(o.title, f'objective_{i + 1}')}",
+                    "name": f"{MECHANIC_BY_BLOOM[o.bloom_level]}_{ident}",
                     "points": 10 * (1 + BLOOM_ORDER.index(o.bloom_level)),
                 }
-                for i, o in enumerate(objectives)
+                for i, (o, ident) in enumerate(
+                    zip(objectives, objective_ids([o.title for o in objectives]), strict=True)
+                )
             ],
             "team_size": team_size,
             "adaptive_difficulty": request.adaptive,

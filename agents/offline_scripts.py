@@ -6,6 +6,8 @@ Luau only through ``lua_string``, so the scripts parse whatever the request says
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from agents.offline_world import lua_string, slug
 from agents.schemas import BloomLevel, EnvironmentRequest, ScriptBundle, ScriptSpec
 
@@ -17,6 +19,38 @@ MECHANIC_BY_BLOOM: dict[BloomLevel, str] = {
     "evaluate": "DebateVote",
     "create": "DesignStudio",
 }
+ID_MAX = 40
+"""Characters of an objective's id: ``slug``'s length, kept when a clash adds a suffix."""
+
+
+def objective_ids(titles: Sequence[str]) -> list[str]:
+    """One id per objective, each different: ``ObjectiveTracker`` keys progress by id.
+
+    Two objectives with one id share one progress entry, so the lesson never
+    counts every objective done.  An objective keeps its ``slug`` unless an
+    earlier one has it; a later one takes the first free ``_N`` (from its own
+    position on), free of every objective's own slug, so the ids of objectives
+    that do not clash never change.
+    """
+    natural = [slug(title, f"objective_{index + 1}") for index, title in enumerate(titles)]
+    taken = set(natural)
+    ids: list[str] = []
+    for index, ident in enumerate(natural):
+        if ident in ids:
+            ident = _free_id(ident, index + 1, taken)
+            taken.add(ident)
+        ids.append(ident)
+    return ids
+
+
+def _free_id(base: str, number: int, taken: set[str]) -> str:
+    """``base_N`` for the first ``N`` from ``number`` not in ``taken``, cut to ``ID_MAX``."""
+    while True:
+        suffix = f"_{number}"
+        candidate = base[: ID_MAX - len(suffix)].rstrip("_") + suffix
+        if candidate not in taken:
+            return candidate
+        number += 1
 
 
 def _config_module(request: EnvironmentRequest, objectives: list[dict[str, str]]) -> str:
@@ -190,12 +224,11 @@ def script_bundle(
     request: EnvironmentRequest, objectives: list[tuple[str, BloomLevel]]
 ) -> ScriptBundle:
     """Config, tracker and HUD (plus adaptive difficulty) for ``(title, bloom)`` objectives."""
-    named: list[dict[str, str]] = []
-    for index, (title, bloom) in enumerate(objectives):
-        ident = slug(title, f"objective_{index + 1}")
-        if any(o["id"] == ident for o in named):
-            ident = f"{ident}_{index + 1}"
-        named.append({"id": ident, "title": title, "mechanic": MECHANIC_BY_BLOOM[bloom]})
+    ids = objective_ids([title for title, _ in objectives])
+    named = [
+        {"id": ident, "title": title, "mechanic": MECHANIC_BY_BLOOM[bloom]}
+        for ident, (title, bloom) in zip(ids, objectives, strict=True)
+    ]
     mechanics = ", ".join(f"{o['mechanic']}_{o['id']}" for o in named)
     scripts = [
         ScriptSpec(

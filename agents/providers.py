@@ -7,6 +7,8 @@ status code, so retry policy never has to look at a provider's message text.
 A model's API keys are remembered for ``models.redaction.redact`` before it is
 called: a provider or proxy that quotes the key it refused (``Invalid API key:
 sk-...``) must not put it in a task's error, ``error_logs`` or a log line.
+An unusable structured answer is re-asked once whether the provider hands it
+back (``parsing_error``) or raises it from the call (``unusable_answer``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import time
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
+from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import Runnable
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from agents.base import Usage
@@ -83,6 +87,16 @@ _CREDENTIAL_CLASSES = frozenset(
 )
 _REJECTED_CLASSES = frozenset({"BadRequestError", "UnprocessableEntityError", "InvalidArgument"})
 _RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+_UNUSABLE_ANSWER_CLASSES = frozenset(
+    {"LengthFinishReasonError", "ContentFilterFinishReasonError", "ModelRefusalError"}
+)
+"""An answer the SDK could not parse (OpenAI's: cut off, filtered) or langchain's refusal."""
+_CUT_OFF_REASONS = (
+    ("finish_reason", "length"),
+    ("stop_reason", "max_tokens"),
+    ("done_reason", "length"),
+)
+CUT_OFF = "the answer was cut off at the token limit"
 _PROGRAMMING_ERRORS = (TypeError, AttributeError, KeyError, IndexError, NameError)
 _LAST_RESORT = re.compile(
     r"rate.?limit|too many requests|timed? ?out|temporarily unavailable|overloaded|"
@@ -244,13 +258,121 @@ def usage_of(message: BaseMessage | None) -> Usage:
     return Usage(int(raw.get("prompt_tokens", 0)), int(raw.get("completion_tokens", 0)), 1)
 
 
-def _describe(error: object, raw: BaseMessage | None) -> str:
+def unusable_answer(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by a model call, says an answer came back but is unusable.
+
+    langchain-openai's default structured output (``json_schema``) is parsed inside
+    the call by the OpenAI SDK, so an answer that is not JSON or not the schema is
+    raised (pydantic's ``ValidationError``, with the HTTP 200 response attached),
+    as is one cut off at the token limit or stopped by the content filter; other
+    providers' parsers raise ``OutputParserException`` or a JSON decode error.
+    These are the model's sampling accidents, as a ``parsing_error`` is; a refused
+    request (credentials, bad request, rate limit) is another class and is not one.
+    """
+    if isinstance(exc, ValidationError | OutputParserException | json.JSONDecodeError):
+        return True
+    return bool({cls.__name__ for cls in type(exc).__mro__} & _UNUSABLE_ANSWER_CLASSES)
+
+
+def _cut_off(raw: BaseMessage | None) -> bool:
+    """Whether the answer stopped at the token limit (OpenAI, Anthropic, Ollama's words)."""
+    meta = getattr(raw, "response_metadata", None) or {}
+    return any(meta.get(key) == value for key, value in _CUT_OFF_REASONS)
+
+
+def _why_unusable(error: BaseException) -> str:
+    """What is wrong with an answer, in words that never quote it.
+
+    pydantic's messages hold no input, but the exceptions' own text does
+    (``input_value='...'``, ``Invalid json output: ...``, a refusal's text), and a
+    task's error must show neither the model's answer nor a key it echoed.
+    """
+    names = {cls.__name__ for cls in type(error).__mro__}
     if isinstance(error, ValidationError):
         return "; ".join(field_errors(error, root="(root)")[:20])
-    if error is not None:
-        return str(error)[:2000]
+    if isinstance(error, json.JSONDecodeError):
+        return f"the answer is not valid JSON ({error.msg} at line {error.lineno})"
+    if "LengthFinishReasonError" in names:
+        return CUT_OFF
+    if "ContentFilterFinishReasonError" in names:
+        return "the answer was stopped by the provider's content filter"
+    if "ModelRefusalError" in names:
+        return "the model refused to answer"
+    cause = error.__cause__
+    if isinstance(error, OutputParserException) and isinstance(cause, BaseException):
+        return _why_unusable(cause)
+    return f"the answer could not be parsed ({type(error).__name__})"
+
+
+def _describe(error: object, raw: BaseMessage | None) -> str:
+    if _cut_off(raw):
+        return CUT_OFF
+    if isinstance(error, BaseException):
+        return _why_unusable(error)
     calls = getattr(raw, "tool_calls", None)
     return "the answer did not call the tool" if not calls else "the answer could not be parsed"
+
+
+def _shown_answer(raw: BaseMessage | None) -> str:
+    """The answer as the re-ask quotes it to the model: its tool calls' arguments, else its text."""
+    calls = getattr(raw, "tool_calls", None) or []
+    invalid = getattr(raw, "invalid_tool_calls", None) or []
+    if calls or invalid:
+        shown = [c.get("args") for c in [*calls, *invalid]]
+        return json.dumps(shown, default=str)[:4000]
+    return raw.text[:4000] if isinstance(raw, AIMessage) else ""
+
+
+def _usage_of_failure(exc: BaseException) -> Usage:
+    """Usage of a call that raised: the SDK's ``completion.usage`` if it kept one; one call."""
+    counted = getattr(getattr(exc, "completion", None), "usage", None)
+    prompt = getattr(counted, "prompt_tokens", 0)
+    completion = getattr(counted, "completion_tokens", 0)
+    ints = isinstance(prompt, int) and isinstance(completion, int)
+    return Usage(prompt, completion, 1) if ints else Usage(0, 0, 1)
+
+
+def _structured(model: BaseChatModel, schema: type[T]) -> Runnable[Any, Any]:
+    """``model`` answering ``schema``, keeping the raw answer and any parsing error."""
+    try:
+        return model.with_structured_output(schema, include_raw=True)
+    except Exception as exc:
+        raise classify_model_error(exc) from exc
+
+
+def _ask(
+    runnable: Runnable[Any, Any], schema: type[T], conversation: list[BaseMessage], usage: Usage
+) -> tuple[T | None, str, str]:
+    """One call: the valid answer, else what was wrong with it and the answer to quote back.
+
+    An unusable answer is told apart from a failed request whether the provider
+    hands it back (``parsing_error``) or raises it (``unusable_answer``).
+    """
+    started = time.perf_counter()
+    try:
+        answer = cast(dict[str, Any], runnable.invoke(conversation))
+    except Exception as exc:
+        if not unusable_answer(exc):
+            raise classify_model_error(exc) from exc
+        usage.add(_usage_of_failure(exc))
+        return None, _why_unusable(exc), ""
+    finally:
+        usage.latency_ms += (time.perf_counter() - started) * 1000
+    raw = answer.get("raw")
+    usage.add(usage_of(raw))
+    parsed, error = answer.get("parsed"), answer.get("parsing_error")
+    if isinstance(parsed, schema) and error is None:
+        return parsed, "", ""
+    return None, _describe(error, raw), _shown_answer(raw)
+
+
+def _re_ask(name: str, problem: str, shown: str) -> HumanMessage:
+    previous = f"Previous answer: {shown}\n" if shown else ""
+    shorter = " Keep it shorter." if problem == CUT_OFF else ""
+    return HumanMessage(
+        content=f"Your previous answer did not validate against `{name}`: {problem}\n"
+        f"{previous}Answer with `{name}` again, with every field valid.{shorter}"
+    )
 
 
 def invoke_structured(
@@ -258,41 +380,26 @@ def invoke_structured(
 ) -> tuple[T, Usage]:
     """Ask ``model`` for a ``schema`` instance; re-ask once with the validation errors.
 
-    A second invalid answer raises ``ModelError``, which is retryable: invalid
-    structured output is a sampling accident of the model, not a property of the
-    input (the input was validated before), so a later attempt within the retry
-    budget usually succeeds, and the engine re-runs only this phase.
+    A second unusable answer (invalid, unparseable, cut off at the token limit)
+    raises ``ModelError``, which is retryable: invalid structured output is a
+    sampling accident of the model, not a property of the input (the input was
+    validated before), so a later attempt within the retry budget usually
+    succeeds, and the engine re-runs only this phase.  The error names what was
+    wrong, never the answer itself, and is not chained to the provider's
+    exception, whose text quotes the answer.
     """
     usage = Usage()
     conversation = list(messages)
     problem = ""
     remember_secrets(model)
+    runnable = _structured(model, schema)
     for _attempt in range(2):
-        started = time.perf_counter()
-        try:
-            runnable = model.with_structured_output(schema, include_raw=True)
-            answer = cast(dict[str, Any], runnable.invoke(conversation))
-        except Exception as exc:
-            raise classify_model_error(exc) from exc
-        finally:
-            usage.latency_ms += (time.perf_counter() - started) * 1000
-        raw = answer.get("raw")
-        usage.add(usage_of(raw))
-        parsed = answer.get("parsed")
-        if isinstance(parsed, schema) and answer.get("parsing_error") is None:
+        parsed, problem, shown = _ask(runnable, schema, conversation, usage)
+        if parsed is not None:
             return parsed, usage
-        problem = _describe(answer.get("parsing_error"), raw)
-        previous = [c.get("args") for c in getattr(raw, "tool_calls", None) or []]
-        conversation = [
-            *messages,
-            HumanMessage(
-                content=f"Your previous answer did not validate against `{schema.__name__}`: "
-                f"{problem}\nPrevious answer: {json.dumps(previous, default=str)[:4000]}\n"
-                f"Call the `{schema.__name__}` tool again with every field valid."
-            ),
-        ]
+        conversation = [*messages, _re_ask(schema.__name__, problem, shown)]
     raise ModelError(
-        f"{schema.__name__}: invalid structured output after one re-ask: {problem}",
+        redact(f"{schema.__name__}: invalid structured output after one re-ask: {problem}"),
         schema=schema.__name__,
         usage=usage.__dict__,
     )

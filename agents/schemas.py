@@ -99,8 +99,13 @@ def _one_printable_line(value: str) -> str:
 
 RequestLine = Annotated[str, AfterValidator(_one_printable_line)]
 Objective = Annotated[
-    RequestLine, StringConstraints(strip_whitespace=True, min_length=3, max_length=300)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=300),
+    AfterValidator(_one_printable_line),
 ]
+"""A ``RequestLine`` of 3 to 300 characters.  The limits come before the validator, as
+``Field``'s do on the other lines: after it, pydantic counted them as a list's
+(``Value should have at most 300 items after validation, not 5000``)."""
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 
 

@@ -1,19 +1,28 @@
-"""Model specs, provider error mapping and structured output with one re-ask."""
+"""Model specs, provider error mapping and structured output with one re-ask.
+
+Answers here come from a fake chat model that calls tools, the path of
+langchain's generic ``with_structured_output`` (Anthropic's, for one);
+OpenAI's ``json_schema`` path, parsed inside the call, is tested against a
+local server in ``test_openai_structured.py``.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from langchain_core.exceptions import ModelRefusalError, OutputParserException
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from agents.offline import OfflineChatModel
 from agents.providers import (
@@ -21,6 +30,7 @@ from agents.providers import (
     classify_model_error,
     invoke_structured,
     make_chat_model,
+    unusable_answer,
 )
 from models.errors import (
     ConfigurationError,
@@ -60,8 +70,15 @@ def test_unknown_provider() -> None:
 def test_missing_extra_names_it(
     spec: str, modules: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from langchain.chat_models import base
+
     for module in modules:
         monkeypatch.setitem(sys.modules, module, None)
+    # langchain caches a provider's class once imported (test_openai_structured.py
+    # builds ChatOpenAI when the extra is installed): forget it, to import it again
+    forget = getattr(getattr(base, "_get_chat_model_creator", None), "cache_clear", None)
+    if forget is not None:
+        forget()
     provider = spec.split(":")[0]
     with pytest.raises(ConfigurationError) as caught:
         make_chat_model(spec)
@@ -263,3 +280,144 @@ def test_provider_errors_are_classified() -> None:
     model = ScriptedModel(script=[_raise(_named("AuthenticationError"))])
     with pytest.raises(ConfigurationError):
         invoke_structured(model, Answer, PROMPT)
+
+
+SECRET_ANSWER = "my-private-answer-text"
+
+
+def _json_error() -> Exception:
+    try:
+        json.loads(SECRET_ANSWER)
+    except json.JSONDecodeError as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+def _schema_error() -> Exception:
+    try:
+        Answer.model_validate_json(SECRET_ANSWER)
+    except ValidationError as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+def _parser_error() -> Exception:
+    error = OutputParserException(f"Invalid json output: {SECRET_ANSWER}", llm_output=SECRET_ANSWER)
+    error.__cause__ = _json_error()
+    return error
+
+
+def _completion() -> SimpleNamespace:
+    """What OpenAI's ``LengthFinishReasonError`` keeps: the completion and its usage."""
+    return SimpleNamespace(usage=SimpleNamespace(prompt_tokens=7, completion_tokens=50))
+
+
+UNUSABLE = [
+    pytest.param(_schema_error, "(root): Invalid JSON", id="ValidationError"),
+    pytest.param(_parser_error, "the answer is not valid JSON (Expecting value", id="parser"),
+    pytest.param(_json_error, "the answer is not valid JSON (Expecting value", id="json"),
+    pytest.param(
+        lambda: _named("LengthFinishReasonError", completion=_completion()),
+        "the answer was cut off at the token limit",
+        id="length",
+    ),
+    pytest.param(
+        lambda: _named("ContentFilterFinishReasonError"), "content filter", id="content_filter"
+    ),
+    pytest.param(lambda: ModelRefusalError(SECRET_ANSWER), "refused to answer", id="refusal"),
+]
+
+
+@pytest.mark.parametrize(("error", "why"), UNUSABLE)
+def test_unusable_answer_raised_by_the_call_is_re_asked(
+    error: Callable[[], Exception], why: str
+) -> None:
+    model = ScriptedModel(script=[_raise(error()), _call(2)])
+    answer, usage = invoke_structured(model, Answer, PROMPT)
+    assert answer.value == 2 and usage.model_calls == 2
+    re_ask = model.seen[1][-1].text
+    assert why in re_ask and SECRET_ANSWER not in re_ask
+
+
+@pytest.mark.parametrize(("error", "why"), UNUSABLE)
+def test_second_unusable_answer_raised_is_retryable_and_quotes_nothing(
+    error: Callable[[], Exception], why: str
+) -> None:
+    model = ScriptedModel(script=[_raise(error()), _raise(error())])
+    with pytest.raises(ModelError) as caught:
+        invoke_structured(model, Answer, PROMPT)
+    message = str(caught.value)
+    assert message.startswith("Answer: invalid structured output after one re-ask: ")
+    assert why in message and SECRET_ANSWER not in message
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert len(model.seen) == 2
+
+
+def test_usage_of_an_answer_cut_off_by_the_sdk_is_counted() -> None:
+    cut = _named("LengthFinishReasonError", completion=_completion())
+    model = ScriptedModel(script=[_raise(cut), _call(2)])
+    usage = invoke_structured(model, Answer, PROMPT)[1]
+    assert (usage.input_tokens, usage.output_tokens, usage.model_calls) == (17, 55, 2)
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [{"finish_reason": "length"}, {"stop_reason": "max_tokens"}, {"done_reason": "length"}],
+)
+def test_tool_call_cut_off_at_the_token_limit_is_re_asked(metadata: dict[str, str]) -> None:
+    cut = AIMessage(
+        content="",
+        invalid_tool_calls=[{"name": "Answer", "args": '{"val', "id": "c1", "error": None}],
+        response_metadata=metadata,
+    )
+    model = ScriptedModel(script=[lambda: cut, _call(5)])
+    assert invoke_structured(model, Answer, PROMPT)[0].value == 5
+    re_ask = model.seen[1][-1].text
+    assert "cut off at the token limit" in re_ask and "Keep it shorter" in re_ask
+    assert '{\\"val' in re_ask  # the cut answer is shown to the model, never in an error
+
+
+def test_invalid_arguments_are_not_quoted_in_the_error() -> None:
+    bad = AIMessage(
+        content="", tool_calls=[{"name": "Answer", "args": {"value": SECRET_ANSWER}, "id": "c"}]
+    )
+    model = ScriptedModel(script=[lambda: bad, lambda: bad])
+    with pytest.raises(ModelError) as caught:
+        invoke_structured(model, Answer, PROMPT)
+    assert "value: Input should be a valid integer" in str(caught.value)
+    assert SECRET_ANSWER not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (_named("AuthenticationError"), ConfigurationError),
+        (_named("APIStatusError", status_code=401), ConfigurationError),
+        (_named("BadRequestError"), ValidationFailed),
+        (_named("APIStatusError", status_code=400), ValidationFailed),
+        (_named("RateLimitError"), ModelError),
+        (ValueError("bad value"), PermanentError),
+    ],
+)
+def test_request_errors_are_not_re_asked(exc: Exception, expected: type[Exception]) -> None:
+    model = ScriptedModel(script=[_raise(exc), _call(1)])
+    with pytest.raises(expected) as caught:
+        invoke_structured(model, Answer, PROMPT)
+    assert type(caught.value) is expected and len(model.seen) == 1
+
+
+@pytest.mark.parametrize(
+    ("exc", "unusable"),
+    [
+        (_schema_error(), True),
+        (_parser_error(), True),
+        (_json_error(), True),
+        (_named("LengthFinishReasonError"), True),
+        (_named("AuthenticationError"), False),
+        (_named("BadRequestError", status_code=400), False),
+        (ValueError("bad value"), False),
+        (ValidationFailed(errors=["x"]), False),
+    ],
+)
+def test_unusable_answer(exc: Exception, unusable: bool) -> None:
+    assert unusable_answer(exc) is unusable

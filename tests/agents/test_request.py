@@ -42,6 +42,37 @@ def test_a_request_refuses_control_characters_and_look_alike_types(
     assert message in error["msg"]
 
 
+@pytest.mark.parametrize(
+    ("objective", "message"),
+    [
+        ("x" * 5000, "String should have at most 300 characters"),
+        ("x" * 301, "String should have at most 300 characters"),
+        ("no", "String should have at least 3 characters"),
+        ("  no \t", "String should have at least 3 characters"),
+        ("", "String should have at least 3 characters"),
+    ],
+)
+def test_an_objective_of_the_wrong_length_is_counted_in_characters(
+    objective: str, message: str
+) -> None:
+    """A 5,000-character objective was refused as having "at most 300 items after
+    validation, not 5000": its limits ran after its own validator, on a value
+    pydantic no longer knew to be text."""
+    with pytest.raises(ValidationError) as caught:
+        EnvironmentRequest.model_validate(
+            {**BASE, "learning_objectives": ["Explain why volcanoes erupt", objective]}
+        )
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("learning_objectives", 1)
+    assert error["msg"] == message and "items" not in error["msg"]
+
+
+def test_an_objective_at_its_limits_is_taken() -> None:
+    objectives = ["x" * 300, "abc", " a\n\nb "]
+    request = EnvironmentRequest.model_validate({**BASE, "learning_objectives": objectives})
+    assert request.learning_objectives == ["x" * 300, "abc", "a b"]
+
+
 def test_tabs_and_line_breaks_in_a_line_become_one_space() -> None:
     request = EnvironmentRequest.model_validate(
         {**BASE, "topic": "volcanoes\tand\r\nlava", "learning_objectives": ["Explain\nwhy"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, inspect, pool, text
 
 from workers import migrate
@@ -142,6 +143,30 @@ def test_0008_renumbers_states_numbered_twice_and_widens_metric_values(
         assert "1 agent_metrics value(s) do not fit numeric(10, 4)" in str(exc)
     else:
         raise AssertionError("downgraded over a metric value that does not fit")
+
+
+def test_a_downgrade_below_0002_refuses_assignment_ids_the_old_column_cannot_hold(
+    empty_database_url: str,
+) -> None:
+    """It ended in a traceback of about 95 lines (StringDataRightTruncation)."""
+    migrate.upgrade(empty_database_url, "0002")
+    engine = create_engine(empty_database_url, poolclass=pool.NullPool)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "WITH i AS (INSERT INTO lms_integrations (platform_name, institution_name,"
+                " base_url, auth_type) VALUES ('canvas', 'School', 'https://lms.test', 'token')"
+                " RETURNING id), c AS (INSERT INTO lms_courses (lms_integration_id,"
+                " external_course_id, title) SELECT id, '1', 'Algebra' FROM i RETURNING id)"
+                " INSERT INTO lms_assignments (lms_course_id, external_assignment_id, title)"
+                " SELECT id, 'https://lms.test/api/lti/courses/1/line_items/' || repeat('7', 120),"
+                " 'Quiz' FROM c"
+            )
+        )
+    engine.dispose()
+    with pytest.raises(RuntimeError, match="1 lms_assignments external_assignment_id value"):
+        migrate.downgrade(empty_database_url, "0001")
+    assert migrate.current_revision(empty_database_url) == "0002"
 
 
 def test_drift_is_described_in_words(empty_database_url: str) -> None:
