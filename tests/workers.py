@@ -69,7 +69,7 @@ def start_worker(toolbox_env: dict[str, str], tmp_path: Path) -> Iterator[StartW
     started: list[WorkerProcess] = []
 
     def start(
-        queues: str = "agents,lms,maintenance",
+        queues: str = "agents,lms,passback,maintenance",
         concurrency: int = 2,
         extra_env: dict[str, str] | None = None,
         beat: bool = False,

@@ -16,8 +16,11 @@ from workers.settings import ENV_PREFIX, Settings
 
 AGENT_QUEUE = "agents"
 LMS_QUEUE = "lms"
+PASSBACK_QUEUE = "passback"
+"""Grade passback drains: a queue and worker of their own, so syncs (up to 50 minutes
+each) holding every slot of the LMS worker never hold back the grades of every school."""
 MAINTENANCE_QUEUE = "maintenance"
-QUEUES = (AGENT_QUEUE, LMS_QUEUE, MAINTENANCE_QUEUE)
+QUEUES = (AGENT_QUEUE, LMS_QUEUE, PASSBACK_QUEUE, MAINTENANCE_QUEUE)
 
 MAX_TIMEOUT_SECONDS = 3000
 """Longest agent soft time limit accepted; the visibility timeout sits above it."""
@@ -80,6 +83,8 @@ def build_config(settings: Settings) -> dict[str, Any]:
         "task_queues": [Queue(name, exchange, routing_key=name) for name in QUEUES],
         "task_routes": {
             "toolbox.agent.*": {"queue": AGENT_QUEUE, "routing_key": AGENT_QUEUE},
+            # an exact name wins over the patterns
+            "toolbox.lms.drain_passbacks": {"queue": PASSBACK_QUEUE, "routing_key": PASSBACK_QUEUE},
             "toolbox.lms.*": {"queue": LMS_QUEUE, "routing_key": LMS_QUEUE},
             "toolbox.maintenance.*": {"queue": MAINTENANCE_QUEUE, "routing_key": MAINTENANCE_QUEUE},
         },

@@ -33,11 +33,12 @@ PROCESSES: dict[str, str] = {
         f"{CELERY} worker -Q agents -n agents@%h -c ${{TOOLBOX_CONCURRENCY:-2}} {WORKER_OPTIONS}"
     ),
     "lms": f"{CELERY} worker -Q lms -n lms@%h -c 2 {WORKER_OPTIONS}",
+    "passback": f"{CELERY} worker -Q passback -n passback@%h -c 1 {WORKER_OPTIONS}",
     "maintenance": f"{CELERY} worker -Q maintenance -n maintenance@%h -c 1 {WORKER_OPTIONS}",
     "beat": f'{CELERY} beat -l INFO -s "${{TOOLBOX_DATA_DIR:-.toolbox}}/celerybeat-schedule"',
     "flower": "toolbox flower",
 }
-WORKERS = ("agents", "lms", "maintenance")
+WORKERS = ("agents", "lms", "passback", "maintenance")
 COLD_SIGNALS = dict.fromkeys(WORKERS, signal.SIGQUIT)
 """Celery's cold shutdown: a worker cancels its running tasks, which go back to the queue."""
 STOP_GRACE_SECONDS = MAX_TIMEOUT_SECONDS + HARD_LIMIT_GRACE_SECONDS + 30

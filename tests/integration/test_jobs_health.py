@@ -18,7 +18,7 @@ from workers.jobs.health import HealthReport, run_health_check
 from workers.jobs.queues import PRIORITY_SEPARATOR, read_queues
 from workers.redis import client_url
 
-ALL_QUEUES = {"agents@box": ["agents"], "ops@box": ["lms", "maintenance"]}
+ALL_QUEUES = {"agents@box": ["agents"], "ops@box": ["lms", "maintenance", "passback"]}
 
 
 @pytest.fixture
@@ -78,11 +78,8 @@ def test_healthy_stack_writes_a_row_and_marks_the_agents(
     )
     assert row.db_response_time_ms is not None and row.active_connections >= 1
     assert row.external_services_status["redis"]["ok"] is True
-    assert row.health_details["queues"] == {"agents": 0, "lms": 0, "maintenance": 0}
-    assert row.health_details["workers"] == {
-        "agents@box": ["agents"],
-        "ops@box": ["lms", "maintenance"],
-    }
+    assert row.health_details["queues"] == {"agents": 0, "lms": 0, "passback": 0, "maintenance": 0}
+    assert row.health_details["workers"] == ALL_QUEUES
     assert row.error_messages is None and row.warnings is None
     stale = count(engine, "SELECT count(*) FROM ai_agents WHERE last_health_check IS NULL")
     assert stale == 1, "every active agent is marked, the inactive one is not"

@@ -355,7 +355,7 @@ def test_grades_not_sent_by_the_drain_task_are_counted_in_the_error_log(
     # longer than the client waits in-process: the grade goes back to pending at once
     canvas.throttle(times=1, retry_after="3600", path=f"/api/v1/courses/{course}/assignments/",
                     method="PUT")  # fmt: skip
-    start_worker(queues="lms", concurrency=1)
+    start_worker(queues="passback", concurrency=1)
     app.send_task("toolbox.lms.drain_passbacks")
     wait_for(lambda: sum(row.occurrence_count for row in _errors(engine)) == 3, 30)
 
@@ -384,7 +384,7 @@ def test_a_worker_killed_mid_passback_leaves_a_row_that_is_resent_once(
     (student, lms_id), *_ = students_of(engine, course)
     complete_attempt(engine, quiz, student, 75)
     canvas.delay_response(20.0, path=f"/api/v1/courses/{course}/assignments/", method="PUT")
-    worker = start_worker(queues="lms", concurrency=1)
+    worker = start_worker(queues="passback", concurrency=1)
     app.send_task("toolbox.lms.drain_passbacks")
     wait_for(lambda: len(data.api_writes(assignment, lms_id)) == 1, timeout=30)
     worker.kill()  # the LMS applied the grade; the worker never heard back
@@ -392,7 +392,7 @@ def test_a_worker_killed_mid_passback_leaves_a_row_that_is_resent_once(
     assert (row.status, row.attempt_count) == ("sending", 1)
 
     make_all_due(engine, leases=True)  # the lease ends
-    start_worker(queues="lms", concurrency=1)
+    start_worker(queues="passback", concurrency=1)
     app.send_task("toolbox.lms.drain_passbacks")
     wait_for(lambda: passback_rows(engine)[0].status == "success", timeout=30)
 
@@ -420,8 +420,8 @@ def test_two_beats_in_a_429_and_5xx_storm_apply_every_grade_exactly_once(
     assert expected == 15
     canvas.throttle(times=8, retry_after="0", path="/api/v1/courses/")
     canvas.server_errors(times=8, status=502, path="/api/v1/courses/", method="PUT")
-    start_worker(queues="lms", concurrency=2)
-    start_worker(queues="lms", concurrency=2)
+    start_worker(queues="passback", concurrency=2)
+    start_worker(queues="passback", concurrency=2)
 
     def settled() -> bool:
         if all(row.status == "success" for row in passback_rows(engine)):

@@ -39,7 +39,7 @@ def test_a_database_gone_before_the_first_client_is_built_is_one_line_and_no_gra
         complete_attempt(engine, quiz, user, 75)
     name = engine.url.database
     worker = start_worker(
-        queues="lms",
+        queues="passback",
         concurrency=1,
         include="tests.drain_outage_hooks",  # the first drain's database is cut after its claim
         extra_env={

@@ -71,7 +71,7 @@ def test_platform_tasks_failures_and_logs_through_a_worker(
         lambda: one(engine, "SELECT * FROM system_health_checks"), 30, "a health check row"
     )
     node = f"{worker.name}@{socket.gethostname()}"
-    assert health.health_details["workers"][node] == ["agents", "lms", "maintenance"]
+    assert health.health_details["workers"][node] == ["agents", "lms", "maintenance", "passback"]
     assert health.status == "healthy", (health.error_messages, health.warnings)
     run = one(engine, "SELECT status, detail FROM periodic_job_runs WHERE job_name = 'health'")
     assert run is not None and run.status in ("running", "success")

@@ -27,11 +27,11 @@ def table_count(database_url: str) -> int:
         ("agents,agents", "error: toolbox up: --processes: names agents more than once; "
          "each runs once per toolbox up (more agent processes: TOOLBOX_CONCURRENCY)"),
         ("", "error: toolbox up: --processes: names no process; choose from agents, lms, "
-         "maintenance, beat, flower"),
+         "passback, maintenance, beat, flower"),
         (" , ", "error: toolbox up: --processes: names no process; choose from agents, lms, "
-         "maintenance, beat, flower"),
+         "passback, maintenance, beat, flower"),
         ("agents,worker", "error: toolbox up: --processes: unknown process 'worker'; known: "
-         "agents, lms, maintenance, beat, flower"),
+         "agents, lms, passback, maintenance, beat, flower"),
         ("agents,", "error: toolbox up: --processes: empty name after 'agents' in 'agents,'; "
          "remove the extra comma"),
         ("agents, ,lms", "error: toolbox up: --processes: empty name between 'agents' and "

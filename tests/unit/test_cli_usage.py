@@ -70,12 +70,12 @@ REFUSALS = {
         " got ''"
     ),
     "up --processes foo": (
-        "toolbox up: --processes: unknown process 'foo'; known: agents, lms, maintenance, beat,"
-        " flower"
+        "toolbox up: --processes: unknown process 'foo'; known: agents, lms, passback, maintenance,"
+        " beat, flower"
     ),
     "up --processes=": (
-        "toolbox up: --processes: names no process; choose from agents, lms, maintenance, beat,"
-        " flower"
+        "toolbox up: --processes: names no process; choose from agents, lms, passback, maintenance,"
+        " beat, flower"
     ),
     "up --processes agents,agents": (
         "toolbox up: --processes: names agents more than once; each runs once per toolbox up"

@@ -23,7 +23,7 @@ import yaml
 
 from workers.celeryconfig import QUEUES
 from workers.cli import app as cli_app
-from workers.procs import PROCESSES
+from workers.procs import PROCESSES, WORKERS
 from workers.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,8 +34,8 @@ SECRETS = (
     "TOOLBOX_FLOWER_BASIC_AUTH",
 )
 COMPOSE_TO_PROCESS = {
-    "worker": "agents", "lms": "lms", "maintenance": "maintenance", "beat": "beat",
-    "flower": "flower",
+    "worker": "agents", "lms": "lms", "passback": "passback", "maintenance": "maintenance",
+    "beat": "beat", "flower": "flower",
 }  # fmt: skip
 INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_]*(?::?[-?].*)?$")
@@ -154,7 +154,7 @@ def test_dependencies_can_be_met(services: dict[str, dict[str, Any]]) -> None:
             else:
                 assert condition == "service_started"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("worker", "lms", "maintenance", "beat", "flower", "metrics"):
+    for name in ("worker", "lms", "passback", "maintenance", "beat", "flower", "metrics"):
         rule = services[name]["depends_on"]["migrate"]
         assert rule["condition"] == "service_completed_successfully", name
 
@@ -173,8 +173,12 @@ def test_scaling_out_assumes_no_single_worker(services: dict[str, dict[str, Any]
 
 
 def test_compose_workers_run_the_procfile_lines(services: dict[str, dict[str, Any]]) -> None:
-    for service, process in (("worker", "agents"), ("lms", "lms"), ("maintenance", "maintenance")):
-        assert argv(services[service]) == shlex.split(PROCESSES[process]), service
+    for service, process in COMPOSE_TO_PROCESS.items():
+        if process in WORKERS:
+            assert argv(services[service]) == shlex.split(PROCESSES[process]), service
+    assert {COMPOSE_TO_PROCESS[name] for name in services if name in COMPOSE_TO_PROCESS} == set(
+        PROCESSES
+    )
 
 
 def test_procfile_lines_are_the_processes() -> None:
