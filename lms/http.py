@@ -371,21 +371,29 @@ class LMSHttp:
     ) -> Iterator[list[Any]]:
         """Yield pages of ``limit``/``offset`` paging until the data runs out.
 
-        Stops on an empty page, once ``offset`` reaches the total header, or,
-        without a total, on a ``Link`` header without ``rel="next"``.  A short
-        page ends paging only when the server says neither, because a server
-        may cap ``limit`` below what was asked.  A page of records all read
+        Stops once ``offset`` reaches the total header, or, without a total, on
+        a ``Link`` header without ``rel="next"``.  A short page ends paging only
+        when the server says neither, because a server may cap ``limit`` below
+        what was asked.  An empty page ends it too, unless the server still
+        promises more (a total not reached, a ``rel="next"``): a page lost to
+        the server's hiccup fails the listing (``cut_short``), or a sync would
+        take every record after it for gone.  A page of records all read
         already is refused: the server ignores ``offset`` (``PageRepeats``).
         """
         offset = 0
+        total: int | None = None
         repeats = PageRepeats()
         while True:
             query = {**(params or {}), limit_param: limit, offset_param: offset}
             response = self.request("GET", url, params=query)
             items = self._page_items(response, items_key)
-            if not items:
-                return
             where = f"GET {redact(str(response.request.url))}"
+            total = _total(response, total_header, total)
+            if not items:
+                promise = _more_promised(response, total_header, offset, total)
+                if promise is not None:
+                    raise cut_short(where, f"{offset_param} {offset}", promise)
+                return
             repeats.check(items, where, f" at {offset_param} {offset}",
                           f"the server ignores {offset_param}")  # fmt: skip
             yield items
@@ -472,6 +480,39 @@ class LMSHttp:
             server_retry_after=retry_after,
             status_code=status_code,
         )
+
+
+def cut_short(where: str, at: str, promise: str) -> ValidationFailed:
+    """The refusal of an empty page while the server still promises records (``promise``:
+    ``X-Total-Count says 3001 records``): a malformed answer, never the end of a listing.
+
+    Taken for the end, it cut the listing short without a word, and a sync took every
+    record after it for gone (a class's 2,001 enrollments marked dropped): refused, the
+    course fails and keeps its rows.  ``at``: where in the listing (``offset 1000``).
+    """
+    return ValidationFailed(
+        f"{where}: the page at {at} is empty, but {promise}; not taken for the end of the listing"
+    )
+
+
+def _more_promised(
+    response: httpx.Response, total_header: str | None, read: int, total: int | None
+) -> str | None:
+    """What says more records follow an empty page, after ``read`` records: a ``total``
+    (``total_header``'s) above ``read``, or, without one, a ``Link`` header with
+    ``rel="next"``; ``None`` when nothing does (the data ran out)."""
+    if total is not None:
+        return f"{total_header} says {total} records" if read < total else None
+    if "next" in parse_link_header(response.headers.get("Link", "")):
+        return 'its Link header names a next page (rel="next")'
+    return None
+
+
+def _total(response: httpx.Response, total_header: str | None, last: int | None) -> int | None:
+    """The record count ``response`` states in ``total_header``, else ``last``: the one an
+    earlier page stated (a provider may send it with the first page only)."""
+    total = response.headers.get(total_header or "", "").strip()
+    return int(total) if total.isdigit() else last
 
 
 def _last_offset_page(

@@ -6,7 +6,9 @@ token never sits in a URL or an access log.  Moodle reports failures as HTTP
 success: database and maintenance errors are ``LMSUnavailable``, everything
 else (bad token, missing capability, bad parameter) ``LMSRequestRejected``.
 Grades go through ``mod_assign_save_grade`` with ``addattempt=0``, so a
-retried grade never opens a new student attempt.
+retried grade never opens a new student attempt, and ``applytoall=0``: in a
+group assignment, 1 applies the grade "to all members of the group", and one
+pupil's quiz score overwrote every teammate's grade.
 """
 
 from __future__ import annotations
@@ -218,7 +220,7 @@ class MoodleClient(LMSClient):
                 "attemptnumber": -1,
                 "addattempt": 0,
                 "workflowstate": "",
-                "applytoall": 1,
+                "applytoall": 0,  # 1 gives every member of the student's group this grade
             }
             if grade.comment:
                 editor = {"text": grade.comment, "format": 1}

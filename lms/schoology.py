@@ -38,7 +38,7 @@ from lms.base import (
     LMSClient,
     RosterEntry,
 )
-from lms.http import LMSHttp, PageRepeats, next_page_url
+from lms.http import LMSHttp, PageRepeats, cut_short, next_page_url
 from lms.messages import require_object
 from lms.values import plain, scaled_score, strict_decimal, unix_time, utc
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
@@ -206,7 +206,11 @@ class SchoologyClient(LMSClient):
         return self.http.checked_write(check, write)
 
     def _pages(self, path: str, key: str) -> Iterator[dict[str, Any]]:
-        """Items of a ``start``/``limit`` list, following ``links.next`` until ``total``."""
+        """Items of a ``start``/``limit`` list, following ``links.next`` until ``total``.
+
+        An empty page while ``total`` is not reached (or, without one, with a
+        ``links.next``) is refused (``cut_short``), not taken for the end.
+        """
         url, where, seen = path, f"GET {path}", 0
         params: dict[str, int] | None = {"start": 0, "limit": PAGE_LIMIT}
         repeats = PageRepeats()
@@ -216,15 +220,20 @@ class SchoologyClient(LMSClient):
             items = body.get(key) or []
             if not isinstance(items, list):
                 raise ValidationFailed(f"{where}: {key!r} is not a list")
-            repeats.check(items, f"GET {redact(str(response.request.url))}", f" at start {seen}",
-                          "links.next does not move on")  # fmt: skip
-            for item in items:
-                yield require_object(item, where, "id")
-            seen += len(items)
+            page = f"GET {redact(str(response.request.url))}"
+            repeats.check(items, page, f" at start {seen}", "links.next does not move on")
             links = body.get("links")
             links = links if isinstance(links, dict) else {}
             next_url, total = links.get("next"), str(body.get("total"))
-            if not items or not next_url or (total.isdigit() and seen >= int(total)):
+            if not items:
+                promise = _more_promised(total, seen, bool(next_url))
+                if promise is not None:
+                    raise cut_short(page, f"start {seen}", promise)
+                return
+            for item in items:
+                yield require_object(item, where, "id")
+            seen += len(items)
+            if not next_url or (total.isdigit() and seen >= int(total)):
                 return
             url = str(next_page_url(response.request.url, str(next_url), "links.next"))
             params = None
@@ -269,6 +278,14 @@ class SchoologyClient(LMSClient):
             item = require_object(self.http.get_json(path), f"GET {path}", "id")
             self._points[key] = strict_decimal(item.get("max_points"), path)
         return self._points[key]
+
+
+def _more_promised(total: str, read: int, has_next: bool) -> str | None:
+    """What says more items follow an empty page, after ``read``: a ``total`` above it, or,
+    without a total, a ``links.next``; ``None`` when nothing does."""
+    if total.isdigit():
+        return f"its total says {total} items" if read < int(total) else None
+    return "its links.next names a next page" if has_next else None
 
 
 def _grade_row(

@@ -15,6 +15,7 @@ from lms.passback import record_attempt_completion
 from lms.schedule import ClaimedRun, claim_now
 from lms.store import NewIntegration, add_integration
 from lms.sync import SyncReport, run_sync
+from tests.lms.fakes.oneroster import FakeOneRoster
 from workers.secrets import secret_box
 
 COUNTED_TABLES = ("lms_courses", "lms_assignments", "lms_enrollments", "lms_user_links", "users")
@@ -92,15 +93,34 @@ def scalar(engine: Engine, sql: str, **params: Any) -> Any:
         return connection.execute(text(sql), params).scalar_one()
 
 
-def link_quiz(engine: Engine, external_assignment_ids: list[str]) -> uuid.UUID:
-    """A quiz linked to the given LMS assignments."""
+def add_oneroster(engine: Engine, fake: FakeOneRoster) -> uuid.UUID:
+    credentials = Credentials(client_id=fake.client_id, client_secret=fake.client_secret)
+    new = NewIntegration(
+        "oneroster", "District 9", fake.base_url, credentials, token_endpoint=fake.token_url
+    )
+    with Session(engine) as session, session.begin():
+        integration_id: uuid.UUID = add_integration(session, new, secret_box()).id
+    return integration_id
+
+
+def new_quiz(engine: Engine, title: str = "Fractions") -> uuid.UUID:
+    """A quiz, linked to nothing."""
     with engine.begin() as connection:
         quiz_id: uuid.UUID = connection.execute(
             text(
-                "INSERT INTO quizzes (title, subject, grade_level) VALUES ('Fractions', 'math', 5)"
+                "INSERT INTO quizzes (title, subject, grade_level) VALUES (:title, 'math', 5)"
                 " RETURNING id"
-            )
+            ),
+            {"title": title},
         ).scalar_one()
+    return quiz_id
+
+
+def link_quiz(engine: Engine, external_assignment_ids: list[str]) -> uuid.UUID:
+    """A quiz linked to the given LMS assignments (written directly; ``toolbox lms link``
+    and ``lms.links.link_assignment`` are tested in ``test_lms_links``)."""
+    quiz_id = new_quiz(engine)
+    with engine.begin() as connection:
         connection.execute(
             text(
                 "UPDATE lms_assignments SET toolboxai_quiz_id = :quiz"

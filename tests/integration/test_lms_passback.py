@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -34,27 +33,6 @@ from workers.app import app
 from workers.secrets import secret_box
 
 no_sleep = partial(make_client, sleep=lambda _: None)
-
-
-@pytest.fixture
-def data() -> Dataset:
-    return Dataset.generate(courses=2, students_per_course=3, assignments_per_course=2)
-
-
-@pytest.fixture
-def canvas(data: Dataset) -> Iterator[FakeCanvas]:
-    with FakeCanvas(data) as server:
-        yield server
-
-
-@pytest.fixture
-def course(data: Dataset) -> str:
-    return next(iter(data.courses))
-
-
-@pytest.fixture
-def assignment(data: Dataset, course: str) -> str:
-    return data.course_assignments(course)[0].id
 
 
 @pytest.fixture

@@ -13,13 +13,7 @@ from sqlalchemy import Engine
 import tasks.lms
 from tests.integration.lms_support import complete_attempt, make_all_due, passback_rows, students_of
 from tests.integration.ops_support import allow_connections
-from tests.integration.test_lms_passback import (  # noqa: F401
-    assignment,
-    canvas,
-    course,
-    data,
-    quiz,
-)
+from tests.integration.test_lms_passback import quiz  # noqa: F401
 from tests.lms.fakes import Dataset
 from tests.workers import StartWorker, wait_for
 
@@ -28,7 +22,7 @@ pytestmark = [pytest.mark.worker]
 
 def test_a_database_gone_before_the_first_client_is_built_is_one_line_and_no_grade_is_lost(
     engine: Engine, start_worker: StartWorker, quiz: uuid.UUID, course: str,  # noqa: F811
-    data: Dataset, assignment: str, tmp_path: Path,  # noqa: F811
+    data: Dataset, assignment: str, tmp_path: Path,
 ) -> None:  # fmt: skip
     """Reading the integration failed inside the drain's per-grade error handling: the
     database's error was judged as the LMS's answer, logged as a second ERROR line

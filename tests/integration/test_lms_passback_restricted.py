@@ -19,10 +19,6 @@ from tests.integration.lms_support import (
 )
 from tests.integration.test_lms_cli import toolbox
 from tests.integration.test_lms_passback import (  # noqa: F401
-    assignment,
-    canvas,
-    course,
-    data,
     quiz,
     run_drain,
 )
@@ -31,7 +27,7 @@ from tests.lms.fakes import FakeCanvas
 
 def test_grades_of_a_restricted_course_wait_unsent_and_go_out_once_it_is_open(
     engine: Engine, toolbox_env: dict[str, str], quiz: uuid.UUID, course: str,  # noqa: F811
-    canvas: FakeCanvas,  # noqa: F811
+    canvas: FakeCanvas,
 ) -> None:  # fmt: skip
     integration = _integration(engine)
     for user, _ in students_of(engine, course):
@@ -73,8 +69,8 @@ def test_grades_of_a_restricted_course_wait_unsent_and_go_out_once_it_is_open(
 def test_a_401_for_a_course_not_known_restricted_backs_off_then_waits_once_a_sync_knows(
     engine: Engine,
     quiz: uuid.UUID,  # noqa: F811
-    course: str,  # noqa: F811
-    canvas: FakeCanvas,  # noqa: F811
+    course: str,
+    canvas: FakeCanvas,
 ) -> None:
     integration = _integration(engine)
     (student, _), *_ = students_of(engine, course)
@@ -103,8 +99,8 @@ def test_a_401_for_a_course_not_known_restricted_backs_off_then_waits_once_a_syn
 def test_a_grade_held_past_give_up_after_fails_naming_the_closed_course(
     engine: Engine,
     quiz: uuid.UUID,  # noqa: F811
-    course: str,  # noqa: F811
-    canvas: FakeCanvas,  # noqa: F811
+    course: str,
+    canvas: FakeCanvas,
 ) -> None:
     integration = _integration(engine)
     (old, old_lms), (recent, _), _ = students_of(engine, course)

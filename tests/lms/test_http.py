@@ -232,6 +232,74 @@ def test_offset_paging_without_total_stops_on_short_page(
     assert list(make_http().iter_offset_pages("/offset", items_key="data")) == []
 
 
+def empty_page_at(offset: int, headers: dict[str, str]) -> Fault:
+    """One answer of an empty page at ``offset`` (a provider's hiccup), with ``headers``."""
+    return Fault(
+        reply=Reply.json({"data": []}, headers=headers),
+        match=lambda r: r.path == "/offset" and r.arg("offset") == str(offset),
+    )
+
+
+def test_an_empty_page_below_the_total_fails_the_listing(
+    lms: EchoLMS, make_http: Callable[..., LMSHttp]
+) -> None:
+    """Taken for the end, it cut the listing short without a word: a sync then marked every
+    record after it gone (a class's 2,001 enrollments dropped)."""
+    lms.inject(empty_page_at(40, {"X-Total-Count": "95"}))
+    pages = make_http().iter_offset_pages("/offset", items_key="data", limit=20)
+    read = []
+    with pytest.raises(ValidationFailed) as caught:
+        read.extend(item["id"] for page in pages for item in page)
+    assert read == list(range(40)) and len(lms.requests_to("/offset")) == 3
+    assert caught.value.message == (
+        f"GET {lms.base_url}/offset?limit=20&offset=40: the page at offset 40 is empty, but"
+        " X-Total-Count says 95 records; not taken for the end of the listing"
+    )
+
+
+def test_an_empty_page_without_a_total_is_checked_by_the_total_read_before(
+    lms: EchoLMS, make_http: Callable[..., LMSHttp]
+) -> None:
+    lms.inject(empty_page_at(20, {}))
+    with pytest.raises(ValidationFailed, match="X-Total-Count says 95 records"):
+        list(make_http().iter_offset_pages("/offset", items_key="data", limit=20))
+
+
+def test_an_empty_page_with_a_next_link_fails_the_listing(
+    lms: EchoLMS, make_http: Callable[..., LMSHttp]
+) -> None:
+    """Without a total, the ``Link`` header says whether more follows: here it does."""
+    lms.with_total = False
+    lms.inject(empty_page_at(0, {"Link": f'<{lms.base_url}/offset?offset=20>; rel="next"'}))
+    with pytest.raises(ValidationFailed) as caught:
+        list(make_http().iter_offset_pages("/offset", items_key="data", limit=20))
+    assert caught.value.message.endswith(
+        ': the page at offset 0 is empty, but its Link header names a next page (rel="next");'
+        " not taken for the end of the listing"
+    )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Total-Count": "0"}, {}, {"Link": '<https://lms.example/offset>; rel="prev"'}],
+    ids=["total 0", "no total", "no next"],
+)
+def test_an_empty_first_page_that_promises_nothing_is_an_empty_listing(
+    lms: EchoLMS, make_http: Callable[..., LMSHttp], headers: dict[str, str]
+) -> None:
+    lms.inject(empty_page_at(0, headers))
+    assert list(make_http().iter_offset_pages("/offset", items_key="data", limit=20)) == []
+
+
+def test_an_empty_page_at_a_total_that_shrank_ends_the_listing(
+    lms: EchoLMS, make_http: Callable[..., LMSHttp]
+) -> None:
+    """Records deleted meanwhile: the empty page's own total (40, not 95) is reached."""
+    lms.inject(empty_page_at(40, {"X-Total-Count": "40"}))
+    pages = list(make_http().iter_offset_pages("/offset", items_key="data", limit=20))
+    assert [len(page) for page in pages] == [20, 20]
+
+
 class OffsetBlindLMS(EchoLMS):
     """A server that ignores ``offset`` (every page is the first) and counts 100000."""
 

@@ -280,7 +280,25 @@ def test_grade_is_saved_once_without_a_new_attempt(
     state = moodle.data.grade(grade.assignment_external_id, grade.external_user_id)
     assert state is not None and state.attempts == 1
     saves = [r for r in moodle.requests if "mod_assign_save_grade" in r.url]
-    assert len(saves) == 1 and nest(saves[0].form_pairs())["addattempt"] == "0"
+    assert len(saves) == 1
+    sent = nest(saves[0].form_pairs())
+    assert (sent["addattempt"], sent["applytoall"]) == ("0", "0")
+
+
+def test_a_group_assignment_grade_goes_to_the_student_alone(
+    moodle: FakeMoodle, connect: Callable[..., MoodleClient]
+) -> None:
+    """``applytoall=1`` applies the grade "to all members of the group": one pupil's quiz
+    score overwrote every teammate's grade."""
+    grade = grade_for(moodle.data, "7")
+    moodle.group_assignments.add(grade.assignment_external_id)
+    assert not connect().submit_grade(grade).already_applied
+    written = moodle.data.api_writes(grade.assignment_external_id)
+    assert [(w.user_id, w.score) for w in written] == [(grade.external_user_id, Decimal(7))]
+    teammates = [e.user_id for e in moodle.data.course_enrollments(grade.course_external_id)
+                 if e.role == "student" and e.user_id != grade.external_user_id]  # fmt: skip
+    assert teammates
+    assert all(moodle.data.grade(grade.assignment_external_id, t) is None for t in teammates)
 
 
 def test_lost_response_still_applies_once(

@@ -475,6 +475,22 @@ def test_a_provider_ignoring_offset_is_refused_at_the_first_repeated_page(data: 
     )
 
 
+def test_an_empty_page_below_x_total_count_is_refused_not_the_end(
+    client: OneRosterClient, fake: FakeOneRoster
+) -> None:
+    """Taken for the end, it cut the roster short: a sync marked the rest dropped."""
+    empty = Reply.json({"enrollments": []}, headers={"X-Total-Count": "8"})
+    fake.inject(Fault(reply=empty, match=lambda r: r.path.endswith("/enrollments")
+                      and r.arg("offset") == "4"))  # fmt: skip
+    with pytest.raises(ValidationFailed) as caught:
+        list(client.list_roster("cls-1"))
+    assert caught.value.message.startswith(f"GET {fake.base_url}{ROSTERING}/enrollments?")
+    assert caught.value.message.endswith(
+        ": the page at offset 4 is empty, but X-Total-Count says 8 records; not taken for the"
+        " end of the listing"
+    )
+
+
 def test_client_secret_can_go_in_the_form(data: Dataset) -> None:
     with FakeOneRoster(data, auth_methods=frozenset({"post"})) as fake:
         with closing(make_client(fake, token_auth="post")) as client:

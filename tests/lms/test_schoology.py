@@ -19,7 +19,7 @@ from models.errors import (
     LMSUnavailable,
     ValidationFailed,
 )
-from tests.lms.fakes import Dataset, FakeSchoology, RecordedRequest, Reply
+from tests.lms.fakes import Dataset, FakeSchoology, Fault, RecordedRequest, Reply
 from tests.lms.fakes.schoology import API_UID
 
 KEY, SECRET = "consumer-key", "consumer-secret-do-not-print"
@@ -112,6 +112,40 @@ def test_enrollments_page_with_start_and_links_next(
     assert len(roster) == 451 and len({r.external_user_id for r in roster}) == 451
     starts = [r.query["start"][0] for r in schoology.requests_to(f"/v1/sections/{section}/")]
     assert starts == ["0", "200", "400"]
+
+
+@pytest.mark.parametrize(
+    ("body", "promise"),
+    [
+        ({"total": 451, "links": {}}, "its total says 451 items"),
+        ({"links": {"next": "/v1/next-page"}}, "its links.next names a next page"),
+    ],
+    ids=["total", "links.next"],
+)
+def test_an_empty_page_that_promises_more_fails_the_listing(
+    schoology: FakeSchoology,
+    connect: Callable[..., SchoologyClient],
+    body: dict[str, Any],
+    promise: str,
+) -> None:
+    """Taken for the end, it cut the roster short: a sync marked the rest dropped."""
+    schoology.data = Dataset.generate(courses=1, students_per_course=450, assignments_per_course=0)
+    section = next(iter(schoology.data.courses))
+    schoology.inject(Fault(reply=Reply.json({"enrollment": [], **body}),
+                           match=lambda r: r.arg("start") == "200"))  # fmt: skip
+    with pytest.raises(ValidationFailed) as caught:
+        list(connect().list_roster(section))
+    assert caught.value.message.endswith(
+        f": the page at start 200 is empty, but {promise}; not taken for the end of the listing"
+    )
+
+
+def test_an_empty_section_is_an_empty_roster(
+    schoology: FakeSchoology, connect: Callable[..., SchoologyClient]
+) -> None:
+    section = schoology.data.add_course("Empty", id="9999").id
+    assert list(connect().list_roster(section)) == []
+    assert list(connect().list_assignments(section)) == []
 
 
 class StartBlindSchoology(FakeSchoology):

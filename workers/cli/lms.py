@@ -1,4 +1,5 @@
-"""``toolbox lms add | list | sync | status | rotate-keys``; the rest: ``lms_edit``."""
+"""``toolbox lms add | list | sync | status | rotate-keys``; the rest (``update``,
+``disable``, ``enable``, ``assignments``, ``link``, ``unlink``): ``lms_edit``."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ STOPS_HELD_SECONDS = 3 * STOP_WRITE_SECONDS
 """How long after a first Ctrl-C or SIGTERM further ones wait while the stop is recorded
 and read back (each bounded by ``STOP_WRITE_SECONDS``); one after that goes through."""
 lms_app = typer.Typer(
-    help="LMS integrations: add, update, disable/enable, sync, status, key rotation.",
+    help="LMS integrations: add, update, disable/enable, sync, status, quiz links, key rotation.",
     no_args_is_help=True,
 )
 
@@ -141,6 +142,9 @@ def add(
 lms_app.command("update")(lms_edit.update)
 lms_app.command("disable")(lms_edit.disable)
 lms_app.command("enable")(lms_edit.enable)
+lms_app.command("assignments")(lms_edit.assignments)
+lms_app.command("link")(lms_edit.link)
+lms_app.command("unlink")(lms_edit.unlink)
 
 
 @lms_app.command("list")

@@ -79,6 +79,9 @@ class FakeMoodle(FakeLMSServer):
         super().__init__()
         self.data = data or Dataset()
         self.token = self.issue_token()
+        self.group_assignments: set[str] = set()
+        """Assignments submitted in groups, each course's students one group: a grade saved
+        with ``applytoall=1`` goes to every one of them, as Moodle's does to the group."""
         self.functions: dict[str, Callable[[dict[str, Any]], Any]] = {
             "core_course_get_courses": self._courses,
             "core_enrol_get_enrolled_users": self._enrolled_users,
@@ -262,15 +265,25 @@ class FakeMoodle(FakeLMSServer):
         comment = ((params.get("plugindata") or {}).get("assignfeedbackcomments_editor") or {}).get(
             "text"
         )
-        self.data.set_grade(
-            assignment.id,
-            user_id,
-            score,
-            comment=comment or None,
-            source="api",
-            add_attempt=str(params.get("addattempt", "0")) in ("1", "true"),
-        )
+        members = [user_id]  # applytoall is required: without it, invalidparameter
+        if _flag(params["applytoall"]) and assignment.id in self.group_assignments:
+            members = [e.user_id for e in self.data.course_enrollments(assignment.course_id)
+                       if e.role == "student" and e.state != "deleted"]  # fmt: skip
+        for member in members:
+            self.data.set_grade(
+                assignment.id,
+                member,
+                score,
+                comment=comment or None,
+                source="api",
+                add_attempt=_flag(params.get("addattempt", "0")),
+            )
         return None
+
+
+def _flag(value: Any) -> bool:
+    """A ``PARAM_BOOL`` as Moodle reads it."""
+    return str(value) in ("1", "true")
 
 
 def _params(request: RecordedRequest) -> dict[str, Any]:
