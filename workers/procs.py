@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -101,10 +102,24 @@ def process_env() -> dict[str, str]:
 
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_KILL_SECONDS = 10.0
+TICK_SECONDS = 0.2
+"""How long ``run_in_foreground`` waits for its child to stop after passing on a signal."""
 
 
-def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
+def run_in_foreground(
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    name: str | None = None,
+    kill_after: float = STOP_KILL_SECONDS,
+) -> int:
     """Run ``argv`` to its end, passing on stop signals; return its exit status.
+
+    A child still running ``kill_after`` seconds after the first signal gets
+    SIGKILL: Flower, asked to stop while Redis is away, exits only once its
+    event thread wakes from a retry wait of up to 1,024 s, and ``toolbox up``
+    waited for it up to its whole stop timeout.  It runs no tasks to finish.
 
     Unlike exec, this process lives on and runs its exit cleanup (leaving the
     embedded servers).  The child gets a process group of its own, so Ctrl-C in
@@ -117,8 +132,10 @@ def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
     """
     child: subprocess.Popen[bytes] | None = None
     pending: list[int] = []
+    asked: list[float] = []  # when the first stop signal came
 
     def forward(signum: int, _frame: FrameType | None) -> None:
+        asked.append(asked[0] if asked else time.monotonic())
         if child is None:
             pending.append(signum)
         else:
@@ -130,11 +147,25 @@ def run_in_foreground(argv: list[str], env: dict[str, str]) -> int:
         for signum in pending:
             child.send_signal(signum)
         stop_with_supervisor()  # after the fork: no thread while preexec_fn runs
-        status = child.wait()
+        status = _wait_or_kill(child, name or Path(argv[0]).name, asked, kill_after)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return exit_status(status)
+
+
+def _wait_or_kill(
+    child: subprocess.Popen[bytes], name: str, asked: list[float], kill_after: float
+) -> int:
+    """The child's return code; SIGKILL once it outlives ``kill_after`` after a stop signal."""
+    while True:
+        try:
+            return child.wait(timeout=TICK_SECONDS)
+        except subprocess.TimeoutExpired:
+            if asked and time.monotonic() - asked[0] >= kill_after:
+                print(f"{name} did not stop within {kill_after:g}s; killing it", file=sys.stderr)
+                child.kill()
+                return child.wait()
 
 
 def how_it_ended(returncode: int) -> str:

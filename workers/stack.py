@@ -10,7 +10,10 @@ of a step's time, takes the next step:
 
 1. warm: SIGTERM to each main process only.  A worker stops taking tasks and
    finishes the ones it runs (Celery's warm shutdown; no task runs past its
-   hard time limit); beat and Flower stop at once.  Up to ``grace`` seconds.
+   hard time limit); beat and Flower stop at once.  Up to ``grace`` seconds;
+   a process without a cold signal (it runs no tasks: beat, Flower) still
+   running ``taskless_wait`` seconds in gets SIGKILL, as a stuck one held the
+   whole stop (Flower, while Redis is away, waits out a retry of up to 1,024 s).
 2. cold: the process's cold signal (``cold_signals``: SIGQUIT for a worker,
    Celery's cold shutdown, which puts its running tasks back on the queue),
    SIGKILL to the group of a process without one.  Up to ``cold_wait`` seconds.
@@ -43,6 +46,9 @@ from workers.procs import exit_status
 
 COLD_SECONDS = 10.0
 """How long the cold step waits before SIGKILL, unless told otherwise."""
+TASKLESS_SECONDS = 15.0
+"""How long the warm step waits for a process that runs no tasks, unless told otherwise
+(longer than ``toolbox flower`` waits for Flower itself, ``procs.STOP_KILL_SECONDS``)."""
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 TICK_SECONDS = 0.1
 DRAIN_SECONDS = 2.0
@@ -77,6 +83,7 @@ class Stack:
         grace: float,
         cold_signals: Mapping[str, signal.Signals],
         cold_wait: float = COLD_SECONDS,
+        taskless_wait: float = TASKLESS_SECONDS,
         output: TextIO | None = None,
         on_end: Callable[[str, int], None] | None = None,
     ) -> None:
@@ -86,6 +93,8 @@ class Stack:
         self._grace = grace
         self._cold = dict(cold_signals)
         self._cold_wait = cold_wait
+        self._taskless_wait = taskless_wait
+        self._taskless_deadline: float | None = None
         self._printer = Printer(output or sys.stdout)
         self._printer.width = max(len(name) for name in [SYSTEM, *commands])
         self._lines: queue.Queue[tuple[str, str, bytes]] = queue.Queue()
@@ -155,6 +164,12 @@ class Stack:
                     if self._on_end is not None:
                         self._on_end(process.name, returncode)
                     self._next_step()
+        if self._taskless_deadline is not None and time.monotonic() >= self._taskless_deadline:
+            self._taskless_deadline = None
+            for process in self._processes:
+                if process.popen.returncode is None and process.name not in self._cold:
+                    self._say(f"{process.name} runs no tasks and did not stop when asked")
+                    self._signal(process, signal.SIGKILL)
         if self._deadline is not None and time.monotonic() >= self._deadline:
             left = ", ".join(p.name for p in self._processes if p.popen.returncode is None)
             self._say(f"{left} still running at the end of the {STEPS[self._step]} stop")
@@ -167,8 +182,10 @@ class Stack:
         if self._step > 1 and not self._status:
             self._status = 1  # tasks were cut short
         running = [p for p in self._processes if p.popen.returncode is None]
+        self._taskless_deadline = None
         if STEPS[self._step] == "warm":
             self._deadline = time.monotonic() + self._grace
+            self._taskless_deadline = time.monotonic() + self._taskless_wait
             self._say(
                 f"stopping: running tasks finish first (up to {self._grace:g}s); "
                 "Ctrl-C or SIGTERM again to stop them now (they run again later)"

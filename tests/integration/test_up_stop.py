@@ -294,3 +294,51 @@ def test_a_process_that_ends_stops_the_others_with_its_status(tmp_path: Path) ->
     )  # fmt: skip
     assert stack.wait(30) == 3, log(tmp_path)
     assert "quitter stopped (rc=3)" in log(tmp_path) and "worker stopped" in log(tmp_path)
+
+
+TASKLESS_STACK = """
+import json, os, signal, sys
+from workers.stack import Stack
+commands = json.loads(sys.argv[1])
+cold = {"worker": signal.SIGQUIT}
+sys.exit(Stack(commands, os.environ, grace=600, cold_signals=cold, taskless_wait=1).run())
+"""
+
+
+def test_a_process_that_runs_no_tasks_is_killed_when_it_does_not_stop(tmp_path: Path) -> None:
+    """Flower, asked to stop while Redis was away, waited out a retry of up to 1,024 s, and the
+    stop of ``toolbox up`` waited for it up to its whole grace; the worker's tasks may."""
+    commands = {"worker": stand_in(exit_on="SIGQUIT", ignores="SIGTERM"),
+                "flower": stand_in(ignores="SIGTERM")}  # fmt: skip
+    stack = start_process(
+        [sys.executable, "-c", TASKLESS_STACK, json.dumps(commands)], dict(os.environ),
+        tmp_path / "stack.log",
+    )  # fmt: skip
+    wait_for(lambda: log(tmp_path).count("| ready") == 2, 30)
+    stack.send_signal(signal.SIGTERM)
+    wait_for(lambda: "flower stopped (rc=137)" in log(tmp_path), 10)
+    assert "flower runs no tasks and did not stop when asked" in log(tmp_path)
+    assert stack.poll() is None, "the worker's running tasks still have their grace"
+    stack.send_signal(signal.SIGTERM)
+    assert stack.wait(10) == 1, log(tmp_path)
+
+
+FOREGROUND = """
+import sys
+from workers.procs import run_in_foreground
+sys.exit(run_in_foreground([sys.executable, "-c", sys.argv[1]], {}, name="Flower", kill_after=1))
+"""
+
+
+def test_toolbox_flower_kills_a_flower_that_does_not_stop(tmp_path: Path) -> None:
+    stubborn = shlex.split(stand_in(ignores="SIGTERM"))[2]
+    runner = start_process(
+        [sys.executable, "-c", FOREGROUND, stubborn], dict(os.environ), tmp_path / "stack.log"
+    )
+    wait_for(lambda: "ready" in log(tmp_path), 30)
+    started = time.monotonic()
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(10) == 128 + signal.SIGKILL, log(tmp_path)
+    assert 1 <= time.monotonic() - started < 5
+    assert "got SIGTERM" in log(tmp_path)
+    assert "Flower did not stop within 1s; killing it" in log(tmp_path)

@@ -189,7 +189,7 @@ def flower() -> None:
     check_broker(servers.broker_url)
     check_port(get_settings())  # else Flower dies with a traceback
     # a child, not exec: this process must live on to leave the embedded servers
-    sys.exit(run_in_foreground(launch.argv, launch.env))
+    sys.exit(run_in_foreground(launch.argv, launch.env, name="Flower"))
 
 
 def register(app: typer.Typer) -> None:
