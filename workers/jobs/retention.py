@@ -55,7 +55,7 @@ def _delete(table: str, where: str) -> TextClause:
 _FINISHED = "status IN ('completed', 'failed', 'cancelled')"
 _WORKFLOW_OVER = (
     "NOT EXISTS (SELECT FROM agent_tasks o WHERE o.workflow_id = agent_tasks.workflow_id"
-    " AND o.status NOT IN ('completed', 'failed', 'cancelled'))"
+    f" AND NOT o.{_FINISHED})"
 )
 """No task of the row's workflow is still to run: a workflow going on reads its root's
 request and its artifacts' outputs (the review, a revision round, storing the result)."""
