@@ -67,6 +67,12 @@ class Course:
     """Listed, but its details, roster and assignments are closed to this token for now
     (Canvas's ``access_restricted_by_date``): only ``external_id`` and ``title`` are read,
     the title being the id when the LMS names no title."""
+    has_roster: bool = True
+    """False when the LMS offers no roster for this course (an LTI context launched
+    without the NRPS claim): none is read, and the roster a sync wrote stays as it is."""
+    has_assignments: bool = True
+    """False when the LMS offers no assignment list for this course (an LTI context
+    without a line item container): none is read, and those a sync wrote stay."""
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,19 @@ LINEITEMS_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 SCORE_MEDIA_TYPE = "application/vnd.ims.lis.v1.score+json"
 #: The URLs of a context's services (NRPS, AGS), in ``options["contexts"]``.
 SERVICE_URLS = ("memberships_url", "lineitems_url")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _LIS = "http://purl.imsglobal.org/vocab/lis/v2/"
+# Roles a person holds across the institution or the platform, not in this context: the
+# LIS v2 vocabularies and LTI 1.1's URNs, which platforms still send (Canvas's
+# "urn:lti:instrole:ims/lis/Instructor" is any teacher of the account, the
+# "urn:lti:role:ims/lis/..." URNs are the context roles).
+_NOT_CONTEXT_ROLES = (
+    _LIS + "institution/",
+    _LIS + "system/",
+    "urn:lti:instrole:",
+    "urn:lti:sysrole:",
+)
 # Context roles by their last segment; a sub-role such as
 # membership/Instructor#TeachingAssistant is looked up by the part after "#".
 _CONTEXT_ROLES: Mapping[str, RosterRole] = {
@@ -130,9 +141,18 @@ class LTIAdvantageClient(LMSClient):
         self.http = token_http(config, self.tokens, sleep=sleep, transport=transport)
 
     def list_courses(self) -> Iterator[Course]:
+        """The configured contexts; one launched without the NRPS or the AGS claim (the
+        platform offers that service in no context, or not in this one) has no
+        ``memberships_url`` or ``lineitems_url``, and that part of it is not read."""
         for context in self.contexts.values():
             title = context.get("title") or context.get("label") or context["id"]
-            yield Course(external_id=context["id"], title=str(title), raw=context)
+            yield Course(
+                external_id=context["id"],
+                title=str(title),
+                raw=context,
+                has_roster=context.get("memberships_url") is not None,
+                has_assignments=context.get("lineitems_url") is not None,
+            )
 
     def list_roster(self, course_external_id: str) -> Iterator[RosterEntry]:
         url = self._service_url(course_external_id, "memberships_url")
@@ -235,16 +255,20 @@ def map_roles(roles: list[Any]) -> RosterRole | None:
     """The course role from IMS role URIs (or short names), most specific first.
 
     A TA carries both ``membership#Instructor`` and the sub-role
-    ``membership/Instructor#TeachingAssistant``, so the sub-role wins.
+    ``membership/Instructor#TeachingAssistant``, so the sub-role wins.  An
+    institution or system role (``institution/person#Instructor``, LTI 1.1's
+    ``urn:lti:instrole:ims/lis/Instructor``) is no course role: a teacher of the
+    school who is a learner in this course is a student here.  Only an
+    administrator of the institution or platform counts, as ``admin``.
     """
     found: set[RosterRole] = set()
     for role in roles:
         if not isinstance(role, str):
             continue
-        if role.startswith(_LIS + "institution/"):
-            if role.endswith("#Administrator"):
+        if role.startswith(_NOT_CONTEXT_ROLES):
+            if role.endswith(("#Administrator", "/Administrator")):
                 found.add("admin")
-            continue  # other institution roles say nothing about this course
+            continue  # other institution and system roles say nothing about this course
         name = role.rsplit("#", 1)[-1] if "#" in role else role.rsplit("/", 1)[-1]
         mapped = _CONTEXT_ROLES.get(name)
         if mapped is not None:
@@ -302,6 +326,11 @@ def _line_item(item: Mapping[str, Any], url: str) -> Assignment:
         raise ValidationFailed(f"{url}: line item {item_id!r} has no 'label'")
     # strict: NaN or Infinity (which JSON parsing lets through) is refused, not stored
     points = strict_decimal(item.get("scoreMaximum"), f"{url}: line item {item_id!r} scoreMaximum")
+    if _origin(item_id) != _origin(url):
+        raise ValidationFailed(
+            f"{url}: line item {item_id!r} is on another host than its container; not"
+            " taken, so no score sends the access token there"
+        )
     return Assignment(
         external_id=item_id,
         title=label,
@@ -313,6 +342,16 @@ def _line_item(item: Mapping[str, Any], url: str) -> Assignment:
     )
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port of ``url`` (the default port spelt out); a line item id that
+    is no absolute URL has none, and is refused as on another host."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "", "", None
+    return parsed.scheme, parsed.host, parsed.port or _DEFAULT_PORTS.get(parsed.scheme)
+
+
 def _contexts(options: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     raw = options.get("contexts")
     if not isinstance(raw, list) or not raw:
@@ -321,6 +360,16 @@ def _contexts(options: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     for index, context in enumerate(raw):
         if not isinstance(context, Mapping) or not isinstance(context.get("id"), str):
             raise ConfigurationError(f"options.contexts[{index}].id is missing")
+        if context["id"] in contexts:  # the later one would replace the first, unsaid
+            raise ConfigurationError(
+                f"options.contexts[{index}].id {context['id']!r} is given twice; give each"
+                " context once"
+            )
+        if all(context.get(key) is None for key in SERVICE_URLS):
+            raise ConfigurationError(
+                f"options.contexts[{index}] names neither memberships_url nor lineitems_url:"
+                " a context without either service has nothing to sync"
+            )
         contexts[context["id"]] = context
     return contexts
 

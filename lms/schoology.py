@@ -55,15 +55,32 @@ STATUSES: Mapping[str, EnrollmentState] = {
     "5": "completed",  # archived
 }
 SCORE_TOLERANCE = Decimal("0.005")
+# A grade's ``exception``: "If exception > 0 then grade will be set to NULL. Right now
+# the only exceptions that exist are 1 for 'excused' & 2 for 'incomplete'"
+# (developers.schoology.com/api-documentation/rest-api-v1/grade).
+EXCEPTIONS: Mapping[str, str] = {"1": "excused", "2": "incomplete"}
 _OK_CODES = frozenset({200, 201, 204})
+REALM = "Schoology API"
+
+
+class _TwoLeggedAuth(ClientAuth):  # type: ignore[misc]  # authlib ships no type hints
+    """authlib's ``ClientAuth`` with the empty ``oauth_token`` that Schoology's two-legged
+    requests carry: "For two-legged OAuth requests, the oauth_token still needs to be
+    defined" (developers.schoology.com/api-documentation/authentication).  authlib
+    leaves a blank token out; here it is signed and sent as ``oauth_token=""``."""
+
+    def get_oauth_params(self, nonce: str, timestamp: str) -> list[tuple[str, str]]:
+        params: list[tuple[str, str]] = super().get_oauth_params(nonce, timestamp)
+        return [*params, ("oauth_token", "")]
 
 
 class OAuth1Signer(httpx.Auth):
-    """Two-legged OAuth 1.0a (HMAC-SHA1) for ``httpx``, signed by authlib."""
+    """Two-legged OAuth 1.0a (HMAC-SHA1) for ``httpx``, signed by authlib, in the header
+    Schoology documents: ``OAuth realm="Schoology API", ..., oauth_token="", ...``."""
 
     def __init__(self, consumer_key: str, consumer_secret: str) -> None:
         self.consumer_key = consumer_key
-        self._client_auth = ClientAuth(consumer_key, consumer_secret)
+        self._client_auth = _TwoLeggedAuth(consumer_key, consumer_secret, realm=REALM)
 
     def __repr__(self) -> str:
         return f"OAuth1Signer(consumer_key={self.consumer_key!r})"
@@ -184,9 +201,15 @@ class SchoologyClient(LMSClient):
                 return GradeOutcome(
                     already_applied=True, detail="Schoology already holds this grade"
                 )
-            if held is not None and changed is not None and changed > utc(grade.timestamp):
+            newer = changed is not None and changed > utc(grade.timestamp)
+            if held is not None and newer:
                 return GradeOutcome(
                     already_applied=True, detail="Schoology holds a newer grade; kept"
+                )
+            if newer and _excepted(row):  # excused (or so) by the teacher after the attempt
+                marked = EXCEPTIONS.get(str(row["exception"]), "an exception")
+                return GradeOutcome(
+                    already_applied=True, detail=f"Schoology holds a newer grade ({marked}); kept"
                 )
             return None
 
@@ -286,6 +309,13 @@ def _more_promised(total: str, read: int, has_next: bool) -> str | None:
     if total.isdigit():
         return f"its total says {total} items" if read < int(total) else None
     return "its links.next names a next page" if has_next else None
+
+
+def _excepted(row: Mapping[str, Any]) -> bool:
+    """Whether the grade row holds an exception (excused, incomplete) instead of a grade:
+    its ``timestamp`` is then when the teacher set it."""
+    code = str(row.get("exception") or 0)
+    return code.isdigit() and int(code) > 0
 
 
 def _grade_row(

@@ -363,9 +363,11 @@ def _read_course(
     client: LMSClient, course: Course, roster: bool, assignments: bool
 ) -> CourseSnapshot:
     """Every page of the course before anything is written (all or nothing per course);
-    none of a restricted course, whose pages the LMS refuses (Canvas: 401)."""
+    none of a restricted course, whose pages the LMS refuses (Canvas: 401), nor a roster
+    or assignments the LMS does not offer for the course (``Course.has_roster``)."""
     if course.restricted:
         return CourseSnapshot(course=course, roster=None, assignments=None)
+    roster, assignments = roster and course.has_roster, assignments and course.has_assignments
     return CourseSnapshot(
         course=course,
         roster=list(client.list_roster(course.external_id)) if roster else None,

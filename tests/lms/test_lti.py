@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lms.base import ConnectionConfig, Credentials, GradeSubmission
-from lms.lti import LTIAdvantageClient, map_roles, scores_url
+from lms.lti import LINEITEMS_MEDIA_TYPE, LTIAdvantageClient, map_roles, scores_url
 from models.errors import (
     ConfigurationError,
     LMSRequestRejected,
@@ -189,6 +189,19 @@ def test_line_items_are_assignments(
     assert items[0].points_possible == Decimal(20)
     assert items[0].due_at == T2
     assert len(fake.requests_to("/lti/contexts/ctx1/lineitems")) == 2
+
+
+def test_a_line_item_on_another_host_is_refused(
+    client: LTIAdvantageClient, fake: FakeLTIPlatform, data: Dataset
+) -> None:
+    """A line item's id is where its scores go, with the access token: one naming another
+    host than its container is refused, as a next-page link to another host is."""
+    item = {"id": lineitem(fake, data).replace(fake.base_url, fake.other_host()),
+            "label": "Elsewhere", "scoreMaximum": 10}  # fmt: skip
+    container = Reply(200, [item], {"Content-Type": LINEITEMS_MEDIA_TYPE})
+    fake.inject(Fault(reply=container, match=lambda r: r.path.endswith("/lineitems")))
+    with pytest.raises(ValidationFailed, match="is on another host than its container"):
+        list(client.list_assignments("ctx1"))
 
 
 def test_score_is_posted_with_the_fixed_timestamp(
@@ -403,7 +416,7 @@ def test_configuration_errors_name_the_missing_setting(
         LTIAdvantageClient(
             ConnectionConfig(
                 credentials=Credentials(client_id="c"),
-                options={"contexts": [{"id": "x"}]},
+                options={"contexts": [{"id": "x", "memberships_url": fake.base_url}]},
                 **base,
             )
         )
@@ -424,3 +437,18 @@ def test_role_mapping_prefers_the_most_specific_course_role() -> None:
     assert map_roles([f"{institution}Administrator"]) == "admin"
     assert map_roles(["Instructor"]) == "teacher"
     assert map_roles([f"{institution}Faculty"]) is None
+
+
+def test_institution_and_system_roles_are_no_course_roles() -> None:
+    """A teacher of the school who is a learner in this course is a student here, however
+    the platform spells the institution role (LIS v2, or LTI 1.1's URNs, which Canvas
+    sends: ``urn:lti:instrole:ims/lis/Instructor`` for any teacher of the account)."""
+    system = "http://purl.imsglobal.org/vocab/lis/v2/system/person#"
+    learner = [f"{LIS}#Learner", "urn:lti:role:ims/lis/Learner"]
+    assert map_roles([*learner, "urn:lti:instrole:ims/lis/Instructor"]) == "student"
+    assert map_roles([*learner, "urn:lti:sysrole:ims/lis/Instructor"]) == "student"
+    assert map_roles([*learner, f"{system}Instructor"]) == "student"
+    assert map_roles(["urn:lti:instrole:ims/lis/Mentor"]) is None
+    assert map_roles(["urn:lti:role:ims/lis/TeachingAssistant"]) == "ta"
+    assert map_roles(["urn:lti:instrole:ims/lis/Administrator"]) == "admin"
+    assert map_roles([f"{system}Administrator"]) == "admin"

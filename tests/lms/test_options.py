@@ -39,7 +39,7 @@ def config(platform: str, options: dict[str, Any]) -> ConnectionConfig:
     )
 
 
-LTI_CONTEXTS = {"contexts": [{"id": "ctx-1"}]}
+LTI_CONTEXTS = {"contexts": [{"id": "ctx-1", "memberships_url": "https://lms.example.edu/nrps"}]}
 
 
 def test_option_text_as_the_command_line_stores_it_is_read_as_meant() -> None:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from authlib.oauth1 import ClientAuth
 
 from lms.base import ConnectionConfig, Credentials, GradeSubmission
 from lms.schoology import OAuth1Signer, SchoologyClient
@@ -95,6 +96,22 @@ def test_sections_are_listed_with_signed_requests(
     assert header.startswith("OAuth ") and 'oauth_signature_method="HMAC-SHA1"' in header
     assert f'oauth_consumer_key="{KEY}"' in header and SECRET not in header
     assert request.query["start"] == ["0"] and request.query["limit"] == ["200"]
+
+
+def test_the_header_is_the_one_schoology_documents(schoology: FakeSchoology) -> None:
+    """developers.schoology.com/api-documentation/authentication: realm "Schoology API",
+    and "for two-legged OAuth requests, the oauth_token still needs to be defined" (empty).
+    authlib leaves a blank token out, which the fake, as Schoology, refuses."""
+    url = f"{schoology.base_url}/v1/users/{API_UID}/sections"
+    signed = next(OAuth1Signer(KEY, SECRET).auth_flow(httpx.Request("GET", url)))
+    header = signed.headers["Authorization"]
+    assert header.startswith('OAuth realm="Schoology API", ') and 'oauth_token=""' in header
+    without = ClientAuth(KEY, SECRET, realm="Schoology API")
+    _, bare, _ = without.prepare("GET", url, {}, b"")
+    with httpx.Client() as raw:
+        assert raw.send(signed).status_code == 200
+        refused = raw.get(url, headers={"Authorization": bare["Authorization"]})
+    assert refused.status_code == 401 and "oauth_token" in refused.text
 
 
 def test_base_url_may_end_in_v1(
@@ -331,6 +348,26 @@ def test_newer_grade_is_never_replaced(
     outcome = connect().submit_grade(grade)
     assert outcome.already_applied and "newer" in (outcome.detail or "")
     assert schoology.data.api_writes() == []
+
+
+def test_a_grade_excused_after_the_attempt_is_kept_one_marked_before_is_replaced(
+    schoology: FakeSchoology, connect: Callable[..., SchoologyClient]
+) -> None:
+    """The teacher excused the student after the quiz: Schoology's row has no grade, an
+    ``exception`` and the time it was set, and the score must not replace it.  Marked
+    incomplete before the student took the quiz, the row takes the score."""
+    grade = grade_for(schoology.data, "3", at=NOW - dt.timedelta(hours=1))
+    student, assignment = grade.external_user_id, grade.assignment_external_id
+    schoology.mark_exception(assignment, student, 1, at=NOW)
+    outcome = connect().submit_grade(grade)
+    assert outcome.already_applied and outcome.detail == (
+        "Schoology holds a newer grade (excused); kept"
+    )
+    assert schoology.data.api_writes() == []
+
+    schoology.mark_exception(assignment, student, 2, at=NOW - dt.timedelta(days=1))
+    assert not connect().submit_grade(grade).already_applied
+    assert [w.score for w in schoology.data.api_writes()] == [Decimal(3)]
 
 
 def test_refused_grade_item_is_rejected(

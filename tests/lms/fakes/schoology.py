@@ -2,7 +2,8 @@
 
 Requests must carry a valid two-legged OAuth 1.0a signature, checked with
 authlib's own RFC 5849 verification (HMAC-SHA1 or PLAINTEXT), a fresh
-timestamp and an unused nonce; anything else gets 401.  Lists page with
+timestamp, an unused nonce and the ``oauth_token`` parameter, which Schoology's
+two-legged requests send empty; anything else gets 401.  Lists page with
 ``start``/``limit`` (default 20, at most 200) and answer with ``total`` and
 ``links.next``.  Grades are read and written per section and enrollment.
 """
@@ -67,6 +68,8 @@ class FakeSchoology(FakeLMSServer):
         self.max_limit = max_limit
         self.max_clock_skew = max_clock_skew
         self.nonces: set[tuple[str, str]] = set()
+        #: a grade's ``exception`` (1 excused, 2 incomplete) by (assignment, user)
+        self.exceptions: dict[tuple[str, str], int] = {}
         section = r"/v1/sections/(?P<section_id>[^/]+)"
         self.add_routes(
             [
@@ -78,6 +81,14 @@ class FakeSchoology(FakeLMSServer):
                 ("PUT", section + r"/grades", self._put_grades),
             ]
         )
+
+    def mark_exception(
+        self, assignment_id: str, user_id: str, code: int, at: dt.datetime | None = None
+    ) -> None:
+        """The teacher marks the grade excused (1) or incomplete (2): "If exception > 0 then
+        grade will be set to NULL"; its ``timestamp`` moves to ``at``."""
+        self.data.set_grade(assignment_id, user_id, None, at=at)
+        self.exceptions[(assignment_id, user_id)] = code
 
     def revoke_consumer(self, key: str) -> None:
         """The key stops working, as when an admin deletes the API credentials."""
@@ -108,6 +119,9 @@ class FakeSchoology(FakeLMSServer):
             )
         except (OAuth1Error, ValueError) as exc:
             return f"Malformed OAuth request: {exc}"
+        if "oauth_token" not in oauth.oauth_params:
+            # "For two-legged OAuth requests, the oauth_token still needs to be defined"
+            return "Missing oauth_token (a two-legged request sends it empty)"
         secret = self.consumers.get(oauth.client_id or "")
         if secret is None:
             return "Invalid consumer key"
@@ -259,7 +273,7 @@ class FakeSchoology(FakeLMSServer):
                         "max_points": number(assignment.points_possible),
                         "timestamp": int(state.graded_at.timestamp()),
                         "comment": state.comment or "",
-                        "exception": 0,
+                        "exception": self.exceptions.get((assignment.id, enrollment.user_id), 0),
                         "type": "assignment",
                     }
                 )
@@ -293,4 +307,5 @@ class FakeSchoology(FakeLMSServer):
             return {**result, "response_code": 400, "message": "Invalid grade"}
         comment = item.get("comment") or None
         self.data.set_grade(assignment.id, enrollment.user_id, score, comment=comment, source="api")
+        self.exceptions.pop((assignment.id, enrollment.user_id), None)
         return {**result, "response_code": 200}
