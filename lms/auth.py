@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import base64
+import math
 import random
 import threading
 import time
@@ -27,7 +28,8 @@ import jwt
 
 from lms.base import ConnectionConfig
 from lms.http import LMSHttp, retry_after_seconds
-from lms.messages import scrub, secrets_of
+from lms.messages import redirect_message, scrub, secrets_of
+from lms.wire import send_bounded
 from models.errors import (
     ConfigurationError,
     LMSAuthRejected,
@@ -194,6 +196,7 @@ class TokenProvider:
         self._lock = threading.Lock()
         self._cached: _CachedToken | None = None
         self._client = httpx.Client(timeout=timeout, transport=transport)
+        self._deadline = timeout
 
     def __repr__(self) -> str:
         return (
@@ -228,7 +231,10 @@ class TokenProvider:
             form, headers = self.grant.request_parts(self.token_url, self.scopes)
             headers["Accept"] = "application/json"
             try:
-                response = self._client.post(self.token_url, data=form, headers=headers)
+                request = self._client.build_request(
+                    "POST", self.token_url, data=form, headers=headers
+                )
+                response = send_bounded(self._client, request, self._deadline)
             except httpx.HTTPError as exc:
                 failure, wait = type(exc).__name__, None
             else:
@@ -247,6 +253,12 @@ class TokenProvider:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _accept(self, response: httpx.Response, sent: list[str]) -> _CachedToken:
+        if response.has_redirect_location:  # not followed: the secret would go along
+            moved = redirect_message(response, ())
+            raise LMSAuthRejected(
+                f"token request to {self._where} {self._scrub(moved, response.request, sent)}",
+                status_code=response.status_code,
+            )
         body = _json_object(response)
         if response.status_code >= 400:
             error = str(body.get("error") or f"HTTP {response.status_code}")
@@ -342,10 +354,10 @@ def _expires_in(value: Any, url: str) -> float:
         lifetime = float(value)
     except (TypeError, ValueError):
         lifetime = -1.0
-    if lifetime <= 0:
+    if not math.isfinite(lifetime) or lifetime <= 0:  # NaN or inf: never renewed before a 401
         raise ValidationFailed(
-            f"token response from {url}: expires_in {value!r} is not a positive number",
-            errors=["expires_in: not a positive number"],
+            f"token response from {url}: expires_in {value!r} is not a positive finite number",
+            errors=["expires_in: not a positive finite number"],
         )
     return lifetime
 

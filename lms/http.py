@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from lms.messages import lms_message, require_object, scrub, secrets_of
+from lms.messages import lms_message, redirect_message, require_object, scrub, secrets_of
+from lms.wire import send_bounded
 from models.errors import LMSAuthRejected, LMSRequestRejected, LMSUnavailable, ValidationFailed
 from models.redaction import SECRET_PARAMS, redact
 
@@ -60,7 +61,12 @@ def next_page_url(page_url: httpx.URL, link: str, what: str) -> httpx.URL:
     signature), and a next page on another host would hand them to that host.
     The error names the other origin only, never its path or query.
     """
-    target = page_url.join(link.strip())
+    try:
+        target = page_url.join(link.strip())
+    except httpx.InvalidURL as exc:
+        raise ValidationFailed(
+            f"GET {redact(str(page_url))}: {what} is not a valid URL ({redact(str(exc))})"
+        ) from None
     if _origin(target) != _origin(page_url):
         port = f":{target.port}" if target.port else ""
         raise ValidationFailed(
@@ -199,6 +205,7 @@ class LMSHttp:
         self._client = httpx.Client(
             base_url=base_url, timeout=timeout, auth=auth, headers=headers, transport=transport
         )
+        self._deadline = timeout
         self._max_retries = max_retries
         self._on_unauthorized = on_unauthorized
         self._sleep = sleep
@@ -417,9 +424,10 @@ class LMSHttp:
     ) -> tuple[httpx.Response | None, str]:
         """The response, or ``None`` and why the exchange failed (scrubbed)."""
         try:
-            return self._client.send(request), ""
+            return send_bounded(self._client, request, self._deadline), ""
         except httpx.TransportError as exc:
-            detail = scrub(str(exc), secrets_of(request, form_secrets))
+            # h11 quotes a header line it refuses, next-page link and its tokens included.
+            detail = redact(scrub(str(exc), secrets_of(request, form_secrets)))
             return None, f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
     def _pause_if_throttled(self) -> None:
@@ -452,11 +460,15 @@ class LMSHttp:
 
     def _rejected(self, response: httpx.Response, form_secrets: list[str]) -> LMSRequestRejected:
         secrets = secrets_of(response.request, form_secrets)
+        where = f"{response.request.method} {redact(str(response.request.url))}"
+        if response.has_redirect_location:  # never followed: it would take the credentials along
+            return LMSRequestRejected(
+                f"{where} {redirect_message(response, secrets)}", status_code=response.status_code
+            )
         message = scrub(lms_message(response), secrets)
         kind = LMSAuthRejected if self._refused(response) else LMSRequestRejected
         return kind(
-            f"{response.request.method} {redact(str(response.request.url))} was rejected "
-            f"with HTTP {response.status_code}: {message}",
+            f"{where} was rejected with HTTP {response.status_code}: {message}",
             status_code=response.status_code,
         )
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from models.errors import ValidationFailed
-from models.redaction import MASK, SECRET_PARAMS
+from models.redaction import MASK, SECRET_PARAMS, redact
 
 _SNIPPET = 200
 _HTML_START = re.compile(r"<(?:!doctype\s+html|html|head|body)\b", re.IGNORECASE)
@@ -42,6 +42,24 @@ def lms_message(response: httpx.Response) -> str:
     except ValueError:
         return _text_message(response)
     return _message_from(body) or _text_message(response)
+
+
+def redirect_message(response: httpx.Response, secrets: Iterable[str]) -> str:
+    """What a redirect says, ``was redirected with HTTP 301 to https://...``, for a client
+    that follows none: every request carries the integration's credentials, and a
+    redirect (to another host, or to plain http) would send them along.  The target is
+    shown redacted, without the request's ``secrets``, so that an LMS that moved can be
+    given its new address."""
+    location = response.headers.get("Location", "").strip()
+    try:
+        target = str(response.request.url.join(location))
+    except httpx.InvalidURL:
+        target = location[:_SNIPPET]
+    return (
+        f"was redirected with HTTP {response.status_code} to {scrub(redact(target), secrets)};"
+        " not followed, so the credentials are not sent there (if the LMS moved, give its"
+        " new address)"
+    )
 
 
 def _text_message(response: httpx.Response) -> str:

@@ -335,6 +335,9 @@ def test_error_without_json_names_the_status(server: TokenServer, provider: Fact
         (Reply.json({"access_token": "t0k3n-value", "token_type": "mac"}), "bearer"),
         (Reply.json({"access_token": "t0k3n-value", "expires_in": "soon"}), "expires_in"),
         (Reply.json({"access_token": "t0k3n-value", "expires_in": 0}), "expires_in"),
+        # Python's JSON takes NaN: the token was never renewed before a 401 (nor for Infinity)
+        (Reply.json({"access_token": "t0k3n-value", "expires_in": float("nan")}), "expires_in"),
+        (Reply.json({"access_token": "t0k3n-value", "expires_in": "Infinity"}), "expires_in"),
     ],
 )
 def test_malformed_token_responses(

@@ -230,3 +230,23 @@ def _rows(engine: Engine, course: str, assignment: str, enrollment: str) -> tupl
             {"course": course},
         ).one()
     return int(counted[0]), int(counted[1])
+
+
+# malformed on the wire ---------------------------------------------------------------------
+
+
+def test_a_course_whose_answer_does_not_decode_fails_alone(
+    engine: Engine, canvas: FakeCanvas, canvas_id: uuid.UUID
+) -> None:
+    """A corrupt gzip raised httpx's ``DecodingError`` out of ``run_sync``: the run was
+    recorded ``interrupted (DecodingError)`` and the courses after it never read."""
+    broken = next(iter(canvas.data.courses))
+    corrupt = Reply(200, b"\x1f\x8b\x08\x00garbage-not-gzip", {"Content-Encoding": "gzip"})
+    canvas.inject(Fault(times=10, reply=corrupt, match=path_matcher(f"/api/v1/courses/{broken}/",
+                                                                    None)))  # fmt: skip
+    report = sync(engine, canvas_id)
+
+    assert (report.status, report.courses_failed, report.courses_listed) == ("partial", 1, 3)
+    assert report.errors[0].startswith(f"course {broken}: GET ")
+    assert "does not decode as its Content-Encoding 'gzip' says" in report.errors[0]
+    assert integration_row(engine, canvas_id).last_sync_status == "partial"

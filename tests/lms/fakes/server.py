@@ -73,6 +73,12 @@ class Reply:
     status: int = 200
     body: Any = b""
     headers: dict[str, str] = field(default_factory=dict)
+    trickle: float = 0.0
+    """Seconds between the body's bytes, sent one at a time (a server that never times out
+    a read, yet never finishes its answer)."""
+    chunked: bool = False
+    """Sent with ``Transfer-Encoding: chunked`` instead of ``Content-Length``: nothing tells
+    the client the size before it reads."""
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -295,7 +301,11 @@ class FakeLMSServer:
         body = handler.rfile.read(length) if length else b""
         parts = urlsplit(handler.path)
         if self.mount and not parts.path.startswith(f"{self.mount}/"):
-            _write(handler, Reply.json({"message": f"{parts.path} is outside {self.mount}"}, 404))
+            _write(
+                handler,
+                Reply.json({"message": f"{parts.path} is outside {self.mount}"}, 404),
+                self._stopping,
+            )
             return
         request = RecordedRequest(
             method=handler.command,
@@ -314,7 +324,7 @@ class FakeLMSServer:
             reply = self._handle_safely(request)
             if fault is not None and fault.delay:
                 self._stopping.wait(fault.delay)
-        _write(handler, reply)
+        _write(handler, reply, self._stopping)
 
     def _handle_safely(self, request: RecordedRequest) -> Reply:
         try:
@@ -348,14 +358,29 @@ class _Handler(BaseHTTPRequestHandler):
         """Keep test output clean."""
 
 
-def _write(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+def _write(handler: BaseHTTPRequestHandler, reply: Reply, stopping: threading.Event) -> None:
     payload = reply.encoded()
     try:
         handler.send_response(reply.status)
         for name, value in reply.headers.items():
             handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(payload)))
+        if reply.chunked:
+            handler.send_header("Transfer-Encoding", "chunked")
+        else:
+            handler.send_header("Content-Length", str(len(payload)))
         handler.end_headers()
-        handler.wfile.write(payload)
+        if reply.chunked:
+            for start in range(0, len(payload), 65536):
+                piece = payload[start : start + 65536]
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            handler.wfile.write(b"0\r\n\r\n")
+        elif reply.trickle:
+            for start in range(len(payload)):
+                handler.wfile.write(payload[start : start + 1])
+                handler.wfile.flush()
+                if stopping.wait(reply.trickle):
+                    break
+        else:
+            handler.wfile.write(payload)
     except (BrokenPipeError, ConnectionResetError):
         handler.close_connection = True
