@@ -316,11 +316,19 @@ class Settings(BaseSettings):
     def _agent_models(cls, value: Any) -> Any:
         if isinstance(value, str):
             if value.strip().startswith("{"):
-                return json.loads(value)
-            pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
-            if any(len(pair) != 2 for pair in pairs):
-                raise ValueError("expected kind=provider:model pairs separated by commas")
-            return {kind.strip(): spec.strip() for kind, spec in pairs}
+                pairs = json.loads(value, object_pairs_hook=list)
+            else:
+                pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+                if any(len(pair) != 2 for pair in pairs):
+                    raise ValueError("expected kind=provider:model pairs separated by commas")
+            kinds = [str(kind).strip() for kind, _ in pairs]
+            twice = sorted({kind for kind in kinds if kinds.count(kind) > 1})
+            if twice:  # a dict would keep the last one without a word
+                raise ValueError(f"agent kind(s) {twice} named more than once")
+            return {
+                str(kind).strip(): spec.strip() if isinstance(spec, str) else spec
+                for kind, spec in pairs
+            }
         return value
 
     @field_validator("agent_models")

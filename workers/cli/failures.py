@@ -14,6 +14,7 @@ survived.  Lines name host and port, never a password.
 
 from __future__ import annotations
 
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -125,8 +126,14 @@ def _redis_problem(url: str) -> str | None:
 def not_sent(noun: str, task_id: uuid.UUID, error: BaseException, *, waiting: float | None) -> str:
     """The note for a submit the broker refused: the row is saved, the relay sends it later."""
     then = f"; waiting up to {waiting:g}s" if waiting is not None else ""
+    answer = _redis_answer(error)
+    problem = (
+        redis_unreachable(_reason(str(error)))
+        if answer is None
+        else redis_answered(_reason(_PIPELINE_PREFIX.sub("", str(answer))))
+    )
     return (
-        f"{redis_unreachable(_reason(str(error)))}. {noun.capitalize()} {task_id} is saved "
+        f"{problem}. {noun.capitalize()} {task_id} is saved "
         "(pending); the relay (beat, as in toolbox up) will dispatch it once the broker is "
         f"back{then}"
     )
@@ -162,6 +169,31 @@ def postgres_target(url: str | None = None) -> str:
 def redis_unreachable(reason: str | None = None) -> str:
     because = f" ({reason})" if reason else ""
     return f"cannot connect to Redis at {redis_target()}{because}; check {ENV_PREFIX}REDIS_URL"
+
+
+_PIPELINE_PREFIX = re.compile(r"^command # \d+ \(.*?\) of pipeline caused error: ", re.I)
+"""How redis-py prefixes the error of a command sent in a pipeline, as kombu sends."""
+
+
+def _redis_answer(error: BaseException | None) -> redis.ResponseError | None:
+    """The error Redis answered with, when it was reached (``error`` or its cause)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, redis.ResponseError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def redis_answered(reason: str) -> str:
+    """Redis was reached and refused the message (full memory, read-only replica, ...)."""
+    hint = (
+        "free memory or raise its maxmemory"
+        if "maxmemory" in reason.lower() or reason.lower().startswith("oom")
+        else "check the Redis server's log"
+    )
+    return f"Redis at {redis_target()} refused the message ({reason}); {hint}"
 
 
 def redis_target() -> str:
