@@ -67,7 +67,7 @@ def next_page_url(page_url: httpx.URL, link: str, what: str) -> httpx.URL:
         raise ValidationFailed(
             f"GET {redact(str(page_url))}: {what} is not a valid URL ({redact(str(exc))})"
         ) from None
-    if _origin(target) != _origin(page_url):
+    if origin(target) != origin(page_url):
         port = f":{target.port}" if target.port else ""
         raise ValidationFailed(
             f"GET {redact(str(page_url))}: {what} points to another host "
@@ -77,7 +77,8 @@ def next_page_url(page_url: httpx.URL, link: str, what: str) -> httpx.URL:
     return target
 
 
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+def origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port of ``url``, the default port spelt out."""
     return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
 
 
@@ -90,7 +91,7 @@ def _page_key(url: httpx.URL) -> tuple[Any, ...]:
     rest = sorted(
         (key, value) for key, value in url.params.multi_items() if key not in ("page", "per_page")
     )
-    return (*_origin(url), url.path, "1" if page == "first" else page, tuple(rest))
+    return (*origin(url), url.path, "1" if page == "first" else page, tuple(rest))
 
 
 class PageRepeats:

@@ -46,7 +46,7 @@ from lms.base import (
     RosterEntry,
     RosterRole,
 )
-from lms.http import PageRepeats, next_page_url, parse_link_header
+from lms.http import PageRepeats, next_page_url, origin, parse_link_header
 from lms.values import iso_datetime, json_number, strict_decimal
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
 
@@ -55,7 +55,6 @@ LINEITEMS_MEDIA_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 SCORE_MEDIA_TYPE = "application/vnd.ims.lis.v1.score+json"
 #: The URLs of a context's services (NRPS, AGS), in ``options["contexts"]``.
 SERVICE_URLS = ("memberships_url", "lineitems_url")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _LIS = "http://purl.imsglobal.org/vocab/lis/v2/"
 # Roles a person holds across the institution or the platform, not in this context: the
@@ -349,7 +348,7 @@ def _origin(url: str) -> tuple[str, str, int | None]:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
         return "", "", None
-    return parsed.scheme, parsed.host, parsed.port or _DEFAULT_PORTS.get(parsed.scheme)
+    return origin(parsed)
 
 
 def _contexts(options: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
