@@ -5,10 +5,16 @@ application key and secret sent as HTTP Basic) and issues one-hour tokens.
 Collections page through ``paging.nextPage`` in the body, a host-relative URL
 that already carries the offset, so it is followed verbatim (one naming
 another host is refused, so the token never leaves the server).
+
+A course whose ``availability.available`` is ``Disabled`` is not listed: the
+SIS (or an administrator) disabled it, and Learn locks it and hides it from its
+users, instructors too.  Left out, the sync marks it as it marks a deleted one,
+its roster and assignments with it; ``No`` (private) and ``Term`` stay courses.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
@@ -29,9 +35,11 @@ from lms.base import (
     RosterEntry,
     RosterRole,
 )
-from lms.http import PageRepeats, next_page_url
+from lms.paging import PageRepeats, next_page_url
 from lms.values import decimal_or_none, iso_date, iso_datetime, json_number, scaled_score
 from models.errors import LMSRequestRejected, ValidationFailed
+
+log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/learn/api/public/v1/oauth2/token"
 COURSES_PATH = "/learn/api/public/v3/courses"
@@ -51,10 +59,12 @@ ROLE_MAP: Mapping[str, RosterRole] = {
     "CourseBuilder": "ta",
     "Guest": "observer",
 }
+DISABLED = "Disabled"
+"""Learn's ``available`` of a disabled record: a course or a membership locked and hidden."""
 AVAILABILITY_MAP: Mapping[str, EnrollmentState] = {
     "Yes": "active",
     "No": "inactive",
-    "Disabled": "dropped",
+    DISABLED: "dropped",
 }
 
 
@@ -92,6 +102,10 @@ class BlackboardClient(LMSClient):
         for item in self._pages(COURSES_PATH, {"fields": _COURSE_FIELDS}):
             if item.get("organization") is True:
                 continue  # organizations are communities, not classes
+            if _mapping(item.get("availability")).get("available") == DISABLED:
+                course_id = _required_str(item, "id", COURSES_PATH)
+                log.info("Blackboard course %s is disabled in Learn; not synced", course_id)
+                continue
             yield _course(item, COURSES_PATH)
 
     def list_roster(self, course_external_id: str) -> Iterator[RosterEntry]:

@@ -46,7 +46,7 @@ from lms.base import (
     RosterEntry,
     RosterRole,
 )
-from lms.http import PageRepeats, next_page_url, origin, parse_link_header
+from lms.paging import PageRepeats, next_page_url, origin, parse_link_header
 from lms.values import iso_datetime, json_number, strict_decimal
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
 

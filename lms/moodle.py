@@ -32,8 +32,9 @@ from lms.base import (
     RosterEntry,
     RosterRole,
 )
-from lms.http import LMSHttp, PageRepeats
+from lms.http import LMSHttp
 from lms.messages import require_object, scrub
+from lms.paging import PageRepeats
 from lms.values import plain, scaled_score, strict_decimal, unix_time, utc
 from models.errors import (
     ConfigurationError,

@@ -38,8 +38,9 @@ from lms.base import (
     LMSClient,
     RosterEntry,
 )
-from lms.http import LMSHttp, PageRepeats, cut_short, next_page_url
+from lms.http import LMSHttp
 from lms.messages import require_object
+from lms.paging import PageRepeats, cut_short, next_page_url
 from lms.values import plain, scaled_score, strict_decimal, unix_time, utc
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
 from models.redaction import redact

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import closing
@@ -225,6 +226,23 @@ def test_organizations_are_not_courses(client: BlackboardClient, fake: FakeBlack
     fake.inject(Fault(reply=Reply.json({"results": rows}), match=lambda r: "/v3/courses" in r.path))
 
     assert [c.title for c in client.list_courses()] == ["Art"]
+
+
+def test_a_disabled_course_is_not_listed_and_its_id_is_logged(
+    client: BlackboardClient, fake: FakeBlackboard, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Learn's ``Disabled`` (the SIS locked the course) was listed as a live course;
+    a private (``No``) course and one that follows its term stay courses."""
+    fake.availability.update({"2": "Disabled", "3": "No", "4": "Term", "5": "Disabled"})
+    with caplog.at_level(logging.INFO, logger="lms.blackboard"):
+        listed = [course.external_id for course in client.list_courses()]
+
+    assert listed == ["_1_1", "_3_1", "_4_1"]
+    assert [r.getMessage() for r in caplog.records if r.name == "lms.blackboard"] == [
+        "Blackboard course _2_1 is disabled in Learn; not synced",
+        "Blackboard course _5_1 is disabled in Learn; not synced",
+    ]
+    assert {r.levelno for r in caplog.records if r.name == "lms.blackboard"} == {logging.INFO}
 
 
 def test_token_expiring_mid_paging_is_renewed_once(

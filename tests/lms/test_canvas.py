@@ -11,7 +11,7 @@ import pytest
 
 from lms.base import ConnectionConfig, Course, Credentials, GradeSubmission
 from lms.canvas import CanvasClient
-from lms.http import parse_link_header
+from lms.paging import parse_link_header
 from models.errors import (
     ConfigurationError,
     LMSAuthRejected,

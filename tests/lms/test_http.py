@@ -12,7 +12,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from lms.http import LMSHttp, parse_link_header, retry_after_seconds
+from lms.http import LMSHttp, retry_after_seconds
+from lms.paging import parse_link_header
 from models.errors import LMSRequestRejected, LMSUnavailable, ValidationFailed
 from models.redaction import redact
 from tests.lms.fakes import FakeLMSServer, RecordedRequest, Reply

@@ -2,7 +2,7 @@
 
 Credentials refused mid-run stop it with one reason (a token renewal that cures the
 401 does not); a plain-http address an older version stored is not called; a course
-the LMS stopped listing takes its assignments and roster along.
+the LMS stopped listing (or Learn disabled) takes its assignments and roster along.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from lms.sync import SyncProgress
 from models.errors import ValidationFailed
 from tests.integration.lms_support import add_canvas, integration_row, sync
 from tests.lms.fakes import Dataset, FakeCanvas, FakeMoodle, Fault, Reply
+from tests.lms.fakes.blackboard import FakeBlackboard, bb_id
 from tests.lms.fakes.canvas import UNAUTHORIZED
 from tests.lms.fakes.oneroster import FakeOneRoster
 from tests.lms.fakes.server import path_matcher
@@ -203,6 +204,35 @@ def test_a_course_marked_before_its_rows_went_along_is_counted_without_them_and_
 
     assert sync(engine, canvas_id).courses_removed == 0
     assert live_rows(engine, gone_id) == (0, 0)
+
+
+def test_a_course_disabled_in_learn_goes_as_a_deleted_one_does(
+    engine: Engine, toolbox_env: dict[str, str]
+) -> None:
+    """Learn's ``Disabled`` (the SIS locked the course, hidden from its users) was synced as a
+    live course, its roster enrolled; private (``No``) and ``Term`` courses stay courses."""
+    with FakeBlackboard(Dataset.generate(**SCHOOL)) as learn:
+        hidden, term, private = list(learn.data.courses)
+        learn.availability.update({hidden: "Disabled", term: "Term", private: "No"})
+        integration = add(engine, "blackboard", learn.base_url, credentials=Credentials(
+            client_id=learn.app_key, client_secret=learn.app_secret))  # fmt: skip
+        first = sync(engine, integration)
+        assert (first.status, first.courses_listed) == ("success", 2), first.message
+        assert [r.path for r in learn.requests if f"/courses/{bb_id(hidden)}/" in r.path] == []
+        assert data_held(engine, integration)["courses"] == 2
+        assert live_rows(engine, bb_id(term)) == (2, 5)
+
+        learn.availability[term] = "Disabled"  # after the first sync
+        second = sync(engine, integration)
+        assert (second.status, second.courses_listed, second.courses_removed) == ("success", 1, 1)
+        assert live_rows(engine, bb_id(term)) == (0, 0)
+        assert marked_rows(engine, bb_id(term)) == (2, 5)
+        held = data_held(engine, integration)
+        assert (held["courses"], held["courses_deleted"]) == (1, 1)
+
+        learn.availability[term] = "Yes"
+        assert sync(engine, integration).status == "success"
+        assert live_rows(engine, bb_id(term)) == (2, 5)
 
 
 def live_rows(engine: Engine, external_course_id: str) -> tuple[int, int]:

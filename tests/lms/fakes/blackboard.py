@@ -67,7 +67,9 @@ class FakeBlackboard(FakeLMSServer):
     """Learn over ``data``; authenticate with ``app_key``/``app_secret``.
 
     ``token_lifetime`` is what ``expires_in`` says and when tokens stop
-    working; ``expire_all_tokens()`` forces a mid-sync expiry.
+    working; ``expire_all_tokens()`` forces a mid-sync expiry.  ``availability``
+    gives a course (by dataset id) its ``availability.available`` other than
+    ``Yes``: ``No``, ``Disabled`` or ``Term``.
     """
 
     name = "fake-blackboard"
@@ -91,6 +93,7 @@ class FakeBlackboard(FakeLMSServer):
         self.clock = clock
         self.deadlines: dict[str, float] = {}
         self.unauthorized = 0
+        self.availability: dict[str, str] = {}
         course = r"/learn/api/public/v\d/courses/(?P<course_id>[^/]+)"
         column = course + r"/gradebook/columns/(?P<column_id>[^/]+)"
         self.add_routes(
@@ -188,7 +191,10 @@ class FakeBlackboard(FakeLMSServer):
             "name": course.title,
             "description": course.description or None,
             "organization": False,
-            "availability": {"available": "Yes", "duration": duration},
+            "availability": {
+                "available": self.availability.get(course.id, "Yes"),
+                "duration": duration,
+            },
         }
 
     def _members(self, request: RecordedRequest, course_id: str) -> Reply:
