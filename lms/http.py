@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import httpx
 
 from lms.messages import lms_message, redirect_message, require_object, scrub, secrets_of
+from lms.pacing import RollingWindow
 from lms.paging import (
     PageRepeats,
     cut_short,
@@ -114,9 +115,11 @@ class LMSHttp:
         backoff_cap: float = 30.0,
         throttle_threshold: int | None = None,
         refused: Callable[[httpx.Response], bool] = credentials_refused,
+        pacer: RollingWindow | None = None,
     ) -> None:
         """``refused``: whether a 4xx means refused credentials (``credentials_refused``);
-        a platform that answers 401 for one resource too (Canvas) tells them apart."""
+        a platform that answers 401 for one resource too (Canvas) tells them apart.
+        ``pacer``: waited on before each send, retries too (``lms.pacing``: Schoology)."""
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         self.base_url = base_url
@@ -131,6 +134,7 @@ class LMSHttp:
         self._backoff_cap = backoff_cap
         self._throttle_threshold = throttle_threshold
         self._refused = refused
+        self._pacer = pacer
         self._pending_pause = 0.0
         self._single_attempt = False
 
@@ -164,6 +168,8 @@ class LMSHttp:
         renewed = False
         while True:
             self._pause_if_throttled()
+            if self._pacer is not None:
+                self._pacer.wait()
             request = self._client.build_request(
                 method, url, params=params, json=json, data=data, headers=headers
             )

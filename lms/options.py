@@ -33,8 +33,17 @@ def text(options: Mapping[str, Any], key: str, where: str, *, numbers: bool = Fa
     raise _refused(where, key, kind, value)
 
 
-def whole(options: Mapping[str, Any], key: str, where: str, *, default: int, minimum: int) -> int:
-    """A whole number of at least ``minimum``, as a JSON number or as digits."""
+def whole(
+    options: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    default: int,
+    minimum: int,
+    maximum: int | None = None,
+) -> int:
+    """A whole number of at least ``minimum`` (and, given one, at most ``maximum``), as a
+    JSON number or as digits."""
     value = options.get(key)
     if value is None or value == "":
         return default
@@ -43,8 +52,9 @@ def whole(options: Mapping[str, Any], key: str, where: str, *, default: int, min
         number = value
     elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         number = int(value.strip())
-    if number is None or number < minimum:
-        raise _refused(where, key, f"a whole number from {minimum}", value)
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        span = f"from {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise _refused(where, key, f"a whole number {span}", value)
     return number
 
 

@@ -6,6 +6,13 @@ by ``options["user_id"]``).  Lists page with ``start``/``limit`` and follow
 looks up the student's enrollment in the section; it reads the grade first and
 writes only when Schoology holds neither this score nor a newer grade.
 
+Schoology allows a consumer key 50 requests in any 5 seconds and answers HTTP
+429 past that (the limit as integrators quote it; Schoology's API pages do not
+state it, and a district's key may differ).  The client paces itself to it
+(``lms.pacing``) rather than meet the 429s: ``options.requests_per_window`` in
+``options.window_seconds`` (whole seconds, at most a minute: a longer window
+would put a worker to sleep that long in the middle of a sync).
+
 authlib's httpx integration binds to the separate ``httpx2`` package whenever
 that is installed (langsmith pulls it in), so its ``OAuth1Auth`` cannot sign an
 ``httpx`` request.  ``OAuth1Signer`` is a thin ``httpx.Auth`` over authlib's own
@@ -40,6 +47,7 @@ from lms.base import (
 )
 from lms.http import LMSHttp
 from lms.messages import require_object
+from lms.pacing import RollingWindow
 from lms.paging import PageRepeats, cut_short, next_page_url
 from lms.values import plain, scaled_score, strict_decimal, unix_time, utc
 from models.errors import ConfigurationError, LMSRequestRejected, ValidationFailed
@@ -62,6 +70,9 @@ SCORE_TOLERANCE = Decimal("0.005")
 EXCEPTIONS: Mapping[str, str] = {"1": "excused", "2": "incomplete"}
 _OK_CODES = frozenset({200, 201, 204})
 REALM = "Schoology API"
+REQUESTS_PER_WINDOW = 50  # per consumer key ...
+WINDOW_SECONDS = 5  # ... in any 5 seconds
+LONGEST_WINDOW = 60
 
 
 class _TwoLeggedAuth(ClientAuth):  # type: ignore[misc]  # authlib ships no type hints
@@ -102,13 +113,16 @@ class SchoologyClient(LMSClient):
 
     platform: ClassVar[str] = "schoology"
     secret_keys: ClassVar[frozenset[str]] = frozenset({"client_secret"})
-    option_keys: ClassVar[frozenset[str]] = frozenset({"user_id", "timezone"})
+    option_keys: ClassVar[frozenset[str]] = frozenset(
+        {"user_id", "timezone", "requests_per_window", "window_seconds"}
+    )
 
     def __init__(
         self,
         config: ConnectionConfig,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(config)
@@ -125,6 +139,25 @@ class SchoologyClient(LMSClient):
             self.timezone = ZoneInfo(option.text(config.options, "timezone", "Schoology") or "UTC")
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigurationError("Schoology options.timezone is not a known zone") from None
+        self.pacer = RollingWindow(
+            option.whole(
+                config.options,
+                "requests_per_window",
+                "Schoology",
+                default=REQUESTS_PER_WINDOW,
+                minimum=1,
+            ),
+            option.whole(
+                config.options,
+                "window_seconds",
+                "Schoology",
+                default=WINDOW_SECONDS,
+                minimum=1,
+                maximum=LONGEST_WINDOW,
+            ),
+            clock=clock,
+            sleep=sleep,
+        )
         base_url = config.base_url.rstrip("/").removesuffix("/v1")
         self.http = LMSHttp(
             base_url,
@@ -134,6 +167,7 @@ class SchoologyClient(LMSClient):
             headers={"Accept": "application/json"},
             sleep=sleep,
             transport=transport,
+            pacer=self.pacer,
         )
         self._enrollments: dict[str, dict[str, str]] = {}
         self._points: dict[tuple[str, str], Decimal | None] = {}

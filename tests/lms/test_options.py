@@ -61,6 +61,12 @@ def test_option_text_as_the_command_line_stores_it_is_read_as_meant() -> None:
     schoology: Any = make_client(config("schoology", {"user_id": 12345}))
     with schoology:
         assert schoology.user_id == "12345"
+        assert (schoology.pacer.limit, schoology.pacer.window) == (50, 5)  # as documented
+    paced: Any = make_client(
+        config("schoology", {"user_id": "1", "requests_per_window": "5", "window_seconds": 1})
+    )
+    with paced:
+        assert (paced.pacer.limit, paced.pacer.window) == (5, 1)
 
 
 @pytest.mark.parametrize(
@@ -82,6 +88,17 @@ def test_option_text_as_the_command_line_stores_it_is_read_as_meant() -> None:
         ("canvas", {"account_id": {"x": [1]}}, "Canvas options.account_id must be a string or"),
         ("canvas", {"throttle_threshold": "abc"}, "options.throttle_threshold must be a whole"),
         ("schoology", {"user_id": [1]}, "Schoology options.user_id must be a string or a whole"),
+        (
+            "schoology",
+            {"user_id": "1", "requests_per_window": "0"},
+            "Schoology options.requests_per_window must be a whole number from 1, got '0'",
+        ),
+        (
+            "schoology",
+            {"user_id": "1", "window_seconds": "2.5"},
+            "Schoology options.window_seconds must be a whole number from 1 to 60, got '2.5'",
+        ),
+        ("schoology", {"user_id": "1", "window_seconds": 3600}, "from 1 to 60, got 3600"),
     ],
 )
 def test_a_bad_option_value_is_refused_naming_the_option(

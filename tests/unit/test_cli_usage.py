@@ -130,7 +130,7 @@ REFUSALS = {
     "lms add schoology --institution x --base-url https://lms.example --client-secret s"
     ' --option user_id=1 --options-json {"user_id":"2","timezone":"UTC","memberships_ulr":"u"}': (
         "toolbox lms add: --options-json: unknown option 'memberships_ulr' for schoology"
-        " (known: timezone, user_id)"
+        " (known: requests_per_window, timezone, user_id, window_seconds)"
     ),
     "lms add moodle --institution x --base-url https://lms.example --api-key k"
     ' --options-json {"a":1}': (

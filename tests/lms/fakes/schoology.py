@@ -6,15 +6,21 @@ timestamp, an unused nonce and the ``oauth_token`` parameter, which Schoology's
 two-legged requests send empty; anything else gets 401.  Lists page with
 ``start``/``limit`` (default 20, at most 200) and answer with ``total`` and
 ``links.next``.  Grades are read and written per section and enrollment.
+With ``limit_rate`` it answers 429 to a consumer key past so many requests in
+a rolling window, measured by its own clock, as Schoology does.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 import time
+from collections import deque
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from authlib.oauth1.rfc5849 import signature
 from authlib.oauth1.rfc5849.errors import OAuth1Error
@@ -26,6 +32,7 @@ from tests.lms.fakes.server import FakeLMSServer, RecordedRequest, Reply
 API_UID = "1"
 STATUS_CODES = {"active": "1", "inactive": "2", "invited": "3", "completed": "5"}
 VERIFIERS = {"HMAC-SHA1": signature.verify_hmac_sha1, "PLAINTEXT": signature.verify_plaintext}
+CONSUMER_KEY = re.compile(r'oauth_consumer_key="([^"]*)"')
 
 
 class _Consumer:
@@ -70,6 +77,10 @@ class FakeSchoology(FakeLMSServer):
         self.nonces: set[tuple[str, str]] = set()
         #: a grade's ``exception`` (1 excused, 2 incomplete) by (assignment, user)
         self.exceptions: dict[tuple[str, str], int] = {}
+        self.rate: tuple[int, float, Callable[[], float]] | None = None
+        self.arrivals: dict[str, deque[float]] = {}
+        #: the requests answered 429 for going past the rate limit (``limit_rate``)
+        self.rate_limited: list[RecordedRequest] = []
         section = r"/v1/sections/(?P<section_id>[^/]+)"
         self.add_routes(
             [
@@ -90,6 +101,13 @@ class FakeSchoology(FakeLMSServer):
         self.data.set_grade(assignment_id, user_id, None, at=at)
         self.exceptions[(assignment_id, user_id)] = code
 
+    def limit_rate(
+        self, requests: int, seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """Answer 429 to a request that makes a consumer key's ``requests`` + 1 within
+        ``seconds`` (a request counts until ``seconds`` after it came), by ``clock``."""
+        self.rate = (requests, seconds, clock)
+
     def revoke_consumer(self, key: str) -> None:
         """The key stops working, as when an admin deletes the API credentials."""
         self.consumers.pop(key, None)
@@ -98,6 +116,11 @@ class FakeSchoology(FakeLMSServer):
         problem = self._oauth_problem(request)
         if problem is not None:
             return Reply.json({"response_code": 401, "message": problem}, 401)
+        wait = self._over_rate(request)
+        if wait is not None:
+            self.rate_limited.append(request)
+            body = {"response_code": 429, "message": "Too Many Requests"}
+            return Reply.json(body, 429, {"Retry-After": str(wait)})
         return super().handle(request)
 
     def not_found(self, request: RecordedRequest) -> Reply:
@@ -142,6 +165,19 @@ class FakeSchoology(FakeLMSServer):
             return "Invalid OAuth signature"
         self.nonces.add(nonce)
         return None
+
+    def _over_rate(self, request: RecordedRequest) -> int | None:
+        """Whole seconds to wait when ``request`` goes past the limit, else ``None``."""
+        if self.rate is None:
+            return None
+        requests, seconds, clock = self.rate
+        found = CONSUMER_KEY.search(request.headers.get("authorization", ""))
+        came = self.arrivals.setdefault(unquote(found.group(1)) if found else "", deque())
+        now = clock()
+        while came and came[0] <= now - seconds:
+            came.popleft()
+        came.append(now)
+        return math.ceil(came[0] + seconds - now) if len(came) > requests else None
 
     # paging -------------------------------------------------------------------
 
