@@ -212,14 +212,16 @@ def test_an_operators_sync_during_a_retry_wait_takes_over_and_the_waiting_chain_
 ) -> None:
     """``lms sync`` while beat's run waits for its retry: one chain runs, not two alternately.
 
-    Beat's run is throttled (a 6 s retry); the operator's claim takes the row over and its
-    message fails on every attempt (four, then ``failed``).  Beat's retry, waking in the
-    middle, finds a newer claim and ends: the LMS is asked 1 + 4 times, not 1 + 4 + 3.
+    Beat's run is throttled (a 15 s retry: the operator's command, started on a busy
+    machine, must claim before it wakes); the operator's claim takes the row over and its
+    message fails on every attempt (four, then ``failed``), each answer 4 s late, so that
+    chain still runs when beat's retry wakes (at 15 s; the chain takes 22 s or more).
+    Beat's retry finds a newer claim and ends: the LMS is asked 1 + 4 times, not 1 + 4 + 3.
     """
     integration = make()
     course_list = _is_course_list
-    canvas.inject(Fault(1, Reply.json({}, 429, {"Retry-After": "6"}), match=course_list))
-    canvas.inject(Fault(100, Reply.text("upstream down", 503), match=course_list))
+    canvas.inject(Fault(1, Reply.json({}, 429, {"Retry-After": "15"}), match=course_list))
+    canvas.inject(Fault(100, Reply.text("upstream down", 503), delay=4.0, match=course_list))
     worker = start_worker(queues="lms", concurrency=2, include="tests.quick_sync_retries")
     app.send_task("toolbox.lms.schedule_syncs")
     wait_for(lambda: len(_course_lists(canvas)) == 1, 30)

@@ -102,6 +102,7 @@ class Fault:
 
     With ``delay`` set and no reply, the fake handles the request (writes
     land) and then holds the response for ``delay`` seconds: a lost response.
+    With both, ``reply`` comes ``delay`` seconds late: a slow failure.
     """
 
     times: int = 1
@@ -322,8 +323,8 @@ class FakeLMSServer:
             reply = fault.reply
         else:
             reply = self._handle_safely(request)
-            if fault is not None and fault.delay:
-                self._stopping.wait(fault.delay)
+        if fault is not None and fault.delay:
+            self._stopping.wait(fault.delay)
         _write(handler, reply, self._stopping)
 
     def _handle_safely(self, request: RecordedRequest) -> Reply:
