@@ -27,6 +27,7 @@ import httpx
 import jwt
 
 from lms.base import ConnectionConfig
+from lms.deadline import bounded_client
 from lms.http import LMSHttp, retry_after_seconds
 from lms.messages import redirect_message, scrub, secrets_of
 from lms.wire import send_bounded
@@ -195,7 +196,7 @@ class TokenProvider:
         self._backoff = (backoff_base, backoff_cap)
         self._lock = threading.Lock()
         self._cached: _CachedToken | None = None
-        self._client = httpx.Client(timeout=timeout, transport=transport)
+        self._client = bounded_client(timeout=timeout, transport=transport)
         self._deadline = timeout
 
     def __repr__(self) -> str:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from lms.deadline import bounded_client
 from lms.messages import lms_message, redirect_message, require_object, scrub, secrets_of
 from lms.pacing import RollingWindow
 from lms.paging import (
@@ -123,7 +124,7 @@ class LMSHttp:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         self.base_url = base_url
-        self._client = httpx.Client(
+        self._client = bounded_client(
             base_url=base_url, timeout=timeout, auth=auth, headers=headers, transport=transport
         )
         self._deadline = timeout

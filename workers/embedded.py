@@ -22,11 +22,14 @@ from psycopg import errors, sql
 
 from models.errors import ConfigurationError
 from workers.embedded_users import (
+    current_postmaster,
+    disarm_redis,
     join_postgres,
     join_redis,
     leave_postgres,
     leave_redis,
     mark_postgres_user,
+    running_redis_pid,
 )
 from workers.settings import ENV_PREFIX, Settings, ensure_data_dir, get_settings
 
@@ -64,6 +67,39 @@ class Servers:
                 "Redis was not resolved: resolve_servers(redis=False) asks for PostgreSQL alone"
             )
         return self.redis_url
+
+    def server_pid(self, name: str) -> int:
+        """The pid of the embedded server ``name`` (of ``embedded``) running now, 0 if none."""
+        assert name in self.embedded and self._data_dir is not None, name
+        if name == "redis":
+            return running_redis_pid(self._data_dir)
+        info = current_postmaster(Path(self._postgres.pgdata))
+        return 0 if info is None else int(info.pid)
+
+    def rejoin(self, name: str) -> str:
+        """Join the embedded server ``name`` again the way the next command does; say where.
+
+        It starts a server that died: PostgreSQL in its data folder, Redis on
+        the socket path of ``redis_url``.  This process handed its URLs to
+        others (``toolbox up``'s processes), so a Redis that could only start
+        on another path is refused (``ConfigurationError``), as is a data
+        folder that became unusable.  Returns the data folder or the socket.
+        """
+        assert name in self.embedded and self._data_dir is not None, name
+        data_dir = ensure_data_dir(self._data_dir).resolve()
+        if name == "postgresql":
+            start_postgres(data_dir)  # pgserver's handle of this process, started again
+            where = str(self._postgres.pgdata)
+        else:
+            url, redis = start_redis(data_dir, handed_out=True)
+            previous, self._redis = self._redis, redis
+            if previous is not None:
+                disarm_redis(previous)
+            where = url.removeprefix("redis+socket://")
+        # after the new handle's own exit cleanup, so this one still runs first
+        atexit.unregister(self._leave)
+        atexit.register(self._leave)
+        return where
 
     def close(self) -> None:
         """Leave the embedded servers now (data stays on disk)."""
@@ -120,8 +156,8 @@ def _create_database(admin_uri: str) -> None:
             pass  # created by another process meanwhile (UniqueViolation: at the same moment)
 
 
-def start_redis(data_dir: Path) -> tuple[str, Any]:
-    server = join_redis(data_dir)
+def start_redis(data_dir: Path, *, handed_out: bool = False) -> tuple[str, Any]:
+    server = join_redis(data_dir, handed_out=handed_out)
     return f"redis+socket://{server.socket_file}", server
 
 

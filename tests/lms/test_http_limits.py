@@ -98,6 +98,79 @@ def test_a_token_endpoint_that_trickles_its_answer_is_unavailable(
     )
 
 
+HUNG = {
+    # Status line and headers one byte every 0.25 s, about 70 s long: each read waits far
+    # less than the 1 s timeout, so before the exchange had one deadline nothing cut it off.
+    "trickled-head": Reply(200, ITEMS[:1], {"X-Padding": "." * 200}, trickle_head=0.25),
+    "silent": Reply(silent=True),
+}
+
+
+@pytest.mark.timeout(20)  # hung here (about 140 s) before the deadline covered the headers
+@pytest.mark.parametrize("hang", HUNG)
+def test_an_answer_whose_headers_do_not_come_in_time_is_a_timeout(
+    lms: WireLMS, http: LMSHttp, hang: str
+) -> None:
+    lms.answer(HUNG[hang])
+
+    with pytest.raises(LMSUnavailable) as caught:
+        http.get_json("/items")
+
+    assert caught.value.message == (
+        f"GET {lms.base_url}/items failed after 2 attempt(s): ReadTimeout: no complete answer"
+        " within 1 s"
+    )
+    assert len(lms.requests_to("/items")) == 2
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("hang", HUNG)
+def test_a_token_endpoint_whose_headers_do_not_come_in_time_is_unavailable(
+    lms: WireLMS, tokens: TokenProvider, hang: str
+) -> None:
+    lms.answer(HUNG[hang], "/token")
+
+    with pytest.raises(LMSUnavailable) as caught:
+        tokens.token()
+
+    assert caught.value.message == (
+        f"token endpoint {lms.base_url}/token failed 2 time(s) (ReadTimeout)"
+    )
+
+
+@pytest.mark.timeout(20)
+def test_the_environments_proxy_is_used_and_bounded_by_the_deadline(
+    lms: WireLMS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``HTTP_PROXY`` still applies (httpx drops it for a client given a transport), and an
+    answer trickled through the proxy is cut off at the deadline like a direct one."""
+    monkeypatch.setenv("HTTP_PROXY", lms.base_url)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with LMSHttp("http://lms.invalid", timeout=1.0, max_retries=1, sleep=lambda _: None) as http:
+        assert http.get_json("/items") == ITEMS  # only the proxy (the fake) can answer
+        lms.answer(HUNG["trickled-head"])
+        with pytest.raises(LMSUnavailable) as caught:
+            http.get_json("/items")
+
+    assert "ReadTimeout: no complete answer within 1 s" in caught.value.message
+    assert [r.host for r in lms.requests_to("/items")] == ["lms.invalid"] * 3
+
+
+def test_a_slow_answer_complete_within_the_deadline_is_read(lms: WireLMS) -> None:
+    """Headers and body trickled a byte every 10 ms (about 1 s in all): well inside 5 s."""
+    lms.answer(Reply(200, ITEMS[:1], trickle=0.01, trickle_head=0.01))
+    tokens = TokenProvider(
+        lms.base_url + "/token", ClientSecretGrant("tool", SECRET), timeout=5.0, max_attempts=1
+    )
+    lms.answer(Reply(200, {"access_token": TOKEN}, trickle_head=0.01), "/token")
+
+    with LMSHttp(lms.base_url, timeout=5.0, max_retries=0, auth=tokens.auth()) as http:
+        assert http.get_json("/items") == ITEMS[:1]
+    tokens.close()
+    assert lms.requests_to("/items")[0].headers["authorization"] == f"Bearer {TOKEN}"
+
+
 # size -------------------------------------------------------------------------------------
 
 

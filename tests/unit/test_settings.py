@@ -42,6 +42,13 @@ def test_defaults_use_embedded_servers() -> None:
         ("TOOLBOX_REDIS_URL", "http://:S3cret@x", "redis+socket:// URL, got 'http://:***@x'"),
         ("TOOLBOX_ENV", "staging", "TOOLBOX_ENV: Input should be"),
         ("TOOLBOX_FLOWER_PORT", "0", "TOOLBOX_FLOWER_PORT"),
+        # no upper bound used to take any number, so a task crashing its worker looped for good
+        (
+            "TOOLBOX_MAX_DELIVERIES",
+            "101",
+            "TOOLBOX_MAX_DELIVERIES: Input should be less than or equal to 100",
+        ),
+        ("TOOLBOX_MAX_DELIVERIES", "0", "TOOLBOX_MAX_DELIVERIES: Input should be greater than"),
         ("TOOLBOX_AGENT_MODELS", "painter=openai:x", "TOOLBOX_AGENT_MODELS: unknown agent kind"),
         ("TOOLBOX_FLOWER_BASIC_AUTH", "nopassword", "TOOLBOX_FLOWER_BASIC_AUTH: each entry"),
         ("TOOLBOX_DEFAULT_MODEL", "bogus", "TOOLBOX_DEFAULT_MODEL: model spec 'bogus' is not"),
@@ -128,6 +135,12 @@ def test_bad_values_name_the_variable(
     assert expected in error.value.message
     assert "\n" not in error.value.message
     assert "S3cret" not in error.value.message
+
+
+@pytest.mark.parametrize("value", ["1", "100"])
+def test_max_deliveries_takes_1_to_100(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("TOOLBOX_MAX_DELIVERIES", value)
+    assert load_settings().max_deliveries == int(value)
 
 
 def test_a_redis_url_is_refused_exactly_when_kombu_cannot_take_it() -> None:

@@ -20,6 +20,7 @@ from workers.cli.lookup import warn
 from workers.cli.options import seconds
 from workers.cli.usage import refused
 from workers.embedded import resolve_servers
+from workers.embedded_watch import EmbeddedWatch, Refused
 from workers.flower import check_login, check_port, flower_launch
 from workers.procs import (
     COLD_SIGNALS,
@@ -64,6 +65,7 @@ def up(
     status 2, nothing started), migrates the schema, then starts the
     processes.  Ctrl-C or SIGTERM stops them, letting running tasks
     finish for up to --stop-timeout seconds; a second one stops them now.
+    An embedded server that dies meanwhile is started again within seconds.
     """
     try:
         names = choose(processes)
@@ -91,14 +93,22 @@ def up(
     console.print(f"schema at {schema.current_revision(servers.database_url)}")
     env = process_env()
     env.setdefault("TOOLBOX_DATA_DIR", str(settings.data_dir))
+    watch = EmbeddedWatch(servers)
     stack = Stack(
         {name: PROCESSES[name] for name in names},
         env,
         grace=stop_timeout,
         cold_signals=COLD_SIGNALS,
         on_end=_ended,
+        on_stop=watch.halt,  # no server starts again during the stop
     )
-    with lock:  # held until the stack has stopped
+
+    def not_restarted(refused: Refused) -> None:
+        """An embedded server cannot be started again: the stack stops as if a process ended."""
+        say_error(f"toolbox up: {refused}; stopping the stack")
+        stack.end(f"embedded {refused.server} stopped; not started again")
+
+    with lock, watch.watching(not_restarted):  # held until the stack has stopped
         code = stack.run()
     sys.exit(code)
 

@@ -3,7 +3,8 @@
 It runs ``ThreadingHTTPServer`` on 127.0.0.1 with an ephemeral port in a
 thread, records every request, and injects the faults a real LMS produces
 (throttling, 5xx storms, Canvas's 403 throttle, lost responses, malformed
-JSON, expired tokens) so clients are tested over real sockets.
+JSON, expired tokens, answers trickled or never sent) so clients are tested
+over real sockets.
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ class Reply:
     chunked: bool = False
     """Sent with ``Transfer-Encoding: chunked`` instead of ``Content-Length``: nothing tells
     the client the size before it reads."""
+    trickle_head: float = 0.0
+    """Seconds between the bytes of the status line and headers, sent one at a time (a
+    server that keeps every read of the client short, yet never gets to its body)."""
+    silent: bool = False
+    """Read the request, then answer nothing until the server stops (a hung LMS)."""
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -361,27 +367,48 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _write(handler: BaseHTTPRequestHandler, reply: Reply, stopping: threading.Event) -> None:
     payload = reply.encoded()
+    headers = [*reply.headers.items()]
+    if reply.chunked:
+        headers.append(("Transfer-Encoding", "chunked"))
+    else:
+        headers.append(("Content-Length", str(len(payload))))
     try:
-        handler.send_response(reply.status)
-        for name, value in reply.headers.items():
-            handler.send_header(name, value)
-        if reply.chunked:
-            handler.send_header("Transfer-Encoding", "chunked")
+        if reply.silent:
+            stopping.wait()
+            handler.close_connection = True
+            return
+        if reply.trickle_head:
+            phrase = handler.responses.get(reply.status, ("",))[0]
+            lines = [f"HTTP/1.1 {reply.status} {phrase}", *(f"{k}: {v}" for k, v in headers)]
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            if not _trickle(handler, head, reply.trickle_head, stopping):
+                handler.close_connection = True
+                return
         else:
-            handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
+            handler.send_response(reply.status)
+            for name, value in headers:
+                handler.send_header(name, value)
+            handler.end_headers()
         if reply.chunked:
             for start in range(0, len(payload), 65536):
                 piece = payload[start : start + 65536]
                 handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             handler.wfile.write(b"0\r\n\r\n")
         elif reply.trickle:
-            for start in range(len(payload)):
-                handler.wfile.write(payload[start : start + 1])
-                handler.wfile.flush()
-                if stopping.wait(reply.trickle):
-                    break
+            _trickle(handler, payload, reply.trickle, stopping)
         else:
             handler.wfile.write(payload)
     except (BrokenPipeError, ConnectionResetError):
         handler.close_connection = True
+
+
+def _trickle(
+    handler: BaseHTTPRequestHandler, data: bytes, pause: float, stopping: threading.Event
+) -> bool:
+    """Write ``data`` one byte every ``pause`` seconds; ``False`` if the server stopped first."""
+    for start in range(len(data)):
+        handler.wfile.write(data[start : start + 1])
+        handler.wfile.flush()
+        if stopping.wait(pause):
+            return False
+    return True
