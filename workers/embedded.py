@@ -68,11 +68,17 @@ class Servers:
             )
         return self.redis_url
 
+    def _embedded_dir(self, name: str) -> Path:
+        """The data folder of the embedded server ``name``; ValueError if it is not embedded."""
+        if name not in self.embedded or self._data_dir is None:
+            raise ValueError(f"{name!r} is not an embedded server here (embedded: {self.embedded})")
+        return self._data_dir
+
     def server_pid(self, name: str) -> int:
         """The pid of the embedded server ``name`` (of ``embedded``) running now, 0 if none."""
-        assert name in self.embedded and self._data_dir is not None, name
+        data_dir = self._embedded_dir(name)
         if name == "redis":
-            return running_redis_pid(self._data_dir)
+            return running_redis_pid(data_dir)
         info = current_postmaster(Path(self._postgres.pgdata))
         return 0 if info is None else int(info.pid)
 
@@ -85,8 +91,7 @@ class Servers:
         on another path is refused (``ConfigurationError``), as is a data
         folder that became unusable.  Returns the data folder or the socket.
         """
-        assert name in self.embedded and self._data_dir is not None, name
-        data_dir = ensure_data_dir(self._data_dir).resolve()
+        data_dir = ensure_data_dir(self._embedded_dir(name)).resolve()
         if name == "postgresql":
             start_postgres(data_dir)  # pgserver's handle of this process, started again
             where = str(self._postgres.pgdata)
