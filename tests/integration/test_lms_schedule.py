@@ -216,7 +216,9 @@ def test_an_operators_sync_during_a_retry_wait_takes_over_and_the_waiting_chain_
     machine, must claim before it wakes); the operator's claim takes the row over and its
     message fails on every attempt (four, then ``failed``), each answer 4 s late, so that
     chain still runs when beat's retry wakes (at 15 s; the chain takes 22 s or more).
-    Beat's retry finds a newer claim and ends: the LMS is asked 1 + 4 times, not 1 + 4 + 3.
+    Beat's retry finds a newer claim and ends (or, waking while one of the operator's
+    attempts holds the sync, finds it running and ends): the LMS is asked 1 + 4 times,
+    not 1 + 4 + 3.
     """
     integration = make()
     course_list = _is_course_list
@@ -235,7 +237,8 @@ def test_an_operators_sync_during_a_retry_wait_takes_over_and_the_waiting_chain_
     assert integration_row(engine, integration).sync_run_id not in {None, beats_run}
     wait_for(lambda: _done([worker], "toolbox.lms.sync") == 2, 60)  # each chain ended
     assert len(_course_lists(canvas)) == 5, "beat's chain ran once, the operator's four times"
-    assert "superseded by a newer claim" in worker.log()
+    ended = worker.log()
+    assert "superseded by a newer claim" in ended or "another process is running" in ended
     row = integration_row(engine, integration)
     assert row.last_sync_status == "failed" and "503" in row.sync_error_message
 
